@@ -1,0 +1,1 @@
+"""AWS access: boto3 clients built from the settings, and the resources gpuorch needs."""

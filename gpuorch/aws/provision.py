@@ -1,0 +1,181 @@
+"""Create, idempotently, the queues, tables and bucket gpuorch runs on; report what changed."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from botocore.exceptions import ClientError
+
+from gpuorch.aws.clients import AwsClients
+from gpuorch.jobs.store import STATUS_INDEX
+from gpuorch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FOURTEEN_DAYS = 14 * 86400  # SQS's longest retention: an accepted job waits out any GPU pause.
+CONTROL_VISIBILITY_TIMEOUT = 120
+
+
+@dataclass(frozen=True)
+class Change:
+    resource: str
+    action: str  # "created", "updated" or "unchanged"
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.action:9} {self.resource}" + (f"  ({self.detail})" if self.detail else "")
+
+
+def queue_attributes(settings: Settings, *, dlq_arn: str | None, visibility: int) -> dict[str, str]:
+    """The attributes a gpuorch queue must have (the GPU queue gets the redrive policy)."""
+    attributes = {
+        "VisibilityTimeout": str(visibility),
+        "ReceiveMessageWaitTimeSeconds": str(settings.receive_wait_seconds),
+        "MessageRetentionPeriod": str(FOURTEEN_DAYS),
+    }
+    if dlq_arn:
+        attributes["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(settings.max_receive_count)},
+            sort_keys=True,
+        )
+    return attributes
+
+
+def attribute_drift(wanted: dict[str, str], actual: dict[str, str]) -> dict[str, str]:
+    """The wanted attributes whose current value differs (the redrive policy compared as JSON)."""
+    drift = {}
+    for name, value in wanted.items():
+        current = actual.get(name)
+        if name == "RedrivePolicy" and current:
+            same = {k: str(v) for k, v in json.loads(current).items()} == json.loads(value)
+        else:
+            same = current == value
+        if not same:
+            drift[name] = value
+    return drift
+
+
+class Provisioner:
+    """Brings one account/region (or the local moto server) to the state gpuorch needs."""
+
+    def __init__(self, clients: AwsClients, settings: Settings, report: Callable[[Change], None] = lambda c: None):
+        self.aws = clients
+        self.settings = settings
+        self.report = report
+        self.changes: list[Change] = []
+
+    def _note(self, change: Change) -> None:
+        self.changes.append(change)
+        self.report(change)
+        log.info("provision: %s", change)
+
+    def run(self) -> list[Change]:
+        dlq_arn = self.queue(self.settings.gpu_dead_letter_queue, dlq_arn=None, visibility=self.settings.visibility_timeout)
+        self.queue(self.settings.gpu_queue, dlq_arn=dlq_arn, visibility=self.settings.visibility_timeout)
+        self.queue(self.settings.control_queue, dlq_arn=None, visibility=CONTROL_VISIBILITY_TIMEOUT)
+        self.table(
+            self.settings.job_table,
+            key="task_id",
+            attributes={"task_id": "S", "status": "S", "created_at": "S"},
+            index=(STATUS_INDEX, "status", "created_at"),
+            ttl_attribute="expires_at",
+        )
+        self.table(self.settings.result_table, key="id", attributes={"id": "S"}, index=None, ttl_attribute="ttl")
+        self.bucket(self.settings.bucket)
+        return self.changes
+
+    def queue(self, name: str, *, dlq_arn: str | None, visibility: int) -> str:
+        """Create the queue or correct its attributes; returns its ARN."""
+        sqs = self.aws.sqs
+        wanted = queue_attributes(self.settings, dlq_arn=dlq_arn, visibility=visibility)
+        try:
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}:
+                raise
+            url = sqs.create_queue(QueueName=name, Attributes=wanted)["QueueUrl"]
+            self._note(Change(f"sqs queue {name}", "created", _describe(wanted)))
+        else:
+            actual = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            drift = attribute_drift(wanted, actual)
+            if drift:
+                sqs.set_queue_attributes(QueueUrl=url, Attributes=drift)
+                self._note(Change(f"sqs queue {name}", "updated", _describe(drift)))
+            else:
+                self._note(Change(f"sqs queue {name}", "unchanged"))
+        return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    def table(
+        self,
+        name: str,
+        *,
+        key: str,
+        attributes: dict[str, str],
+        index: tuple[str, str, str] | None,
+        ttl_attribute: str,
+    ) -> None:
+        db = self.aws.dynamodb
+        try:
+            db.describe_table(TableName=name)
+            self._note(Change(f"dynamodb table {name}", "unchanged"))
+        except db.exceptions.ResourceNotFoundException:
+            spec = {
+                "TableName": name,
+                "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
+                "AttributeDefinitions": [{"AttributeName": a, "AttributeType": t} for a, t in attributes.items()],
+                "BillingMode": "PAY_PER_REQUEST",
+            }
+            if index:
+                index_name, hash_key, range_key = index
+                spec["GlobalSecondaryIndexes"] = [{
+                    "IndexName": index_name,
+                    "KeySchema": [
+                        {"AttributeName": hash_key, "KeyType": "HASH"},
+                        {"AttributeName": range_key, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }]
+            db.create_table(**spec)
+            db.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+            self._note(Change(f"dynamodb table {name}", "created", "on-demand" + (f", index {index[0]}" if index else "")))
+        ttl = db.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        if ttl.get("TimeToLiveStatus") not in {"ENABLED", "ENABLING"} or ttl.get("AttributeName") != ttl_attribute:
+            db.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute}
+            )
+            self._note(Change(f"dynamodb table {name} ttl", "updated", f"on {ttl_attribute}"))
+
+    def bucket(self, name: str) -> None:
+        s3 = self.aws.s3
+        try:
+            s3.head_bucket(Bucket=name)
+            self._note(Change(f"s3 bucket {name}", "unchanged"))
+            return
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in {"404", "NoSuchBucket", "NotFound"}:
+                raise
+        spec = {"Bucket": name}
+        if self.settings.region != "us-east-1":
+            spec["CreateBucketConfiguration"] = {"LocationConstraint": self.settings.region}
+        s3.create_bucket(**spec)
+        s3.put_public_access_block(
+            Bucket=name,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True, "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
+            },
+        )
+        s3.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        self._note(Change(f"s3 bucket {name}", "created", "private, encrypted"))
+
+
+def _describe(attributes: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(attributes.items()))

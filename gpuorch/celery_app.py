@@ -1,0 +1,109 @@
+"""The Celery application: its configuration is built from the Settings in one place."""
+
+from __future__ import annotations
+
+import functools
+import urllib.parse
+from typing import Any, Callable
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from gpuorch.services import Services
+from gpuorch.settings import Settings
+
+GPU_TASKS = ("gpuorch.tasks.camera_angle", "gpuorch.tasks.qwen_image_edit", "gpuorch.tasks.run_workflow")
+
+# A GPU job stops itself this long before the hard limit, so it can interrupt ComfyUI and record why.
+SOFT_LIMIT_MARGIN = 15
+
+
+def broker_url(settings: Settings) -> str:
+    """sqs:// for AWS; for another endpoint kombu builds the address from the URL's host and port."""
+    if not settings.aws_endpoint_url:
+        return "sqs://"
+    endpoint = urllib.parse.urlsplit(settings.aws_endpoint_url)
+    return f"sqs://{endpoint.netloc}"
+
+
+def result_backend_url(settings: Settings) -> str:
+    return f"dynamodb://@{settings.region}/{settings.result_table}?ttl_seconds={settings.job_ttl_seconds}"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Every Celery setting gpuorch uses, derived from its Settings."""
+    endpoint = urllib.parse.urlsplit(settings.aws_endpoint_url) if settings.aws_endpoint_url else None
+    transport_options: dict[str, Any] = {
+        "region": settings.region,
+        "wait_time_seconds": settings.receive_wait_seconds,
+        # Only used if kombu ever creates a queue itself; `gpuorch provision` creates them first.
+        "visibility_timeout": settings.visibility_timeout,
+        "polling_interval": 1,
+    }
+    if endpoint is not None:
+        transport_options["is_secure"] = endpoint.scheme == "https"
+    direct = Exchange("gpuorch", type="direct")
+    config: dict[str, Any] = {
+        "broker_url": broker_url(settings),
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "result_backend": result_backend_url(settings),
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_queues": (
+            Queue(settings.gpu_queue, direct, routing_key=settings.gpu_queue),
+            Queue(settings.control_queue, direct, routing_key=settings.control_queue),
+        ),
+        "task_default_queue": settings.control_queue,
+        "task_default_exchange": "gpuorch",
+        "task_default_routing_key": settings.control_queue,
+        "task_routes": {name: {"queue": settings.gpu_queue, "routing_key": settings.gpu_queue} for name in GPU_TASKS},
+        # Invariant 2: a GPU job's message stays in flight until the job ends; a dead worker gives it back.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_time_limit": settings.task_time_limit,
+        "task_soft_time_limit": max(1, settings.task_time_limit - SOFT_LIMIT_MARGIN),
+        "task_track_started": True,
+        "result_expires": None,  # the DynamoDB table's TTL expires results
+        # Broadcast (remote control, events) needs fanout, which plain SQS lacks: off until it is wired
+        # through SNS, so no per-process queues are left behind.
+        "worker_enable_remote_control": False,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
+        "worker_hijack_root_logger": False,
+    }
+    if settings.aws_endpoint_url:
+        config["dynamodb_endpoint_url"] = settings.aws_endpoint_url
+    return config
+
+
+class GpuorchCelery(Celery):
+    """A Celery app that carries the gpuorch Settings it was configured from."""
+
+    def __init__(self, settings_loader: Callable[[], Settings] = Settings.from_env, **kwargs: Any):
+        super().__init__("gpuorch", include=["gpuorch.tasks"], **kwargs)
+        self._settings_loader = settings_loader
+        self._settings: Settings | None = None
+        self.add_defaults(lambda: celery_config(self.settings))
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = self._settings_loader()
+        return self._settings
+
+    def use_settings(self, settings: Settings) -> None:
+        """Configure from explicit settings (an entry point that already read them), before first use."""
+        if self.configured and self._settings is not None and self._settings != settings:
+            raise RuntimeError("the Celery app is already configured with other settings")
+        self._settings = settings
+
+    @functools.cached_property
+    def services(self) -> Services:
+        """The process's AWS clients, job store and workflow catalogue, built on first use."""
+        return Services(self.settings)
+
+
+app = GpuorchCelery()

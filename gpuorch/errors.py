@@ -1,0 +1,28 @@
+"""Errors a gpuorch caller sees: an invalid request, and a job that ended in failure.
+
+    GpuorchError
+    ├── ParamsInvalid   the request was refused before anything was queued (field -> reasons)
+    └── JobFailed       the job ran and failed; its record says why
+"""
+
+from __future__ import annotations
+
+
+class GpuorchError(Exception):
+    """Base of the errors gpuorch raises to its callers."""
+
+
+class ParamsInvalid(GpuorchError, ValueError):
+    """A job request that fails validation; nothing was recorded or queued."""
+
+    def __init__(self, errors: dict):
+        self.errors = errors
+        super().__init__(f"invalid job request: {errors}")
+
+
+class UnknownWorkflow(GpuorchError, LookupError):
+    """No workflow of that name is registered."""
+
+
+class JobFailed(GpuorchError):
+    """Raised by a GPU task (and so by `AsyncResult.get()`) when its job failed; the message is the reason."""

@@ -1,0 +1,1 @@
+"""Executing jobs on the GPU side: the runner the GPU tasks call, and its retry policy."""

@@ -1,0 +1,200 @@
+"""Run one GPU job: inputs to ComfyUI, the bound graph submitted once, progress followed, outputs to S3."""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from celery.exceptions import Reject, SoftTimeLimitExceeded
+
+from gpuorch.comfyui.client import ComfyClient
+from gpuorch.comfyui.errors import ComfyError, ComfyUnavailable
+from gpuorch.errors import JobFailed
+from gpuorch.execution.retry import comfy_retry
+from gpuorch.inputs import InputRejected, InputUnavailable, fetch_input, inspect_image
+from gpuorch.jobs import states
+from gpuorch.jobs.store import Job, TransitionRefused
+from gpuorch.services import Services
+from gpuorch.workflows import bind
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoredOutput:
+    uri: str
+    filename: str
+    node_id: str
+    media: str
+    content_type: str
+    bytes: int
+
+    def as_record(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def input_name(job_id: str, index: int, image_format: str) -> str:
+    """A stable ComfyUI file name for a job's input: a redelivered job binds the same graph."""
+    return f"gpuorch-{job_id}-{index}.{image_format.lower()}"
+
+
+def output_key(job_id: str, subfolder: str, filename: str) -> str:
+    """The S3 key of an output: results/{job_id}/, ComfyUI's subfolder below the job's own prefix kept."""
+    parts = [p for p in subfolder.split("/") if p and p not in {"gpuorch", job_id}]
+    return "/".join(["results", job_id, *parts, filename])
+
+
+def failure_result(job: Job) -> JobFailed:
+    return JobFailed(f"job {job.job_id} failed: {job.error}")
+
+
+def success_result(job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "workflow": job.workflow,
+        "status": job.status,
+        "outputs": [o["uri"] for o in job.outputs],
+    }
+
+
+class ProgressReporter:
+    """Writes progress to the job record and the Celery task state, only when the percentage grows."""
+
+    def __init__(self, services: Services, job_id: str, update_state: Callable[..., None] | None):
+        self._services, self._job_id, self._update_state = services, job_id, update_state
+        self._last = -1
+
+    def __call__(self, progress) -> None:
+        percent = int(progress.percent)
+        if percent <= self._last:
+            return
+        self._last = percent
+        self._services.jobs.report_progress(self._job_id, percent, progress.node)
+        if self._update_state is not None:
+            self._update_state(state="PROGRESS", meta={"job_id": self._job_id, "progress": percent, "node": progress.node})
+
+
+def run_job(services: Services, job_id: str, workflow_name: str, params: dict[str, Any], *, task=None) -> dict[str, Any]:
+    """Carry one job to a terminal status; returns the task result or raises JobFailed."""
+    job = services.jobs.get(job_id)
+    if job is None:
+        # A message with no record was not accepted by gpuorch: leave it to the dead-letter queue.
+        log.error("job %s: no job record; rejecting the message", job_id)
+        raise Reject(f"no job record for {job_id}", requeue=False)
+    if job.status == states.SUCCEEDED:
+        log.info("job %s: already succeeded; duplicate delivery ignored", job_id)
+        return success_result(job)
+    if states.is_terminal(job.status):
+        log.info("job %s: already %s; duplicate delivery ignored", job_id, job.status)
+        raise failure_result(job)
+    try:
+        job = services.jobs.transition(job_id, states.RUNNING)
+    except TransitionRefused as refused:
+        log.info("job %s: not started (%s)", job_id, refused)
+        raise failure_result(services.jobs.get(job_id)) from None
+    log.info("job %s: running %s (attempt %d)", job_id, workflow_name, job.attempts)
+    update_state = task.update_state if task is not None else None
+    try:
+        outputs = JobExecution(services, job, update_state).run()
+    except SoftTimeLimitExceeded:
+        return _fail(services, job_id, f"timed out after {services.settings.task_time_limit - 15} s")
+    except InputRejected as exc:
+        return _fail(services, job_id, f"input rejected: {exc}")
+    except InputUnavailable as exc:
+        return _fail(services, job_id, f"input unavailable: {exc}")
+    except ComfyUnavailable as exc:
+        return _fail(services, job_id, f"ComfyUI unreachable at {services.settings.comfyui_url}: {exc}")
+    except ComfyError as exc:
+        return _fail(services, job_id, f"{type(exc).__name__}: {exc}")
+    try:
+        job = services.jobs.transition(job_id, states.SUCCEEDED, outputs=[o.as_record() for o in outputs], node=None)
+    except TransitionRefused as refused:
+        log.warning("job %s: finished but not recorded as succeeded (%s)", job_id, refused)
+        raise failure_result(services.jobs.get(job_id)) from None
+    log.info("job %s: succeeded with %d output(s)", job_id, len(outputs))
+    return success_result(job)
+
+
+def _fail(services: Services, job_id: str, reason: str):
+    log.warning("job %s: failed: %s", job_id, reason)
+    try:
+        job = services.jobs.transition(job_id, states.FAILED, error=reason)
+    except TransitionRefused:
+        job = services.jobs.get(job_id)
+    raise failure_result(job)
+
+
+class JobExecution:
+    """The ComfyUI side of one job, from inputs to stored outputs."""
+
+    def __init__(self, services: Services, job: Job, update_state: Callable[..., None] | None = None):
+        self.services = services
+        self.settings = services.settings
+        self.job = job
+        self.workflow = services.workflows.get(job.workflow)
+        self.comfy = ComfyClient(
+            self.settings.comfyui_url,
+            client_id=f"gpuorch-{socket.gethostname()}-{os.getpid()}",
+            timeout=self.settings.comfyui_timeout,
+        )
+        self.retry = comfy_retry(self.settings.comfyui_retries)
+        self.progress = ProgressReporter(services, job.job_id, update_state)
+        self.started = time.monotonic()
+
+    def run(self) -> list[StoredOutput]:
+        job_id = self.job.job_id
+        where = self.retry(self.comfy.locate)(job_id)
+        if where is None:
+            graph = self.bind(self.upload_inputs())
+            self.retry(self.comfy.submit)(graph, prompt_id=job_id)
+            log.info("job %s: submitted to ComfyUI", job_id)
+        else:
+            # Invariant 3: a redelivered job follows its own prompt instead of running it twice.
+            # Progress tracking needs only the graph's shape, which the input file names do not change.
+            log.info("job %s: found in ComfyUI (%s); following it instead of resubmitting", job_id, where)
+            graph = self.bind([input_name(job_id, i, "png") for i, _ in enumerate(self.image_uris())])
+        remaining = self.settings.task_time_limit - (time.monotonic() - self.started)
+        result = self.comfy.wait(job_id, graph=graph, on_progress=self.progress, timeout=max(1.0, remaining))
+        return [self.store(ref) for ref in result.outputs if ref.type == "output"]
+
+    def image_uris(self) -> list[str]:
+        return [uri for uris in self.workflow.image_inputs(self.job.params).values() for uri in uris]
+
+    def upload_inputs(self) -> list[str]:
+        names = []
+        for index, uri in enumerate(self.image_uris()):
+            data = fetch_input(uri, s3=self.services.aws.s3, policy=self.settings.input_policy)
+            info = inspect_image(data, max_pixels=self.settings.max_input_pixels, max_bytes=self.settings.max_input_bytes)
+            name = input_name(self.job.job_id, index, info.format)
+            names.append(self.retry(self.comfy.upload_image)(name, data, overwrite=True))
+        return names
+
+    def bind(self, image_names: list[str]) -> dict[str, Any]:
+        return bind(
+            self.workflow,
+            self.job.params,
+            image_names,
+            self.settings.models,
+            output_prefix=f"gpuorch/{self.job.job_id}/out",
+            seed_source=self.job.job_id,
+        )
+
+    def store(self, ref) -> StoredOutput:
+        data = self.retry(self.comfy.view)(ref)
+        key = output_key(self.job.job_id, ref.subfolder, ref.filename)
+        content_type = mimetypes.guess_type(ref.filename)[0] or "application/octet-stream"
+        self.services.aws.s3.put_object(Bucket=self.settings.bucket, Key=key, Body=data, ContentType=content_type)
+        log.info("job %s: stored %s (%d bytes)", self.job.job_id, key, len(data))
+        return StoredOutput(
+            uri=f"s3://{self.settings.bucket}/{key}",
+            filename=ref.filename,
+            node_id=str(ref.node_id),
+            media=ref.media,
+            content_type=content_type,
+            bytes=len(data),
+        )

@@ -1,0 +1,1 @@
+"""Job records: the user's truth about each job, kept in DynamoDB."""

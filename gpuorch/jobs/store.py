@@ -1,0 +1,281 @@
+"""The DynamoDB job table: create, read, list and conditionally move job records."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Callable
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from gpuorch.jobs import states
+
+log = logging.getLogger(__name__)
+
+STATUS_INDEX = "status-created_at-index"
+Clock = Callable[[], datetime]
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with microseconds: sorts lexicographically in time order (the GSI's range key)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class JobNotFound(LookupError):
+    """No job record has this id."""
+
+
+class TransitionRefused(RuntimeError):
+    """The record's status does not allow the requested move (a late or duplicate writer)."""
+
+    def __init__(self, job_id: str, target: str, current: str | None):
+        self.job_id, self.target, self.current = job_id, target, current
+        super().__init__(f"job {job_id}: cannot move from {current} to {target}")
+
+
+class InvalidCursor(ValueError):
+    """A list cursor that this service did not hand out."""
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    workflow: str
+    status: str
+    params: dict[str, Any]
+    created_at: str
+    updated_at: str
+    progress: int = 0
+    node: str | None = None
+    attempts: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    source: str = "api"
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> "Job":
+        data = {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+        return cls(
+            job_id=data["task_id"],
+            workflow=data["workflow"],
+            status=data["status"],
+            params=data.get("params", {}),
+            created_at=data["created_at"],
+            updated_at=data.get("updated_at", data["created_at"]),
+            progress=int(data.get("progress", 0)),
+            node=data.get("node"),
+            attempts=int(data.get("attempts", 0)),
+            started_at=data.get("started_at"),
+            finished_at=data.get("finished_at"),
+            outputs=data.get("outputs", []),
+            error=data.get("error"),
+            source=data.get("source", "api"),
+        )
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; give callers ints and floats."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _dynamo(value: Any) -> dict[str, Any]:
+    if isinstance(value, float):
+        value = Decimal(str(value))
+    elif isinstance(value, dict):
+        return {"M": {k: _dynamo(v) for k, v in value.items()}}
+    elif isinstance(value, list):
+        return {"L": [_dynamo(v) for v in value]}
+    return _serializer.serialize(value)
+
+
+def encode_cursor(created_at: str, job_id: str) -> str:
+    raw = json.dumps([created_at, job_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created_at, job_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, TypeError):
+        raise InvalidCursor("cursor is not one this service handed out") from None
+    if not isinstance(created_at, str) or not isinstance(job_id, str):
+        raise InvalidCursor("cursor is not one this service handed out")
+    return created_at, job_id
+
+
+def newest_first(pages: list[list[Job]], limit: int) -> tuple[list[Job], bool]:
+    """Merge per-status pages (each newest first, at most `limit` long) into one page; and whether more follow.
+
+    A status whose page came back full may hold older records, so another page may follow.
+    """
+    merged = sorted((job for page in pages for job in page), key=lambda j: (j.created_at, j.job_id), reverse=True)
+    more = len(merged) > limit or any(len(page) >= limit for page in pages)
+    return merged[:limit], more
+
+
+class JobStore:
+    """Job records in the DynamoDB job table; every status change is a conditional write."""
+
+    def __init__(self, dynamodb_client, table: str, *, ttl_seconds: int, clock: Clock = utc_now):
+        self._db = dynamodb_client
+        self._table = table
+        self._ttl = ttl_seconds
+        self._clock = clock
+
+    def create(self, job_id: str, workflow: str, params: dict[str, Any], *, source: str) -> Job:
+        """Write a new queued record; a second create with the same id is refused, not overwritten."""
+        now = self._clock()
+        stamp = timestamp(now)
+        item = {
+            "task_id": job_id,
+            "workflow": workflow,
+            "status": states.QUEUED,
+            "params": params,
+            "created_at": stamp,
+            "updated_at": stamp,
+            "progress": 0,
+            "attempts": 0,
+            "outputs": [],
+            "source": source,
+            "expires_at": int((now + timedelta(seconds=self._ttl)).timestamp()),
+        }
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={k: _dynamo(v) for k, v in item.items()},
+                ConditionExpression="attribute_not_exists(task_id)",
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                raise TransitionRefused(job_id, states.QUEUED, "existing") from None
+            raise
+        return Job.from_item({k: _dynamo(v) for k, v in item.items()})
+
+    def get(self, job_id: str, *, consistent: bool = True) -> Job | None:
+        answer = self._db.get_item(
+            TableName=self._table, Key={"task_id": {"S": job_id}}, ConsistentRead=consistent
+        )
+        return Job.from_item(answer["Item"]) if "Item" in answer else None
+
+    def delete(self, job_id: str) -> None:
+        """Remove a record that never reached the queue (its message could not be sent)."""
+        self._db.delete_item(TableName=self._table, Key={"task_id": {"S": job_id}})
+
+    def list(self, *, status: str | None, limit: int, cursor: str | None = None) -> tuple[list[Job], str | None]:
+        """Newest first from the status GSI; with no status, every status merged. Returns (jobs, next cursor)."""
+        after = decode_cursor(cursor) if cursor else None
+        statuses = [status] if status else list(states.STATUSES)
+        jobs, more = newest_first([self._query_status(s, limit, after) for s in statuses], limit)
+        next_cursor = encode_cursor(jobs[-1].created_at, jobs[-1].job_id) if jobs and more else None
+        return jobs, next_cursor
+
+    def _query_status(self, status: str, limit: int, after: tuple[str, str] | None) -> list[Job]:
+        """Up to `limit` records of one status older than `after`, newest first."""
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": STATUS_INDEX,
+            "KeyConditionExpression": "#s = :s",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":s": {"S": status}},
+            "ScanIndexForward": False,
+        }
+        if after is not None:
+            query["KeyConditionExpression"] += " AND created_at <= :c"
+            query["ExpressionAttributeValues"][":c"] = {"S": after[0]}
+        jobs: list[Job] = []
+        while True:
+            # Ask for one more than needed: records sharing the cursor's timestamp are filtered out after.
+            answer = self._db.query(Limit=limit + 1, **query)
+            for item in answer.get("Items", []):
+                job = Job.from_item(item)
+                if after is None or (job.created_at, job.job_id) < after:
+                    jobs.append(job)
+            if len(jobs) >= limit or "LastEvaluatedKey" not in answer:
+                return jobs[:limit]
+            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def transition(self, job_id: str, target: str, **fields: Any) -> Job:
+        """Move a record to `target` if its status allows it; refuses (TransitionRefused) otherwise."""
+        allowed = sorted(states.allowed_from(target))
+        now = timestamp(self._clock())
+        updates: dict[str, Any] = {"status": target, "updated_at": now, **fields}
+        if target == states.RUNNING:
+            updates.setdefault("started_at", now)
+        if states.is_terminal(target):
+            updates["finished_at"] = now
+            if target == states.SUCCEEDED:
+                updates["progress"] = 100
+        names = {f"#f{i}": name for i, name in enumerate(updates)}
+        values = {f":v{i}": _dynamo(value) for i, value in enumerate(updates.values())}
+        expression = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(updates)))
+        if target == states.RUNNING:
+            expression += " ADD attempts :one"
+            values[":one"] = {"N": "1"}
+        names["#status"] = "status"
+        allowed_values = {f":a{i}": {"S": s} for i, s in enumerate(allowed)}
+        values.update(allowed_values)
+        condition = "attribute_exists(task_id) AND #status IN (" + ", ".join(allowed_values) + ")"
+        try:
+            answer = self._db.update_item(
+                TableName=self._table,
+                Key={"task_id": {"S": job_id}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                current = self.get(job_id)
+                raise TransitionRefused(job_id, target, current.status if current else None) from None
+            raise
+        log.info("job %s -> %s", job_id, target, extra={"job_id": job_id})
+        return Job.from_item(answer["Attributes"])
+
+    def report_progress(self, job_id: str, progress: int, node: str | None) -> bool:
+        """Record progress while running; never lowers it. False when the write was not applied."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"task_id": {"S": job_id}},
+                UpdateExpression="SET progress = :p, #n = :n, updated_at = :u",
+                ConditionExpression="#s = :running AND progress < :p",
+                ExpressionAttributeNames={"#s": "status", "#n": "node"},
+                ExpressionAttributeValues={
+                    ":p": {"N": str(int(progress))},
+                    ":n": _dynamo(node),
+                    ":u": {"S": timestamp(self._clock())},
+                    ":running": {"S": states.RUNNING},
+                },
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+        return True
+
+
+def _condition_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"

@@ -1,0 +1,126 @@
+"""`gpuorch demo`: the whole pipeline on the local stack, one job of each kind, outputs written locally."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import click
+import requests
+from tqdm import tqdm
+
+from gpuorch.aws.clients import AwsClients
+from gpuorch.aws.provision import Provisioner
+from gpuorch.celery_app import app
+from gpuorch.jobs import states
+from gpuorch.local.stack import LocalStack, free_port
+from gpuorch.settings import REPO_ROOT, Settings, settings_env
+from gpuorch.tasks import qwen_image_edit
+
+log = logging.getLogger(__name__)
+
+SAMPLE_IMAGE = Path(__file__).resolve().parent / "samples" / "house.png"
+JOB_DEADLINE_S = 300
+
+
+def local_settings(base: Settings, endpoint: str, comfyui_url: str, api_port: int) -> Settings:
+    """The demo's settings: the caller's, pointed at the local moto server, emulator and API."""
+    return dataclasses.replace(
+        base,
+        aws_endpoint_url=endpoint,
+        comfyui_url=comfyui_url,
+        api_base_url=f"http://127.0.0.1:{api_port}",
+        receive_wait_seconds=min(base.receive_wait_seconds, 2),
+    )
+
+
+def follow_jobs(api: str, job_ids: dict[str, str], deadline_s: float, echo: Callable[[str], None]) -> dict[str, dict]:
+    """Show each job's progress until all are terminal (or the deadline passes); returns their records."""
+    bars = {label: tqdm(total=100, desc=f"{label:16}", position=i, leave=True, bar_format="{desc} {bar} {n:3d}% {postfix}")
+            for i, label in enumerate(job_ids)}
+    records: dict[str, dict] = {}
+    deadline = time.monotonic() + deadline_s
+    try:
+        while time.monotonic() < deadline:
+            for label, job_id in job_ids.items():
+                record = requests.get(f"{api}/api/v1/jobs/{job_id}", timeout=10).json()
+                records[label] = record
+                bar = bars[label]
+                bar.update(max(0, int(record.get("progress", 0)) - bar.n))
+                bar.set_postfix_str(record["status"] + (f" ({record['node']})" if record.get("node") else ""))
+            if all(r["status"] in states.TERMINAL for r in records.values()):
+                break
+            time.sleep(0.5)  # polling the API; the loop is bounded by the deadline
+    finally:
+        for bar in bars.values():
+            bar.close()
+    return records
+
+
+def download_outputs(aws: AwsClients, record: dict, target: Path) -> list[Path]:
+    paths = []
+    for output in record.get("outputs", []):
+        bucket, key = output["uri"][len("s3://"):].split("/", 1)
+        path = target / record["job_id"] / output["filename"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        aws.s3.download_file(bucket, key, str(path))
+        paths.append(path)
+    return paths
+
+
+def run_demo(base: Settings, output_dir: Path, step_seconds: float, echo: Callable[[str], None] = click.echo) -> bool:
+    """Start the local stack, run both workflows, write their outputs; True if both jobs succeeded."""
+    run_dir = REPO_ROOT / ".local-stack" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    with LocalStack(run_dir=run_dir) as stack:
+        echo(f"Local stack logs: {run_dir}")
+        endpoint = stack.start_moto()
+        echo(f"moto server (SQS, SNS, DynamoDB, S3, EC2) at {endpoint}")
+        emulator_url = stack.start_emulator(run_dir / "comfyui", base.models.by_folder(), step_seconds)
+        echo(f"ComfyUI emulator at {emulator_url} (an emulator: images are simulated, not generated)")
+        api_port = free_port()
+        settings = local_settings(base, endpoint, emulator_url, api_port)
+        aws = AwsClients(settings)
+        echo("Provisioning:")
+        Provisioner(aws, settings, report=lambda change: echo(f"  {change}")).run()
+
+        stack.env = settings_env(settings)
+        api_process, _worker = stack.start_procfile(
+            ["api", "gpu_worker"], {"GPUORCH_API_BIND": f"127.0.0.1:{api_port}", "GPUORCH_API_WORKERS": "2"}
+        )
+        api = settings.api_base_url
+        stack.wait_until_ready(api_process, lambda: requests.get(f"{api}/health", timeout=5).status_code == 200)
+        echo(f"API at {api} (Procfile: api, gpu_worker)")
+
+        image_key = "inputs/samples/house.png"
+        aws.s3.upload_file(str(SAMPLE_IMAGE), settings.bucket, image_key)
+        image_uri = f"s3://{settings.bucket}/{image_key}"
+
+        answer = requests.post(
+            f"{api}/api/v1/camera-angle/jobs", json={"image": image_uri, "move": "rotate_left", "degrees": 45}, timeout=30
+        )
+        answer.raise_for_status()
+        camera_id = answer.json()["job_id"]
+        echo(f"REST   POST /api/v1/camera-angle/jobs -> 202, job {camera_id}")
+
+        app.use_settings(settings)  # the Python caller publishes with the demo's settings
+        result = qwen_image_edit.delay(prompt="Paint the house blue and add snow on the roof", images=[image_uri])
+        echo(f"Python qwen_image_edit.delay(...) -> job {result.id}")
+
+        records = follow_jobs(api, {"camera-angle": camera_id, "qwen-image-edit": result.id}, JOB_DEADLINE_S, echo)
+        ok = all(r["status"] == states.SUCCEEDED for r in records.values())
+        if ok:
+            echo(f"result.get() from the DynamoDB result backend: {result.get(timeout=30)}")
+        for label, record in records.items():
+            if record["status"] == states.SUCCEEDED:
+                for path in download_outputs(aws, record, output_dir):
+                    echo(f"{label}: {path}")
+            else:
+                echo(f"{label}: {record['status']}: {record.get('error') or 'did not finish in time'}")
+                for process in stack.processes:
+                    echo(f"--- {process.name} log (last lines) ---\n{process.tail(20)}")
+        echo("Both jobs succeeded." if ok else "Not every job succeeded.")
+        return ok

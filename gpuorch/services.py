@@ -1,0 +1,27 @@
+"""The long-lived objects one process needs (AWS clients, job store, workflows), built from Settings."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from gpuorch.aws.clients import AwsClients
+from gpuorch.jobs.store import JobStore
+from gpuorch.settings import Settings
+from gpuorch.workflows import WorkflowCatalog, load_catalog
+
+
+class Services:
+    """Built once per process from its Settings; each part is created on first use."""
+
+    def __init__(self, settings: Settings, aws: AwsClients | None = None):
+        self.settings = settings
+        self.aws = aws or AwsClients(settings)
+
+    @functools.cached_property
+    def jobs(self) -> JobStore:
+        return JobStore(self.aws.dynamodb, self.settings.job_table, ttl_seconds=self.settings.job_ttl_seconds)
+
+    @functools.cached_property
+    def workflows(self) -> WorkflowCatalog:
+        return load_catalog(Path(self.settings.workflows_dir))

@@ -1,0 +1,206 @@
+"""The one settings object, read from GPUORCH_* environment variables at each entry point."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from gpuorch.inputs.policy import InputPolicy
+from gpuorch.workflows.models import ModelFiles
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_ROOT.parent
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value gpuorch cannot use."""
+
+
+def _int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected an integer") from None
+
+
+def _float(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a number") from None
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{name}={raw!r}: expected true or false")
+
+
+def _csv(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+_PARSERS = {int: _int, float: _float, bool: _bool, tuple: _csv}
+
+
+def env(var: str, default: Any, doc: str) -> Any:
+    """Declare a setting: the variable it is read from, its default, and what it is for."""
+    return field(default=default, metadata={"env": var, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about gpuorch; `Settings.from_env()` is the only reader of the environment."""
+
+    region: str = env("GPUORCH_REGION", "us-east-1", "AWS region of every resource.")
+    aws_endpoint_url: str = env(
+        "GPUORCH_AWS_ENDPOINT_URL", "",
+        "One endpoint for SQS, SNS, DynamoDB, S3 and EC2 (the local moto server). Empty: real AWS.",
+    )
+    gpu_queue: str = env("GPUORCH_GPU_QUEUE", "gpu_tasks_queue", "SQS queue the GPU worker consumes.")
+    gpu_dead_letter_queue: str = env(
+        "GPUORCH_GPU_DLQ", "gpu_tasks_queue_dlq", "Dead-letter queue of the GPU queue."
+    )
+    control_queue: str = env(
+        "GPUORCH_CONTROL_QUEUE", "gpu_control_queue", "SQS queue of the always-on control worker."
+    )
+    max_receive_count: int = env(
+        "GPUORCH_MAX_RECEIVE_COUNT", 3, "Receives of a GPU message before SQS moves it to the DLQ."
+    )
+    visibility_timeout: int = env(
+        "GPUORCH_VISIBILITY_TIMEOUT", 300,
+        "Seconds a received GPU message stays hidden; must exceed the longest job plus its wait.",
+    )
+    receive_wait_seconds: int = env(
+        "GPUORCH_RECEIVE_WAIT_SECONDS", 20, "SQS long-poll wait of the queues (0-20)."
+    )
+    task_time_limit: int = env(
+        "GPUORCH_TASK_TIME_LIMIT", 120,
+        "Hard limit in seconds for one GPU job, ComfyUI queue wait included.",
+    )
+    job_table: str = env("GPUORCH_JOB_TABLE", "task_store", "DynamoDB table of job records.")
+    result_table: str = env(
+        "GPUORCH_RESULT_TABLE", "celery_results", "DynamoDB table of Celery's result backend."
+    )
+    job_ttl_days: int = env("GPUORCH_JOB_TTL_DAYS", 30, "Days a job record and its result are kept.")
+    bucket: str = env("GPUORCH_BUCKET", "gpuorch-jobs", "S3 bucket for inputs and results.")
+    input_buckets: tuple = env(
+        "GPUORCH_INPUT_BUCKETS", (),
+        "Comma-separated extra buckets jobs may read s3:// inputs from (the job bucket always may).",
+    )
+    allow_insecure_inputs: bool = env(
+        "GPUORCH_ALLOW_INSECURE_INPUTS", False,
+        "Let jobs fetch http:// and loopback URLs. Only for the local stack and tests.",
+    )
+    max_input_bytes: int = env(
+        "GPUORCH_MAX_INPUT_BYTES", 25 * 1024 * 1024, "Largest input image, in bytes."
+    )
+    max_input_pixels: int = env(
+        "GPUORCH_MAX_INPUT_PIXELS", 40_000_000, "Largest input image, in pixels."
+    )
+    comfyui_url: str = env(
+        "GPUORCH_COMFYUI_URL", "http://127.0.0.1:8188", "ComfyUI server the GPU worker drives."
+    )
+    comfyui_timeout: float = env(
+        "GPUORCH_COMFYUI_TIMEOUT", 30.0, "Seconds for one ComfyUI HTTP request."
+    )
+    comfyui_ready_timeout: float = env(
+        "GPUORCH_COMFYUI_READY_TIMEOUT", 300.0, "Seconds the GPU worker waits for ComfyUI to answer at start."
+    )
+    comfyui_retries: int = env(
+        "GPUORCH_COMFYUI_RETRIES", 5, "Attempts to reach an unreachable ComfyUI before a job fails."
+    )
+    workflows_dir: str = env(
+        "GPUORCH_WORKFLOWS_DIR", str(REPO_ROOT / "configs" / "workflows"),
+        "Folder of workflow templates (one sub-folder each).",
+    )
+    diffusion_model: str = env(
+        "GPUORCH_DIFFUSION_MODEL", ModelFiles.diffusion_model, "Qwen-Image-Edit-2509 diffusion model file."
+    )
+    text_encoder: str = env("GPUORCH_TEXT_ENCODER", ModelFiles.text_encoder, "Qwen2.5-VL text encoder file.")
+    vae: str = env("GPUORCH_VAE", ModelFiles.vae, "Qwen-Image VAE file.")
+    lightning_4step_lora: str = env(
+        "GPUORCH_LIGHTNING_4STEP_LORA", ModelFiles.lightning_4step_lora, "4-step Lightning LoRA (image edit)."
+    )
+    lightning_8step_lora: str = env(
+        "GPUORCH_LIGHTNING_8STEP_LORA", ModelFiles.lightning_8step_lora, "8-step Lightning LoRA (camera angle)."
+    )
+    camera_lora: str = env(
+        "GPUORCH_CAMERA_LORA", ModelFiles.camera_lora, "Multiple-angles camera LoRA file."
+    )
+    log_level: str = env("GPUORCH_LOG_LEVEL", "INFO", "Log level of every gpuorch process.")
+    api_base_url: str = env(
+        "GPUORCH_API_URL", "http://127.0.0.1:8080", "Where clients (the CLI, the demo) reach the REST API."
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Build the settings from `environ` (default: the process environment)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            var = f.metadata["env"]
+            if var in environ:
+                values[f.name] = _PARSERS.get(type(f.default), lambda _n, raw: raw)(var, environ[var])
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Refuse settings that cannot work together, naming the variable."""
+        if not 0 <= self.receive_wait_seconds <= 20:
+            raise SettingsError("GPUORCH_RECEIVE_WAIT_SECONDS must be between 0 and 20")
+        if self.max_receive_count < 1:
+            raise SettingsError("GPUORCH_MAX_RECEIVE_COUNT must be at least 1")
+        if self.task_time_limit < 1:
+            raise SettingsError("GPUORCH_TASK_TIME_LIMIT must be positive")
+
+    @property
+    def models(self) -> ModelFiles:
+        return ModelFiles(
+            diffusion_model=self.diffusion_model,
+            text_encoder=self.text_encoder,
+            vae=self.vae,
+            lightning_4step_lora=self.lightning_4step_lora,
+            lightning_8step_lora=self.lightning_8step_lora,
+            camera_lora=self.camera_lora,
+        )
+
+    @property
+    def input_policy(self) -> InputPolicy:
+        return InputPolicy(
+            allowed_buckets=(self.bucket, *self.input_buckets),
+            max_bytes=self.max_input_bytes,
+            max_pixels=self.max_input_pixels,
+            allow_insecure_local=self.allow_insecure_inputs,
+        )
+
+    @property
+    def job_ttl_seconds(self) -> int:
+        return self.job_ttl_days * 86400
+
+
+def documented_variables() -> list[tuple[str, Any, str]]:
+    """(variable, default, description) for every setting: the README's table is made from this."""
+    return [(f.metadata["env"], f.default, f.metadata["doc"]) for f in dataclasses.fields(Settings)]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment variables that make `Settings.from_env()` in a child process equal `settings`."""
+    out = {}
+    for f in dataclasses.fields(Settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, tuple):
+            text = ",".join(value)
+        else:
+            text = str(value)
+        out[f.metadata["env"]] = text
+    return out

@@ -1,0 +1,89 @@
+"""The GPU job tasks: `camera_angle.delay(...)`, `qwen_image_edit.delay(...)`, `run_workflow.delay(...)`.
+
+Calling `.delay()` / `.apply_async()` validates the parameters and writes the job record before the
+message is sent, exactly as a REST submission does, so `GET /api/v1/jobs/{result.id}` works for both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task
+from celery.result import AsyncResult
+
+from gpuorch import submission
+from gpuorch.celery_app import app
+from gpuorch.execution.runner import run_job
+from gpuorch.jobs.store import Job
+
+
+class WorkflowTask(Task):
+    """A task that runs one workflow on the GPU; its Celery task id is the job id and the ComfyUI prompt_id."""
+
+    #: The workflow this task runs; None for run_workflow, whose caller names it.
+    workflow_name: str | None = None
+
+    def split(self, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """(workflow name, parameters) from the task's keyword arguments."""
+        return self.workflow_name, dict(kwargs)
+
+    def join(self, workflow: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The task's keyword arguments for a workflow and its parameters (ids and small values only)."""
+        return dict(params)
+
+    def apply_async(self, args=None, kwargs=None, task_id=None, **options) -> AsyncResult:
+        if args:
+            raise TypeError(f"{self.name} takes keyword arguments only")
+        workflow, params = self.split(kwargs or {})
+        job = self.submit(workflow, params, source="python", job_id=task_id, **options)
+        return self.AsyncResult(job.job_id)
+
+    def submit(self, workflow: str, params: dict[str, Any], *, source: str, job_id: str | None = None, **options) -> Job:
+        """Accept a job (record first, then the message); raises ParamsInvalid / UnknownWorkflow."""
+
+        def publish(job_id: str, wf, clean: dict[str, Any]) -> None:
+            super(WorkflowTask, self).apply_async(kwargs=self.join(wf.name, clean), task_id=job_id, **options)
+
+        return submission.accept(self.app.services, workflow, params, publish, source=source, job_id=job_id)
+
+    def perform(self, workflow: str, params: dict[str, Any]) -> dict[str, Any]:
+        return run_job(self.app.services, self.request.id, workflow, params, task=self)
+
+
+@app.task(base=WorkflowTask, bind=True, name="gpuorch.tasks.camera_angle", workflow_name="camera-angle")
+def camera_angle(self: WorkflowTask, **params: Any) -> dict[str, Any]:
+    """Change the camera angle of one image (8 steps, the multiple-angles LoRA)."""
+    return self.perform("camera-angle", params)
+
+
+@app.task(base=WorkflowTask, bind=True, name="gpuorch.tasks.qwen_image_edit", workflow_name="qwen-image-edit")
+def qwen_image_edit(self: WorkflowTask, **params: Any) -> dict[str, Any]:
+    """Edit an image from a prompt and up to 3 reference images (4 steps)."""
+    return self.perform("qwen-image-edit", params)
+
+
+class AnyWorkflowTask(WorkflowTask):
+    """run_workflow(workflow=NAME, params={...}): any registered workflow, named by the caller."""
+
+    def split(self, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        extra = set(kwargs) - {"workflow", "params"}
+        if extra or "workflow" not in kwargs:
+            raise TypeError("run_workflow takes workflow=NAME and params={...}")
+        return kwargs["workflow"], kwargs.get("params") or {}
+
+    def join(self, workflow: str, params: dict[str, Any]) -> dict[str, Any]:
+        return {"workflow": workflow, "params": params}
+
+
+@app.task(base=AnyWorkflowTask, bind=True, name="gpuorch.tasks.run_workflow")
+def run_workflow(self: AnyWorkflowTask, workflow: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Run any registered workflow by name."""
+    return self.perform(workflow, params)
+
+
+def task_for(workflow: str) -> WorkflowTask:
+    """The task a REST submission of `workflow` goes through (the named task when there is one)."""
+    for task in (camera_angle, qwen_image_edit):
+        if task.workflow_name == workflow:
+            return task
+    return run_workflow

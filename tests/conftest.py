@@ -1,0 +1,72 @@
+"""Shared fixtures: a moto server over HTTP, settings pointing at it, and provisioned resources."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+from gpuorch.aws.clients import AwsClients
+from gpuorch.aws.provision import Provisioner
+from gpuorch.services import Services
+from gpuorch.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_credentials(tmp_path_factory):
+    """Fake credentials, so nothing in the suite can reach a real AWS account."""
+    mp = pytest.MonkeyPatch()
+    for var, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path_factory.mktemp("aws") / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path_factory.mktemp("aws") / "credentials"),
+    }.items():
+        mp.setenv(var, value)
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(aws_credentials) -> str:
+    """A moto server on loopback, reached over HTTP exactly as AWS would be."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def settings(moto_endpoint) -> Settings:
+    """Settings with resource names unique to the test, so tests never see each other's jobs."""
+    suffix = uuid.uuid4().hex[:8]
+    return Settings(
+        aws_endpoint_url=moto_endpoint,
+        gpu_queue=f"gpu_tasks_queue_{suffix}",
+        gpu_dead_letter_queue=f"gpu_tasks_queue_dlq_{suffix}",
+        control_queue=f"gpu_control_queue_{suffix}",
+        job_table=f"task_store_{suffix}",
+        result_table=f"celery_results_{suffix}",
+        bucket=f"gpuorch-jobs-{suffix}",
+        receive_wait_seconds=1,
+        allow_insecure_inputs=True,
+    )
+
+
+@pytest.fixture
+def provisioned(settings) -> Services:
+    """Services over freshly provisioned queues, tables and bucket."""
+    services = Services(settings)
+    Provisioner(services.aws, settings).run()
+    return services

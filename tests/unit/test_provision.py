@@ -1,0 +1,65 @@
+"""`gpuorch provision` creates what the replaced system listed, and a second run changes nothing."""
+
+import json
+
+from gpuorch.aws.clients import AwsClients
+from gpuorch.aws.provision import Provisioner, attribute_drift, queue_attributes
+from gpuorch.jobs.store import STATUS_INDEX
+
+
+def test_first_run_creates_everything_and_second_changes_nothing(settings):
+    aws = AwsClients(settings)
+    first = Provisioner(aws, settings).run()
+    assert {c.resource for c in first if c.action == "created"} == {
+        f"sqs queue {settings.gpu_queue}",
+        f"sqs queue {settings.gpu_dead_letter_queue}",
+        f"sqs queue {settings.control_queue}",
+        f"dynamodb table {settings.job_table}",
+        f"dynamodb table {settings.result_table}",
+        f"s3 bucket {settings.bucket}",
+    }
+    second = Provisioner(aws, settings).run()
+    assert [c.action for c in second] == ["unchanged"] * len(second)
+
+
+def test_gpu_queue_attributes_and_redrive(settings):
+    aws = AwsClients(settings)
+    Provisioner(aws, settings).run()
+    attrs = aws.sqs.get_queue_attributes(QueueUrl=aws.queue_url(settings.gpu_queue), AttributeNames=["All"])["Attributes"]
+    assert attrs["VisibilityTimeout"] == "300"
+    assert attrs["ReceiveMessageWaitTimeSeconds"] == str(settings.receive_wait_seconds)
+    redrive = json.loads(attrs["RedrivePolicy"])
+    assert int(redrive["maxReceiveCount"]) == 3
+    assert redrive["deadLetterTargetArn"].endswith(settings.gpu_dead_letter_queue)
+
+
+def test_job_table_shape(settings):
+    aws = AwsClients(settings)
+    Provisioner(aws, settings).run()
+    table = aws.dynamodb.describe_table(TableName=settings.job_table)["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "task_id", "KeyType": "HASH"}]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    [index] = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == STATUS_INDEX
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["status", "created_at"]
+    ttl = aws.dynamodb.describe_time_to_live(TableName=settings.job_table)["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == "expires_at" and ttl["TimeToLiveStatus"] == "ENABLED"
+
+
+def test_changed_visibility_is_corrected_and_reported(settings):
+    import dataclasses
+
+    aws = AwsClients(settings)
+    Provisioner(aws, settings).run()
+    longer = dataclasses.replace(settings, visibility_timeout=900)
+    changes = Provisioner(AwsClients(longer), longer).run()
+    updated = [c for c in changes if c.action == "updated"]
+    assert [c.resource for c in updated] == [f"sqs queue {settings.gpu_dead_letter_queue}", f"sqs queue {settings.gpu_queue}"]
+    assert "VisibilityTimeout=900" in updated[1].detail
+
+
+def test_drift_compares_redrive_policy_as_json(settings):
+    wanted = queue_attributes(settings, dlq_arn="arn:aws:sqs:us-east-1:1:dlq", visibility=300)
+    actual = dict(wanted, RedrivePolicy='{"maxReceiveCount":3,"deadLetterTargetArn":"arn:aws:sqs:us-east-1:1:dlq"}')
+    assert attribute_drift(wanted, actual) == {}
+    assert attribute_drift(wanted, dict(actual, VisibilityTimeout="30")) == {"VisibilityTimeout": "300"}

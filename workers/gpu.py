@@ -1,0 +1,64 @@
+"""The GPU worker process: checks the invariants, waits for ComfyUI, then consumes only the GPU queue."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from gpuorch.celery_app import app
+from gpuorch.comfyui.client import ComfyClient
+from gpuorch.comfyui.errors import ComfyUnavailable
+from gpuorch.logs import configure_logging
+from gpuorch.services import Services
+from gpuorch.settings import Settings
+from workers.checks import queue_visibility_timeout, visibility_problems
+
+log = logging.getLogger(__name__)
+
+
+def wait_for_comfyui(url: str, timeout_s: float, *, interval_s: float = 1.0) -> dict:
+    """Poll ComfyUI's /system_stats until it answers or the deadline passes (then ComfyUnavailable)."""
+    client = ComfyClient(url, client_id="gpuorch-startup", timeout=5)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return client.system_stats()
+        except ComfyUnavailable:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(interval_s)  # a server that is still booting; the deadline bounds the wait
+
+
+def worker_argv(settings: Settings, *, loglevel: str = "INFO") -> list[str]:
+    return [
+        "worker",
+        "--queues", settings.gpu_queue,
+        "--concurrency", "1",  # one job at a time on the GPU
+        "--pool", "prefork",  # a child process, so a job that kills it is given back, not lost
+        "--hostname", "gpu@%h",
+        "--without-mingle", "--without-gossip", "--without-heartbeat",
+        "--loglevel", loglevel,
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    services = Services(settings)
+    visibility = queue_visibility_timeout(services.aws.sqs, services.aws.queue_url(settings.gpu_queue))
+    problems = visibility_problems(visibility, settings.task_time_limit)
+    if problems:
+        for problem in problems:
+            log.error("refusing to start: %s", problem)
+        return 2
+    stats = wait_for_comfyui(settings.comfyui_url, settings.comfyui_ready_timeout)
+    version = stats.get("system", {}).get("comfyui_version", "?")
+    log.info("ComfyUI %s ready at %s; consuming %s", version, settings.comfyui_url, settings.gpu_queue)
+    app.use_settings(settings)
+    app.worker_main(worker_argv(settings) + list(argv or []))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
