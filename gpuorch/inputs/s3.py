@@ -1,0 +1,58 @@
+"""Reading an input object from an allow-listed S3 bucket, capped in size."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from gpuorch.inputs.errors import InputRejected, InputUnavailable
+from gpuorch.inputs.policy import InputPolicy
+from gpuorch.inputs.uri import S3Uri
+
+__all__ = ["classify_s3_error", "fetch_s3"]
+
+_CHUNK = 1024 * 1024
+# Error codes that say "not now" rather than "never"; S3 and STS spell throttling several ways.
+_TRANSIENT_CODES = frozenset({
+    "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
+    "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable", "503",
+})
+
+
+def classify_s3_error(code: str, http_status: int | None) -> Literal["rejected", "unavailable"]:
+    """Whether an S3 error answer means the input is wrong or the service is struggling."""
+    if code in _TRANSIENT_CODES or (http_status is not None and (http_status >= 500 or http_status == 429)):
+        return "unavailable"
+    return "rejected"
+
+
+def fetch_s3(uri: S3Uri, policy: InputPolicy, s3_client: Any) -> bytes:
+    """Download ``uri`` with ``s3_client`` (a boto3 S3 client); raises InputRejected or InputUnavailable."""
+    if uri.bucket not in policy.allowed_buckets:
+        raise InputRejected(f"bucket {uri.bucket!r} is not one inputs may be read from")
+    try:
+        # Ask for one byte more than allowed: enough to tell "too big" without downloading it all.
+        response = s3_client.get_object(Bucket=uri.bucket, Key=uri.key, Range=f"bytes=0-{policy.max_bytes}")
+        body = response["Body"]
+        try:
+            data = body.read(policy.max_bytes + 1)
+        finally:
+            body.close()
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code == "InvalidRange":  # a Range past the end: the object is empty
+            raise InputRejected(f"{uri} is empty") from exc
+        message = f"{uri}: {code or status} {error.get('Message', '')}".rstrip()
+        if classify_s3_error(code, status) == "unavailable":
+            raise InputUnavailable(message) from exc
+        raise InputRejected(message) from exc
+    except (BotoCoreError, OSError) as exc:  # endpoint unreachable, timeouts, broken stream
+        raise InputUnavailable(f"{uri}: {exc}") from exc
+    if len(data) > policy.max_bytes:
+        raise InputRejected(f"{uri} is over the limit of {policy.max_bytes} bytes")
+    if not data:
+        raise InputRejected(f"{uri} is empty")
+    return data
