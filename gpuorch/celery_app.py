@@ -95,10 +95,15 @@ class GpuorchCelery(Celery):
         return self._settings
 
     def use_settings(self, settings: Settings) -> None:
-        """Configure from explicit settings (an entry point that already read them), before first use."""
-        if self.configured and self._settings is not None and self._settings != settings:
-            raise RuntimeError("the Celery app is already configured with other settings")
+        """Configure from explicit settings (an entry point that already read them), before publishing.
+
+        Touching a task (even importing it into a namespace that gets inspected) loads the configuration,
+        so an already loaded one is updated in place rather than refused.
+        """
         self._settings = settings
+        if self.configured:
+            self.conf.update(celery_config(settings))
+        self.__dict__.pop("services", None)
 
     @functools.cached_property
     def services(self) -> Services:

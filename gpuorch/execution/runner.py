@@ -13,7 +13,8 @@ from typing import Any, Callable
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from gpuorch.comfyui.client import ComfyClient
-from gpuorch.comfyui.errors import ComfyError, ComfyUnavailable
+from gpuorch.comfyui.progress import Progress
+from gpuorch.comfyui.errors import ComfyError, ComfyPromptLost, ComfyUnavailable
 from gpuorch.errors import JobFailed
 from gpuorch.execution.retry import comfy_retry
 from gpuorch.inputs import InputRejected, InputUnavailable, fetch_input, inspect_image
@@ -69,14 +70,15 @@ class ProgressReporter:
         self._services, self._job_id, self._update_state = services, job_id, update_state
         self._last = -1
 
-    def __call__(self, progress) -> None:
+    def __call__(self, progress: Progress) -> None:
         percent = int(progress.percent)
         if percent <= self._last:
             return
         self._last = percent
-        self._services.jobs.report_progress(self._job_id, percent, progress.node)
+        node = f"{progress.node_id} {progress.node_type}" if progress.node_type else progress.node_id
+        self._services.jobs.report_progress(self._job_id, percent, node)
         if self._update_state is not None:
-            self._update_state(state="PROGRESS", meta={"job_id": self._job_id, "progress": percent, "node": progress.node})
+            self._update_state(state="PROGRESS", meta={"job_id": self._job_id, "progress": percent, "node": node})
 
 
 def run_job(services: Services, job_id: str, workflow_name: str, params: dict[str, Any], *, task=None) -> dict[str, Any]:
@@ -158,9 +160,18 @@ class JobExecution:
             # Progress tracking needs only the graph's shape, which the input file names do not change.
             log.info("job %s: found in ComfyUI (%s); following it instead of resubmitting", job_id, where)
             graph = self.bind([input_name(job_id, i, "png") for i, _ in enumerate(self.image_uris())])
-        remaining = self.settings.task_time_limit - (time.monotonic() - self.started)
-        result = self.comfy.wait(job_id, graph=graph, on_progress=self.progress, timeout=max(1.0, remaining))
+        try:
+            result = self.comfy.wait(job_id, graph=graph, on_progress=self.progress, timeout=self.remaining())
+        except ComfyPromptLost:
+            # ComfyUI restarted and forgot the prompt: submit it again, once, under the same prompt_id.
+            log.warning("job %s: ComfyUI lost the prompt; submitting it again", job_id)
+            graph = self.bind(self.upload_inputs())
+            self.retry(self.comfy.submit)(graph, prompt_id=job_id)
+            result = self.comfy.wait(job_id, graph=graph, on_progress=self.progress, timeout=self.remaining())
         return [self.store(ref) for ref in result.outputs if ref.type == "output"]
+
+    def remaining(self) -> float:
+        return max(1.0, self.settings.task_time_limit - (time.monotonic() - self.started))
 
     def image_uris(self) -> list[str]:
         return [uri for uris in self.workflow.image_inputs(self.job.params).values() for uri in uris]
@@ -168,7 +179,7 @@ class JobExecution:
     def upload_inputs(self) -> list[str]:
         names = []
         for index, uri in enumerate(self.image_uris()):
-            data = fetch_input(uri, s3=self.services.aws.s3, policy=self.settings.input_policy)
+            data = fetch_input(uri, self.settings.input_policy, s3_client=self.services.aws.s3)
             info = inspect_image(data, max_pixels=self.settings.max_input_pixels, max_bytes=self.settings.max_input_bytes)
             name = input_name(self.job.job_id, index, info.format)
             names.append(self.retry(self.comfy.upload_image)(name, data, overwrite=True))

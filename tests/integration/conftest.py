@@ -1,0 +1,130 @@
+"""Real processes for integration tests: the ComfyUI emulator, the API under gunicorn, the GPU worker."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from gpuorch.aws.provision import Provisioner
+from gpuorch.celery_app import app as celery_app
+from gpuorch.local.stack import LocalStack, Process, free_port
+from gpuorch.services import Services
+from gpuorch.settings import Settings, settings_env
+
+SAMPLE = Path(__file__).resolve().parents[2] / "gpuorch" / "local" / "samples" / "house.png"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.05, message: str = "condition"):
+    """Poll `predicate` until it returns a truthy value (returned) or the deadline passes (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    services: Services
+    processes: LocalStack
+    comfyui_url: str
+    api_url: str
+    worker: Process
+    image_uri: str
+
+    def job(self, job_id: str) -> dict:
+        answer = requests.get(f"{self.api_url}/api/v1/jobs/{job_id}", timeout=10)
+        answer.raise_for_status()
+        return answer.json()
+
+    def wait_terminal(self, job_id: str, timeout: float = 90, seen: list | None = None) -> dict:
+        def done():
+            record = self.job(job_id)
+            if seen is not None:
+                seen.append((record["status"], record["progress"]))
+            return record if record["status"] in {"succeeded", "failed", "cancelled"} else None
+
+        return wait_for(done, timeout, message=f"job {job_id} to finish")
+
+    def start_worker(self, extra_env: dict[str, str] | None = None) -> Process:
+        [worker] = self.processes.start_procfile(["gpu_worker"], extra_env)
+        return worker
+
+
+def unique_settings(endpoint: str, **overrides) -> Settings:
+    suffix = uuid.uuid4().hex[:8]
+    return dataclasses.replace(
+        Settings(),
+        aws_endpoint_url=endpoint,
+        gpu_queue=f"gpu_tasks_queue_{suffix}",
+        gpu_dead_letter_queue=f"gpu_tasks_queue_dlq_{suffix}",
+        control_queue=f"gpu_control_queue_{suffix}",
+        job_table=f"task_store_{suffix}",
+        result_table=f"celery_results_{suffix}",
+        bucket=f"gpuorch-jobs-{suffix}",
+        receive_wait_seconds=1,
+        comfyui_retries=2,
+        **overrides,
+    )
+
+
+def start_stack(tmp: Path, endpoint: str, *, step_seconds: float, worker_env: dict[str, str] | None = None,
+                **overrides) -> Stack:
+    settings = unique_settings(endpoint, **overrides)
+    services = Services(settings)
+    Provisioner(services.aws, settings).run()
+    services.aws.s3.upload_file(str(SAMPLE), settings.bucket, "inputs/house.png")
+    processes = LocalStack(run_dir=tmp)
+    try:
+        comfyui_url = processes.start_emulator(tmp / "comfyui", settings.models.by_folder(), step_seconds)
+        settings = dataclasses.replace(settings, comfyui_url=comfyui_url)
+        services = Services(settings, services.aws)
+        processes.env = settings_env(settings)
+        api_port = free_port()
+        [api] = processes.start_procfile(["api"], {"GPUORCH_API_BIND": f"127.0.0.1:{api_port}", "GPUORCH_API_WORKERS": "2"})
+        api_url = f"http://127.0.0.1:{api_port}"
+        processes.wait_until_ready(api, lambda: requests.get(f"{api_url}/health", timeout=5).status_code == 200)
+        [worker] = processes.start_procfile(["gpu_worker"], worker_env)
+    except Exception:
+        processes.stop()
+        raise
+    return Stack(settings, services, processes, comfyui_url, api_url, worker, f"s3://{settings.bucket}/inputs/house.png")
+
+
+@pytest.fixture(scope="session")
+def stack(moto_endpoint, tmp_path_factory):
+    """One shared stack for the happy paths; the Celery app in this process publishes with its settings."""
+    running = start_stack(tmp_path_factory.mktemp("stack"), moto_endpoint, step_seconds=0.15)
+    celery_app.use_settings(running.settings)
+    yield running
+    running.processes.stop()
+
+
+@pytest.fixture
+def make_stack(moto_endpoint, tmp_path):
+    """A private stack with its own settings (own queues and tables), for tests that break things."""
+    started: list[Stack] = []
+
+    def make(**kwargs) -> Stack:
+        started.append(start_stack(tmp_path / f"stack{len(started)}", moto_endpoint, **kwargs))
+        return started[-1]
+
+    yield make
+    for running in started:
+        running.processes.stop()

@@ -1,0 +1,47 @@
+"""Failure paths on real processes: a ComfyUI validation error, and a worker killed mid-job."""
+
+from __future__ import annotations
+
+import signal
+
+import requests
+
+from tests.integration.conftest import wait_for
+
+
+def test_comfyui_validation_error_fails_the_job_naming_the_node(make_stack):
+    # The GPU box lacks the LoRA this worker is configured to load: ComfyUI refuses the graph.
+    stack = make_stack(step_seconds=0.05, worker_env={"GPUORCH_CAMERA_LORA": "not-installed.safetensors"})
+    answer = requests.post(
+        f"{stack.api_url}/api/v1/camera-angle/jobs", json={"image": stack.image_uri, "move": "top_down"}, timeout=10
+    )
+    assert answer.status_code == 202, answer.text
+
+    record = stack.wait_terminal(answer.json()["job_id"])
+
+    assert record["status"] == "failed"
+    assert "LoraLoaderModelOnly" in record["error"] and "lora_name" in record["error"]
+    assert "not-installed.safetensors" in record["error"]
+    assert record["outputs"] == []
+
+
+def test_worker_killed_mid_job_is_redelivered_and_the_job_runs_once(make_stack):
+    # Short limits so SQS hands the message back quickly: 2 x 7 s + 30 s margin <= 45 s visibility.
+    stack = make_stack(step_seconds=0.4, visibility_timeout=45, task_time_limit=7)
+    answer = requests.post(
+        f"{stack.api_url}/api/v1/camera-angle/jobs", json={"image": stack.image_uri, "move": "close_up"}, timeout=10
+    )
+    job_id = answer.json()["job_id"]
+    wait_for(lambda: stack.job(job_id)["progress"] > 0, 60, message="the job to be running in ComfyUI")
+
+    stack.worker.signal_group(signal.SIGKILL)  # the whole worker, as when its instance dies
+    stack.worker.popen.wait()
+    stack.worker = stack.start_worker()
+
+    record = stack.wait_terminal(job_id, timeout=120)
+    assert record["status"] == "succeeded", record
+    assert record["attempts"] == 2
+    history = requests.get(f"{stack.comfyui_url}/history", timeout=10).json()
+    assert list(history) == [job_id], "ComfyUI ran the prompt more than once"
+    keys = stack.services.aws.s3.list_objects_v2(Bucket=stack.settings.bucket, Prefix=f"results/{job_id}/")
+    assert [o["Key"].rsplit("/", 1)[-1] for o in keys["Contents"]] == [o["filename"] for o in record["outputs"]]
