@@ -1,0 +1,74 @@
+"""settings -> app -> client for the API, over the moto server; and readers of what a request left behind."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from gpuorch.celery_app import GpuorchCelery
+from webapp import create_app
+
+
+@pytest.fixture
+def celery_app(settings):
+    """A Celery app of the test's own, so each test publishes to its own uniquely named queues."""
+    app = GpuorchCelery(settings_loader=lambda: settings)
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def app(settings, celery_app):
+    """The API over the test's settings; tests that reach AWS also ask for `provisioned`."""
+    return create_app(settings, celery_app=celery_app)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class QueueReader:
+    """What the GPU and control queues hold, read with plain boto3 as the worker's SQS would see it."""
+
+    def __init__(self, services, settings):
+        self.sqs = services.aws.sqs
+        self.settings = settings
+
+    def count(self, queue: str) -> int:
+        url = self.sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def total(self) -> int:
+        return sum(self.count(q) for q in (self.settings.gpu_queue, self.settings.control_queue))
+
+    def receive_gpu(self) -> list[dict[str, Any]]:
+        """Every message on the GPU queue, as (raw body size, decoded kombu envelope, Celery task body)."""
+        url = self.sqs.get_queue_url(QueueName=self.settings.gpu_queue)["QueueUrl"]
+        answer = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        return [decode_task_message(m["Body"]) for m in answer.get("Messages", [])]
+
+
+def decode_task_message(raw: str) -> dict[str, Any]:
+    """A kombu SQS message body (base64 JSON envelope, base64 JSON Celery body) as plain data."""
+    envelope = json.loads(base64.b64decode(raw))
+    assert envelope["properties"]["body_encoding"] == "base64"
+    args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+    return {"size": len(raw), "headers": envelope["headers"], "args": args, "kwargs": kwargs}
+
+
+@pytest.fixture
+def queues(provisioned, settings) -> QueueReader:
+    return QueueReader(provisioned, settings)
+
+
+@pytest.fixture
+def job_count(provisioned, settings):
+    """How many job records the table holds."""
+    return lambda: provisioned.aws.dynamodb.scan(TableName=settings.job_table, Select="COUNT")["Count"]

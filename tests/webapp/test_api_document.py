@@ -1,0 +1,88 @@
+"""Service info, the OpenAPI document, and the one error shape for routes, methods and crashes."""
+
+from __future__ import annotations
+
+from gpuorch.celery_app import GpuorchCelery
+from webapp import create_app
+
+
+def test_service_info_lists_the_workflows(client, provisioned):
+    answer = client.get("/")
+
+    assert answer.status_code == 200
+    assert answer.json["name"] == "gpuorch"
+    assert answer.json["version"]
+    assert {w["name"]: w["submit_url"] for w in answer.json["workflows"]} == {
+        "camera-angle": "/api/v1/camera-angle/jobs",
+        "qwen-image-edit": "/api/v1/qwen-image-edit/jobs",
+    }
+    assert all(w["description"] for w in answer.json["workflows"])
+    for link in answer.json["links"].values():
+        assert client.get(link).status_code == 200
+
+
+def test_openapi_documents_requests_with_the_workflows_own_json_schemas(client, app):
+    document = client.get("/openapi.json").json
+    workflows = app.extensions["gpuorch"].services.workflows
+
+    assert document["openapi"].startswith("3.1")
+    for workflow, component in (("camera-angle", "CameraAngleRequest"), ("qwen-image-edit", "QwenImageEditRequest")):
+        operation = document["paths"][f"/api/v1/{workflow}/jobs"]["post"]
+        assert operation["requestBody"]["content"]["application/json"]["schema"] == {
+            "$ref": f"#/components/schemas/{component}"
+        }
+        assert document["components"]["schemas"][component] == workflows.get(workflow).json_schema()
+        assert "Location" in operation["responses"]["202"]["headers"]
+        assert {"400", "422", "503"} <= set(operation["responses"])
+    assert set(document["paths"]) >= {"/", "/health", "/api/v1/jobs", "/api/v1/jobs/{job_id}"}
+    parameters = {p["name"] for p in document["paths"]["/api/v1/jobs"]["get"]["parameters"]}
+    assert parameters == {"status", "limit", "cursor"}
+
+
+def test_openapi_documents_the_error_shape_for_every_error_response(client):
+    document = client.get("/openapi.json").json
+
+    error = document["components"]["schemas"]["Error"]
+    assert error["required"] == ["error"]
+    detail = document["components"]["schemas"]["ErrorDetail"]
+    assert set(detail["properties"]) == {"code", "message", "fields"}
+    for name in ("BAD_REQUEST", "NOT_FOUND", "UNPROCESSABLE_ENTITY", "SERVICE_UNAVAILABLE", "DEFAULT_ERROR"):
+        schema = document["components"]["responses"][name]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/Error"}
+
+
+def test_swagger_ui_page(client):
+    answer = client.get("/docs")
+
+    assert answer.status_code == 200
+    assert "/openapi.json" in answer.get_data(as_text=True)
+
+
+def test_unknown_route_is_404_in_the_error_shape(client):
+    answer = client.get("/api/v1/nowhere")
+
+    assert answer.status_code == 404
+    assert answer.json == {"error": {"code": "not_found", "message": answer.json["error"]["message"]}}
+
+
+def test_wrong_method_is_405_naming_the_allowed_ones(client):
+    answer = client.get("/api/v1/camera-angle/jobs")
+
+    assert answer.status_code == 405
+    assert answer.json["error"]["code"] == "method_not_allowed"
+    assert "POST" in answer.headers["Allow"]
+
+
+def test_an_unexpected_failure_is_500_without_its_details(settings):
+    app = create_app(settings, celery_app=GpuorchCelery(settings_loader=lambda: settings))
+
+    def crash():
+        raise RuntimeError("secret internals")
+
+    app.add_url_rule("/crash", view_func=crash)
+
+    answer = app.test_client().get("/crash")
+
+    assert answer.status_code == 500
+    assert answer.json["error"]["code"] == "internal_server_error"
+    assert "secret" not in answer.get_data(as_text=True)

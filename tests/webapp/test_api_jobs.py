@@ -1,0 +1,134 @@
+"""GET /api/v1/jobs/{id} and GET /api/v1/jobs: records as stored, newest first, paged by cursor."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from gpuorch.jobs.store import JobStore
+
+
+class StepClock:
+    """Each reading one second after the last, so every record has its own created_at."""
+
+    def __init__(self):
+        self.now = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture
+def store(provisioned, settings) -> JobStore:
+    return JobStore(provisioned.aws.dynamodb, settings.job_table, ttl_seconds=3600, clock=StepClock())
+
+
+@pytest.fixture
+def jobs(store) -> list[str]:
+    """Seven jobs, oldest first; the 2nd, 4th and 6th are running."""
+    ids = [f"job-{n}" for n in range(7)]
+    for job_id in ids:
+        store.create(job_id, "camera-angle", {"image": "s3://b/k.png", "move": "close_up"}, source="python")
+    for job_id in ids[1::2]:
+        store.transition(job_id, "running", node="13")
+    return ids
+
+
+def pages(client, query: str) -> list[dict]:
+    """Every page of a listing, following next links."""
+    answers = [client.get(f"/api/v1/jobs?{query}")]
+    while "next" in answers[-1].json["links"]:
+        assert answers[-1].status_code == 200
+        answers.append(client.get(answers[-1].json["links"]["next"]))
+    return [answer.json for answer in answers]
+
+
+def test_one_job_reads_back_with_every_field(client, store, jobs):
+    answer = client.get("/api/v1/jobs/job-1")
+
+    assert answer.status_code == 200
+    record = store.get("job-1")
+    assert answer.json == {
+        "job_id": "job-1",
+        "workflow": "camera-angle",
+        "status": "running",
+        "progress": 0,
+        "node": "13",
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "started_at": record.started_at,
+        "finished_at": None,
+        "attempts": 1,
+        "params": {"image": "s3://b/k.png", "move": "close_up"},
+        "outputs": [],
+        "error": None,
+        "source": "python",
+        "links": {"self": "/api/v1/jobs/job-1"},
+    }
+
+
+def test_an_unknown_job_is_404(client, jobs):
+    answer = client.get("/api/v1/jobs/no-such-job")
+
+    assert answer.status_code == 404
+    assert answer.json["error"]["code"] == "job_not_found"
+    assert "no-such-job" in answer.json["error"]["message"]
+
+
+def test_listing_pages_through_every_job_newest_first(client, jobs):
+    listing = pages(client, "limit=3")
+
+    assert [[job["job_id"] for job in page["jobs"]] for page in listing] == [
+        ["job-6", "job-5", "job-4"],
+        ["job-3", "job-2", "job-1"],
+        ["job-0"],
+    ]
+    assert listing[-1]["next_cursor"] is None
+    assert all(page["next_cursor"] for page in listing[:-1])
+    assert listing[1]["links"]["self"] == f"/api/v1/jobs?limit=3&cursor={listing[0]['next_cursor']}"
+
+
+def test_listing_by_status(client, jobs):
+    listing = pages(client, "status=running&limit=2")
+
+    assert [job["job_id"] for page in listing for job in page["jobs"]] == ["job-5", "job-3", "job-1"]
+    assert {job["status"] for page in listing for job in page["jobs"]} == {"running"}
+    assert all("status=running" in page["links"]["self"] for page in listing)
+
+
+def test_listing_defaults_to_twenty(client, jobs):
+    answer = client.get("/api/v1/jobs")
+
+    assert answer.status_code == 200
+    assert [job["job_id"] for job in answer.json["jobs"]] == [f"job-{n}" for n in range(6, -1, -1)]
+    assert answer.json["next_cursor"] is None
+    assert answer.json["links"] == {"self": "/api/v1/jobs?limit=20"}
+
+
+def test_an_empty_listing(client, provisioned):
+    answer = client.get("/api/v1/jobs?status=failed")
+
+    assert answer.status_code == 200
+    assert (answer.json["jobs"], answer.json["next_cursor"]) == ([], None)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=ten", "limit"),
+        ("status=sleeping", "status"),
+        ("cursor=not-a-cursor", "cursor"),
+        ("cursor=WzEsMl0", "cursor"),  # valid base64 JSON, but not [created_at, job_id] strings
+        ("colour=red", "colour"),
+    ],
+)
+def test_a_bad_query_is_422_naming_the_parameter(client, query, field):
+    answer = client.get(f"/api/v1/jobs?{query}")
+
+    assert answer.status_code == 422
+    assert answer.json["error"]["code"] == "invalid_params"
+    assert list(answer.json["error"]["fields"]) == [field]

@@ -1,0 +1,61 @@
+"""The REST API: `create_app(settings)` builds the Flask app that accepts, lists and reports GPU jobs."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+import gpuorch
+from gpuorch.celery_app import GpuorchCelery
+from gpuorch.celery_app import app as default_celery_app
+from gpuorch.settings import Settings
+from webapp.context import EXTENSION, ApiContext
+from webapp.errors import GpuorchApi, register_error_handlers
+from webapp.health import HealthChecker
+from webapp.views import jobs, service
+from webapp.views.submissions import submissions_blueprint
+
+# Requests name their images by URI, so a body past this size is a mistake (or image bytes sent inline).
+MAX_REQUEST_BYTES = 256 * 1024
+
+API_DESCRIPTION = """\
+Submit ComfyUI jobs (Qwen-Image-Edit, camera-angle changes) to an on-demand GPU and follow them.
+
+A submission answers 202 with the job's URL; poll it until the status is succeeded, failed or cancelled.
+Every error, whatever its status, has the body
+`{"error": {"code": "<machine code>", "message": "<for a human>", "fields": {"<field>": ["<reason>", ...]}}}`,
+where `fields` appears only when particular fields are to blame.
+"""
+
+
+def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | None = None) -> Flask:
+    """The API app; `settings` defaults to the environment's, `celery_app` to gpuorch's own."""
+    settings = settings if settings is not None else Settings.from_env()
+    celery_app = celery_app if celery_app is not None else default_celery_app
+    # The API publishes jobs, so its broker, queues and job table must be the ones these settings name.
+    celery_app.use_settings(settings)
+
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        API_TITLE="gpuorch",
+        API_VERSION=gpuorch.__version__,
+        # 3.1: the workflows' request schemas use JSON Schema's if/then, which OpenAPI 3.0 lacks.
+        OPENAPI_VERSION="3.1.0",
+        API_SPEC_OPTIONS={"info": {"description": API_DESCRIPTION}},
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    )
+    # One Api per app: it holds the app's OpenAPI document, which differs with the workflow catalogue.
+    api = GpuorchApi(app)
+    register_error_handlers(app)
+    app.extensions[EXTENSION] = ApiContext(celery=celery_app, health=HealthChecker(settings))
+
+    submissions, request_schemas = submissions_blueprint(celery_app.services.workflows)
+    for name, schema in request_schemas.items():
+        api.spec.components.schema(name, component=schema)
+    api.register_blueprint(service.blp)
+    api.register_blueprint(submissions)
+    api.register_blueprint(jobs.blp)
+    return app

@@ -1,0 +1,161 @@
+"""Health of the services the API depends on: the GPU queue, the job table and the bucket, probed in parallel."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from gpuorch.jobs.store import STATUS_INDEX
+from gpuorch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+OK, ERROR = "ok", "error"
+USABLE_TABLE_STATES = frozenset({"ACTIVE", "UPDATING"})
+
+
+@dataclass(frozen=True)
+class ComponentState:
+    status: str
+    latency_ms: float
+    error: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {"status": self.status, "latency_ms": self.latency_ms}
+        if self.error is not None:
+            answer["error"] = self.error
+        if self.detail:
+            answer["detail"] = self.detail
+        return answer
+
+
+class ProbeFailed(RuntimeError):
+    """The service answered, but not with what the API needs."""
+
+
+def summarize(components: Mapping[str, ComponentState]) -> tuple[dict[str, Any], int]:
+    """The health document and its HTTP status: 200 when every component is ok, 503 otherwise."""
+    healthy = all(state.status == OK for state in components.values())
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "components": {name: state.as_dict() for name, state in sorted(components.items())},
+    }
+    return body, 200 if healthy else 503
+
+
+def run_probe(probe: Callable[[], dict[str, Any]]) -> ComponentState:
+    """Run one probe; any exception becomes an error state carrying its reason."""
+    started = time.perf_counter()
+    try:
+        detail = probe()
+    except Exception as exc:  # noqa: BLE001 - a health check reports every failure rather than raising it
+        return ComponentState(ERROR, _elapsed_ms(started), error=f"{type(exc).__name__}: {exc}")
+    return ComponentState(OK, _elapsed_ms(started), detail=detail)
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+@dataclass(frozen=True)
+class ProbeClients:
+    sqs: Any
+    dynamodb: Any
+    s3: Any
+
+
+class HealthChecker:
+    """Probes SQS, DynamoDB and S3 with clients of their own: short timeouts and no retries, so a dead
+    endpoint is reported within `timeout` seconds instead of after the job clients' patient back-off."""
+
+    def __init__(self, settings: Settings, *, timeout: float = 2.0, workers: int = 6):
+        self.settings = settings
+        self.timeout = timeout
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health")
+        self._lock = threading.Lock()
+        self._clients: ProbeClients | None = None
+
+    def clients(self) -> ProbeClients:
+        """The probe clients, built on first use from one boto3 session (creating them is not thread-safe)."""
+        with self._lock:
+            if self._clients is None:
+                config = Config(
+                    connect_timeout=self.timeout,
+                    read_timeout=self.timeout,
+                    retries={"mode": "standard", "total_max_attempts": 1},
+                )
+                options: dict[str, Any] = {"region_name": self.settings.region, "config": config}
+                if self.settings.aws_endpoint_url:
+                    options["endpoint_url"] = self.settings.aws_endpoint_url
+                session = boto3.session.Session()
+                self._clients = ProbeClients(
+                    sqs=session.client("sqs", **options),
+                    dynamodb=session.client("dynamodb", **options),
+                    s3=session.client("s3", **options),
+                )
+            return self._clients
+
+    def probes(self) -> dict[str, Callable[[], dict[str, Any]]]:
+        clients = self.clients()
+        return {
+            "sqs": functools.partial(probe_sqs, clients.sqs, self.settings.gpu_queue),
+            "dynamodb": functools.partial(probe_dynamodb, clients.dynamodb, self.settings.job_table),
+            "s3": functools.partial(probe_s3, clients.s3, self.settings.bucket),
+        }
+
+    def check(self) -> tuple[dict[str, Any], int]:
+        """Run every probe at once; one that has not answered by the deadline counts as failed."""
+        futures = {name: self._executor.submit(run_probe, probe) for name, probe in self.probes().items()}
+        # Two round trips (the SQS probe) plus slack: the clients' own timeouts should fire first.
+        deadline = 2 * self.timeout + 1
+        concurrent.futures.wait(futures.values(), timeout=deadline)
+        components = {
+            name: future.result()
+            if future.done()
+            else ComponentState(ERROR, deadline * 1000, error=f"no answer within {deadline:g}s")
+            for name, future in futures.items()
+        }
+        body, status = summarize(components)
+        if status != 200:
+            failed = {name: state.error for name, state in components.items() if state.status != OK}
+            log.warning("health degraded: %s", failed)
+        return body, status
+
+
+def probe_sqs(sqs, queue: str) -> dict[str, Any]:
+    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return {
+        "queue": queue,
+        "messages": int(attributes.get("ApproximateNumberOfMessages", 0)),
+        "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+    }
+
+
+def probe_dynamodb(dynamodb, table_name: str) -> dict[str, Any]:
+    table = dynamodb.describe_table(TableName=table_name)["Table"]
+    state = table.get("TableStatus")
+    if state not in USABLE_TABLE_STATES:
+        raise ProbeFailed(f"table {table_name} is {state}")
+    # Listing jobs needs the status index; a table without it accepts jobs but cannot list them.
+    indexes = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])}
+    if STATUS_INDEX not in indexes:
+        raise ProbeFailed(f"table {table_name} lacks the index {STATUS_INDEX}")
+    return {"table": table_name, "table_status": state}
+
+
+def probe_s3(s3, bucket: str) -> dict[str, Any]:
+    s3.head_bucket(Bucket=bucket)
+    return {"bucket": bucket}

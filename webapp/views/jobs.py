@@ -1,0 +1,48 @@
+"""GET /api/v1/jobs/{job_id} and GET /api/v1/jobs: the job records, read from the job table."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import marshmallow as ma
+from flask import url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from webapp.context import current
+from webapp.errors import ApiError
+from webapp.schemas import JobListQuerySchema, JobListSchema, JobSchema
+
+blp = Blueprint("jobs", __name__, url_prefix="/api/v1", description="Follow jobs: status, progress, outputs.")
+
+
+@blp.route("/jobs/<string:job_id>")
+class JobView(MethodView):
+    @blp.response(200, JobSchema)
+    @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
+    def get(self, job_id: str):
+        """One job: its status, progress, timestamps, parameters, outputs and error"""
+        job = current().services.jobs.get(job_id)
+        if job is None:
+            raise ApiError(404, "job_not_found", f"No job has the id {job_id!r}.")
+        return job
+
+
+@blp.route("/jobs")
+class JobListView(MethodView):
+    # Query parameters a client misspells are refused, not silently ignored.
+    @blp.arguments(JobListQuerySchema, location="query", unknown=ma.RAISE, as_kwargs=True)
+    @blp.response(200, JobListSchema)
+    def get(self, *, limit: int, status: str | None = None, cursor: str | None = None):
+        """Jobs newest first, optionally of one status; follow next_cursor for older pages"""
+        jobs, next_cursor = current().services.jobs.list(status=status, limit=limit, cursor=cursor)
+        return {"jobs": jobs, "next_cursor": next_cursor, "links": page_links(status, limit, cursor, next_cursor)}
+
+
+def page_links(status: str | None, limit: int, cursor: str | None, next_cursor: str | None) -> dict[str, Any]:
+    query = {"limit": limit, **({"status": status} if status else {})}
+    links = {"self": url_for("jobs.JobListView", **query, **({"cursor": cursor} if cursor else {}))}
+    if next_cursor:
+        links["next"] = url_for("jobs.JobListView", **query, cursor=next_cursor)
+    return links

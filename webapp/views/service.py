@@ -1,0 +1,43 @@
+"""GET / (what this service offers) and GET /health (whether its queue, table and bucket answer)."""
+
+from __future__ import annotations
+
+from flask import url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+import gpuorch
+from webapp.context import current
+from webapp.schemas import HealthSchema, ServiceInfoSchema
+from webapp.views.submissions import submit_url
+
+blp = Blueprint("service", __name__, description="What this service offers, and whether it can work.")
+
+
+@blp.route("/")
+class ServiceInfoView(MethodView):
+    @blp.response(200, ServiceInfoSchema)
+    def get(self):
+        """Service name, version, workflows and where to submit them"""
+        workflows = [
+            {"name": workflow.name, "description": workflow.description, "submit_url": submit_url(workflow.name)}
+            for workflow in current().services.workflows
+        ]
+        links = {
+            "self": url_for("service.ServiceInfoView"),
+            "health": url_for("service.HealthView"),
+            "jobs": url_for("jobs.JobListView"),
+            "openapi": url_for("api-docs.openapi_json"),
+            "docs": url_for("api-docs.openapi_swagger_ui"),
+        }
+        return {"name": "gpuorch", "version": gpuorch.__version__, "workflows": workflows, "links": links}
+
+
+@blp.route("/health")
+class HealthView(MethodView):
+    @blp.response(200, HealthSchema, description="Every component answered.")
+    @blp.alt_response(503, schema=HealthSchema, description="Some component failed; each names why.")
+    def get(self):
+        """Check SQS, DynamoDB and S3 in parallel, each with a short timeout"""
+        body, status = current().health.check()
+        return body, status
