@@ -5,15 +5,12 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
+from gpuorch.aws.clients import AwsClients, probe_config
 from gpuorch.jobs.store import STATUS_INDEX
 from gpuorch.settings import Settings
 
@@ -67,13 +64,6 @@ def _elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-@dataclass(frozen=True)
-class ProbeClients:
-    sqs: Any
-    dynamodb: Any
-    s3: Any
-
-
 class HealthChecker:
     """Probes SQS, DynamoDB and S3 with clients of their own: short timeouts and no retries, so a dead
     endpoint is reported within `timeout` seconds instead of after the job clients' patient back-off."""
@@ -82,31 +72,13 @@ class HealthChecker:
         self.settings = settings
         self.timeout = timeout
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health")
-        self._lock = threading.Lock()
-        self._clients: ProbeClients | None = None
 
-    def clients(self) -> ProbeClients:
-        """The probe clients, built on first use from one boto3 session (creating them is not thread-safe)."""
-        with self._lock:
-            if self._clients is None:
-                config = Config(
-                    connect_timeout=self.timeout,
-                    read_timeout=self.timeout,
-                    retries={"mode": "standard", "total_max_attempts": 1},
-                )
-                options: dict[str, Any] = {"region_name": self.settings.region, "config": config}
-                if self.settings.aws_endpoint_url:
-                    options["endpoint_url"] = self.settings.aws_endpoint_url
-                session = boto3.session.Session()
-                self._clients = ProbeClients(
-                    sqs=session.client("sqs", **options),
-                    dynamodb=session.client("dynamodb", **options),
-                    s3=session.client("s3", **options),
-                )
-            return self._clients
+    @functools.cached_property
+    def clients(self) -> AwsClients:
+        return AwsClients(self.settings, probe_config(self.timeout))
 
     def probes(self) -> dict[str, Callable[[], dict[str, Any]]]:
-        clients = self.clients()
+        clients = self.clients
         return {
             "sqs": functools.partial(probe_sqs, clients.sqs, self.settings.gpu_queue),
             "dynamodb": functools.partial(probe_dynamodb, clients.dynamodb, self.settings.job_table),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import boto3
 from botocore.config import Config
@@ -11,21 +12,33 @@ from botocore.config import Config
 from gpuorch.settings import Settings
 
 # Standard retry mode backs off on throttling and 5xx; adaptive would also rate-limit the client.
-_BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+DEFAULT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+
+
+def probe_config(timeout: float) -> Config:
+    """For health probes: short timeouts and a single attempt, so a dead endpoint is reported at once."""
+    return Config(connect_timeout=timeout, read_timeout=timeout, retries={"mode": "standard", "total_max_attempts": 1})
 
 
 @dataclass(frozen=True)
 class AwsClients:
-    """Lazily built, thread-safe boto3 clients (boto3 clients may be shared across threads)."""
+    """Lazily built boto3 clients sharing one session (clients are thread-safe once built)."""
 
     settings: Settings
+    config: Config = DEFAULT_CONFIG
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @functools.cached_property
+    def _session(self) -> boto3.session.Session:
+        # One session per AwsClients: loading botocore's models is the costly part of a client.
+        return boto3.session.Session()
 
     def _client(self, service: str):
-        kwargs = {"region_name": self.settings.region, "config": _BOTO_CONFIG}
+        kwargs = {"region_name": self.settings.region, "config": self.config}
         if self.settings.aws_endpoint_url:
             kwargs["endpoint_url"] = self.settings.aws_endpoint_url
-        # A session per client: boto3's default session is not thread-safe to create clients from.
-        return boto3.session.Session().client(service, **kwargs)
+        with self._lock:  # creating clients from one session is not thread-safe
+            return self._session.client(service, **kwargs)
 
     @functools.cached_property
     def sqs(self):
