@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 FOURTEEN_DAYS = 14 * 86400  # SQS's longest retention: an accepted job waits out any GPU pause.
 CONTROL_VISIBILITY_TIMEOUT = 120
+EXPIRING_PREFIXES = ("inputs", "results")
 
 
 @dataclass(frozen=True)
@@ -120,43 +121,63 @@ class Provisioner:
         db = self.aws.dynamodb
         try:
             db.describe_table(TableName=name)
-            self._note(Change(f"dynamodb table {name}", "unchanged"))
         except db.exceptions.ResourceNotFoundException:
-            spec = {
-                "TableName": name,
-                "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
-                "AttributeDefinitions": [{"AttributeName": a, "AttributeType": t} for a, t in attributes.items()],
-                "BillingMode": "PAY_PER_REQUEST",
-            }
-            if index:
-                index_name, hash_key, range_key = index
-                spec["GlobalSecondaryIndexes"] = [{
-                    "IndexName": index_name,
-                    "KeySchema": [
-                        {"AttributeName": hash_key, "KeyType": "HASH"},
-                        {"AttributeName": range_key, "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }]
-            db.create_table(**spec)
-            db.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
-            self._note(Change(f"dynamodb table {name}", "created", "on-demand" + (f", index {index[0]}" if index else "")))
+            self._create_table(name, key=key, attributes=attributes, index=index)
+            self._enable_ttl(name, ttl_attribute)
+            detail = "on-demand" + (f", index {index[0]}" if index else "") + f", ttl on {ttl_attribute}"
+            self._note(Change(f"dynamodb table {name}", "created", detail))
+            return
         ttl = db.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-        if ttl.get("TimeToLiveStatus") not in {"ENABLED", "ENABLING"} or ttl.get("AttributeName") != ttl_attribute:
-            db.update_time_to_live(
-                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute}
-            )
-            self._note(Change(f"dynamodb table {name} ttl", "updated", f"on {ttl_attribute}"))
+        if ttl.get("TimeToLiveStatus") in {"ENABLED", "ENABLING"} and ttl.get("AttributeName") == ttl_attribute:
+            self._note(Change(f"dynamodb table {name}", "unchanged"))
+        else:
+            self._enable_ttl(name, ttl_attribute)
+            self._note(Change(f"dynamodb table {name}", "updated", f"ttl on {ttl_attribute}"))
+
+    def _create_table(self, name: str, *, key: str, attributes: dict[str, str], index: tuple[str, str, str] | None) -> None:
+        spec = {
+            "TableName": name,
+            "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": a, "AttributeType": t} for a, t in attributes.items()],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        if index:
+            index_name, hash_key, range_key = index
+            spec["GlobalSecondaryIndexes"] = [{
+                "IndexName": index_name,
+                "KeySchema": [
+                    {"AttributeName": hash_key, "KeyType": "HASH"},
+                    {"AttributeName": range_key, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }]
+        self.aws.dynamodb.create_table(**spec)
+        self.aws.dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+
+    def _enable_ttl(self, table: str, attribute: str) -> None:
+        self.aws.dynamodb.update_time_to_live(
+            TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute}
+        )
 
     def bucket(self, name: str) -> None:
         s3 = self.aws.s3
         try:
             s3.head_bucket(Bucket=name)
-            self._note(Change(f"s3 bucket {name}", "unchanged"))
-            return
         except ClientError as exc:
             if exc.response["Error"]["Code"] not in {"404", "NoSuchBucket", "NotFound"}:
                 raise
+            self._create_bucket(name)
+            self._set_expiry(name)
+            self._note(Change(f"s3 bucket {name}", "created", f"private, encrypted, {self._expiry_detail()}"))
+            return
+        if self._current_expiry(name) == self._expiry_rules():
+            self._note(Change(f"s3 bucket {name}", "unchanged"))
+        else:
+            self._set_expiry(name)
+            self._note(Change(f"s3 bucket {name}", "updated", self._expiry_detail()))
+
+    def _create_bucket(self, name: str) -> None:
+        s3 = self.aws.s3
         spec = {"Bucket": name}
         if self.settings.region != "us-east-1":
             spec["CreateBucketConfiguration"] = {"LocationConstraint": self.settings.region}
@@ -174,7 +195,40 @@ class Provisioner:
                 "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
             },
         )
-        self._note(Change(f"s3 bucket {name}", "created", "private, encrypted"))
+
+    def _expiry_rules(self) -> list[dict]:
+        """Inputs and results expire with their job records (GPUORCH_JOB_TTL_DAYS)."""
+        return [
+            {"ID": f"gpuorch-expire-{prefix}", "Status": "Enabled", "Filter": {"Prefix": f"{prefix}/"},
+             "Expiration": {"Days": self.settings.job_ttl_days}}
+            for prefix in EXPIRING_PREFIXES
+        ]
+
+    def _expiry_detail(self) -> str:
+        return f"{', '.join(p + '/' for p in EXPIRING_PREFIXES)} expire after {self.settings.job_ttl_days} days"
+
+    def _lifecycle_rules(self, name: str) -> list[dict]:
+        try:
+            return self.aws.s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "NoSuchLifecycleConfiguration":
+                return []
+            raise
+
+    def _current_expiry(self, name: str) -> list[dict]:
+        keep = ("ID", "Status", "Filter", "Expiration")
+        return [{k: r[k] for k in keep if k in r} for r in self._lifecycle_rules(name) if _ours(r)]
+
+    def _set_expiry(self, name: str) -> None:
+        # The lifecycle configuration is replaced whole: keep the rules an operator added.
+        others = [rule for rule in self._lifecycle_rules(name) if not _ours(rule)]
+        self.aws.s3.put_bucket_lifecycle_configuration(
+            Bucket=name, LifecycleConfiguration={"Rules": others + self._expiry_rules()}
+        )
+
+
+def _ours(rule: dict) -> bool:
+    return rule.get("ID", "").startswith("gpuorch-")
 
 
 def _describe(attributes: dict[str, str]) -> str:

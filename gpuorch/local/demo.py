@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +19,7 @@ from gpuorch.aws.clients import AwsClients
 from gpuorch.aws.provision import Provisioner
 from gpuorch.celery_app import app
 from gpuorch.jobs import states
-from gpuorch.local.stack import LocalStack, free_port
+from gpuorch.local.stack import LOCAL_AWS_ENV, LocalStack, free_port
 from gpuorch.settings import REPO_ROOT, Settings, settings_env
 from gpuorch.tasks import qwen_image_edit
 
@@ -38,26 +40,55 @@ def local_settings(base: Settings, endpoint: str, comfyui_url: str, api_port: in
     )
 
 
+def describe(record: dict) -> str:
+    node = f" ({record['node']})" if record.get("node") and record["status"] == states.RUNNING else ""
+    return f"{record['status']}{node}"
+
+
+class ProgressDisplay:
+    """Progress bars on a terminal; one line per change otherwise (logs, CI)."""
+
+    def __init__(self, labels: list[str], echo: Callable[[str], None]):
+        self.echo = echo
+        self.last: dict[str, tuple[int, str]] = {}
+        self.bars = None
+        if sys.stdout.isatty():
+            self.bars = {
+                label: tqdm(total=100, desc=f"{label:16}", position=i, bar_format="{desc} {bar} {n:3d}% {postfix}")
+                for i, label in enumerate(labels)
+            }
+
+    def show(self, label: str, record: dict) -> None:
+        progress, text = int(record.get("progress", 0)), describe(record)
+        if self.last.get(label) == (progress, text):
+            return
+        self.last[label] = (progress, text)
+        if self.bars is None:
+            self.echo(f"  {label:16} {progress:3d}%  {text}")
+        else:
+            self.bars[label].update(progress - self.bars[label].n)
+            self.bars[label].set_postfix_str(text)
+
+    def close(self) -> None:
+        for bar in (self.bars or {}).values():
+            bar.close()
+
+
 def follow_jobs(api: str, job_ids: dict[str, str], deadline_s: float, echo: Callable[[str], None]) -> dict[str, dict]:
     """Show each job's progress until all are terminal (or the deadline passes); returns their records."""
-    bars = {label: tqdm(total=100, desc=f"{label:16}", position=i, leave=True, bar_format="{desc} {bar} {n:3d}% {postfix}")
-            for i, label in enumerate(job_ids)}
+    display = ProgressDisplay(list(job_ids), echo)
     records: dict[str, dict] = {}
     deadline = time.monotonic() + deadline_s
     try:
         while time.monotonic() < deadline:
             for label, job_id in job_ids.items():
-                record = requests.get(f"{api}/api/v1/jobs/{job_id}", timeout=10).json()
-                records[label] = record
-                bar = bars[label]
-                bar.update(max(0, int(record.get("progress", 0)) - bar.n))
-                bar.set_postfix_str(record["status"] + (f" ({record['node']})" if record.get("node") else ""))
+                records[label] = requests.get(f"{api}/api/v1/jobs/{job_id}", timeout=10).json()
+                display.show(label, records[label])
             if all(r["status"] in states.TERMINAL for r in records.values()):
                 break
-            time.sleep(0.5)  # polling the API; the loop is bounded by the deadline
+            time.sleep(0.25)  # polling the API; the loop is bounded by the deadline
     finally:
-        for bar in bars.values():
-            bar.close()
+        display.close()
     return records
 
 
@@ -75,6 +106,9 @@ def download_outputs(aws: AwsClients, record: dict, target: Path) -> list[Path]:
 def run_demo(base: Settings, output_dir: Path, step_seconds: float, echo: Callable[[str], None] = click.echo) -> bool:
     """Start the local stack, run both workflows, write their outputs; True if both jobs succeeded."""
     run_dir = REPO_ROOT / ".local-stack" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    # This process talks to the moto server too (provisioning, delay(), downloads): the same throwaway
+    # credentials as its children, so it can never reach a real account.
+    os.environ.update(LOCAL_AWS_ENV)
     with LocalStack(run_dir=run_dir) as stack:
         echo(f"Local stack logs: {run_dir}")
         endpoint = stack.start_moto()
