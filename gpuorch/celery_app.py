@@ -73,6 +73,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": False,
         "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
+        "beat_schedule": {
+            "sweep-dead-letters": {
+                "task": "gpuorch.control.sweep_dead_letters",
+                "schedule": float(settings.dead_letter_sweep_seconds),
+                # A sweep that waited longer than its period is superseded by the next one.
+                "options": {"expires": float(settings.dead_letter_sweep_seconds)},
+            },
+        },
     }
     if settings.aws_endpoint_url:
         config["dynamodb_endpoint_url"] = settings.aws_endpoint_url
@@ -83,7 +91,7 @@ class GpuorchCelery(Celery):
     """A Celery app that carries the gpuorch Settings it was configured from."""
 
     def __init__(self, settings_loader: Callable[[], Settings] = Settings.from_env, **kwargs: Any):
-        super().__init__("gpuorch", include=["gpuorch.tasks"], **kwargs)
+        super().__init__("gpuorch", include=["gpuorch.tasks", "gpuorch.control_tasks"], **kwargs)
         self._settings_loader = settings_loader
         self._settings: Settings | None = None
         self.add_defaults(lambda: celery_config(self.settings))

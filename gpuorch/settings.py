@@ -84,6 +84,12 @@ class Settings:
         "GPUORCH_TASK_TIME_LIMIT", 120,
         "Hard limit in seconds for one GPU job, ComfyUI queue wait included.",
     )
+    dead_letter_sweep_seconds: int = env(
+        "GPUORCH_DLQ_SWEEP_SECONDS", 60, "How often the control worker records dead-lettered jobs as failed."
+    )
+    beat_schedule_file: str = env(
+        "GPUORCH_BEAT_SCHEDULE_FILE", "celerybeat-schedule", "Where celery beat keeps its last-run times."
+    )
     job_table: str = env("GPUORCH_JOB_TABLE", "task_store", "DynamoDB table of job records.")
     result_table: str = env(
         "GPUORCH_RESULT_TABLE", "celery_results", "DynamoDB table of Celery's result backend."

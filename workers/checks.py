@@ -1,6 +1,10 @@
-"""Start-up checks of a GPU worker: pure rules about timeouts, and the reading of the queue they judge."""
+"""Start-up checks of a GPU worker: the queue's timeouts, and the workflow templates against the live ComfyUI."""
 
 from __future__ import annotations
+
+from gpuorch.services import Services
+from gpuorch.workflows.errors import WorkflowDefinitionError
+from gpuorch.workflows.preflight import CatalogueUnavailable, check_templates, live_catalogue
 
 # Time allowed beyond the jobs themselves: receiving, uploading outputs, the final DynamoDB writes.
 SAFETY_MARGIN_S = 30
@@ -28,3 +32,18 @@ def visibility_problems(visibility_timeout: int, task_time_limit: int, *, messag
 def queue_visibility_timeout(sqs_client, queue_url: str) -> int:
     attributes = sqs_client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])
     return int(attributes["Attributes"]["VisibilityTimeout"])
+
+
+def template_problems(services: Services) -> list[str]:
+    """Why the workflow templates cannot run on the configured ComfyUI (empty: every one can).
+
+    The same check as `gpuorch workflows check` against the live server: a template that uses a node,
+    input or value the server does not have, or a model file it lacks, would fail every job that uses it.
+    """
+    settings = services.settings
+    try:
+        workflows = list(services.workflows)
+        catalogue = live_catalogue(settings.comfyui_url, timeout=settings.comfyui_timeout)
+    except (WorkflowDefinitionError, CatalogueUnavailable) as exc:
+        return [str(exc)]
+    return check_templates(workflows, catalogue, settings.models).all_problems()

@@ -1,4 +1,4 @@
-"""The GPU worker process: checks the invariants, waits for ComfyUI, then consumes only the GPU queue."""
+"""The GPU worker process: checks the queue, waits for ComfyUI, checks the templates on it, then consumes jobs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from gpuorch.comfyui.errors import ComfyUnavailable
 from gpuorch.logs import configure_logging
 from gpuorch.services import Services
 from gpuorch.settings import Settings
-from workers.checks import queue_visibility_timeout, visibility_problems
+from workers.checks import queue_visibility_timeout, template_problems, visibility_problems
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +42,28 @@ def worker_argv(settings: Settings, *, loglevel: str = "INFO") -> list[str]:
     ]
 
 
+def refused(problems: list[str]) -> bool:
+    """Log each problem that stops the worker from starting; True if there is any."""
+    for problem in problems:
+        log.error("refusing to start: %s", problem)
+    return bool(problems)
+
+
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     services = Services(settings)
     visibility = queue_visibility_timeout(services.aws.sqs, services.aws.queue_url(settings.gpu_queue))
-    problems = visibility_problems(visibility, settings.task_time_limit)
-    if problems:
-        for problem in problems:
-            log.error("refusing to start: %s", problem)
+    if refused(visibility_problems(visibility, settings.task_time_limit)):
         return 2
     stats = wait_for_comfyui(settings.comfyui_url, settings.comfyui_ready_timeout)
     version = stats.get("system", {}).get("comfyui_version", "?")
+    # A template the server cannot run would fail every job of its workflow: refuse before taking any.
+    if refused(template_problems(services)):
+        return 2
     log.info("ComfyUI %s ready at %s; consuming %s", version, settings.comfyui_url, settings.gpu_queue)
     app.use_settings(settings)
-    app.worker_main(worker_argv(settings) + list(argv or []))
+    app.worker_main(worker_argv(settings, loglevel=settings.log_level) + list(argv or []))
     return 0
 
 

@@ -45,7 +45,7 @@ class Stack:
     processes: LocalStack
     comfyui_url: str
     api_url: str
-    worker: Process
+    worker: Process | None
     image_uri: str
 
     def job(self, job_id: str) -> dict:
@@ -85,7 +85,8 @@ def unique_settings(endpoint: str, **overrides) -> Settings:
 
 
 def start_stack(tmp: Path, endpoint: str, *, step_seconds: float, worker_env: dict[str, str] | None = None,
-                **overrides) -> Stack:
+                run: tuple[str, ...] = ("gpu_worker",), **overrides) -> Stack:
+    """Provision, then start the emulator, the API and the Procfile processes in `run`."""
     settings = unique_settings(endpoint, **overrides)
     services = Services(settings)
     Provisioner(services.aws, settings).run()
@@ -100,11 +101,13 @@ def start_stack(tmp: Path, endpoint: str, *, step_seconds: float, worker_env: di
         [api] = processes.start_procfile(["api"], {"GPUORCH_API_BIND": f"127.0.0.1:{api_port}", "GPUORCH_API_WORKERS": "2"})
         api_url = f"http://127.0.0.1:{api_port}"
         processes.wait_until_ready(api, lambda: requests.get(f"{api_url}/health", timeout=5).status_code == 200)
-        [worker] = processes.start_procfile(["gpu_worker"], worker_env)
+        started = {name: processes.start_procfile([name], worker_env if name == "gpu_worker" else None)[0]
+                   for name in run}
     except Exception:
         processes.stop()
         raise
-    return Stack(settings, services, processes, comfyui_url, api_url, worker, f"s3://{settings.bucket}/inputs/house.png")
+    return Stack(settings, services, processes, comfyui_url, api_url, started.get("gpu_worker"),
+                 f"s3://{settings.bucket}/inputs/house.png")
 
 
 @pytest.fixture(scope="session")

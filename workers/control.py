@@ -1,0 +1,34 @@
+"""The control worker process: consumes only the control queue, on the always-on host."""
+
+from __future__ import annotations
+
+import sys
+
+from gpuorch.celery_app import app
+from gpuorch.logs import configure_logging
+from gpuorch.settings import Settings
+
+
+def worker_argv(settings: Settings, *, loglevel: str = "INFO") -> list[str]:
+    return [
+        "worker",
+        "--queues", settings.control_queue,
+        # Control tasks are short AWS calls: threads are enough, and cheaper than processes.
+        "--pool", "threads",
+        "--concurrency", "4",
+        "--hostname", "control@%h",
+        "--without-mingle", "--without-gossip", "--without-heartbeat",
+        "--loglevel", loglevel,
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    app.use_settings(settings)
+    app.worker_main(worker_argv(settings, loglevel=settings.log_level) + list(argv or []))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
