@@ -13,6 +13,7 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gpuorch.aws.clients import AwsClients  # noqa: E402
 from gpuorch.aws.provision import Provisioner  # noqa: E402
-from gpuorch.local.stack import LocalStack, free_port  # noqa: E402
+from gpuorch.local.stack import LocalStack, free_port, use_local_credentials  # noqa: E402
 from gpuorch.settings import Settings, settings_env  # noqa: E402
 
 
@@ -68,6 +69,18 @@ def floor_call(aws: AwsClients, settings: Settings, queue_url: str, params: dict
     return call
 
 
+def drain(aws: AwsClients, queue_url: str) -> None:
+    """Empty the queue by receiving and deleting (PurgeQueue is allowed once a minute)."""
+    while True:
+        batch = aws.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not batch:
+            return
+        aws.sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+        )
+
+
 def report(name: str, latencies: list[float], wall: float) -> None:
     print(
         f"{name:7} n={len(latencies)} throughput={len(latencies) / wall:7.1f}/s "
@@ -80,8 +93,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--api-workers", type=int, default=4)
+    parser.add_argument("--round-size", type=int, default=50, help="Calls per alternating round.")
+    parser.add_argument("--api-workers", type=int, default=2)
     args = parser.parse_args()
+    use_local_credentials()
 
     with tempfile.TemporaryDirectory() as tmp, LocalStack(run_dir=Path(tmp)) as stack:
         endpoint = stack.start_moto()
@@ -98,10 +113,10 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}"
         stack.wait_until_ready(api, lambda: requests.get(f"{url}/health", timeout=5).status_code == 200)
 
-        sessions: dict[int, requests.Session] = {}
+        local = threading.local()  # one keep-alive session per client thread
 
-        def submit(i: int) -> None:
-            session = sessions.setdefault(i % args.clients, requests.Session())
+        def submit(_i: int) -> None:
+            session = getattr(local, "session", None) or setattr(local, "session", requests.Session()) or local.session
             answer = session.post(f"{url}/api/v1/camera-angle/jobs", json=params, timeout=30)
             if answer.status_code != 202:
                 raise RuntimeError(f"submission refused: {answer.status_code} {answer.text}")
@@ -112,8 +127,23 @@ def main() -> int:
         run_clients(args.clients, args.clients * 4, submit)
         run_clients(args.clients, args.clients * 4, floor)
 
-        floor_lat, floor_wall = run_clients(args.clients, args.requests, floor)
-        submit_lat, submit_wall = run_clients(args.clients, args.requests, submit)
+        # moto's SendMessage slows down as its queue grows: measure both paths in alternating rounds,
+        # each from an empty queue, so neither inherits the other's backlog.
+        floor_lat: list[float] = []
+        submit_lat: list[float] = []
+        floor_wall = submit_wall = 0.0
+        rounds = max(1, args.requests // args.round_size)
+        for round_number in range(rounds):
+            order = [("floor", floor), ("submit", submit)]
+            for name, call in order if round_number % 2 == 0 else reversed(order):
+                drain(aws, queue_url)
+                latencies, wall = run_clients(args.clients, args.round_size, call)
+                if name == "floor":
+                    floor_lat += latencies
+                    floor_wall += wall
+                else:
+                    submit_lat += latencies
+                    submit_wall += wall
         print(f"clients={args.clients} requests={args.requests} api_workers={args.api_workers} (moto server on loopback)")
         report("floor", floor_lat, floor_wall)
         report("submit", submit_lat, submit_wall)

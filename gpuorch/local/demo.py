@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import sys
 import time
 from datetime import datetime
@@ -19,7 +18,7 @@ from gpuorch.aws.clients import AwsClients
 from gpuorch.aws.provision import Provisioner
 from gpuorch.celery_app import app
 from gpuorch.jobs import states
-from gpuorch.local.stack import LOCAL_AWS_ENV, LocalStack, free_port
+from gpuorch.local.stack import LocalStack, free_port, use_local_credentials
 from gpuorch.settings import REPO_ROOT, Settings, settings_env
 from gpuorch.tasks import qwen_image_edit
 
@@ -106,9 +105,8 @@ def download_outputs(aws: AwsClients, record: dict, target: Path) -> list[Path]:
 def run_demo(base: Settings, output_dir: Path, step_seconds: float, echo: Callable[[str], None] = click.echo) -> bool:
     """Start the local stack, run both workflows, write their outputs; True if both jobs succeeded."""
     run_dir = REPO_ROOT / ".local-stack" / datetime.now().strftime("%Y%m%d-%H%M%S")
-    # This process talks to the moto server too (provisioning, delay(), downloads): the same throwaway
-    # credentials as its children, so it can never reach a real account.
-    os.environ.update(LOCAL_AWS_ENV)
+    # This process talks to the moto server too (provisioning, delay(), downloads), never to a real account.
+    use_local_credentials()
     with LocalStack(run_dir=run_dir) as stack:
         echo(f"Local stack logs: {run_dir}")
         endpoint = stack.start_moto()

@@ -29,6 +29,11 @@ LOCAL_AWS_ENV = {
 }
 
 
+def use_local_credentials() -> None:
+    """Give this process the throwaway credentials too (for an entry point that talks to the moto server)."""
+    os.environ.update(LOCAL_AWS_ENV)
+
+
 class StackError(RuntimeError):
     """A local process failed to start or to become ready; the message carries its log's tail."""
 
