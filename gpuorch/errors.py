@@ -2,7 +2,8 @@
 
     GpuorchError
     ├── ParamsInvalid   the request was refused before anything was queued (field -> reasons)
-    └── JobFailed       the job ran and failed; its record says why
+    ├── JobFailed       the job ran and failed; its record says why
+    └── JobCancelled    the job was cancelled before it finished
 """
 
 from __future__ import annotations
@@ -26,3 +27,7 @@ class UnknownWorkflow(GpuorchError, LookupError):
 
 class JobFailed(GpuorchError):
     """Raised by a GPU task (and so by `AsyncResult.get()`) when its job failed; the message is the reason."""
+
+
+class JobCancelled(GpuorchError):
+    """Raised by a GPU task (and so by `AsyncResult.get()`) when its job was cancelled."""

@@ -119,6 +119,13 @@ class Settings:
     comfyui_ready_timeout: float = env(
         "GPUORCH_COMFYUI_READY_TIMEOUT", 300.0, "Seconds the GPU worker waits for ComfyUI to answer at start."
     )
+    comfyui_check_interval: float = env(
+        "GPUORCH_COMFYUI_CHECK_INTERVAL", 5.0,
+        "Seconds between a running job's checks of ComfyUI's history and of its own cancellation.",
+    )
+    comfyui_grace: float = env(
+        "GPUORCH_COMFYUI_GRACE", 60.0, "Seconds a running job waits for an unreachable ComfyUI to come back."
+    )
     comfyui_retries: int = env(
         "GPUORCH_COMFYUI_RETRIES", 5, "Attempts to reach an unreachable ComfyUI before a job fails."
     )

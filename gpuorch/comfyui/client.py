@@ -356,11 +356,14 @@ class ComfyClient:
         graph: Mapping[str, Any] | None = None,
         tracker: ProgressTracker | None = None,
         on_progress: Callable[[Progress], None] | None = None,
+        on_check: Callable[[], None] | None = None,
     ) -> RunResult:
         """Block until the prompt finishes; answer its outputs or raise why it did not.
 
         ``graph`` (the submitted one), or a ``tracker`` built from it with other weights, lets
         ``on_progress`` receive percentages; without either only the final 100 is reported.
+        ``on_check`` runs before each look at the queue and history (every ``check_interval`` while
+        the socket is up): the caller's chance to stop waiting, by raising (cancellation, say).
         Raises ComfyExecutionError, ComfyInterrupted, ComfyTimeout, ComfyPromptLost, or
         ComfyUnavailable once the server stayed unreachable for longer than the grace.
         """
@@ -368,7 +371,7 @@ class ComfyClient:
             raise ValueError("pass the graph or a tracker built from it, not both")
         if tracker is None and graph is not None:
             tracker = ProgressTracker(graph)
-        return _Follower(self, prompt_id, timeout, tracker, on_progress).run()
+        return _Follower(self, prompt_id, timeout, tracker, on_progress, on_check).run()
 
 
 class _Follower:
@@ -380,7 +383,8 @@ class _Follower:
     """
 
     def __init__(self, client: ComfyClient, prompt_id: str, timeout: float,
-                 tracker: ProgressTracker | None, on_progress: Callable[[Progress], None] | None) -> None:
+                 tracker: ProgressTracker | None, on_progress: Callable[[Progress], None] | None,
+                 on_check: Callable[[], None] | None = None) -> None:
         self.client = client
         self.clock = client._clock
         self.poll = client.poll
@@ -388,6 +392,7 @@ class _Follower:
         self.timeout = timeout
         self.tracker = tracker
         self.on_progress = on_progress
+        self.on_check = on_check
         now = self.clock()
         self.deadline = now + timeout
         self.last_contact = self.next_check = self.next_connect = now
@@ -437,6 +442,8 @@ class _Follower:
             self.ws = None
 
     def _check(self) -> HistoryEntry | None:
+        if self.on_check is not None:
+            self.on_check()  # may raise: the caller stops waiting
         now = self.clock()
         self.next_check = now + (self.poll.check_interval if self.ws is not None else self.poll.poll_interval)
         try:

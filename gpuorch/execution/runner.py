@@ -12,10 +12,11 @@ from typing import Any, Callable
 
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
-from gpuorch.comfyui.client import ComfyClient
+from gpuorch.celery_app import SOFT_LIMIT_MARGIN
+from gpuorch.comfyui.client import ComfyClient, PollPolicy
+from gpuorch.comfyui.errors import ComfyError, ComfyPromptLost, ComfyTimeout, ComfyUnavailable
 from gpuorch.comfyui.progress import Progress
-from gpuorch.comfyui.errors import ComfyError, ComfyPromptLost, ComfyUnavailable
-from gpuorch.errors import JobFailed
+from gpuorch.errors import JobCancelled, JobFailed
 from gpuorch.execution.retry import comfy_retry
 from gpuorch.inputs import InputRejected, InputUnavailable, fetch_input, inspect_image
 from gpuorch.jobs import states
@@ -82,44 +83,53 @@ class ProgressReporter:
 
 
 def run_job(services: Services, job_id: str, workflow_name: str, params: dict[str, Any], *, task=None) -> dict[str, Any]:
-    """Carry one job to a terminal status; returns the task result or raises JobFailed."""
+    """Carry one job to a terminal status; returns the task result or raises JobFailed / JobCancelled."""
     job = services.jobs.get(job_id)
     if job is None:
         # A message with no record was not accepted by gpuorch: leave it to the dead-letter queue.
         log.error("job %s: no job record; rejecting the message", job_id)
         raise Reject(f"no job record for {job_id}", requeue=False)
-    if job.status == states.SUCCEEDED:
-        log.info("job %s: already succeeded; duplicate delivery ignored", job_id)
-        return success_result(job)
     if states.is_terminal(job.status):
         log.info("job %s: already %s; duplicate delivery ignored", job_id, job.status)
-        raise failure_result(job)
+        return settled(job)
     try:
         job = services.jobs.transition(job_id, states.RUNNING)
-    except TransitionRefused as refused:
-        log.info("job %s: not started (%s)", job_id, refused)
-        raise failure_result(services.jobs.get(job_id)) from None
+    except TransitionRefused:
+        return settled(services.jobs.get(job_id))  # cancelled meanwhile
     log.info("job %s: running %s (attempt %d)", job_id, workflow_name, job.attempts)
-    update_state = task.update_state if task is not None else None
+    execution = JobExecution(services, job, task.update_state if task is not None else None)
     try:
-        outputs = JobExecution(services, job, update_state).run()
-    except SoftTimeLimitExceeded:
-        return _fail(services, job_id, f"timed out after {services.settings.task_time_limit - 15} s")
-    except InputRejected as exc:
-        return _fail(services, job_id, f"input rejected: {exc}")
-    except InputUnavailable as exc:
-        return _fail(services, job_id, f"input unavailable: {exc}")
+        outputs = execution.run()
+    except JobCancelled:
+        execution.stop_in_comfyui()
+        log.info("job %s: cancelled while running; ComfyUI told to drop it", job_id)
+        raise
+    except (SoftTimeLimitExceeded, ComfyTimeout):
+        execution.stop_in_comfyui()
+        return _fail(services, job_id, f"timed out after {execution.elapsed():.0f} s "
+                     f"(GPUORCH_TASK_TIME_LIMIT={services.settings.task_time_limit}); ComfyUI interrupted")
+    except (InputRejected, InputUnavailable) as exc:
+        return _fail(services, job_id, f"input {'rejected' if isinstance(exc, InputRejected) else 'unavailable'}: {exc}")
     except ComfyUnavailable as exc:
         return _fail(services, job_id, f"ComfyUI unreachable at {services.settings.comfyui_url}: {exc}")
     except ComfyError as exc:
         return _fail(services, job_id, f"{type(exc).__name__}: {exc}")
     try:
         job = services.jobs.transition(job_id, states.SUCCEEDED, outputs=[o.as_record() for o in outputs], node=None)
-    except TransitionRefused as refused:
-        log.warning("job %s: finished but not recorded as succeeded (%s)", job_id, refused)
-        raise failure_result(services.jobs.get(job_id)) from None
+    except TransitionRefused:
+        log.warning("job %s: finished, but its record was moved on meanwhile", job_id)
+        return settled(services.jobs.get(job_id))
     log.info("job %s: succeeded with %d output(s)", job_id, len(outputs))
     return success_result(job)
+
+
+def settled(job: Job) -> dict[str, Any]:
+    """The task's answer for a job that is already over: its result, or the exception saying why not."""
+    if job.status == states.SUCCEEDED:
+        return success_result(job)
+    if job.status == states.CANCELLED:
+        raise JobCancelled(f"job {job.job_id} was cancelled")
+    raise failure_result(job)
 
 
 def _fail(services: Services, job_id: str, reason: str):
@@ -128,7 +138,7 @@ def _fail(services: Services, job_id: str, reason: str):
         job = services.jobs.transition(job_id, states.FAILED, error=reason)
     except TransitionRefused:
         job = services.jobs.get(job_id)
-    raise failure_result(job)
+    return settled(job)
 
 
 class JobExecution:
@@ -143,10 +153,32 @@ class JobExecution:
             self.settings.comfyui_url,
             client_id=f"gpuorch-{socket.gethostname()}-{os.getpid()}",
             timeout=self.settings.comfyui_timeout,
+            poll=PollPolicy(
+                check_interval=self.settings.comfyui_check_interval,
+                poll_interval=min(1.0, self.settings.comfyui_check_interval),
+                unavailable_grace=self.settings.comfyui_grace,
+            ),
         )
         self.retry = comfy_retry(self.settings.comfyui_retries)
         self.progress = ProgressReporter(services, job.job_id, update_state)
         self.started = time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def check_cancelled(self) -> None:
+        """Raise JobCancelled when the job's record says cancelled (called while waiting on ComfyUI)."""
+        job = self.services.jobs.get(self.job.job_id)
+        if job is not None and job.status == states.CANCELLED:
+            raise JobCancelled(f"job {self.job.job_id} was cancelled")
+
+    def stop_in_comfyui(self) -> None:
+        """Drop this job's prompt from ComfyUI's queue, or interrupt it if it is the one running."""
+        try:
+            self.comfy.delete_pending([self.job.job_id])
+            self.comfy.interrupt(self.job.job_id)  # only interrupts when this prompt is the running one
+        except ComfyError as exc:
+            log.warning("job %s: could not stop its prompt in ComfyUI: %s", self.job.job_id, exc)
 
     def run(self) -> list[StoredOutput]:
         job_id = self.job.job_id
@@ -161,17 +193,24 @@ class JobExecution:
             log.info("job %s: found in ComfyUI (%s); following it instead of resubmitting", job_id, where)
             graph = self.bind([input_name(job_id, i, "png") for i, _ in enumerate(self.image_uris())])
         try:
-            result = self.comfy.wait(job_id, graph=graph, on_progress=self.progress, timeout=self.remaining())
+            result = self.follow(graph)
         except ComfyPromptLost:
             # ComfyUI restarted and forgot the prompt: submit it again, once, under the same prompt_id.
             log.warning("job %s: ComfyUI lost the prompt; submitting it again", job_id)
             graph = self.bind(self.upload_inputs())
             self.retry(self.comfy.submit)(graph, prompt_id=job_id)
-            result = self.comfy.wait(job_id, graph=graph, on_progress=self.progress, timeout=self.remaining())
+            result = self.follow(graph)
         return [self.store(ref) for ref in result.outputs if ref.type == "output"]
 
+    def follow(self, graph: dict[str, Any]):
+        return self.comfy.wait(
+            self.job.job_id, graph=graph, on_progress=self.progress, on_check=self.check_cancelled,
+            timeout=self.remaining(),
+        )
+
     def remaining(self) -> float:
-        return max(1.0, self.settings.task_time_limit - (time.monotonic() - self.started))
+        """Time left for ComfyUI before the soft time limit fires, so a hang ends as a timeout we handle."""
+        return max(1.0, self.settings.task_time_limit - SOFT_LIMIT_MARGIN - self.elapsed())
 
     def image_uris(self) -> list[str]:
         return [uri for uris in self.workflow.image_inputs(self.job.params).values() for uri in uris]

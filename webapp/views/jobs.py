@@ -1,4 +1,4 @@
-"""GET /api/v1/jobs/{job_id} and GET /api/v1/jobs: the job records, read from the job table."""
+"""GET /api/v1/jobs/{job_id}, GET /api/v1/jobs and POST /api/v1/jobs/{job_id}/cancel: the job records."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from flask import url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from gpuorch.jobs import states
+from gpuorch.jobs.store import TransitionRefused
 from webapp.context import current
 from webapp.errors import ApiError
 from webapp.schemas import JobListQuerySchema, JobListSchema, JobSchema
@@ -27,6 +29,23 @@ class JobView(MethodView):
         if job is None:
             raise ApiError(404, "job_not_found", f"No job has the id {job_id!r}.")
         return job
+
+
+@blp.route("/jobs/<string:job_id>/cancel")
+class JobCancelView(MethodView):
+    @blp.response(200, JobSchema)
+    @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
+    @blp.alt_response(409, response=HTTPStatus.CONFLICT.name)
+    def post(self, job_id: str):
+        """Cancel a job: a queued one never runs, a running one is stopped in ComfyUI; 409 once it has finished"""
+        try:
+            return current().services.jobs.transition(job_id, states.CANCELLED)
+        except TransitionRefused as refused:
+            if refused.current is None:
+                raise ApiError(404, "job_not_found", f"No job has the id {job_id!r}.") from None
+            raise ApiError(
+                409, "job_finished", f"Job {job_id} is already {refused.current}; only queued or running jobs can be cancelled."
+            ) from None
 
 
 @blp.route("/jobs")
