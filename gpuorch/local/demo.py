@@ -24,7 +24,7 @@ from gpuorch.tasks import qwen_image_edit
 
 log = logging.getLogger(__name__)
 
-SAMPLE_IMAGE = Path(__file__).resolve().parent / "samples" / "house.png"
+SAMPLE_IMAGE = Path(__file__).resolve().parent / "sample-house.png"
 JOB_DEADLINE_S = 300
 
 

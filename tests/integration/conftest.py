@@ -17,7 +17,7 @@ from gpuorch.local.stack import LocalStack, Process, free_port
 from gpuorch.services import Services
 from gpuorch.settings import Settings, settings_env
 
-SAMPLE = Path(__file__).resolve().parents[2] / "gpuorch" / "local" / "samples" / "house.png"
+SAMPLE = Path(__file__).resolve().parents[2] / "gpuorch" / "local" / "sample-house.png"
 
 
 def pytest_collection_modifyitems(items):
