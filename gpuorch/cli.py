@@ -1,4 +1,4 @@
-"""The `gpuorch` command: provision AWS resources, run the local demo, show the configuration."""
+"""The `gpuorch` command: provision AWS resources, check workflow templates, run the demo, show the configuration."""
 
 from __future__ import annotations
 
@@ -36,6 +36,62 @@ def provision(settings: Settings) -> None:
     changes = Provisioner(AwsClients(settings), settings, report=lambda c: click.echo(f"  {c}")).run()
     changed = [c for c in changes if c.action != "unchanged"]
     click.echo(f"{len(changed)} change(s)." if changed else "Nothing to change: everything is in place.")
+
+
+@main.group()
+def workflows() -> None:
+    """The workflow templates under GPUORCH_WORKFLOWS_DIR."""
+
+
+@workflows.command("check")
+@click.option("--comfyui-url", metavar="URL",
+              help="ComfyUI server whose live /object_info to check against.  [default: GPUORCH_COMFYUI_URL]")
+@click.option("--catalogue", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+              help="A saved /object_info file to check against instead, e.g. configs/comfyui/object_info.json; "
+                   "model files are then assumed present.")
+@click.pass_obj
+def check(settings: Settings, comfyui_url: str | None, catalogue: Path | None) -> None:
+    """Validate every workflow template as the target ComfyUI would.
+
+    Prints one line per workflow that passes ("ok NAME") and one per problem ("FAIL NAME ..."). Exit
+    status: 0 when every template passes, 1 when any fails, 2 when there is nothing to check against
+    (the server cannot be reached, or the catalogue file cannot be read).
+    """
+    from gpuorch.workflows import load_catalog
+    from gpuorch.workflows.errors import WorkflowDefinitionError
+    from gpuorch.workflows.preflight import CatalogueUnavailable, check_templates, live_catalogue, saved_catalogue
+
+    if comfyui_url and catalogue:
+        raise click.UsageError("give --comfyui-url or --catalogue, not both")
+    try:
+        catalog = load_catalog(Path(settings.workflows_dir))
+    except WorkflowDefinitionError as exc:
+        click.echo(f"FAIL {exc}")
+        sys.exit(1)
+    try:
+        if catalogue is not None:
+            target = saved_catalogue(catalogue)
+        else:
+            target = live_catalogue(comfyui_url or settings.comfyui_url, timeout=settings.comfyui_timeout)
+    except CatalogueUnavailable as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+    result = check_templates(catalog, target, settings.models)
+    click.echo(f"Checking {len(catalog)} workflow(s) from {settings.workflows_dir} against {result.source}.")
+    if result.assumption:
+        click.echo(f"note: {result.assumption}")
+    for name, problems in result.problems.items():
+        if not problems:
+            click.echo(f"ok {name}")
+        for problem in problems:
+            click.echo(f"FAIL {problem}")
+    failed = result.failed
+    if failed:
+        click.echo(f"{len(failed)} of {len(catalog)} workflow(s) failed: {', '.join(failed)}")
+    else:
+        click.echo(f"All {len(catalog)} workflow(s) pass.")
+    sys.exit(1 if failed else 0)
 
 
 @main.command()

@@ -11,7 +11,7 @@ from gpuorch.settings import Settings
 from webapp.context import EXTENSION, ApiContext
 from webapp.errors import GpuorchApi, register_error_handlers
 from webapp.health import HealthChecker
-from webapp.views import jobs, service
+from webapp.views import jobs, service, workflows
 from webapp.views.submissions import submissions_blueprint
 
 # Requests name their images by URI, so a body past this size is a mistake (or image bytes sent inline).
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
     for name, schema in request_schemas.items():
         api.spec.components.schema(name, component=schema)
     api.register_blueprint(service.blp)
+    api.register_blueprint(workflows.blp)
     api.register_blueprint(submissions)
     api.register_blueprint(jobs.blp)
     return app

@@ -8,9 +8,11 @@ from typing import Any
 from flask import current_app
 
 from gpuorch.celery_app import GpuorchCelery
+from gpuorch.errors import UnknownWorkflow
 from gpuorch.jobs.store import Job
 from gpuorch.services import Services
 from gpuorch.tasks import task_for
+from gpuorch.workflows import UnknownWorkflowError, Workflow
 from webapp.health import HealthChecker
 
 EXTENSION = "gpuorch"
@@ -24,6 +26,13 @@ class ApiContext:
     @property
     def services(self) -> Services:
         return self.celery.services
+
+    def workflow(self, name: str) -> Workflow:
+        """The catalogued workflow of that name; UnknownWorkflow (answered 404) when there is none."""
+        try:
+            return self.services.workflows.get(name)
+        except UnknownWorkflowError as exc:
+            raise UnknownWorkflow(f"No workflow is named {name!r}; known: {', '.join(exc.known)}.") from None
 
     def submit(self, workflow: str, params: dict[str, Any]) -> Job:
         """Validate, record and publish one job (gpuorch.submission.accept, through the workflow's task)."""

@@ -113,6 +113,23 @@ class WorkflowInfoSchema(ma.Schema):
     submit_url = ma.fields.String(required=True, metadata={"description": "POST a request here."})
 
 
+class WorkflowSchema(WorkflowInfoSchema):
+    """One workflow: what it does, where to submit it, and the request body it takes."""
+
+    request_schema = ma.fields.Dict(
+        required=True,
+        metadata={
+            "description": "JSON Schema (2020-12) of the request body: for each parameter its type, constraints "
+            "(enum, minimum, maximum, length, pattern), default and description; `required` lists the "
+            "parameters that must be given."
+        },
+    )
+
+
+class WorkflowListSchema(ma.Schema):
+    workflows = ma.fields.List(ma.fields.Nested(WorkflowSchema), required=True)
+
+
 class ServiceInfoSchema(ma.Schema):
     name = ma.fields.String(required=True)
     version = ma.fields.String(required=True)

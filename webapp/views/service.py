@@ -26,6 +26,7 @@ class ServiceInfoView(MethodView):
         links = {
             "self": url_for("service.ServiceInfoView"),
             "health": url_for("service.HealthView"),
+            "workflows": url_for("workflows.WorkflowListView"),
             "jobs": url_for("jobs.JobListView"),
             "openapi": url_for("api-docs.openapi_json"),
             "docs": url_for("api-docs.openapi_swagger_ui"),
