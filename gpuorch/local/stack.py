@@ -129,9 +129,10 @@ class LocalStack:
         self.wait_until_ready(process, lambda: requests.get(f"{endpoint}/moto-api/", timeout=2).ok)
         return endpoint
 
-    def start_emulator(self, data_dir: Path, model_files: dict[str, list[str]], step_seconds: float) -> str:
-        """The ComfyUI emulator on a free loopback port; returns its URL once it answers."""
-        port = free_port()
+    def start_emulator(self, data_dir: Path, model_files: dict[str, list[str]], step_seconds: float,
+                       port: int | None = None) -> str:
+        """The ComfyUI emulator on a loopback port (a free one by default); returns its URL once it answers."""
+        port = port or free_port()
         argv = [
             sys.executable, "-m", "gpuorch.comfyui.emulator", "--host", "127.0.0.1", "--port", str(port),
             "--data-dir", str(data_dir), "--step-seconds", str(step_seconds),

@@ -62,6 +62,14 @@ class Stack:
 
         return wait_for(done, timeout, message=f"job {job_id} to finish")
 
+    def restart_comfyui(self, model_files: dict[str, list[str]], step_seconds: float = 0.05) -> None:
+        """Stop the emulator and start a new one on the same port (queue and history are lost, as on a restart)."""
+        [emulator] = [p for p in self.processes.processes if p.name == "comfyui-emulator"]
+        emulator.stop()
+        self.processes.processes.remove(emulator)
+        port = int(self.comfyui_url.rsplit(":", 1)[1])
+        self.processes.start_emulator(emulator.log_path.parent / "comfyui", model_files, step_seconds, port=port)
+
     def start_worker(self, extra_env: dict[str, str] | None = None) -> Process:
         [worker] = self.processes.start_procfile(["gpu_worker"], extra_env)
         return worker

@@ -10,8 +10,12 @@ from tests.integration.conftest import wait_for
 
 
 def test_comfyui_validation_error_fails_the_job_naming_the_node(make_stack):
-    # The GPU box lacks the LoRA this worker is configured to load: ComfyUI refuses the graph.
-    stack = make_stack(step_seconds=0.05, worker_env={"GPUORCH_CAMERA_LORA": "not-installed.safetensors"})
+    stack = make_stack(step_seconds=0.05)
+    wait_for(lambda: "ready" in stack.worker.tail(), 60, message="the GPU worker to pass its start-up checks")
+    # ComfyUI comes back from a restart without the camera LoRA: the worker checked at start, ComfyUI refuses now.
+    models = stack.settings.models
+    stack.restart_comfyui({folder: [f for f in files if f != models.camera_lora]
+                           for folder, files in models.by_folder().items()})
     answer = requests.post(
         f"{stack.api_url}/api/v1/camera-angle/jobs", json={"image": stack.image_uri, "move": "top_down"}, timeout=10
     )
@@ -21,7 +25,7 @@ def test_comfyui_validation_error_fails_the_job_naming_the_node(make_stack):
 
     assert record["status"] == "failed"
     assert "LoraLoaderModelOnly" in record["error"] and "lora_name" in record["error"]
-    assert "not-installed.safetensors" in record["error"]
+    assert models.camera_lora in record["error"]
     assert record["outputs"] == []
 
 
