@@ -74,6 +74,9 @@ class FrameRecorder:
 
     def __init__(self, url: str):
         self.frames: list[dict[str, Any]] = []
+        # How the server ended the connection: the close frame's status code, or None when it cut the
+        # connection without one (or has not ended it yet).
+        self.close_code: int | None = None
         self._changed = threading.Condition()
         self.socket = websocket.create_connection(url, timeout=DEADLINE_S)
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -86,6 +89,7 @@ class FrameRecorder:
             except (websocket.WebSocketException, OSError):
                 break
             if opcode == websocket.ABNF.OPCODE_CLOSE:
+                self.close_code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
                 break
             if opcode == websocket.ABNF.OPCODE_TEXT:
                 with self._changed:
@@ -194,6 +198,33 @@ def wait_history(running: RunningEmulator, prompt_id: str, timeout: float = DEAD
             return entry[prompt_id]
         time.sleep(0.01)
     raise AssertionError(f"prompt {prompt_id} not in history within {timeout}s")
+
+
+def arm(running: RunningEmulator, **fault: Any) -> dict[str, Any]:
+    """Arm one fault through ``POST /emulator/faults``; returns its description."""
+    response = requests.post(f"{running.url}/emulator/faults", json=fault, timeout=DEADLINE_S)
+    assert response.status_code == 201, response.text
+    return response.json()["fault"]
+
+
+def faults(running: RunningEmulator) -> dict[str, Any]:
+    return requests.get(f"{running.url}/emulator/faults", timeout=DEADLINE_S).json()
+
+
+def stats(running: RunningEmulator) -> dict[str, Any]:
+    return requests.get(f"{running.url}/emulator/stats", timeout=DEADLINE_S).json()
+
+
+def eventually(probe: Callable[[], Any], timeout: float = DEADLINE_S, interval: float = 0.01) -> Any:
+    """Call ``probe`` until it returns something truthy, and return that; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{getattr(probe, '__name__', 'condition')} not met within {timeout}s")
+        time.sleep(interval)
 
 
 def new_client_id() -> str:

@@ -1,4 +1,4 @@
-"""The command line: it logs where it listens, serves, and exits cleanly on SIGTERM."""
+"""The command line: it logs where it listens, serves (fault routes included), and exits cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -46,6 +46,13 @@ def test_cli_serves_and_stops_on_sigterm(tmp_path):
         assert stats["emulator"] is True
         info = requests.get(f"{url}/object_info/LoraLoaderModelOnly", timeout=DEADLINE_S).json()
         assert info["LoraLoaderModelOnly"]["input"]["required"]["lora_name"][0] == ["camera.safetensors"]
+
+        # Integration tests break the process over HTTP.
+        fault = {"kind": "unavailable", "for_requests": 1}
+        armed = requests.post(f"{url}/emulator/faults", json=fault, timeout=DEADLINE_S)
+        assert armed.status_code == 201
+        assert requests.get(f"{url}/system_stats", timeout=DEADLINE_S).status_code == 503
+        assert requests.get(f"{url}/system_stats", timeout=DEADLINE_S).status_code == 200
 
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=DEADLINE_S) == 0

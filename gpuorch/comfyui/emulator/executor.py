@@ -2,7 +2,9 @@
 
 Frame order, history contents and caching follow ``docs/comfyui-contract.md`` and the recorded traces.
 Fault injection plugs in through :class:`ExecutionHooks` (called before each prompt, node and step), plus
-``PromptQueue.forget_everything`` and ``WebSocketHub.close_all`` for a lost queue or dropped sockets.
+``PromptQueue.forget_everything`` and ``WebSocketHub.close_all`` for a lost queue or dropped sockets. A
+prompt the queue forgets while it runs (a simulated restart) is abandoned: once the queue no longer lists
+it, it sends no frame and writes no history, and the interrupt flag stops it at the next boundary.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from gpuorch.comfyui.emulator.graph import CachedNode, OutputCache, execution_plan, format_input
 from gpuorch.comfyui.emulator.hub import WebSocketHub
+from gpuorch.comfyui.emulator.meter import BusyMeter
 from gpuorch.comfyui.emulator.nodes import node_function
 from gpuorch.comfyui.emulator.prompt_queue import HistoryEntry, PromptQueue, QueueItem
 from gpuorch.comfyui.emulator.storage import Storage
@@ -45,62 +48,23 @@ class ExecutionHooks:
         """Called at each progress step, before its frames are sent."""
 
 
-class BusyMeter:
-    """Counts prompts and nodes, and how much wall time the executor spent running prompts."""
+class ChainedHooks(ExecutionHooks):
+    """Several hooks in turn, in the order given; one that raises stops the rest."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._started = clock()
-        self._busy_total = 0.0
-        self._busy_since: float | None = None
-        self.counts: dict[str, int] = dict.fromkeys(
-            (
-                "prompts_executed",
-                "prompts_succeeded",
-                "prompts_failed",
-                "prompts_interrupted",
-                "nodes_executed",
-                "nodes_cached",
-                "progress_steps",
-            ),
-            0,
-        )
+    def __init__(self, *hooks: ExecutionHooks):
+        self.hooks = hooks
 
-    def restart(self) -> None:
-        """Start measuring from now: the executor calls this when its thread starts."""
-        with self._lock:
-            self._started = self._clock()
-            self._busy_total = 0.0
+    def before_prompt(self, item: QueueItem) -> None:
+        for hooks in self.hooks:
+            hooks.before_prompt(item)
 
-    def begin(self) -> None:
-        with self._lock:
-            self._busy_since = self._clock()
+    def before_node(self, prompt_id: str, node_id: str, class_type: str) -> None:
+        for hooks in self.hooks:
+            hooks.before_node(prompt_id, node_id, class_type)
 
-    def end(self, outcome: str) -> None:
-        with self._lock:
-            if self._busy_since is not None:
-                self._busy_total += self._clock() - self._busy_since
-                self._busy_since = None
-            self.counts["prompts_executed"] += 1
-            self.counts[f"prompts_{outcome}"] += 1
-
-    def add(self, key: str, amount: int = 1) -> None:
-        with self._lock:
-            self.counts[key] += amount
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            now = self._clock()
-            busy = self._busy_total + (now - self._busy_since if self._busy_since is not None else 0.0)
-            uptime = now - self._started
-            return {
-                **self.counts,
-                "uptime_s": round(uptime, 6),
-                "busy_s": round(busy, 6),
-                "busy_fraction": round(busy / uptime, 6) if uptime > 0 else 0.0,
-                "running": self._busy_since is not None,
-            }
+    def on_step(self, prompt_id: str, node_id: str, value: int, total: int) -> None:
+        for hooks in self.hooks:
+            hooks.on_step(prompt_id, node_id, value, total)
 
 
 class Executor:
@@ -127,9 +91,7 @@ class Executor:
         self.interrupt_flag = threading.Event()
         self._free_memory = threading.Event()
         self._thread: threading.Thread | None = None
-        # Read by the websocket handler: a client reconnecting mid-run is told the current node.
-        self.client_id: str | None = None
-        self.last_node_id: str | None = None
+        self._current: PromptRun | None = None
 
     def start(self) -> None:
         self.meter.restart()
@@ -146,6 +108,17 @@ class Executor:
 
     def interrupt(self) -> None:
         self.interrupt_flag.set()
+
+    def wait_for_interrupt(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds for an interrupt (or shutdown); True once one came."""
+        return self.interrupt_flag.wait(timeout)
+
+    def current_node(self, client_id: str) -> str | None:
+        """The node now executing for ``client_id``'s prompt: a client reconnecting mid-run is told it."""
+        run = self._current
+        if run is None or run.item.client_id != client_id or not run.node_id or not run.live():
+            return None
+        return run.node_id
 
     def free_memory(self) -> None:
         """Drop the output cache before the next prompt (POST /free {"free_memory": true})."""
@@ -166,21 +139,29 @@ class Executor:
     def run(self, task_id: int, item: QueueItem) -> None:
         """Execute one prompt, write its history, then send the final ``executing`` frame."""
         self.interrupt_flag.clear()  # a stale interrupt must not hit the next prompt, as in ComfyUI
+        # Checked after clearing the flag: a restart between the two still interrupts this prompt.
+        if not self.queue.is_running(task_id):
+            logger.info("prompt %s: forgotten by a restart before it started", item.prompt_id)
+            return
         if self._free_memory.is_set():
             self._free_memory.clear()
             self.cache.clear()
-        self.meter.begin()
-        self.client_id = item.client_id
+        self.meter.begin(item.prompt_id)
         logger.info("prompt %s: executing (number %s)", item.prompt_id, item.number)
-        run = PromptRun(self, item)
+        run = PromptRun(self, task_id, item)
+        self._current = run
         try:
             outcome = run.execute()
         except Exception as exc:  # noqa: BLE001 - a hook or a cyclic graph fails the prompt, not the worker
             logger.warning("prompt %s: failed outside any node: %r", item.prompt_id, exc)
             outcome = run.fail_outside_nodes(exc)
-        self.queue.task_done(task_id, run.history_entry(outcome))
-        self.last_node_id = None
-        self.meter.end(outcome)
+        finally:
+            self._current = None
+        if not self.queue.task_done(task_id, run.history_entry(outcome)):
+            self.meter.end(item.prompt_id, "abandoned")
+            logger.info("prompt %s: abandoned (%s); a restart forgot it", item.prompt_id, outcome)
+            return
+        self.meter.end(item.prompt_id, outcome)
         if item.client_id is not None:
             self.hub.send("executing", {"node": None, "prompt_id": item.prompt_id}, item.client_id)
         logger.info("prompt %s: %s", item.prompt_id, outcome)
@@ -189,8 +170,9 @@ class Executor:
 class PromptRun:
     """The state of one prompt's execution: its messages, progress state, values and outputs."""
 
-    def __init__(self, executor: Executor, item: QueueItem):
+    def __init__(self, executor: Executor, task_id: int, item: QueueItem):
         self.executor = executor
+        self.task_id = task_id
         self.item = item
         self.prompt_id = item.prompt_id
         self.graph = item.graph
@@ -257,6 +239,10 @@ class PromptRun:
         )
         return "failed"
 
+    def live(self) -> bool:
+        """Whether the queue still lists this run; a restart forgets it, and it then goes silent."""
+        return self.executor.queue.is_running(self.task_id)
+
     def history_entry(self, outcome: str) -> HistoryEntry:
         if outcome == "succeeded":
             return HistoryEntry(self.outputs, self.meta, "success", True, self.messages)
@@ -283,7 +269,6 @@ class PromptRun:
         self.node_id = node_id
         class_type = self.graph[node_id]["class_type"]
         self._progress_state(node_id, 0.0, 1.0, "running")
-        self.executor.last_node_id = node_id
         self._emit("executing", {"node": node_id, "display_node": node_id, "prompt_id": self.prompt_id})
         if self.executor.interrupt_flag.is_set():
             raise Interrupted()
@@ -356,6 +341,8 @@ class PromptRun:
     def _emit(self, event: str, data: dict[str, Any], broadcast: bool = False) -> None:
         # Frames go to the prompt's client only; without a client_id, ComfyUI still broadcasts the few
         # events it sends with broadcast=True (progress, progress_state, execution_interrupted).
+        if not self.live():
+            return
         client_id = self.item.client_id
         if client_id is not None:
             self.executor.hub.send(event, data, client_id)

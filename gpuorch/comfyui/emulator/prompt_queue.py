@@ -73,10 +73,15 @@ class PromptQueue:
         self._on_change()
         return task_id, item
 
-    def task_done(self, task_id: int, entry: HistoryEntry) -> None:
-        """Write the item's history entry and drop it from running (one step, as ComfyUI does)."""
+    def task_done(self, task_id: int, entry: HistoryEntry) -> bool:
+        """Write the item's history entry and drop it from running (one step, as ComfyUI does).
+
+        Returns False, writing nothing, for an item a simulated restart forgot while it ran.
+        """
         with self._lock:
-            item = self._running.pop(task_id)
+            item = self._running.pop(task_id, None)
+            if item is None:
+                return False
             while len(self._history) >= self._history_limit:
                 self._history.popitem(last=False)
             self._history[item.prompt_id] = {
@@ -90,6 +95,7 @@ class PromptQueue:
                 "meta": entry.meta,
             }
         self._on_change()
+        return True
 
     def close(self) -> None:
         """Wake every waiting get() with None; used at shutdown."""
@@ -100,6 +106,11 @@ class PromptQueue:
     def remaining(self) -> int:
         with self._lock:
             return len(self._pending) + len(self._running)
+
+    def is_running(self, task_id: int) -> bool:
+        """Whether ``task_id`` is still the queue's running item (a restart forgets it)."""
+        with self._lock:
+            return task_id in self._running
 
     def running_ids(self) -> list[str]:
         with self._lock:
@@ -158,9 +169,15 @@ class PromptQueue:
         with self._lock:
             self._history.clear()
 
-    def forget_everything(self) -> None:
-        """Drop pending items and history, as a ComfyUI restart would (the running item finishes)."""
+    def forget_everything(self, include_running: bool = False) -> None:
+        """Drop pending items and history, as a ComfyUI restart would.
+
+        The running item is kept, and finishes into history, unless ``include_running``: then it is
+        forgotten too, and its ``task_done`` writes nothing.
+        """
         with self._lock:
             self._pending = []
             self._history.clear()
+            if include_running:
+                self._running.clear()
         self._on_change()

@@ -54,7 +54,7 @@ class RunningEmulator:
 
     def drop_websockets(self, timeout: float = 10.0) -> None:
         """Close every websocket now, as a network blip would; clients must reconnect or poll /history."""
-        asyncio.run_coroutine_threadsafe(self.emulator.hub.close_all(), self._loop).result(timeout)
+        self.emulator.drop_websockets().result(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._thread.is_alive():

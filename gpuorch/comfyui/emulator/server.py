@@ -1,4 +1,7 @@
-"""The emulator's aiohttp application: ComfyUI's routes (also under ``/api``), bound to one :class:`Emulator`."""
+"""The emulator's aiohttp application: ComfyUI's routes (also under ``/api``), bound to one :class:`Emulator`.
+
+The emulator's own ``/emulator/...`` routes (statistics, fault injection) live in ``control.py``.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +20,9 @@ from aiohttp import WSMsgType, web
 
 from gpuorch import __version__
 from gpuorch.comfyui.emulator.config import EMULATOR_NAME, EmulatorConfig
+from gpuorch.comfyui.emulator.control import CONTROL_ROUTES, refuse_during_outages
 from gpuorch.comfyui.emulator.executor import ExecutionHooks
-from gpuorch.comfyui.emulator.instance import Emulator
+from gpuorch.comfyui.emulator.instance import EMULATOR_KEY, Emulator
 from gpuorch.comfyui.emulator.prompt_queue import QueueItem
 from gpuorch.comfyui.emulator.storage import FOLDER_TYPES, PathOutsideFolder, split_annotation
 from gpuorch.comfyui.validation import check_prompt
@@ -33,17 +37,14 @@ SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
 INTERNAL_ERROR_TEXT = "500 Internal Server Error\n\nServer got itself in trouble"
 
 
-EMULATOR_KEY = web.AppKey("comfyui_emulator", Emulator)
-
-
 def create_app(config: EmulatorConfig, hooks: ExecutionHooks | None = None) -> web.Application:
     """The aiohttp application of one emulator; its executor starts and stops with the app."""
-    app = web.Application(client_max_size=config.max_upload_bytes)
+    app = web.Application(client_max_size=config.max_upload_bytes, middlewares=[refuse_during_outages])
     app[EMULATOR_KEY] = Emulator(config, hooks)
     app.cleanup_ctx.append(_lifecycle)
     app.on_response_prepare.append(_server_header)
     for prefix in ("", "/api"):
-        for method, path, handler in _ROUTES:
+        for method, path, handler in (*_ROUTES, *CONTROL_ROUTES):
             app.router.add_route(method, prefix + path, handler)
     return app
 
@@ -214,6 +215,7 @@ async def post_prompt(request: web.Request) -> web.Response:
         extra_data.pop(key, None)
     extra_data["create_time"] = _now_ms()
     emulator.queue.put(QueueItem(number, prompt_id, graph, extra_data, check.outputs))
+    emulator.meter.queued(prompt_id)
     logger.info("prompt %s queued as number %s", prompt_id, number)
     return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": check.node_errors})
 
@@ -291,12 +293,11 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     socket = web.WebSocketResponse()
     await socket.prepare(request)
     sid = request.rel_url.query.get("clientId") or uuid.uuid4().hex
-    emulator.hub.register(sid, socket)
+    emulator.hub.register(sid, socket, request.transport)
     try:
         await emulator.hub.send_now(socket, "status", {"status": emulator.queue_info(), "sid": sid})
-        executor = emulator.executor
-        node_id = executor.last_node_id
-        if executor.client_id == sid and node_id is not None:
+        node_id = emulator.executor.current_node(sid)
+        if node_id is not None:
             await emulator.hub.send_now(socket, "executing", {"node": node_id})
         first_message = True
         async for message in socket:
@@ -316,24 +317,6 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     return socket
 
 
-async def emulator_stats(request: web.Request) -> web.Response:
-    emulator = _emulator(request)
-    running, pending = emulator.queue.snapshot()
-    return web.json_response(
-        {
-            **emulator.meter.snapshot(),
-            **emulator.counts,
-            "queue_running": len(running),
-            "queue_pending": len(pending),
-            "history_entries": emulator.queue.history_size(),
-            "cached_nodes": len(emulator.executor.cache),
-            "websockets_connected": emulator.hub.connected,
-            "websocket_connections_total": emulator.hub.connections_total,
-            "emulator": True,
-        }
-    )
-
-
 _ROUTES = (
     ("GET", "/system_stats", system_stats),
     ("GET", "/features", features),
@@ -351,7 +334,6 @@ _ROUTES = (
     ("POST", "/interrupt", interrupt),
     ("POST", "/free", free),
     ("GET", "/ws", websocket),
-    ("GET", "/emulator/stats", emulator_stats),
 )
 
 
