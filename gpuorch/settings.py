@@ -13,6 +13,8 @@ from gpuorch.workflows.models import ModelFiles
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parent
+# S3 refuses a SigV4 presigned URL valid for longer than seven days.
+MAX_PRESIGN_SECONDS = 7 * 86400
 
 
 class SettingsError(ValueError):
@@ -90,6 +92,14 @@ class Settings:
     beat_schedule_file: str = env(
         "GPUORCH_BEAT_SCHEDULE_FILE", "celerybeat-schedule", "Where celery beat keeps its last-run times."
     )
+    gpu_pipeline_depth: int = env(
+        "GPUORCH_GPU_PIPELINE_DEPTH", 2,
+        "Jobs a GPU worker holds at once: one on the GPU, the next already fetched and queued in ComfyUI.",
+    )
+    warmup_workflow: str = env(
+        "GPUORCH_WARMUP_WORKFLOW", "qwen-image-edit",
+        "Workflow the GPU worker runs once at start so the models are loaded; empty: no warm-up.",
+    )
     job_table: str = env("GPUORCH_JOB_TABLE", "task_store", "DynamoDB table of job records.")
     result_table: str = env(
         "GPUORCH_RESULT_TABLE", "celery_results", "DynamoDB table of Celery's result backend."
@@ -109,6 +119,16 @@ class Settings:
     )
     max_input_pixels: int = env(
         "GPUORCH_MAX_INPUT_PIXELS", 40_000_000, "Largest input image, in pixels."
+    )
+    max_request_bytes: int = env(
+        "GPUORCH_MAX_REQUEST_BYTES", 0,
+        "Largest API request body, in bytes; 0 sizes it for the most images a workflow takes, each "
+        "GPUORCH_MAX_INPUT_BYTES large and base64-encoded, plus 256 KiB of parameters.",
+    )
+    output_url_seconds: int = env(
+        "GPUORCH_OUTPUT_URL_SECONDS", 3600,
+        f"Seconds a job output's presigned download URL, made by the API when it answers, stays valid "
+        f"(1-{MAX_PRESIGN_SECONDS}).",
     )
     comfyui_url: str = env(
         "GPUORCH_COMFYUI_URL", "http://127.0.0.1:8188", "ComfyUI server the GPU worker drives."
@@ -173,6 +193,12 @@ class Settings:
             raise SettingsError("GPUORCH_MAX_RECEIVE_COUNT must be at least 1")
         if self.task_time_limit < 1:
             raise SettingsError("GPUORCH_TASK_TIME_LIMIT must be positive")
+        if self.max_request_bytes < 0:
+            raise SettingsError("GPUORCH_MAX_REQUEST_BYTES must be 0 (sized from the images) or positive")
+        if not 1 <= self.output_url_seconds <= MAX_PRESIGN_SECONDS:
+            raise SettingsError(f"GPUORCH_OUTPUT_URL_SECONDS must be between 1 and {MAX_PRESIGN_SECONDS}")
+        if self.gpu_pipeline_depth < 1:
+            raise SettingsError("GPUORCH_GPU_PIPELINE_DEPTH must be at least 1")
 
     @property
     def models(self) -> ModelFiles:

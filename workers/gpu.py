@@ -6,9 +6,12 @@ import logging
 import sys
 import time
 
+from celery.signals import worker_ready
+
 from gpuorch.celery_app import app
 from gpuorch.comfyui.client import ComfyClient
-from gpuorch.comfyui.errors import ComfyUnavailable
+from gpuorch.comfyui.errors import ComfyError, ComfyUnavailable
+from gpuorch.execution.warmup import warm_up
 from gpuorch.logs import configure_logging
 from gpuorch.services import Services
 from gpuorch.settings import Settings
@@ -34,7 +37,9 @@ def worker_argv(settings: Settings, *, loglevel: str = "INFO") -> list[str]:
     return [
         "worker",
         "--queues", settings.gpu_queue,
-        "--concurrency", "1",  # one job at a time on the GPU
+        # ComfyUI runs one prompt at a time; a second job in flight has its inputs fetched, uploaded and
+        # queued in ComfyUI while the first runs, and the first's outputs upload while the second runs.
+        "--concurrency", str(settings.gpu_pipeline_depth),
         "--pool", "prefork",  # a child process, so a job that kills it is given back, not lost
         "--hostname", "gpu@%h",
         "--without-mingle", "--without-gossip", "--without-heartbeat",
@@ -49,6 +54,21 @@ def refused(problems: list[str]) -> bool:
     return bool(problems)
 
 
+def warmup_problems(services: Services) -> list[str]:
+    """Run the warm-up workflow (models loaded before the first job); why it failed, if it did."""
+    settings = services.settings
+    comfy = ComfyClient(settings.comfyui_url, client_id="gpuorch-warmup", timeout=settings.comfyui_timeout)
+    try:
+        workflow = services.workflows.get(settings.warmup_workflow)
+    except KeyError:
+        return [f"GPUORCH_WARMUP_WORKFLOW names no workflow: {settings.warmup_workflow!r}"]
+    try:
+        warm_up(comfy, workflow, settings.models, timeout=settings.comfyui_ready_timeout)
+    except ComfyError as exc:
+        return [f"warm-up with {workflow.name} failed: {type(exc).__name__}: {exc}"]
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
@@ -61,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     # A template the server cannot run would fail every job of its workflow: refuse before taking any.
     if refused(template_problems(services)):
         return 2
-    log.info("ComfyUI %s ready at %s; consuming %s", version, settings.comfyui_url, settings.gpu_queue)
+    if settings.warmup_workflow and refused(warmup_problems(services)):
+        return 2
+    log.info("ComfyUI %s at %s passed the start-up checks", version, settings.comfyui_url)
+    worker_ready.connect(lambda **_: log.info("GPU worker ready: consuming %s", settings.gpu_queue), weak=False)
     app.use_settings(settings)
     app.worker_main(worker_argv(settings, loglevel=settings.log_level) + list(argv or []))
     return 0

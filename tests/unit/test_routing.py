@@ -38,7 +38,7 @@ def test_every_queue_is_consumed_by_a_procfile_process():
         control.worker_argv(SETTINGS)[control.worker_argv(SETTINGS).index("--queues") + 1],
     }
     assert consumed == {SETTINGS.gpu_queue, SETTINGS.control_queue}
-    assert gpu.worker_argv(SETTINGS)[gpu.worker_argv(SETTINGS).index("--concurrency") + 1] == "1"
+    assert gpu.worker_argv(SETTINGS)[gpu.worker_argv(SETTINGS).index("--concurrency") + 1] == str(SETTINGS.gpu_pipeline_depth)
 
 
 def test_local_endpoint_reaches_moto_and_aws_by_default():

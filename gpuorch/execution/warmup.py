@@ -1,0 +1,43 @@
+"""Warm-up: run one workflow on a generated image when the GPU worker starts, so the models are loaded."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+import uuid
+
+from PIL import Image, ImageDraw
+
+from gpuorch.comfyui.client import ComfyClient
+from gpuorch.workflows import Workflow, bind, image_uris
+from gpuorch.workflows.check import sample_requests
+from gpuorch.workflows.models import ModelFiles
+
+log = logging.getLogger(__name__)
+
+WARMUP_IMAGE_NAME = "gpuorch-warmup.png"
+
+
+def warmup_image(size: int = 512) -> bytes:
+    """A small, plain PNG: enough for every node to run, cheap to upload."""
+    image = Image.new("RGB", (size, size), (128, 150, 170))
+    ImageDraw.Draw(image).rectangle([size // 4, size // 4, 3 * size // 4, 3 * size // 4], fill=(200, 90, 60))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def warm_up(comfy: ComfyClient, workflow: Workflow, models: ModelFiles, *, timeout: float) -> float:
+    """Run `workflow` once with its sample parameters; returns the seconds it took. Raises ComfyError."""
+    started = time.monotonic()
+    name = comfy.upload_image(WARMUP_IMAGE_NAME, warmup_image(), overwrite=True)
+    _label, params = sample_requests(workflow)[0]
+    images = [name] * len(image_uris(workflow, params))
+    graph = bind(workflow, params, images, models, output_prefix="gpuorch/warmup", seed_source="warmup")
+    prompt_id = str(uuid.uuid4())
+    comfy.submit(graph, prompt_id=prompt_id)
+    comfy.wait(prompt_id, graph=graph, timeout=timeout)
+    elapsed = time.monotonic() - started
+    log.info("warm-up with %s done in %.1f s", workflow.name, elapsed)
+    return elapsed
