@@ -5,6 +5,7 @@ from __future__ import annotations
 import requests
 
 from gpuorch.tasks import camera_angle, qwen_image_edit
+from tests.integration.conftest import wait_for
 
 
 def s3_object(stack, uri: str) -> bytes:
@@ -42,10 +43,20 @@ def test_rest_camera_angle_job_succeeds_with_progress_in_between(stack):
     assert progresses == sorted(progresses), "progress went backwards"
 
 
-def test_delay_job_has_the_same_record_and_a_result(stack):
+def test_delay_job_has_the_same_record_a_result_and_progress_in_its_state(stack):
     result = qwen_image_edit.delay(prompt="Make it night", images=[stack.image_uri, stack.image_uri], seed=42)
 
-    value = result.get(timeout=90)
+    metas = []  # what r.state / r.info show, read in one go so state and info belong together
+
+    def finished():
+        metas.append(result.backend.get_task_meta(result.id))
+        return metas[-1]["status"] in {"SUCCESS", "FAILURE"}
+
+    wait_for(finished, 90, message="the result")
+    value = result.get(timeout=10)
+
+    progress = [meta["result"]["progress"] for meta in metas if meta["status"] == "PROGRESS"]
+    assert progress and progress == sorted(progress) and 0 < progress[0] < 100, metas
 
     record = stack.job(result.id)
     assert record["status"] == "succeeded" and record["workflow"] == "qwen-image-edit"
