@@ -11,11 +11,10 @@ from gpuorch.settings import Settings
 from webapp.context import EXTENSION, ApiContext
 from webapp.errors import GpuorchApi, register_error_handlers
 from webapp.health import HealthChecker
+from webapp.outputs import OutputLinks
+from webapp.request_body import image_capacity, request_body_limit
 from webapp.views import jobs, service, workflows
 from webapp.views.submissions import submissions_blueprint
-
-# Requests name their images by URI, so a body past this size is a mistake (or image bytes sent inline).
-MAX_REQUEST_BYTES = 256 * 1024
 
 API_DESCRIPTION = """\
 Submit ComfyUI jobs (Qwen-Image-Edit, camera-angle changes) to an on-demand GPU and follow them.
@@ -34,9 +33,17 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
     # The API publishes jobs, so its broker, queues and job table must be the ones these settings name.
     celery_app.use_settings(settings)
 
+    catalog = celery_app.services.workflows
+    # Images may come inside the body (data: URIs, file parts): by default it holds the most any workflow takes.
+    body_limit = settings.max_request_bytes or request_body_limit(
+        settings.max_input_bytes, max((image_capacity(workflow) for workflow in catalog), default=0)
+    )
+
     app = Flask(__name__)
     app.config.update(
-        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        MAX_CONTENT_LENGTH=body_limit,
+        # The params part of a form may hold data: URIs too; werkzeug would cap it at 500 kB.
+        MAX_FORM_MEMORY_SIZE=body_limit,
         API_TITLE="gpuorch",
         API_VERSION=gpuorch.__version__,
         # 3.1: the workflows' request schemas use JSON Schema's if/then, which OpenAPI 3.0 lacks.
@@ -50,9 +57,11 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
     # One Api per app: it holds the app's OpenAPI document, which differs with the workflow catalogue.
     api = GpuorchApi(app)
     register_error_handlers(app)
-    app.extensions[EXTENSION] = ApiContext(celery=celery_app, health=HealthChecker(settings))
+    app.extensions[EXTENSION] = ApiContext(
+        celery=celery_app, health=HealthChecker(settings), outputs=OutputLinks.from_settings(settings)
+    )
 
-    submissions, request_schemas = submissions_blueprint(celery_app.services.workflows)
+    submissions, request_schemas = submissions_blueprint(catalog)
     for name, schema in request_schemas.items():
         api.spec.components.schema(name, component=schema)
     api.register_blueprint(service.blp)

@@ -1,4 +1,5 @@
-"""What the routes reach through the Flask app: the Celery app that publishes, its services, the health checker."""
+"""What the routes reach through the Flask app: the Celery app that publishes, its services, the health checker,
+and the signer of output download links."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from gpuorch.services import Services
 from gpuorch.tasks import task_for
 from gpuorch.workflows import UnknownWorkflowError, Workflow
 from webapp.health import HealthChecker
+from webapp.outputs import OutputLinks
 
 EXTENSION = "gpuorch"
 
@@ -22,6 +24,7 @@ EXTENSION = "gpuorch"
 class ApiContext:
     celery: GpuorchCelery
     health: HealthChecker
+    outputs: OutputLinks
 
     @property
     def services(self) -> Services:

@@ -10,6 +10,7 @@ from flask import url_for
 
 from gpuorch.jobs import states
 from gpuorch.jobs.store import InvalidCursor, Job, decode_cursor
+from webapp.context import current
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
@@ -37,7 +38,9 @@ class _LinkedJobSchema(ma.Schema):
 
     @ma.pre_dump
     def _add_links(self, job: Job, **_: Any) -> dict[str, Any]:
-        return {**dataclasses.asdict(job), "links": {"self": job_url(job.job_id)}}
+        # Output URLs are signed for this answer: a stored one would expire while its record lives on.
+        outputs = [current().outputs.link(output) for output in job.outputs]
+        return {**dataclasses.asdict(job), "outputs": outputs, "links": {"self": job_url(job.job_id)}}
 
 
 class JobAcceptedSchema(_LinkedJobSchema):
@@ -55,6 +58,15 @@ class OutputSchema(ma.Schema):
     media = ma.fields.String(required=True, metadata={"description": "ComfyUI media kind, e.g. images."})
     content_type = ma.fields.String(required=True)
     bytes = ma.fields.Integer(required=True)
+    url = ma.fields.String(
+        required=True,
+        metadata={
+            "format": "uri",
+            "description": "Presigned HTTPS GET of the file, signed for this answer (never stored): ask for the "
+            "job again for a fresh one.",
+        },
+    )
+    url_expires_at = _timestamp("Until when url works (GPUORCH_OUTPUT_URL_SECONDS after the answer).")
 
 
 class JobSchema(_LinkedJobSchema):

@@ -72,3 +72,19 @@ def queues(provisioned, settings) -> QueueReader:
 def job_count(provisioned, settings):
     """How many job records the table holds."""
     return lambda: provisioned.aws.dynamodb.scan(TableName=settings.job_table, Select="COUNT")["Count"]
+
+
+@pytest.fixture
+def stored(provisioned, settings):
+    """What the job bucket holds under a prefix: {key: (bytes, content type)}."""
+
+    def read(prefix: str = "inputs/") -> dict[str, tuple[bytes, str]]:
+        s3 = provisioned.aws.s3
+        listing = s3.list_objects_v2(Bucket=settings.bucket, Prefix=prefix).get("Contents", [])
+        objects = {}
+        for item in listing:
+            answer = s3.get_object(Bucket=settings.bucket, Key=item["Key"])
+            objects[item["Key"]] = (answer["Body"].read(), answer["ContentType"])
+        return objects
+
+    return read

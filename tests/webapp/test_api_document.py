@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from gpuorch.celery_app import GpuorchCelery
 from webapp import create_app
+from webapp.request_body import image_fields
+from webapp.request_schemas import form_body_schema, form_encoding, request_json_schema
 
 
 def test_service_info_lists_the_workflows(client, provisioned):
@@ -26,17 +28,34 @@ def test_openapi_documents_requests_with_the_workflows_own_json_schemas(client, 
     workflows = app.extensions["gpuorch"].services.workflows
 
     assert document["openapi"].startswith("3.1")
-    for workflow, component in (("camera-angle", "CameraAngleRequest"), ("qwen-image-edit", "QwenImageEditRequest")):
+    for workflow, component in (("camera-angle", "CameraAngle"), ("qwen-image-edit", "QwenImageEdit")):
         operation = document["paths"][f"/api/v1/{workflow}/jobs"]["post"]
-        assert operation["requestBody"]["content"]["application/json"]["schema"] == {
-            "$ref": f"#/components/schemas/{component}"
-        }
-        assert document["components"]["schemas"][component] == workflows.get(workflow).json_schema()
+        content = operation["requestBody"]["content"]
+        assert content["application/json"]["schema"] == {"$ref": f"#/components/schemas/{component}Request"}
+        json_body = request_json_schema(workflows.get(workflow))
+        assert document["components"]["schemas"][f"{component}Request"] == json_body
+        # The form: the same parameters as JSON in one part, the images as file parts named after them.
+        assert content["multipart/form-data"]["schema"] == {"$ref": f"#/components/schemas/{component}Form"}
+        images = image_fields(workflows.get(workflow))
+        assert document["components"]["schemas"][f"{component}Form"] == form_body_schema(
+            json_body, images, f"{component}Form"
+        )
+        assert content["multipart/form-data"]["encoding"] == form_encoding(images)
         assert "Location" in operation["responses"]["202"]["headers"]
-        assert {"400", "422", "503"} <= set(operation["responses"])
+        assert {"400", "413", "422", "503"} <= set(operation["responses"])
+    generic = document["paths"]["/api/v1/workflows/{name}/jobs"]["post"]["requestBody"]["content"]
+    assert set(generic) == {"application/json", "multipart/form-data"}
     assert set(document["paths"]) >= {"/", "/health", "/api/v1/jobs", "/api/v1/jobs/{job_id}"}
     parameters = {p["name"] for p in document["paths"]["/api/v1/jobs"]["get"]["parameters"]}
     assert parameters == {"status", "limit", "cursor"}
+
+
+def test_openapi_documents_output_download_urls(client):
+    document = client.get("/openapi.json").json
+
+    output = document["components"]["schemas"]["Output"]
+    assert {"url", "url_expires_at"} <= set(output["required"])
+    assert output["properties"]["url_expires_at"]["format"] == "date-time"
 
 
 def test_openapi_documents_the_error_shape_for_every_error_response(client):
@@ -46,7 +65,10 @@ def test_openapi_documents_the_error_shape_for_every_error_response(client):
     assert error["required"] == ["error"]
     detail = document["components"]["schemas"]["ErrorDetail"]
     assert set(detail["properties"]) == {"code", "message", "fields"}
-    for name in ("BAD_REQUEST", "NOT_FOUND", "UNPROCESSABLE_ENTITY", "SERVICE_UNAVAILABLE", "DEFAULT_ERROR"):
+    for name in (
+        "BAD_REQUEST", "NOT_FOUND", "REQUEST_ENTITY_TOO_LARGE", "UNPROCESSABLE_ENTITY", "SERVICE_UNAVAILABLE",
+        "DEFAULT_ERROR",
+    ):
         schema = document["components"]["responses"][name]["content"]["application/json"]["schema"]
         assert schema == {"$ref": "#/components/schemas/Error"}
 

@@ -147,7 +147,11 @@ def test_a_body_that_is_not_a_json_object_is_400(client, queues, job_count, data
     assert (queues.total(), job_count()) == (0, 0)
 
 
-def test_an_oversized_body_is_413_in_the_error_shape(client, settings, queues, job_count):
+def test_an_oversized_body_is_413_in_the_error_shape(settings, queues, job_count):
+    limited = dataclasses.replace(settings, max_request_bytes=256 * 1024)
+    celery_app = GpuorchCelery(settings_loader=lambda: limited)
+    client = create_app(limited, celery_app=celery_app).test_client()
+
     answer = client.post(
         "/api/v1/qwen-image-edit/jobs", json={"prompt": "x" * 300_000, "images": [image(settings)]}
     )
@@ -155,6 +159,7 @@ def test_an_oversized_body_is_413_in_the_error_shape(client, settings, queues, j
     assert answer.status_code == 413
     assert answer.json["error"]["code"] == "request_entity_too_large"
     assert (queues.total(), job_count()) == (0, 0)
+    celery_app.close()
 
 
 def test_a_store_that_refuses_the_record_is_503_and_nothing_is_queued(provisioned, settings, queues):

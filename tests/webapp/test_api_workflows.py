@@ -10,6 +10,7 @@ import pytest
 from gpuorch.celery_app import GpuorchCelery
 from gpuorch.workflows import default_workflows_root
 from webapp import create_app
+from webapp.request_schemas import request_json_schema
 
 # A copy of camera-angle under another name: a workflow that no named task runs.
 EXTRA = "reframe"
@@ -51,7 +52,7 @@ def test_the_listing_names_every_workflow_with_its_request_schema(client, app):
             "name": workflow.name,
             "description": workflow.description,
             "submit_url": f"/api/v1/{workflow.name}/jobs",
-            "request_schema": workflow.json_schema(),
+            "request_schema": request_json_schema(workflow),
         }
 
 

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
-from flask import request, url_for
+from flask import url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from gpuorch.jobs.store import Job
 from gpuorch.workflows import Workflow
 from webapp.context import current
-from webapp.errors import ApiError
+from webapp.request_body import FORM_MEDIA_TYPE, image_fields, read_params
+from webapp.request_schemas import form_body_schema, form_encoding, json_body_schema
 from webapp.schemas import JobAcceptedSchema, job_url
 
 BLUEPRINT = "submissions"
@@ -34,39 +34,12 @@ def submit_url(workflow_name: str) -> str:
     return url_for(f"{BLUEPRINT}.{endpoint(workflow_name)}")
 
 
-def json_object_body() -> dict[str, Any]:
-    """The request body as a JSON object; a 400 ApiError when it is not JSON or not an object."""
-    if not request.is_json:
-        raise ApiError(400, "invalid_json", "The request body must be JSON, sent as Content-Type: application/json.")
-    try:
-        # Bytes, so malformed UTF-8 is refused rather than replaced; NaN and Infinity are not JSON.
-        body = json.loads(request.get_data(), parse_constant=_refuse_constant)
-    except ValueError as exc:
-        raise ApiError(400, "invalid_json", f"The request body is not valid JSON: {exc}.") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", f"The request body must be a JSON object, not {json_type(body)}.")
-    return body
-
-
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array"
-
-
 def accept(workflow_name: str) -> tuple[Job, int, dict[str, str]]:
     """Submit the request body as a job of the workflow: the 202 answer, with the job's URL as Location."""
-    job = current().submit(workflow_name, json_object_body())
+    context = current()
+    # An unknown workflow is 404 whatever its body holds.
+    params = read_params(context.workflow(workflow_name))
+    job = context.submit(workflow_name, params)
     return job, 202, {"Location": job_url(job.job_id)}
 
 
@@ -74,18 +47,45 @@ def _ref(component: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{component}"}
 
 
+def form_component(component: str) -> str:
+    """The multipart body's component beside a workflow's JSON request: CameraAngleRequest -> CameraAngleForm."""
+    return component.removesuffix("Request") + "Form"
+
+
+def _request_body(json_schema: dict[str, Any], form_schema: dict[str, Any], encoding: dict[str, Any], **extra: Any):
+    return {
+        "required": True,
+        **extra,
+        "content": {
+            "application/json": {"schema": json_schema},
+            FORM_MEDIA_TYPE: {"schema": form_schema, "encoding": encoding},
+        },
+    }
+
+
+_IMAGES_NOTE = (
+    "\n\nImages are named by URI, or sent with the request: as data: URIs in the JSON body, or as file parts of "
+    "a multipart/form-data body. Each inline image is checked (PNG, JPEG or WEBP, within the size limits) and "
+    "stored in S3 before the job is queued; the job's parameters then name it by its s3:// URI. A refused image "
+    "is a 422 naming its field (images.1 is the second of images); a body over the size limit is a 413."
+)
+
+
 def _submit_view(blp: Blueprint, workflow: Workflow, component: str) -> type[MethodView]:
     name = workflow.name
 
     # The body is read here and validated once, by the workflow (gpuorch.submission); the document
-    # shows the workflow's own JSON Schema, so neither is written twice.
+    # shows schemas generated from the workflow's own JSON Schema, so neither is written twice.
     @blp.doc(
         summary=f"Submit a {name} job",
-        description=workflow.description,
-        requestBody={"required": True, "content": {"application/json": {"schema": _ref(component)}}},
+        description=workflow.description + _IMAGES_NOTE,
+        requestBody=_request_body(
+            _ref(component), _ref(form_component(component)), form_encoding(image_fields(workflow))
+        ),
     )
     @blp.response(202, JobAcceptedSchema, description="Accepted and queued.", headers={"Location": _LOCATION})
     @blp.alt_response(400, response=HTTPStatus.BAD_REQUEST.name)
+    @blp.alt_response(413, response=HTTPStatus.REQUEST_ENTITY_TOO_LARGE.name)
     @blp.alt_response(422, response=HTTPStatus.UNPROCESSABLE_ENTITY.name)
     @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
     def post(self):
@@ -94,28 +94,29 @@ def _submit_view(blp: Blueprint, workflow: Workflow, component: str) -> type[Met
     return type(f"Submit{component}", (MethodView,), {"post": post})
 
 
-def _submit_any_view(blp: Blueprint, components: Mapping[str, str]) -> type[MethodView]:
+def _submit_any_view(blp: Blueprint, components: Mapping[str, str], encoding: dict[str, Any]) -> type[MethodView]:
     listed = ", ".join(f"{name}: {component}" for name, component in components.items())
 
     @blp.doc(
         summary="Submit a job of the named workflow",
         description="The same as POST /api/v1/{name}/jobs for that workflow: the body is validated against the "
-        "named workflow's request schema (listed by GET /api/v1/workflows/{name}), and the answers are the same.",
-        requestBody={
-            "required": True,
-            "description": f"The named workflow's request ({listed}).",
-            # anyOf: which schema applies is decided by the path, not by the body.
-            "content": {"application/json": {"schema": {"anyOf": [_ref(c) for c in components.values()]}}},
-        },
+        "named workflow's request schema (listed by GET /api/v1/workflows/{name}), and the answers are the same."
+        + _IMAGES_NOTE,
+        # anyOf: which schema applies is decided by the path, not by the body.
+        requestBody=_request_body(
+            {"anyOf": [_ref(c) for c in components.values()]},
+            {"anyOf": [_ref(form_component(c)) for c in components.values()]},
+            encoding,
+            description=f"The named workflow's request ({listed}).",
+        ),
     )
     @blp.response(202, JobAcceptedSchema, description="Accepted and queued.", headers={"Location": _LOCATION})
     @blp.alt_response(400, response=HTTPStatus.BAD_REQUEST.name)
     @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
+    @blp.alt_response(413, response=HTTPStatus.REQUEST_ENTITY_TOO_LARGE.name)
     @blp.alt_response(422, response=HTTPStatus.UNPROCESSABLE_ENTITY.name)
     @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
     def post(self, name: str):
-        # An unknown workflow is 404 whatever its body holds.
-        current().workflow(name)
         return accept(name)
 
     return type("SubmitAnyWorkflow", (MethodView,), {"post": post})
@@ -126,11 +127,15 @@ def submissions_blueprint(workflows: Iterable[Workflow]) -> tuple[Blueprint, dic
     blp = Blueprint(BLUEPRINT, __name__, url_prefix="/api/v1", description="Submit jobs; each is queued for the GPU.")
     schemas: dict[str, dict[str, Any]] = {}
     components: dict[str, str] = {}
+    encoding: dict[str, Any] = {}
     for workflow in workflows:
-        schema = workflow.json_schema()
+        images = image_fields(workflow)
+        json_body = json_body_schema(workflow.json_schema(), images)
         # The schema's title names the workflow's request (CameraAngleRequest): it becomes the component name.
-        component = components[workflow.name] = schema["title"]
-        schemas[component] = schema
+        component = components[workflow.name] = json_body["title"]
+        schemas[component] = json_body
+        schemas[form_component(component)] = form_body_schema(json_body, images, form_component(component))
+        encoding |= form_encoding(images)
         blp.add_url_rule(f"/{workflow.name}/jobs", endpoint(workflow.name), _submit_view(blp, workflow, component))
     name_parameter = {
         "in": "path",
@@ -141,7 +146,7 @@ def submissions_blueprint(workflows: Iterable[Workflow]) -> tuple[Blueprint, dic
     blp.add_url_rule(
         "/workflows/<string:name>/jobs",
         ANY_WORKFLOW_ENDPOINT,
-        _submit_any_view(blp, components),
+        _submit_any_view(blp, components, encoding),
         parameters=[name_parameter],
     )
     return blp, schemas

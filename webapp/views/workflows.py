@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from gpuorch.workflows import Workflow
 from webapp.context import current
+from webapp.request_schemas import request_json_schema
 from webapp.schemas import WorkflowListSchema, WorkflowSchema
 from webapp.views.submissions import submit_url
 
@@ -23,7 +24,7 @@ def describe(workflow: Workflow) -> dict[str, Any]:
         "name": workflow.name,
         "description": workflow.description,
         "submit_url": submit_url(workflow.name),
-        "request_schema": workflow.json_schema(),
+        "request_schema": request_json_schema(workflow),
     }
 
 

@@ -1,0 +1,94 @@
+"""JSON Schemas of a submission's body as documented: the workflow's request, images also inline or as file parts."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from gpuorch.workflows import Workflow
+from webapp.request_body import PARAMS_PART, image_fields
+
+ACCEPTED_IMAGE_TYPES = "image/png, image/jpeg, image/webp"
+
+DATA_URI_JSON_SCHEMA = {
+    "type": "string",
+    "pattern": "^data:image/[A-Za-z0-9.+-]+(;[^,;]*)*;base64,",
+    "description": "The image itself (PNG, JPEG or WEBP), base64 in a data: URI: data:image/png;base64,<data>.",
+}
+
+_INLINE_NOTE = " Or the image itself as a data:image/<type>;base64,<data> URI, stored before the job is queued."
+_INLINE_LIST_NOTE = (
+    " Or any of them as the image itself, a data:image/<type>;base64,<data> URI, stored before the job is queued."
+)
+
+_FILE_JSON_SCHEMA = {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"}
+
+
+def json_body_schema(schema: Mapping[str, Any], images: Mapping[str, bool]) -> dict[str, Any]:
+    """The workflow's request schema with each image (``images``: name -> takes a list) also accepted as a
+    data: URI."""
+    body = copy.deepcopy(dict(schema))
+    properties = body.get("properties", {})
+    for name, is_list in images.items():
+        if name not in properties:
+            continue
+        prop = properties[name]
+        if is_list:
+            prop["items"] = {"anyOf": [prop["items"], DATA_URI_JSON_SCHEMA]}
+            prop["description"] = prop.get("description", "") + _INLINE_LIST_NOTE
+        else:
+            uri = {key: value for key, value in prop.items() if key != "description"}
+            properties[name] = {
+                "description": prop.get("description", "") + _INLINE_NOTE,
+                "anyOf": [uri, DATA_URI_JSON_SCHEMA],
+            }
+    return body
+
+
+def form_body_schema(json_body: Mapping[str, Any], images: Mapping[str, bool], title: str) -> dict[str, Any]:
+    """The multipart/form-data body: ``params`` holding the JSON body (less the images sent as files), and a
+    file part per image, named after its parameter."""
+    params = {key: copy.deepcopy(value) for key, value in json_body.items() if key not in {"$schema", "title"}}
+    params["description"] = (
+        "The parameters as a JSON object, as the application/json body would send them; an image parameter "
+        "sent as file parts is left out of it."
+    )
+    params["required"] = [name for name in params.get("required", []) if name not in images]
+    properties: dict[str, Any] = {PARAMS_PART: params}
+    for name, is_list in images.items():
+        source = json_body.get("properties", {}).get(name, {})
+        if is_list:
+            part: dict[str, Any] = {
+                "type": "array",
+                "items": dict(_FILE_JSON_SCHEMA),
+                "description": f"One file part named {name} per image, in order.",
+            }
+            part.update({key: source[key] for key in ("minItems", "maxItems") if key in source})
+        else:
+            part = {**_FILE_JSON_SCHEMA, "description": f"The image, as one file part named {name}."}
+        properties[name] = part
+    return {
+        "title": title,
+        "description": (
+            f"The request as multipart/form-data: the parameters as JSON in the {PARAMS_PART} part, and each "
+            f"image parameter's images (PNG, JPEG or WEBP) as file parts named after it, given either as files "
+            f"or in {PARAMS_PART}, not both."
+        ),
+        "type": "object",
+        "properties": properties,
+        "required": [PARAMS_PART],
+        "additionalProperties": False,
+    }
+
+
+def form_encoding(images: Mapping[str, bool]) -> dict[str, Any]:
+    """The OpenAPI encoding of the form's parts: JSON parameters, image files."""
+    return {PARAMS_PART: {"contentType": "application/json"}} | {
+        name: {"contentType": ACCEPTED_IMAGE_TYPES} for name in images
+    }
+
+
+def request_json_schema(workflow: Workflow) -> dict[str, Any]:
+    """The JSON Schema of the application/json body that submits ``workflow``."""
+    return json_body_schema(workflow.json_schema(), image_fields(workflow))
