@@ -74,6 +74,36 @@ class Stack:
         [worker] = self.processes.start_procfile(["gpu_worker"], extra_env)
         return worker
 
+    def wait_worker_ready(self, timeout: float = 60) -> None:
+        """Until the GPU worker has passed its start-up checks and warm-up and consumes the queue."""
+        def ready():
+            assert self.worker is not None and self.worker.running, f"the GPU worker exited:\n{self.worker.tail()}"
+            return "GPU worker ready" in self.worker.log_path.read_text(errors="replace")
+
+        wait_for(ready, timeout, message="the GPU worker to be ready")
+
+    def comfyui(self, path: str) -> dict:
+        """GET a JSON route of the emulator (its own /emulator/... routes are served even during an outage)."""
+        answer = requests.get(f"{self.comfyui_url}{path}", timeout=10)
+        answer.raise_for_status()
+        return answer.json()
+
+    def comfyui_stats(self) -> dict:
+        return self.comfyui("/emulator/stats")
+
+    def arm_fault(self, **fault) -> dict:
+        """Arm one emulator fault (see gpuorch/comfyui/emulator/faults.py); returns it as the emulator describes it."""
+        answer = requests.post(f"{self.comfyui_url}/emulator/faults", json=fault, timeout=30)
+        assert answer.status_code == 201, answer.text
+        return answer.json()["fault"]
+
+    def faults_fired(self, fault_id: str) -> list[dict]:
+        """Where (prompt, node, step) the emulator fired the fault `fault_id`, in order."""
+        return [fired for fired in self.comfyui("/emulator/faults")["fired"] if fired["fault_id"] == fault_id]
+
+    def clear_faults(self) -> None:
+        requests.delete(f"{self.comfyui_url}/emulator/faults", timeout=10).raise_for_status()
+
 
 def unique_settings(endpoint: str, **overrides) -> Settings:
     suffix = uuid.uuid4().hex[:8]
@@ -85,6 +115,7 @@ def unique_settings(endpoint: str, **overrides) -> Settings:
         control_queue=f"gpu_control_queue_{suffix}",
         job_table=f"task_store_{suffix}",
         result_table=f"celery_results_{suffix}",
+        control_table=f"gpuorch_control_{suffix}",
         bucket=f"gpuorch-jobs-{suffix}",
         receive_wait_seconds=1,
         comfyui_retries=2,
