@@ -504,7 +504,6 @@ class _Follower:
     def _report(self, progress: Progress | None) -> None:
         if progress is None or self.on_progress is None:
             return
-        try:
-            self.on_progress(progress)
-        except Exception:  # noqa: BLE001 - progress is advisory; a failing reporter must not fail the job
-            logger.exception("prompt %s: progress callback failed", self.prompt_id)
+        # Not guarded here: the caller's own errors are its to handle, and an exception raised into the
+        # waiting thread (a task's soft time limit, say) must reach the caller, not be swallowed.
+        self.on_progress(progress)

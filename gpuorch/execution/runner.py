@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from botocore.exceptions import BotoCoreError, ClientError
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from gpuorch.celery_app import SOFT_LIMIT_MARGIN
@@ -77,9 +78,13 @@ class ProgressReporter:
             return
         self._last = percent
         node = f"{progress.node_id} {progress.node_type}" if progress.node_type else progress.node_id
-        self._services.jobs.report_progress(self._job_id, percent, node)
-        if self._update_state is not None:
-            self._update_state(state="PROGRESS", meta={"job_id": self._job_id, "progress": percent, "node": node})
+        try:
+            self._services.jobs.report_progress(self._job_id, percent, node)
+            if self._update_state is not None:
+                self._update_state(state="PROGRESS", meta={"job_id": self._job_id, "progress": percent, "node": node})
+        except (BotoCoreError, ClientError) as exc:
+            # Progress is advisory: a failed write must not fail the job (the next one may succeed).
+            log.warning("job %s: progress not recorded: %s", self._job_id, exc)
 
 
 def run_job(services: Services, job_id: str, workflow_name: str, params: dict[str, Any], *, task=None) -> dict[str, Any]:
@@ -185,7 +190,7 @@ class JobExecution:
         where = self.retry(self.comfy.locate)(job_id)
         if where is None:
             graph = self.bind(self.upload_inputs())
-            self.retry(self.comfy.submit)(graph, prompt_id=job_id)
+            self.submit(graph)
             log.info("job %s: submitted to ComfyUI", job_id)
         else:
             # Invariant 3: a redelivered job follows its own prompt instead of running it twice.
@@ -198,9 +203,23 @@ class JobExecution:
             # ComfyUI restarted and forgot the prompt: submit it again, once, under the same prompt_id.
             log.warning("job %s: ComfyUI lost the prompt; submitting it again", job_id)
             graph = self.bind(self.upload_inputs())
-            self.retry(self.comfy.submit)(graph, prompt_id=job_id)
+            self.submit(graph)
             result = self.follow(graph)
         return [self.store(ref) for ref in result.outputs if ref.type == "output"]
+
+    def submit(self, graph: dict[str, Any]) -> None:
+        """POST the prompt; before a retry, look it up: a lost answer may hide an accepted prompt."""
+        attempts = 0
+
+        def attempt() -> None:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 and self.comfy.locate(self.job.job_id) is not None:
+                log.info("job %s: ComfyUI had accepted the prompt after all", self.job.job_id)
+                return
+            self.comfy.submit(graph, prompt_id=self.job.job_id)
+
+        self.retry(attempt)()
 
     def follow(self, graph: dict[str, Any]):
         return self.comfy.wait(

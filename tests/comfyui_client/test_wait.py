@@ -198,13 +198,19 @@ def test_a_custom_tracker_can_replace_the_graph(replay, connect, runs) -> None:
         client.wait(run.prompt_id, timeout=1, graph=run.graph, tracker=tracker)
 
 
-def test_a_failing_progress_callback_does_not_fail_the_job(replay, connect, runs) -> None:
+def test_an_exception_raised_in_the_progress_callback_reaches_the_caller(replay, connect, runs) -> None:
+    # A task's soft time limit is raised wherever the waiting thread is, the callback included: it must
+    # stop the wait, not be swallowed (the caller's callback guards its own errors).
     server = replay()
     client = connect(server.url)
     run = runs["valid"]
     client.submit(run.graph, prompt_id=run.prompt_id)
 
-    def broken(progress: Progress) -> None:
-        raise RuntimeError("progress store is down")
+    class SoftTimeLimit(Exception):
+        pass
 
-    assert client.wait(run.prompt_id, timeout=10, graph=run.graph, on_progress=broken).outputs == (VALID_OUTPUT,)
+    def interrupted(progress: Progress) -> None:
+        raise SoftTimeLimit()
+
+    with pytest.raises(SoftTimeLimit):
+        client.wait(run.prompt_id, timeout=10, graph=run.graph, on_progress=interrupted)
