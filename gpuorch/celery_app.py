@@ -11,11 +11,15 @@ from kombu import Exchange, Queue
 
 from gpuorch.services import Services
 from gpuorch.settings import Settings
+from lifecycle.trigger import CHECK_TASK, CheckTrigger
 
 GPU_TASKS = ("gpuorch.tasks.camera_angle", "gpuorch.tasks.qwen_image_edit", "gpuorch.tasks.run_workflow")
 
 # A GPU job stops itself this long before the hard limit, so it can interrupt ComfyUI and record why.
 SOFT_LIMIT_MARGIN = 15
+
+# Submissions ask for a lifecycle check at most this often per process (beat checks regularly anyway).
+TRIGGER_INTERVAL_S = 5.0
 
 
 def broker_url(settings: Settings) -> str:
@@ -74,6 +78,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
         "beat_schedule": {
+            "check-gpu": {
+                "task": CHECK_TASK,
+                "schedule": float(settings.lifecycle_check_seconds),
+                "options": {"expires": float(settings.lifecycle_check_seconds)},
+            },
             "sweep-dead-letters": {
                 "task": "gpuorch.control.sweep_dead_letters",
                 "schedule": float(settings.dead_letter_sweep_seconds),
@@ -91,7 +100,7 @@ class GpuorchCelery(Celery):
     """A Celery app that carries the gpuorch Settings it was configured from."""
 
     def __init__(self, settings_loader: Callable[[], Settings] = Settings.from_env, **kwargs: Any):
-        super().__init__("gpuorch", include=["gpuorch.tasks", "gpuorch.control_tasks"], **kwargs)
+        super().__init__("gpuorch", include=["gpuorch.tasks", "gpuorch.control_tasks", "lifecycle.tasks"], **kwargs)
         self._settings_loader = settings_loader
         self._settings: Settings | None = None
         self.add_defaults(lambda: celery_config(self.settings))
@@ -112,6 +121,16 @@ class GpuorchCelery(Celery):
         if self.configured:
             self.conf.update(celery_config(settings))
         self.__dict__.pop("services", None)
+        self.__dict__.pop("lifecycle_trigger", None)
+
+    @functools.cached_property
+    def lifecycle_trigger(self) -> CheckTrigger:
+        """Call after accepting a job: a stopped GPU starts within seconds, not at the next beat."""
+        settings = self.settings
+        return CheckTrigger(
+            lambda: self.send_task(CHECK_TASK, queue=settings.control_queue, expires=settings.lifecycle_check_seconds),
+            min_interval_s=TRIGGER_INTERVAL_S,
+        )
 
     @functools.cached_property
     def services(self) -> Services:

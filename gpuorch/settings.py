@@ -100,7 +100,42 @@ class Settings:
         "GPUORCH_WARMUP_WORKFLOW", "qwen-image-edit",
         "Workflow the GPU worker runs once at start so the models are loaded; empty: no warm-up.",
     )
+    gpu_pool: str = env(
+        "GPUORCH_GPU_POOL", "gpuorch", "GPU instances are those tagged gpuorch:pool=<this>."
+    )
+    idle_stop_seconds: int = env(
+        "GPUORCH_IDLE_STOP_SECONDS", 300,
+        "Seconds a GPU instance must be idle (nothing queued, in flight or running) before it is stopped "
+        "(why 300: lifecycle.model.DEFAULT_IDLE_STOP_S and `bench/cost.py`).",
+    )
+    min_instances: int = env("GPUORCH_MIN_INSTANCES", 0, "GPU instances kept running even when idle.")
+    max_instances: int = env("GPUORCH_MAX_INSTANCES", 1, "GPU instances running at most.")
+    backlog_per_instance: int = env(
+        "GPUORCH_BACKLOG_PER_INSTANCE", 10, "Queued jobs per running instance past which another one starts."
+    )
+    monthly_budget_usd: float = env(
+        "GPUORCH_MONTHLY_BUDGET_USD", 0.0,
+        "No GPU starts when this month's spend plus an hour would pass it (jobs are still accepted); 0: none.",
+    )
+    fallback_instance_types: tuple = env(
+        "GPUORCH_FALLBACK_INSTANCE_TYPES", (),
+        "Comma-separated instance types tried, in order, when EC2 has no capacity for the usual one.",
+    )
+    lifecycle_check_seconds: int = env(
+        "GPUORCH_LIFECYCLE_CHECK_SECONDS", 30, "How often celery beat asks the control worker to check the GPU."
+    )
     job_table: str = env("GPUORCH_JOB_TABLE", "task_store", "DynamoDB table of job records.")
+    control_table: str = env(
+        "GPUORCH_CONTROL_TABLE", "gpuorch_control",
+        "DynamoDB table of GPU worker heartbeats, the lifecycle lock and instance runs.",
+    )
+    heartbeat_seconds: int = env(
+        "GPUORCH_HEARTBEAT_SECONDS", 15, "How often a GPU worker reports the jobs it is running."
+    )
+    instance_id: str = env(
+        "GPUORCH_INSTANCE_ID", "",
+        "The GPU worker's EC2 instance id; empty: asked of the instance metadata service at start.",
+    )
     result_table: str = env(
         "GPUORCH_RESULT_TABLE", "celery_results", "DynamoDB table of Celery's result backend."
     )

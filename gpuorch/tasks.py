@@ -44,7 +44,9 @@ class WorkflowTask(Task):
         def publish(job_id: str, wf, clean: dict[str, Any]) -> None:
             super(WorkflowTask, self).apply_async(kwargs=self.join(wf.name, clean), task_id=job_id, **options)
 
-        return submission.accept(self.app.services, workflow, params, publish, source=source, job_id=job_id)
+        job = submission.accept(self.app.services, workflow, params, publish, source=source, job_id=job_id)
+        self.app.lifecycle_trigger()
+        return job
 
     def perform(self, workflow: str, params: dict[str, Any]) -> dict[str, Any]:
         return run_job(self.app.services, self.request.id, workflow, params, task=self)

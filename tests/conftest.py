@@ -58,9 +58,11 @@ def settings(moto_endpoint) -> Settings:
         control_queue=f"gpu_control_queue_{suffix}",
         job_table=f"task_store_{suffix}",
         result_table=f"celery_results_{suffix}",
+        control_table=f"gpuorch_control_{suffix}",
         bucket=f"gpuorch-jobs-{suffix}",
         receive_wait_seconds=1,
         allow_insecure_inputs=True,
+        instance_id="i-test-gpu",  # never ask the instance metadata service from a test
     )
 
 

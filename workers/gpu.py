@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 
 from gpuorch.celery_app import app
 from gpuorch.comfyui.client import ComfyClient
@@ -15,9 +15,13 @@ from gpuorch.execution.warmup import warm_up
 from gpuorch.logs import configure_logging
 from gpuorch.services import Services
 from gpuorch.settings import Settings
+from lifecycle.heartbeats import HeartbeatStore, IdentityError, instance_identity
+from lifecycle.tasks import HEARTBEAT_TTL_S
 from workers.checks import queue_visibility_timeout, template_problems, visibility_problems
+from workers.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
+
 
 
 def wait_for_comfyui(url: str, timeout_s: float, *, interval_s: float = 1.0) -> dict:
@@ -76,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     visibility = queue_visibility_timeout(services.aws.sqs, services.aws.queue_url(settings.gpu_queue))
     if refused(visibility_problems(visibility, settings.task_time_limit)):
         return 2
+    try:
+        # The heartbeat names the instance, so the lifecycle never stops it under a running job.
+        instance_id = instance_identity(settings.instance_id)
+    except IdentityError as exc:
+        return 2 if refused([str(exc)]) else 0
     stats = wait_for_comfyui(settings.comfyui_url, settings.comfyui_ready_timeout)
     version = stats.get("system", {}).get("comfyui_version", "?")
     # A template the server cannot run would fail every job of its workflow: refuse before taking any.
@@ -84,7 +93,18 @@ def main(argv: list[str] | None = None) -> int:
     if settings.warmup_workflow and refused(warmup_problems(services)):
         return 2
     log.info("ComfyUI %s at %s passed the start-up checks", version, settings.comfyui_url)
-    worker_ready.connect(lambda **_: log.info("GPU worker ready: consuming %s", settings.gpu_queue), weak=False)
+    heartbeat = Heartbeat(
+        HeartbeatStore(services.aws.dynamodb, settings.control_table, ttl_s=HEARTBEAT_TTL_S),
+        instance_id,
+        settings.heartbeat_seconds,
+    )
+
+    def ready(**_) -> None:
+        heartbeat.start()
+        log.info("GPU worker ready on %s: consuming %s", heartbeat.instance_id, settings.gpu_queue)
+
+    worker_ready.connect(ready, weak=False)
+    worker_shutdown.connect(lambda **_: heartbeat.stop(), weak=False)
     app.use_settings(settings)
     app.worker_main(worker_argv(settings, loglevel=settings.log_level) + list(argv or []))
     return 0

@@ -85,6 +85,15 @@ class Provisioner:
             ttl_attribute="expires_at",
         )
         self.table(self.settings.result_table, key="id", attributes={"id": "S"}, index=None, ttl_attribute="ttl")
+        # Worker heartbeats, the lifecycle lock, instance runs: small items keyed by kind and id.
+        self.table(
+            self.settings.control_table,
+            key="pk",
+            sort_key="sk",
+            attributes={"pk": "S", "sk": "S"},
+            index=None,
+            ttl_attribute="expires_at",
+        )
         self.bucket(self.settings.bucket)
         return self.changes
 
@@ -117,12 +126,13 @@ class Provisioner:
         attributes: dict[str, str],
         index: tuple[str, str, str] | None,
         ttl_attribute: str,
+        sort_key: str | None = None,
     ) -> None:
         db = self.aws.dynamodb
         try:
             db.describe_table(TableName=name)
         except db.exceptions.ResourceNotFoundException:
-            self._create_table(name, key=key, attributes=attributes, index=index)
+            self._create_table(name, key=key, sort_key=sort_key, attributes=attributes, index=index)
             self._enable_ttl(name, ttl_attribute)
             detail = "on-demand" + (f", index {index[0]}" if index else "") + f", ttl on {ttl_attribute}"
             self._note(Change(f"dynamodb table {name}", "created", detail))
@@ -134,10 +144,14 @@ class Provisioner:
             self._enable_ttl(name, ttl_attribute)
             self._note(Change(f"dynamodb table {name}", "updated", f"ttl on {ttl_attribute}"))
 
-    def _create_table(self, name: str, *, key: str, attributes: dict[str, str], index: tuple[str, str, str] | None) -> None:
+    def _create_table(self, name: str, *, key: str, sort_key: str | None, attributes: dict[str, str],
+                      index: tuple[str, str, str] | None) -> None:
+        key_schema = [{"AttributeName": key, "KeyType": "HASH"}]
+        if sort_key:
+            key_schema.append({"AttributeName": sort_key, "KeyType": "RANGE"})
         spec = {
             "TableName": name,
-            "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
+            "KeySchema": key_schema,
             "AttributeDefinitions": [{"AttributeName": a, "AttributeType": t} for a, t in attributes.items()],
             "BillingMode": "PAY_PER_REQUEST",
         }

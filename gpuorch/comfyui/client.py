@@ -90,6 +90,7 @@ class HistoryEntry:
     completed: bool
     outputs: tuple[OutputRef, ...]
     failure: Failure | None
+    execution_s: float | None = None  # from execution_start to the last status message (GPU time)
 
     @property
     def succeeded(self) -> bool:
@@ -106,6 +107,7 @@ class QueueState:
 class RunResult:
     prompt_id: str
     outputs: tuple[OutputRef, ...]
+    execution_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,19 @@ def parse_history(prompt_id: str, body: Any) -> HistoryEntry | None:
         failure = (_failure_from_message(last[0], last[1] if isinstance(last[1], Mapping) else {})
                    if last else Failure(kind="error", exception_message=f"status {status_str!r}"))
     outputs = entry.get("outputs") if isinstance(entry.get("outputs"), Mapping) else {}
-    return HistoryEntry(prompt_id, status_str, completed, _output_refs(outputs), failure)
+    return HistoryEntry(prompt_id, status_str, completed, _output_refs(outputs), failure,
+                        execution_seconds(status.get("messages") or ()))
+
+
+def execution_seconds(messages: Any) -> float | None:
+    """Seconds from `execution_start` to the last status message, from their millisecond timestamps."""
+    stamps = [(m[0], m[1].get("timestamp")) for m in messages
+              if isinstance(m, list) and len(m) == 2 and isinstance(m[1], Mapping)]
+    start = next((t for event, t in stamps if event == "execution_start" and isinstance(t, (int, float))), None)
+    end = next((t for _, t in reversed(stamps) if isinstance(t, (int, float))), None)
+    if start is None or end is None or end < start:
+        return None
+    return (end - start) / 1000.0
 
 
 def parse_queue(body: Any) -> QueueState:
@@ -499,7 +513,7 @@ class _Follower:
             raise entry.failure.to_exception(self.prompt_id)
         self._report(self.tracker.complete() if self.tracker else Progress(percent=100))
         logger.info("prompt %s finished with %d output(s)", self.prompt_id, len(entry.outputs))
-        return RunResult(self.prompt_id, entry.outputs)
+        return RunResult(self.prompt_id, entry.outputs, entry.execution_s)
 
     def _report(self, progress: Progress | None) -> None:
         if progress is None or self.on_progress is None:

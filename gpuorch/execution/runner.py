@@ -120,7 +120,8 @@ def run_job(services: Services, job_id: str, workflow_name: str, params: dict[st
     except ComfyError as exc:
         return _fail(services, job_id, f"{type(exc).__name__}: {exc}")
     try:
-        job = services.jobs.transition(job_id, states.SUCCEEDED, outputs=[o.as_record() for o in outputs], node=None)
+        job = services.jobs.transition(job_id, states.SUCCEEDED, outputs=[o.as_record() for o in outputs], node=None,
+                                       gpu_seconds=execution.gpu_seconds)
     except TransitionRefused:
         log.warning("job %s: finished, but its record was moved on meanwhile", job_id)
         return settled(services.jobs.get(job_id))
@@ -185,6 +186,8 @@ class JobExecution:
         except ComfyError as exc:
             log.warning("job %s: could not stop its prompt in ComfyUI: %s", self.job.job_id, exc)
 
+    gpu_seconds: float | None = None  # ComfyUI's execution time of the prompt, once it has finished
+
     def run(self) -> list[StoredOutput]:
         job_id = self.job.job_id
         where = self.retry(self.comfy.locate)(job_id)
@@ -205,6 +208,7 @@ class JobExecution:
             graph = self.bind(self.upload_inputs())
             self.submit(graph)
             result = self.follow(graph)
+        self.gpu_seconds = result.execution_s
         return [self.store(ref) for ref in result.outputs if ref.type == "output"]
 
     def submit(self, graph: dict[str, Any]) -> None:

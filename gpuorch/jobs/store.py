@@ -65,6 +65,7 @@ class Job:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     source: str = "api"
+    gpu_seconds: float | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> "Job":
@@ -84,6 +85,7 @@ class Job:
             outputs=data.get("outputs", []),
             error=data.get("error"),
             source=data.get("source", "api"),
+            gpu_seconds=data.get("gpu_seconds"),
         )
 
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from gpuorch.comfyui.client import Failure, HistoryEntry, OutputRef, QueueState, parse_history, parse_queue
+from gpuorch.comfyui.client import (
+    Failure,
+    HistoryEntry,
+    OutputRef,
+    QueueState,
+    execution_seconds,
+    parse_history,
+    parse_queue,
+)
 from gpuorch.comfyui.errors import (
     ComfyError,
     ComfyExecutionError,
@@ -29,7 +37,20 @@ def test_successful_history() -> None:
         completed=True,
         outputs=(OutputRef("4", "probe_00002_.png", "", "output", "images"),),
         failure=None,
+        execution_s=0.008,  # execution_start at ...281 ms, execution_success at ...289 ms
     )
+
+
+@pytest.mark.parametrize("messages,seconds", [
+    ([["execution_start", {"timestamp": 1000}], ["execution_success", {"timestamp": 3500}]], 2.5),
+    ([["execution_start", {"timestamp": 1000}]], 0.0),
+    ([["execution_success", {"timestamp": 3500}]], None),  # never started here
+    ([["execution_start", {}], ["execution_success", {"timestamp": 3500}]], None),
+    ([["execution_start", {"timestamp": 4000}], ["execution_success", {"timestamp": 3500}]], None),
+    ([], None),
+])
+def test_execution_seconds(messages, seconds) -> None:
+    assert execution_seconds(messages) == seconds
 
 
 def test_runtime_error_history() -> None:

@@ -119,6 +119,7 @@ def unique_settings(endpoint: str, **overrides) -> Settings:
         bucket=f"gpuorch-jobs-{suffix}",
         receive_wait_seconds=1,
         comfyui_retries=2,
+        instance_id="i-local-gpu",
         **overrides,
     )
 

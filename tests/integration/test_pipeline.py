@@ -36,6 +36,7 @@ def test_rest_camera_angle_job_succeeds_with_progress_in_between(stack):
 
     assert record["status"] == "succeeded", record
     assert record["progress"] == 100 and record["attempts"] == 1
+    assert 8 * 0.15 <= record["gpu_seconds"] < 30  # 8 emulated sampler steps of 0.15 s, and the other nodes
     assert record["started_at"] and record["finished_at"]
     assert_outputs_in_s3(stack, record)
     assert any(status == "running" and 0 < progress < 100 for status, progress in seen), seen

@@ -50,7 +50,11 @@ class QueueReader:
 
     def receive_gpu(self) -> list[dict[str, Any]]:
         """Every message on the GPU queue, as (raw body size, decoded kombu envelope, Celery task body)."""
-        url = self.sqs.get_queue_url(QueueName=self.settings.gpu_queue)["QueueUrl"]
+        return self.receive(self.settings.gpu_queue)
+
+    def receive(self, queue: str) -> list[dict[str, Any]]:
+        """Every message on a queue (up to 10), decoded."""
+        url = self.sqs.get_queue_url(QueueName=queue)["QueueUrl"]
         answer = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
         return [decode_task_message(m["Body"]) for m in answer.get("Messages", [])]
 

@@ -65,6 +65,7 @@ def test_one_job_reads_back_with_every_field(client, store, jobs):
         "outputs": [],
         "error": None,
         "source": "python",
+        "gpu_seconds": None,
         "links": {"self": "/api/v1/jobs/job-1"},
     }
 

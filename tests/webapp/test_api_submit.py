@@ -32,7 +32,9 @@ def test_camera_angle_job_is_recorded_and_queued_once(client, settings, provisio
     assert (record.status, record.workflow, record.source) == ("queued", "camera-angle", "api")
     assert record.params == body
 
-    assert queues.count(settings.control_queue) == 0
+    # The submission asks the control worker for a GPU check at once (a stopped GPU starts in seconds).
+    [check] = queues.receive(settings.control_queue)
+    assert check["headers"]["task"] == "gpuorch.lifecycle.check"
     [message] = queues.receive_gpu()
     assert message["headers"]["id"] == job_id
     assert message["headers"]["task"] == "gpuorch.tasks.camera_angle"

@@ -116,7 +116,9 @@ def test_generic_submission_records_one_job_and_queues_its_task(
     record = provisioned.jobs.get(job_id)
     assert (record.status, record.workflow, record.source) == ("queued", workflow, "api")
     assert job_count() == 1
-    assert queues.count(settings.control_queue) == 0
+    # The submission asks the control worker for a GPU check at once (a stopped GPU starts in seconds).
+    [check] = queues.receive(settings.control_queue)
+    assert check["headers"]["task"] == "gpuorch.lifecycle.check"
     [message] = queues.receive_gpu()
     assert (message["headers"]["id"], message["headers"]["task"]) == (job_id, task)
     expected = {"workflow": workflow, "params": record.params} if task.endswith("run_workflow") else record.params

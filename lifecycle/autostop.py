@@ -1,0 +1,165 @@
+"""The GPU lifecycle decision: which instances to start or stop now, from one snapshot and the policy."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Iterable
+
+from lifecycle.model import Action, Decision, Heartbeat, Instance, Policy, Snapshot
+
+# Instances that will serve soon or serve now; `stopping` ones must reach `stopped` before a start.
+ACTIVE_STATES = ("pending", "running")
+
+
+def latest_heartbeats(heartbeats: Iterable[Heartbeat]) -> dict[str, Heartbeat]:
+    """The newest heartbeat of each instance."""
+    latest: dict[str, Heartbeat] = {}
+    for beat in heartbeats:
+        if beat.instance_id not in latest or beat.at > latest[beat.instance_id].at:
+            latest[beat.instance_id] = beat
+    return latest
+
+
+def is_fresh(beat: Heartbeat | None, now: datetime, policy: Policy) -> bool:
+    return beat is not None and (now - beat.at).total_seconds() <= policy.heartbeat_timeout_s
+
+
+def busy_jobs(snapshot: Snapshot, policy: Policy, beat: Heartbeat | None) -> tuple[str, ...] | None:
+    """The jobs a running instance (whose latest heartbeat is `beat`) runs; None when not known busy.
+
+    A fresh heartbeat says exactly what runs. Without one (stale or missing) the SQS in-flight count
+    is the only evidence, and it cannot say which instance holds a message: any in-flight message
+    then counts as this instance's work, the safe side. A stale heartbeat listing jobs while nothing
+    is in flight is outdated (a running job keeps its message in flight until it ends).
+    """
+    if is_fresh(beat, snapshot.now, policy):
+        return beat.running_jobs or None
+    if snapshot.queue_in_flight > 0:
+        return (f"{snapshot.queue_in_flight} in flight, heartbeat stale or missing",)
+    return None
+
+
+def last_activity(instance: Instance, snapshot: Snapshot) -> datetime | None:
+    """The latest of its start, the gatherer's remembered activity, and its heartbeats listing jobs."""
+    moments = [instance.launched_at, snapshot.last_activity_at.get(instance.instance_id)]
+    moments += [b.at for b in snapshot.heartbeats if b.instance_id == instance.instance_id and b.running_jobs]
+    known = [m for m in moments if m is not None]
+    return max(known) if known else None
+
+
+def wanted_instances(snapshot: Snapshot, policy: Policy) -> int:
+    """Instances the waiting work calls for: one per `backlog_per_instance` visible jobs, within the pool."""
+    by_backlog = math.ceil(snapshot.queue_visible / policy.backlog_per_instance)
+    return min(policy.max_instances, max(policy.min_instances, by_backlog))
+
+
+def _budget_refusal(snapshot: Snapshot, policy: Policy, nth_start: int) -> str | None:
+    if policy.monthly_budget_usd is None:
+        return None
+    projected = snapshot.month_spend_usd + nth_start * snapshot.hourly_price_usd
+    if projected <= policy.monthly_budget_usd:
+        return None
+    return (f"monthly budget: ${snapshot.month_spend_usd:.2f} spent of ${policy.monthly_budget_usd:.2f}; "
+            f"an hour more at ${snapshot.hourly_price_usd:.2f}/h would pass it")
+
+
+def _starts(snapshot: Snapshot, policy: Policy, active: list[Instance], wanted: int) -> list[Action]:
+    missing = wanted - len(active)
+    if missing <= 0:
+        return []
+    why = (f"{snapshot.queue_visible} job(s) waiting, {len(active)} instance(s) running or pending, "
+           f"want {wanted}" if snapshot.queue_visible else f"min_instances={policy.min_instances}")
+    stopped = sorted((i for i in snapshot.instances if i.state == "stopped"), key=lambda i: i.instance_id)
+    stopping = sorted((i for i in snapshot.instances if i.state == "stopping"), key=lambda i: i.instance_id)
+    actions: list[Action] = []
+    for n, instance in enumerate(stopped[:missing], start=1):
+        refusal = _budget_refusal(snapshot, policy, n)
+        if refusal:
+            actions.append(Action("blocked", instance.instance_id, f"{refusal} ({why})"))
+        else:
+            actions.append(Action("start", instance.instance_id, why))
+    missing -= len(actions)
+    for instance in stopping[:missing]:
+        actions.append(Action("none", instance.instance_id, f"{why}: waiting for it to stop, then starting it"))
+    missing -= min(missing, len(stopping))
+    if missing > 0:
+        actions.append(Action("blocked", None, f"{why}: no stopped instance left to start"))
+    return actions
+
+
+def decide(snapshot: Snapshot, policy: Policy) -> Decision:
+    """What to do now. Pure: the same snapshot and policy always give the same decision.
+
+    - Start stopped instances while fewer are running or pending than the work calls for: one when
+      jobs are visible and none runs, another each time the visible backlog passes
+      `backlog_per_instance` per instance, up to `max_instances`, and `min_instances` always. A
+      `stopping` instance is waited for and started once `stopped`; a start that would take this
+      month's spend plus one hour past `monthly_budget_usd` is `blocked`, with the reason.
+    - Stop nothing while any job is visible or in flight, nor an instance whose heartbeat lists a
+      job (or whose heartbeat is stale while messages are in flight). Otherwise stop each instance
+      idle at least `idle_stop_s` since its last activity, the longest idle first, keeping
+      `min_instances` running.
+    """
+    now = snapshot.now
+    beats = latest_heartbeats(snapshot.heartbeats)
+    by_state = {s: [i for i in snapshot.instances if i.state == s] for s in ("pending", "running", "stopping")}
+    running = sorted(by_state["running"], key=lambda i: i.instance_id)
+    active = [i for i in snapshot.instances if i.state in ACTIVE_STATES]
+    wanted = wanted_instances(snapshot, policy)
+
+    actions = _starts(snapshot, policy, active, wanted)
+    busy: dict[str, tuple[str, ...]] = {}
+    idle: list[tuple[str, float]] = []
+    quiet = snapshot.queue_visible == 0 and snapshot.queue_in_flight == 0
+    for instance in running:
+        beat = beats.get(instance.instance_id)
+        jobs = busy_jobs(snapshot, policy, beat)
+        if jobs:
+            busy[instance.instance_id] = jobs
+            continue
+        since = last_activity(instance, snapshot)
+        idle.append((instance.instance_id, math.inf if since is None else max(0.0, (now - since).total_seconds())))
+
+    stoppable = len(active) - policy.min_instances
+    for instance_id, seconds in sorted(idle, key=lambda p: (-p[1], p[0])):
+        if not quiet:
+            reason = f"not stopping: {snapshot.queue_visible} visible, {snapshot.queue_in_flight} in flight"
+        elif seconds < policy.idle_stop_s:
+            reason = f"idle {seconds:.0f} s of {policy.idle_stop_s:.0f} s"
+        elif stoppable <= 0:
+            reason = f"idle {seconds:.0f} s, kept: min_instances={policy.min_instances}"
+        else:
+            stoppable -= 1
+            actions.append(Action("stop", instance_id, f"idle {seconds:.0f} s >= {policy.idle_stop_s:.0f} s"))
+            continue
+        actions.append(Action("none", instance_id, reason))
+    for instance_id, jobs in busy.items():
+        actions.append(Action("none", instance_id, f"busy: {', '.join(jobs)}"))
+    for instance in sorted(by_state["pending"], key=lambda i: i.instance_id):
+        actions.append(Action("none", instance.instance_id, "pending: booting"))
+    mentioned = {a.instance_id for a in actions}
+    for instance in sorted(by_state["stopping"], key=lambda i: i.instance_id):
+        if instance.instance_id not in mentioned:
+            actions.append(Action("none", instance.instance_id, "stopping"))
+    if not actions:
+        if snapshot.queue_in_flight and not active:
+            reason = (f"{snapshot.queue_in_flight} in flight with no instance running: "
+                      "they return to the queue at their visibility timeout")
+        else:
+            reason = "nothing to do"
+        actions.append(Action("none", None, reason))
+
+    idle_s = tuple(sorted(idle))
+    return Decision(
+        actions=tuple(actions),
+        queue_visible=snapshot.queue_visible,
+        queue_in_flight=snapshot.queue_in_flight,
+        running=len(running),
+        pending=len(by_state["pending"]),
+        stopping=len(by_state["stopping"]),
+        wanted=wanted,
+        busy=tuple(busy),
+        idle_s=idle_s,
+        month_spend_usd=snapshot.month_spend_usd,
+    )

@@ -1,0 +1,173 @@
+"""The values the GPU lifecycle decision reads and returns: instances, heartbeats, snapshot, policy, decision."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Mapping
+
+InstanceState = Literal["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]
+ActionKind = Literal["start", "stop", "none", "blocked"]
+
+INSTANCE_STATES: tuple[str, ...] = ("pending", "running", "stopping", "stopped", "shutting-down", "terminated")
+ACTION_KINDS: tuple[str, ...] = ("start", "stop", "none", "blocked")
+
+G6E_2XLARGE = "g6e.2xlarge"
+# us-east-1 on-demand price of a g6e.2xlarge (one L40S); the simulator's and the bench's default.
+G6E_2XLARGE_HOURLY_USD = 2.24
+
+# The default idle time before a stop, chosen with bench/cost.py on the reference traces
+# (lifecycle/traces/; cold start 135 s, $2.24/h): the shortest idle time whose p95 wait on the
+# steady trace never exceeds the replaced CloudWatch rule's (135 s, one cold start), on that trace's
+# seeds 1-6 (4 minutes: 135-140 s; 3 minutes: 140-149 s). On the bursty trace 5 minutes costs
+# $36.77 against the replaced rule's $61.71 (-40%), 1.22x the hindsight optimum ($30.09), with a p95
+# wait of 149 s against 135 s: there no idle time under 30 minutes matches the replaced rule's p95
+# (2-15 minutes: 148-166 s), because sessions start at random and each one that finds the GPU
+# stopped waits a cold start; 30 minutes matches it at $66.40, more than the replaced rule. On
+# sparse-nightly it costs $14.81 against $44.45 (-67%) and no job waits 10 hours for a restart.
+# Longer idle times add idle tails: 10 minutes is 1.47x, 30 minutes 2.21x the optimum on bursty.
+DEFAULT_IDLE_STOP_S = 300.0
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One GPU instance as EC2 describes it; `launched_at` is its latest start (EC2's LaunchTime)."""
+
+    instance_id: str
+    state: InstanceState
+    instance_type: str = G6E_2XLARGE
+    launched_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in INSTANCE_STATES:
+            raise ValueError(f"{self.instance_id}: unknown instance state {self.state!r}")
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What a GPU worker last reported: the jobs it runs right now, and whether its models are loaded."""
+
+    instance_id: str
+    at: datetime
+    running_jobs: tuple[str, ...] = ()
+    ready: bool = False
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one decision needs, gathered by the code around `decide`.
+
+    `queue_visible` and `queue_in_flight` are the GPU queue's approximate counts. `last_activity_at`
+    holds, per instance, the latest moment it was known to run a job (remembered by the gatherer
+    across heartbeats, e.g. a job's finish time); `month_spend_usd` is this month's GPU spend so far.
+    """
+
+    now: datetime
+    instances: tuple[Instance, ...]
+    queue_visible: int = 0
+    queue_in_flight: int = 0
+    heartbeats: tuple[Heartbeat, ...] = ()
+    last_activity_at: Mapping[str, datetime] = field(default_factory=dict)
+    month_spend_usd: float = 0.0
+    hourly_price_usd: float = G6E_2XLARGE_HOURLY_USD
+
+    def __post_init__(self) -> None:
+        if self.queue_visible < 0 or self.queue_in_flight < 0:
+            raise ValueError("queue counts cannot be negative")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How the GPU pool is run; see DEFAULT_IDLE_STOP_S for why the default idle time is what it is.
+
+    - idle_stop_s: seconds an instance must be idle (nothing visible, nothing in flight, no job on it)
+      since its last activity before it is stopped.
+    - min_instances / max_instances: instances kept running (or pending) at least / at most.
+    - backlog_per_instance: visible jobs one running or pending instance may face; more starts another.
+      Ten jobs of 10-40 s are about four minutes of work, close to two cold starts: a second
+      instance started for less would be ready only when the backlog is nearly gone.
+    - heartbeat_timeout_s: a heartbeat older than this is stale (three missed 30 s heartbeats).
+    - monthly_budget_usd: no start when this month's spend plus one hour of it would pass this.
+    """
+
+    idle_stop_s: float = DEFAULT_IDLE_STOP_S
+    min_instances: int = 0
+    max_instances: int = 1
+    backlog_per_instance: int = 10
+    heartbeat_timeout_s: float = 90.0
+    monthly_budget_usd: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.idle_stop_s >= 0 and math.isfinite(self.idle_stop_s)):
+            raise ValueError("idle_stop_s must be a finite number of seconds, 0 or more")
+        if self.min_instances < 0:
+            raise ValueError("min_instances cannot be negative")
+        if self.max_instances < max(1, self.min_instances):
+            raise ValueError("max_instances must be at least 1 and at least min_instances")
+        if self.backlog_per_instance < 1:
+            raise ValueError("backlog_per_instance must be at least 1")
+        if self.heartbeat_timeout_s <= 0:
+            raise ValueError("heartbeat_timeout_s must be positive")
+        if self.monthly_budget_usd is not None and self.monthly_budget_usd < 0:
+            raise ValueError("monthly_budget_usd cannot be negative")
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing to do: start or stop an instance, nothing (with why), or a start refused (with why)."""
+
+    kind: ActionKind
+    instance_id: str | None
+    reason: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in ACTION_KINDS:
+            raise ValueError(f"unknown action kind {self.kind!r}")
+        if self.kind in ("start", "stop") and not self.instance_id:
+            raise ValueError(f"a {self.kind} action names its instance")
+
+    def __str__(self) -> str:
+        target = f" {self.instance_id}" if self.instance_id else ""
+        return f"{self.kind}{target}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The actions of one decision and the numbers it was made on (logged as one line each time)."""
+
+    actions: tuple[Action, ...]
+    queue_visible: int
+    queue_in_flight: int
+    running: int
+    pending: int
+    stopping: int
+    wanted: int
+    busy: tuple[str, ...] = ()
+    idle_s: tuple[tuple[str, float], ...] = ()
+    month_spend_usd: float = 0.0
+
+    def of_kind(self, kind: ActionKind) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.kind == kind)
+
+    @property
+    def starts(self) -> tuple[str, ...]:
+        return tuple(a.instance_id for a in self.of_kind("start"))
+
+    @property
+    def stops(self) -> tuple[str, ...]:
+        return tuple(a.instance_id for a in self.of_kind("stop"))
+
+    @property
+    def blocked(self) -> tuple[Action, ...]:
+        return self.of_kind("blocked")
+
+    def numbers(self) -> str:
+        """The inputs of the decision, as `key=value` pairs for a log line."""
+        idle = ",".join(f"{i}:{s:.0f}s" for i, s in self.idle_s) or "-"
+        return (f"visible={self.queue_visible} in_flight={self.queue_in_flight} running={self.running} "
+                f"pending={self.pending} stopping={self.stopping} wanted={self.wanted} "
+                f"busy={','.join(self.busy) or '-'} idle={idle} month_spend=${self.month_spend_usd:.2f}")
+
+    def __str__(self) -> str:
+        return f"{self.numbers()} -> " + "; ".join(str(a) for a in self.actions)

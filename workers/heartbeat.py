@@ -1,0 +1,52 @@
+"""The GPU worker's heartbeat: every few seconds, the jobs it is running, so the GPU is never stopped under them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+from typing import Callable
+
+from celery.worker import state as worker_state
+
+log = logging.getLogger(__name__)
+
+
+def running_job_ids() -> tuple[str, ...]:
+    """The ids of the tasks this worker's pool is executing (kept by Celery in the main process)."""
+    return tuple(sorted(request.id for request in list(worker_state.active_requests)))
+
+
+class Heartbeat(threading.Thread):
+    """Reports (instance id, running jobs, ready, last time it had a job) until stopped; a failed write
+    is logged and retried at the next beat (a heartbeat that stays stale reads as busy, the safe side)."""
+
+    def __init__(self, store, instance_id: str, interval_s: float,
+                 running_jobs: Callable[[], tuple[str, ...]] = running_job_ids,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        super().__init__(name="gpuorch-heartbeat", daemon=True)
+        self.store, self.instance_id, self.interval_s = store, instance_id, interval_s
+        self.running_jobs, self.clock = running_jobs, clock
+        self.last_busy_at: datetime | None = None
+        self.stopping = threading.Event()
+
+    def beat(self, *, ready: bool = True) -> None:
+        jobs = self.running_jobs() if ready else ()
+        now = self.clock()
+        if jobs or self.last_busy_at is None:
+            # Idle time counts from the last moment a job ran here, or from the worker's start.
+            self.last_busy_at = now
+        try:
+            self.store.beat(self.instance_id, jobs, ready, self.last_busy_at)
+        except Exception as exc:  # noqa: BLE001 - the next beat retries; the worker goes on
+            log.warning("heartbeat not recorded: %s", exc)
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.beat()
+            self.stopping.wait(self.interval_s)
+
+    def stop(self) -> None:
+        """Stop beating and say this worker is no longer ready (its instance is shutting down)."""
+        self.stopping.set()
+        self.beat(ready=False)
