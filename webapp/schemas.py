@@ -86,6 +86,9 @@ class JobSchema(_LinkedJobSchema):
     outputs = ma.fields.List(ma.fields.Nested(OutputSchema), required=True)
     error = ma.fields.String(allow_none=True, metadata={"description": "Why the job failed."})
     source = ma.fields.String(required=True, metadata={"description": "Who submitted it: api or python."})
+    gpu_seconds = ma.fields.Float(
+        allow_none=True, metadata={"description": "ComfyUI's execution time of the job's prompt, once it succeeded."}
+    )
 
 
 class JobListQuerySchema(ma.Schema):

@@ -16,6 +16,7 @@ def test_first_run_creates_everything_and_second_changes_nothing(settings):
         f"sqs queue {settings.control_queue}",
         f"dynamodb table {settings.job_table}",
         f"dynamodb table {settings.result_table}",
+        f"dynamodb table {settings.control_table}",
         f"s3 bucket {settings.bucket}",
     }
     second = Provisioner(aws, settings).run()
