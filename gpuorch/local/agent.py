@@ -7,7 +7,9 @@ import threading
 import time
 from typing import Callable
 
-from gpuorch.local.stack import Process
+from pathlib import Path
+
+from gpuorch.local.stack import LocalStack, Process
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +72,15 @@ class GpuHostAgent(threading.Thread):
         self.halt.set()
         self.join(timeout=10)
         self.stop_host()
+
+
+def local_gpu_host(stack: LocalStack, *, instance_id: str, comfyui_port: int, data_dir: Path,
+                   model_files: dict[str, list[str]], step_seconds: float) -> Callable[[], list[Process]]:
+    """What the GPU instance runs at boot, locally: the ComfyUI emulator, then the Procfile's gpu_worker."""
+
+    def start() -> list[Process]:
+        _url, comfyui = stack.start_emulator_process(data_dir, model_files, step_seconds, port=comfyui_port)
+        [worker] = stack.start_procfile(["gpu_worker"], {"GPUORCH_INSTANCE_ID": instance_id})
+        return [comfyui, worker]
+
+    return start

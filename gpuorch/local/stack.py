@@ -132,6 +132,11 @@ class LocalStack:
     def start_emulator(self, data_dir: Path, model_files: dict[str, list[str]], step_seconds: float,
                        port: int | None = None) -> str:
         """The ComfyUI emulator on a loopback port (a free one by default); returns its URL once it answers."""
+        return self.start_emulator_process(data_dir, model_files, step_seconds, port)[0]
+
+    def start_emulator_process(self, data_dir: Path, model_files: dict[str, list[str]], step_seconds: float,
+                               port: int | None = None) -> tuple[str, Process]:
+        """Like start_emulator, with the process too (to stop it when its GPU host stops)."""
         port = port or free_port()
         argv = [
             sys.executable, "-m", "gpuorch.comfyui.emulator", "--host", "127.0.0.1", "--port", str(port),
@@ -142,7 +147,7 @@ class LocalStack:
         process = self.start("comfyui-emulator", argv)
         url = f"http://127.0.0.1:{port}"
         self.wait_until_ready(process, lambda: requests.get(f"{url}/system_stats", timeout=2).ok)
-        return url
+        return url, process
 
     def wait_until_ready(self, process: Process, probe: Callable[[], bool], timeout: float = 60.0) -> None:
         """Poll `probe` until it is true; fail early, with the log, if the process exits."""
