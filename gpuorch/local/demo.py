@@ -1,4 +1,4 @@
-"""`gpuorch demo`: the whole pipeline on the local stack, one job of each kind, outputs written locally."""
+"""`gpuorch demo`: the local stack from a stopped GPU: a cold start, one job of each kind, the idle stop."""
 
 from __future__ import annotations
 
@@ -18,14 +18,19 @@ from gpuorch.aws.clients import AwsClients
 from gpuorch.aws.provision import Provisioner
 from gpuorch.celery_app import app
 from gpuorch.jobs import states
+from gpuorch.local.agent import GpuHostAgent, local_gpu_host
 from gpuorch.local.stack import LocalStack, free_port, use_local_credentials
 from gpuorch.settings import REPO_ROOT, Settings, settings_env
 from gpuorch.tasks import qwen_image_edit
+from lifecycle.instances import InstancePool
+from lifecycle.runs import RunLog
 
 log = logging.getLogger(__name__)
 
 SAMPLE_IMAGE = Path(__file__).resolve().parent / "sample-house.png"
 JOB_DEADLINE_S = 300
+BOOT_DELAY_S = 3.0
+IDLE_STOP_DEADLINE_S = 120
 
 
 def local_settings(base: Settings, endpoint: str, comfyui_url: str, api_port: int) -> Settings:
@@ -36,6 +41,10 @@ def local_settings(base: Settings, endpoint: str, comfyui_url: str, api_port: in
         comfyui_url=comfyui_url,
         api_base_url=f"http://127.0.0.1:{api_port}",
         receive_wait_seconds=min(base.receive_wait_seconds, 2),
+        # Short, so the demo shows the idle stop within seconds rather than minutes.
+        idle_stop_seconds=min(base.idle_stop_seconds, 10),
+        lifecycle_check_seconds=min(base.lifecycle_check_seconds, 2),
+        heartbeat_seconds=min(base.heartbeat_seconds, 2),
     )
 
 
@@ -103,7 +112,10 @@ def download_outputs(aws: AwsClients, record: dict, target: Path) -> list[Path]:
 
 
 def run_demo(base: Settings, output_dir: Path, step_seconds: float, echo: Callable[[str], None] = click.echo) -> bool:
-    """Start the local stack, run both workflows, write their outputs; True if both jobs succeeded."""
+    """Start the local stack, run both workflows from a stopped GPU, write the outputs, watch the GPU stop.
+
+    True if both jobs succeeded and the idle GPU was stopped.
+    """
     run_dir = REPO_ROOT / ".local-stack" / datetime.now().strftime("%Y%m%d-%H%M%S")
     # This process talks to the moto server too (provisioning, delay(), downloads), never to a real account.
     use_local_credentials()
@@ -111,48 +123,79 @@ def run_demo(base: Settings, output_dir: Path, step_seconds: float, echo: Callab
         echo(f"Local stack logs: {run_dir}")
         endpoint = stack.start_moto()
         echo(f"moto server (SQS, SNS, DynamoDB, S3, EC2) at {endpoint}")
-        emulator_url = stack.start_emulator(run_dir / "comfyui", base.models.by_folder(), step_seconds)
-        echo(f"ComfyUI emulator at {emulator_url} (an emulator: images are simulated, not generated)")
-        api_port = free_port()
-        settings = local_settings(base, endpoint, emulator_url, api_port)
+        api_port, comfyui_port = free_port(), free_port()
+        settings = local_settings(base, endpoint, f"http://127.0.0.1:{comfyui_port}", api_port)
         aws = AwsClients(settings)
         echo("Provisioning:")
         Provisioner(aws, settings, report=lambda change: echo(f"  {change}")).run()
+        pool = InstancePool(aws.ec2, settings.gpu_pool)
+        instance_id = pool.create_local_instance()
+        echo(f"GPU instance {instance_id} (g6e.2xlarge on moto): {pool.get(instance_id).state}")
 
         stack.env = settings_env(settings)
-        api_process, _worker = stack.start_procfile(
-            ["api", "gpu_worker"], {"GPUORCH_API_BIND": f"127.0.0.1:{api_port}", "GPUORCH_API_WORKERS": "2"}
+        api_process, _control, _beat = stack.start_procfile(
+            ["api", "control_worker", "beat"], {"GPUORCH_API_BIND": f"127.0.0.1:{api_port}"}
         )
         api = settings.api_base_url
         stack.wait_until_ready(api_process, lambda: requests.get(f"{api}/health", timeout=5).status_code == 200)
-        echo(f"API at {api} (Procfile: api, gpu_worker)")
+        echo(f"API at {api}; control worker and beat running (Procfile: api, control_worker, beat)")
+        # The instance's boot, played locally: once it runs, ComfyUI (the emulator) and the GPU worker start.
+        host = local_gpu_host(stack, instance_id=instance_id, comfyui_port=comfyui_port, data_dir=run_dir / "comfyui",
+                              model_files=settings.models.by_folder(), step_seconds=step_seconds)
+        agent = GpuHostAgent(aws.ec2, instance_id, host, boot_delay_s=BOOT_DELAY_S)
+        agent.start()
+        try:
+            return submit_and_follow(settings, aws, pool, instance_id, agent, output_dir, echo, stack)
+        finally:
+            agent.shutdown()
 
-        image_key = "inputs/samples/house.png"
-        aws.s3.upload_file(str(SAMPLE_IMAGE), settings.bucket, image_key)
-        image_uri = f"s3://{settings.bucket}/{image_key}"
 
-        answer = requests.post(
-            f"{api}/api/v1/camera-angle/jobs", json={"image": image_uri, "move": "rotate_left", "degrees": 45}, timeout=30
-        )
-        answer.raise_for_status()
-        camera_id = answer.json()["job_id"]
-        echo(f"REST   POST /api/v1/camera-angle/jobs -> 202, job {camera_id}")
+def submit_and_follow(settings: Settings, aws: AwsClients, pool: InstancePool, instance_id: str,
+                      agent: GpuHostAgent, output_dir: Path, echo: Callable[[str], None], stack: LocalStack) -> bool:
+    api = settings.api_base_url
+    image_key = "inputs/samples/house.png"
+    aws.s3.upload_file(str(SAMPLE_IMAGE), settings.bucket, image_key)
+    image_uri = f"s3://{settings.bucket}/{image_key}"
 
-        app.use_settings(settings)  # the Python caller publishes with the demo's settings
-        result = qwen_image_edit.delay(prompt="Paint the house blue and add snow on the roof", images=[image_uri])
-        echo(f"Python qwen_image_edit.delay(...) -> job {result.id}")
+    answer = requests.post(
+        f"{api}/api/v1/camera-angle/jobs", json={"image": image_uri, "move": "rotate_left", "degrees": 45}, timeout=30
+    )
+    answer.raise_for_status()
+    camera_id = answer.json()["job_id"]
+    echo(f"REST   POST /api/v1/camera-angle/jobs -> 202, job {camera_id}")
 
-        records = follow_jobs(api, {"camera-angle": camera_id, "qwen-image-edit": result.id}, JOB_DEADLINE_S, echo)
-        ok = all(r["status"] == states.SUCCEEDED for r in records.values())
-        if ok:
-            echo(f"result.get() from the DynamoDB result backend: {result.get(timeout=30)}")
-        for label, record in records.items():
-            if record["status"] == states.SUCCEEDED:
-                for path in download_outputs(aws, record, output_dir):
-                    echo(f"{label}: {path}")
-            else:
-                echo(f"{label}: {record['status']}: {record.get('error') or 'did not finish in time'}")
-                for process in stack.processes:
-                    echo(f"--- {process.name} log (last lines) ---\n{process.tail(20)}")
-        echo("Both jobs succeeded." if ok else "Not every job succeeded.")
-        return ok
+    app.use_settings(settings)  # the Python caller publishes with the demo's settings
+    result = qwen_image_edit.delay(prompt="Paint the house blue and add snow on the roof", images=[image_uri])
+    echo(f"Python qwen_image_edit.delay(...) -> job {result.id}")
+    echo(f"The GPU is stopped: the submissions asked for a lifecycle check, which starts it "
+         f"(boot played as {BOOT_DELAY_S:.0f} s, then ComfyUI, the GPU worker and its warm-up).")
+
+    records = follow_jobs(api, {"camera-angle": camera_id, "qwen-image-edit": result.id}, JOB_DEADLINE_S, echo)
+    ok = all(r["status"] == states.SUCCEEDED for r in records.values())
+    if ok:
+        echo(f"result.get() from the DynamoDB result backend: {result.get(timeout=30)}")
+    for label, record in records.items():
+        if record["status"] == states.SUCCEEDED:
+            for path in download_outputs(aws, record, output_dir):
+                echo(f"{label}: {path}")
+        else:
+            echo(f"{label}: {record['status']}: {record.get('error') or 'did not finish in time'}")
+            for process in stack.processes:
+                echo(f"--- {process.name} log (last lines) ---\n{process.tail(20)}")
+    echo("Both jobs succeeded." if ok else "Not every job succeeded.")
+
+    echo(f"Waiting for the idle GPU to stop (GPUORCH_IDLE_STOP_SECONDS={settings.idle_stop_seconds})...")
+    stopped = wait_until(lambda: pool.get(instance_id).state == "stopped", IDLE_STOP_DEADLINE_S)
+    spend = RunLog(aws.dynamodb, settings.control_table).month_spend()
+    echo(f"GPU instance {instance_id}: {pool.get(instance_id).state} after {agent.boots} boot(s); "
+         f"billed this month: ${spend:.4f}" if stopped else f"GPU instance {instance_id} did not stop in time")
+    return ok and stopped
+
+
+def wait_until(condition: Callable[[], bool], deadline_s: float) -> bool:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.5)  # polling EC2's state; bounded by the deadline
+    return False
