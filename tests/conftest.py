@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import uuid
 
@@ -47,12 +48,12 @@ def moto_endpoint(aws_credentials) -> str:
     server.stop()
 
 
-@pytest.fixture
-def settings(moto_endpoint) -> Settings:
-    """Settings with resource names unique to the test, so tests never see each other's jobs."""
+def unique_settings(endpoint: str, **overrides) -> Settings:
+    """Settings on `endpoint` with resource names unique to the caller, so tests never see each other's jobs."""
     suffix = uuid.uuid4().hex[:8]
-    return Settings(
-        aws_endpoint_url=moto_endpoint,
+    return dataclasses.replace(
+        Settings(),
+        aws_endpoint_url=endpoint,
         gpu_queue=f"gpu_tasks_queue_{suffix}",
         gpu_dead_letter_queue=f"gpu_tasks_queue_dlq_{suffix}",
         control_queue=f"gpu_control_queue_{suffix}",
@@ -61,9 +62,14 @@ def settings(moto_endpoint) -> Settings:
         control_table=f"gpuorch_control_{suffix}",
         bucket=f"gpuorch-jobs-{suffix}",
         receive_wait_seconds=1,
-        allow_insecure_inputs=True,
         instance_id="i-test-gpu",  # never ask the instance metadata service from a test
+        **overrides,
     )
+
+
+@pytest.fixture
+def settings(moto_endpoint) -> Settings:
+    return unique_settings(moto_endpoint, allow_insecure_inputs=True)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from gpuorch.celery_app import app as celery_app
 from gpuorch.local.stack import LocalStack, Process, free_port
 from gpuorch.services import Services
 from gpuorch.settings import Settings, settings_env
+from tests.conftest import unique_settings as shared_unique_settings
 
 SAMPLE = Path(__file__).resolve().parents[2] / "gpuorch" / "local" / "sample-house.png"
 
@@ -62,6 +62,14 @@ class Stack:
 
         return wait_for(done, timeout, message=f"job {job_id} to finish")
 
+    def gpu_queue_empty(self) -> bool:
+        """Nothing visible or in flight on the GPU queue: every message has been acknowledged."""
+        attributes = self.services.aws.sqs.get_queue_attributes(
+            QueueUrl=self.services.aws.queue_url(self.settings.gpu_queue),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return attributes == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
+
     def restart_comfyui(self, model_files: dict[str, list[str]], step_seconds: float = 0.05) -> None:
         """Stop the emulator and start a new one on the same port (queue and history are lost, as on a restart)."""
         [emulator] = [p for p in self.processes.processes if p.name == "comfyui-emulator"]
@@ -106,22 +114,7 @@ class Stack:
 
 
 def unique_settings(endpoint: str, **overrides) -> Settings:
-    suffix = uuid.uuid4().hex[:8]
-    return dataclasses.replace(
-        Settings(),
-        aws_endpoint_url=endpoint,
-        gpu_queue=f"gpu_tasks_queue_{suffix}",
-        gpu_dead_letter_queue=f"gpu_tasks_queue_dlq_{suffix}",
-        control_queue=f"gpu_control_queue_{suffix}",
-        job_table=f"task_store_{suffix}",
-        result_table=f"celery_results_{suffix}",
-        control_table=f"gpuorch_control_{suffix}",
-        bucket=f"gpuorch-jobs-{suffix}",
-        receive_wait_seconds=1,
-        comfyui_retries=2,
-        instance_id="i-local-gpu",
-        **overrides,
-    )
+    return shared_unique_settings(endpoint, **{"comfyui_retries": 2, **overrides})
 
 
 def start_stack(tmp: Path, endpoint: str, *, step_seconds: float, worker_env: dict[str, str] | None = None,

@@ -25,12 +25,6 @@ def comfyui(stack, path: str) -> dict:
     return requests.get(f"{stack.comfyui_url}{path}", timeout=10).json()
 
 
-def gpu_queue_empty(stack) -> bool:
-    attributes = stack.services.aws.sqs.get_queue_attributes(
-        QueueUrl=stack.services.aws.queue_url(stack.settings.gpu_queue),
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return attributes == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
 
 
 def assert_cancelled_without_outputs(stack, *job_ids) -> None:
@@ -57,7 +51,7 @@ def test_running_job_is_interrupted_and_a_queued_one_never_runs(make_stack):
     assert entry["status"]["status_str"] == "error"
     assert entry["status"]["messages"][-1][0] == "execution_interrupted"
     # The worker takes the queued job, finds it cancelled, and acknowledges it without running it.
-    wait_for(lambda: gpu_queue_empty(stack), 60, message="both messages to be acknowledged")
+    wait_for(stack.gpu_queue_empty, 60, message="both messages to be acknowledged")
     assert comfyui(stack, "/emulator/stats")["prompts"].get(queued, {}).get("queued", 0) == 0
     assert_cancelled_without_outputs(stack, running, queued)
     assert cancel(stack, running).status_code == 409
@@ -76,6 +70,6 @@ def test_job_waiting_in_comfyui_queue_is_removed_from_it(make_stack):
     wait_for(lambda: not any(item[1] == second for item in comfyui(stack, "/queue")["queue_pending"]), 10,
              message="the worker to drop the prompt from ComfyUI's queue")
     assert stack.wait_terminal(first)["status"] == "succeeded"
-    wait_for(lambda: gpu_queue_empty(stack), 30, message="both messages to be acknowledged")
+    wait_for(stack.gpu_queue_empty, 30, message="both messages to be acknowledged")
     assert comfyui(stack, "/emulator/stats")["prompts"][second]["executed"] == 0
     assert_cancelled_without_outputs(stack, second)

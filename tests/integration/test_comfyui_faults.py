@@ -38,7 +38,7 @@ def shared_stack(moto_endpoint, tmp_path_factory):
 def comfy(shared_stack):
     """The shared stack, idle and with no fault armed or outage in force; healed again afterwards."""
     shared_stack.clear_faults()
-    wait_for(lambda: gpu_queue_empty(shared_stack), 30, message="the GPU queue to be empty")
+    wait_for(shared_stack.gpu_queue_empty, 30, message="the GPU queue to be empty")
     wait_for(lambda: shared_stack.comfyui("/queue") == {"queue_running": [], "queue_pending": []}, 30,
              message="ComfyUI to be idle")
     yield shared_stack
@@ -53,19 +53,13 @@ def submit(stack, move: str = "top_down") -> str:
     return answer.json()["job_id"]
 
 
-def gpu_queue_empty(stack) -> bool:
-    attributes = stack.services.aws.sqs.get_queue_attributes(
-        QueueUrl=stack.services.aws.queue_url(stack.settings.gpu_queue),
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return attributes == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
 
 
 def assert_settled_once(stack, job_id: str, status: str) -> dict:
     """The job ended in `status` and only there: its message is acknowledged (nothing can run it again), it
     ran once, the status index lists it under that one terminal status, and S3 holds outputs only for a
     success (exactly the files its record names)."""
-    wait_for(lambda: gpu_queue_empty(stack), 30, message=f"job {job_id}'s message to be acknowledged")
+    wait_for(stack.gpu_queue_empty, 30, message=f"job {job_id}'s message to be acknowledged")
     record = stack.job(job_id)
     assert record["status"] == status, record
     assert record["attempts"] == 1 and record["finished_at"], record
