@@ -1,7 +1,9 @@
-"""The `gpuorch` command: provision AWS resources, check workflow templates, run the demo, show the configuration."""
+"""The `gpuorch` command: provision AWS resources, check workflow templates, run the demo, show the configuration,
+report the GPU's cost and simulate lifecycle policies."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -21,7 +23,8 @@ def main(ctx: click.Context) -> None:
         ctx.obj = Settings.from_env()
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
-    configure_logging("WARNING" if ctx.obj.log_level.upper() == "INFO" else ctx.obj.log_level)
+    # A person reads this output: plain text, and only warnings unless asked for more.
+    configure_logging("WARNING" if ctx.obj.log_level.upper() == "INFO" else ctx.obj.log_level, "text")
 
 
 @main.command()
@@ -114,3 +117,62 @@ def config() -> None:
     for var, default, doc in documented_variables():
         shown = ",".join(default) if isinstance(default, tuple) else default
         click.echo(f"{var}={shown}\n    {doc}")
+
+
+@main.command()
+@click.option("--from", "from_", metavar="DATE",
+              help="Start: an ISO 8601 date (its midnight UTC) or date-time.  [default: the start of the month]")
+@click.option("--to", metavar="DATE",
+              help="End, excluded: an ISO 8601 date (that whole day included) or date-time.  [default: now]")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (as GET /api/v1/costs answers it).")
+@click.pass_obj
+def cost(settings: Settings, from_: str | None, to: str | None, as_json: bool) -> None:
+    """What the GPU cost over a period (default: this month so far).
+
+    Hours billed (per second, at least 60 s per start, at each run's price), dollars, the shares of that time
+    spent busy, idle and booting, jobs and cost per job, and this month's spend beside the budget when one is
+    set. Exit status: 0; 1 for a bad date or period; 2 when AWS cannot be reached.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from gpuorch.aws.clients import AwsClients
+    from gpuorch.jobs.store import JobStore, utc_now
+    from lifecycle.costs import PeriodError, format_document, parse_period, period_costs, run_log_for
+
+    now = utc_now()
+    try:
+        period = parse_period(from_, to, now)
+    except PeriodError as exc:
+        click.echo(f"error: --{exc.field}: {exc.reason}", err=True)
+        sys.exit(1)
+    aws = AwsClients(settings)
+    jobs = JobStore(aws.dynamodb, settings.job_table, ttl_seconds=settings.job_ttl_seconds)
+    try:
+        document = period_costs(run_log_for(aws.dynamodb, settings.control_table), jobs, period, now=now,
+                                monthly_budget_usd=settings.monthly_budget_usd)
+    except (BotoCoreError, ClientError) as exc:
+        target = settings.aws_endpoint_url or f"AWS {settings.region}"
+        click.echo(f"error: cannot read the runs and jobs from {target}: {exc}", err=True)
+        sys.exit(2)
+    click.echo(json.dumps(document, indent=2) if as_json else format_document(document))
+
+
+@main.command()
+@click.option("--trace", "trace", required=True, metavar="FILE",
+              help="CSV of job arrivals (arrival_s,gpu_s), e.g. lifecycle/traces/bursty.csv.")
+@click.option("--policy", metavar="SPEC",
+              help="default, replaced, fixed-<minutes>, or NAME,key=value,... overrides of a policy's settings.  "
+                   "[default: default]")
+def simulate(trace: str, policy: str | None) -> None:
+    """Replay a trace of job arrivals through a lifecycle policy, beside the replaced rule and the optimum."""
+    from lifecycle.policies import PolicyError
+    from lifecycle.simulate import simulate_command
+    from lifecycle.workload import TraceError
+
+    try:
+        text = simulate_command(trace, policy)
+    except TraceError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--trace'") from None
+    except PolicyError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--policy'") from None
+    click.echo(text)

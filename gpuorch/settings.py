@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from gpuorch.inputs.policy import InputPolicy
+from gpuorch.monitoring.names import NAMESPACE_PATTERN
 from gpuorch.workflows.models import ModelFiles
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -202,7 +203,33 @@ class Settings:
     camera_lora: str = env(
         "GPUORCH_CAMERA_LORA", ModelFiles.camera_lora, "Multiple-angles camera LoRA file."
     )
+    monitoring: bool = env(
+        "GPUORCH_MONITORING", True,
+        "Workers send Celery events and take remote-control commands, through SNS topics, so Flower and "
+        "`celery inspect` see them and their tasks; false: neither.",
+    )
+    monitoring_namespace: str = env(
+        "GPUORCH_MONITORING_NAMESPACE", "gpuorch",
+        "Prefix of the SNS topics and per-process SQS queues of the events and remote control (1-30 letters, "
+        "digits, - or _); deployments sharing an AWS account and region need different ones.",
+    )
+    flower_address: str = env(
+        "GPUORCH_FLOWER_ADDRESS", "127.0.0.1",
+        "Address Flower listens on; the default, loopback, keeps it off the network.",
+    )
+    flower_port: int = env("GPUORCH_FLOWER_PORT", 5555, "Port Flower listens on.")
+    flower_basic_auth: str = env(
+        "GPUORCH_FLOWER_BASIC_AUTH", "",
+        "Comma-separated user:password pairs Flower asks for (its --basic-auth); empty: no login.",
+    )
+    flower_inspect_timeout: float = env(
+        "GPUORCH_FLOWER_INSPECT_TIMEOUT", 3.0,
+        "Seconds Flower waits for the workers' answers when it asks them for their queues, tasks and stats.",
+    )
     log_level: str = env("GPUORCH_LOG_LEVEL", "INFO", "Log level of every gpuorch process.")
+    log_format: str = env(
+        "GPUORCH_LOG_FORMAT", "json", "json: one JSON object per line (job, task, instance ids included); text."
+    )
     api_base_url: str = env(
         "GPUORCH_API_URL", "http://127.0.0.1:8080", "Where clients (the CLI, the demo) reach the REST API."
     )
@@ -232,8 +259,16 @@ class Settings:
             raise SettingsError("GPUORCH_MAX_REQUEST_BYTES must be 0 (sized from the images) or positive")
         if not 1 <= self.output_url_seconds <= MAX_PRESIGN_SECONDS:
             raise SettingsError(f"GPUORCH_OUTPUT_URL_SECONDS must be between 1 and {MAX_PRESIGN_SECONDS}")
+        if self.log_format not in ("json", "text"):
+            raise SettingsError("GPUORCH_LOG_FORMAT must be json or text")
         if self.gpu_pipeline_depth < 1:
             raise SettingsError("GPUORCH_GPU_PIPELINE_DEPTH must be at least 1")
+        if not NAMESPACE_PATTERN.match(self.monitoring_namespace):
+            raise SettingsError("GPUORCH_MONITORING_NAMESPACE must be 1-30 letters, digits, - or _")
+        if not 0 < self.flower_port < 65536:
+            raise SettingsError("GPUORCH_FLOWER_PORT must be between 1 and 65535")
+        if self.flower_inspect_timeout <= 0:
+            raise SettingsError("GPUORCH_FLOWER_INSPECT_TIMEOUT must be positive")
 
     @property
     def models(self) -> ModelFiles:

@@ -11,7 +11,7 @@ from gpuorch.settings import Settings
 
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     app.use_settings(settings)
     app.start(["beat", "--schedule", settings.beat_schedule_file, "--loglevel", settings.log_level, *(argv or [])])
     return 0

@@ -6,6 +6,7 @@ import sys
 
 from gpuorch.celery_app import app
 from gpuorch.logs import configure_logging
+from gpuorch.monitoring.worker import broadcast_flags
 from gpuorch.settings import Settings
 
 
@@ -17,14 +18,14 @@ def worker_argv(settings: Settings, *, loglevel: str = "INFO") -> list[str]:
         "--pool", "threads",
         "--concurrency", "4",
         "--hostname", "control@%h",
-        "--without-mingle", "--without-gossip", "--without-heartbeat",
+        *broadcast_flags(settings),
         "--loglevel", loglevel,
     ]
 
 
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     app.use_settings(settings)
     app.worker_main(worker_argv(settings, loglevel=settings.log_level) + list(argv or []))
     return 0

@@ -13,6 +13,7 @@ from gpuorch.comfyui.client import ComfyClient
 from gpuorch.comfyui.errors import ComfyError, ComfyUnavailable
 from gpuorch.execution.warmup import warm_up
 from gpuorch.logs import configure_logging
+from gpuorch.monitoring.worker import broadcast_flags
 from gpuorch.services import Services
 from gpuorch.settings import Settings
 from lifecycle.heartbeats import HeartbeatStore, IdentityError, instance_identity
@@ -46,7 +47,7 @@ def worker_argv(settings: Settings, *, loglevel: str = "INFO") -> list[str]:
         "--concurrency", str(settings.gpu_pipeline_depth),
         "--pool", "prefork",  # a child process, so a job that kills it is given back, not lost
         "--hostname", "gpu@%h",
-        "--without-mingle", "--without-gossip", "--without-heartbeat",
+        *broadcast_flags(settings),
         "--loglevel", loglevel,
     ]
 
@@ -75,7 +76,7 @@ def warmup_problems(services: Services) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     services = Services(settings)
     visibility = queue_visibility_timeout(services.aws.sqs, services.aws.queue_url(settings.gpu_queue))
     if refused(visibility_problems(visibility, settings.task_time_limit)):
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         instance_id = instance_identity(settings.instance_id)
     except IdentityError as exc:
         return 2 if refused([str(exc)]) else 0
+    configure_logging(settings.log_level, settings.log_format, instance_id)  # every line names the instance
     stats = wait_for_comfyui(settings.comfyui_url, settings.comfyui_ready_timeout)
     version = stats.get("system", {}).get("comfyui_version", "?")
     # A template the server cannot run would fail every job of its workflow: refuse before taking any.
