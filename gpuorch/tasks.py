@@ -13,6 +13,7 @@ from celery.result import AsyncResult
 
 from gpuorch import submission
 from gpuorch.celery_app import app
+from gpuorch.errors import JobCancelled, JobFailed
 from gpuorch.execution.runner import run_job
 from gpuorch.jobs.store import Job
 
@@ -22,6 +23,8 @@ class WorkflowTask(Task):
 
     #: The workflow this task runs; None for run_workflow, whose caller names it.
     workflow_name: str | None = None
+    #: Expected ends of a job: logged as such by Celery, without a traceback.
+    throws = (JobFailed, JobCancelled)
 
     def split(self, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """(workflow name, parameters) from the task's keyword arguments."""
