@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Callable
+
 from flask import Flask
 
 import gpuorch
 from gpuorch.celery_app import GpuorchCelery
 from gpuorch.celery_app import app as default_celery_app
+from gpuorch.jobs.store import utc_now
 from gpuorch.settings import Settings
 from webapp.context import EXTENSION, ApiContext
 from webapp.errors import GpuorchApi, register_error_handlers
 from webapp.health import HealthChecker
 from webapp.outputs import OutputLinks
 from webapp.request_body import image_capacity, request_body_limit
-from webapp.views import jobs, service, workflows
+from webapp.views import costs, jobs, service, workflows
 from webapp.views.submissions import submissions_blueprint
 
 API_DESCRIPTION = """\
@@ -26,8 +30,10 @@ where `fields` appears only when particular fields are to blame.
 """
 
 
-def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | None = None) -> Flask:
-    """The API app; `settings` defaults to the environment's, `celery_app` to gpuorch's own."""
+def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | None = None,
+               clock: Callable[[], datetime] = utc_now) -> Flask:
+    """The API app; `settings` defaults to the environment's, `celery_app` to gpuorch's own; `clock` tells the
+    time (for the cost report and the month's spend)."""
     settings = settings if settings is not None else Settings.from_env()
     celery_app = celery_app if celery_app is not None else default_celery_app
     # The API publishes jobs, so its broker, queues and job table must be the ones these settings name.
@@ -58,7 +64,10 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
     api = GpuorchApi(app)
     register_error_handlers(app)
     app.extensions[EXTENSION] = ApiContext(
-        celery=celery_app, health=HealthChecker(settings), outputs=OutputLinks.from_settings(settings)
+        celery=celery_app,
+        health=HealthChecker(settings, clock=clock),
+        outputs=OutputLinks.from_settings(settings),
+        clock=clock,
     )
 
     submissions, request_schemas = submissions_blueprint(catalog)
@@ -68,4 +77,5 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
     api.register_blueprint(workflows.blp)
     api.register_blueprint(submissions)
     api.register_blueprint(jobs.blp)
+    api.register_blueprint(costs.blp)
     return app

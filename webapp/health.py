@@ -1,4 +1,4 @@
-"""Health of the services the API depends on: the GPU queue, the job table and the bucket, probed in parallel."""
+"""Health of what the API depends on: the GPU queue, the job table, the bucket and the GPU lifecycle, probed in parallel."""
 
 from __future__ import annotations
 
@@ -8,15 +8,20 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from gpuorch.aws.clients import AwsClients, probe_config
-from gpuorch.jobs.store import STATUS_INDEX
+from gpuorch.jobs.store import STATUS_INDEX, utc_now
 from gpuorch.settings import Settings
+from lifecycle.check import LifecycleStatus, StatusStore
+from lifecycle.costs import run_log_for
 
 log = logging.getLogger(__name__)
 
-OK, ERROR = "ok", "error"
+# BLOCKED: the component works, but the GPU lifecycle refused a start (jobs are still accepted and wait).
+OK, BLOCKED, ERROR = "ok", "blocked", "error"
+COMPONENT_STATES = (OK, BLOCKED, ERROR)
 USABLE_TABLE_STATES = frozenset({"ACTIVE", "UPDATING"})
 
 
@@ -36,13 +41,22 @@ class ComponentState:
         return answer
 
 
+@dataclass(frozen=True)
+class Finding:
+    """What a probe saw when it is not plainly ok (a probe returns its detail alone when it is)."""
+
+    status: str
+    detail: dict[str, Any]
+
+
 class ProbeFailed(RuntimeError):
     """The service answered, but not with what the API needs."""
 
 
 def summarize(components: Mapping[str, ComponentState]) -> tuple[dict[str, Any], int]:
-    """The health document and its HTTP status: 200 when every component is ok, 503 otherwise."""
-    healthy = all(state.status == OK for state in components.values())
+    """The health document and its HTTP status: 200 when no component failed (a blocked GPU start is not a
+    failure of the API: it still accepts jobs), 503 otherwise."""
+    healthy = all(state.status != ERROR for state in components.values())
     body = {
         "status": "ok" if healthy else "degraded",
         "components": {name: state.as_dict() for name, state in sorted(components.items())},
@@ -50,14 +64,16 @@ def summarize(components: Mapping[str, ComponentState]) -> tuple[dict[str, Any],
     return body, 200 if healthy else 503
 
 
-def run_probe(probe: Callable[[], dict[str, Any]]) -> ComponentState:
+def run_probe(probe: Callable[[], dict[str, Any] | Finding]) -> ComponentState:
     """Run one probe; any exception becomes an error state carrying its reason."""
     started = time.perf_counter()
     try:
-        detail = probe()
+        seen = probe()
     except Exception as exc:  # noqa: BLE001 - a health check reports every failure rather than raising it
         return ComponentState(ERROR, _elapsed_ms(started), error=f"{type(exc).__name__}: {exc}")
-    return ComponentState(OK, _elapsed_ms(started), detail=detail)
+    if isinstance(seen, Finding):
+        return ComponentState(seen.status, _elapsed_ms(started), detail=seen.detail)
+    return ComponentState(OK, _elapsed_ms(started), detail=seen)
 
 
 def _elapsed_ms(started: float) -> float:
@@ -65,12 +81,14 @@ def _elapsed_ms(started: float) -> float:
 
 
 class HealthChecker:
-    """Probes SQS, DynamoDB and S3 with clients of their own: short timeouts and no retries, so a dead
-    endpoint is reported within `timeout` seconds instead of after the job clients' patient back-off."""
+    """Probes SQS, DynamoDB, S3 and the GPU lifecycle's records with clients of their own: short timeouts and
+    no retries, so a dead endpoint is reported within seconds instead of after the job clients' patient back-off."""
 
-    def __init__(self, settings: Settings, *, timeout: float = 2.0, workers: int = 6):
+    def __init__(self, settings: Settings, *, timeout: float = 2.0, workers: int = 8,
+                 clock: Callable[[], datetime] = utc_now):
         self.settings = settings
         self.timeout = timeout
+        self.clock = clock
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health")
 
     @functools.cached_property
@@ -83,13 +101,15 @@ class HealthChecker:
             "sqs": functools.partial(probe_sqs, clients.sqs, self.settings.gpu_queue),
             "dynamodb": functools.partial(probe_dynamodb, clients.dynamodb, self.settings.job_table),
             "s3": functools.partial(probe_s3, clients.s3, self.settings.bucket),
+            "gpu": functools.partial(probe_gpu, clients.dynamodb, self.settings, self.clock),
         }
 
     def check(self) -> tuple[dict[str, Any], int]:
         """Run every probe at once; one that has not answered by the deadline counts as failed."""
         futures = {name: self._executor.submit(run_probe, probe) for name, probe in self.probes().items()}
-        # Two round trips (the SQS probe) plus slack: the clients' own timeouts should fire first.
-        deadline = 2 * self.timeout + 1
+        # Three round trips (the GPU probe: the status, the open runs, the month's runs) plus slack: the
+        # clients' own timeouts should fire first.
+        deadline = 3 * self.timeout + 1
         concurrent.futures.wait(futures.values(), timeout=deadline)
         components = {
             name: future.result()
@@ -131,3 +151,21 @@ def probe_dynamodb(dynamodb, table_name: str) -> dict[str, Any]:
 def probe_s3(s3, bucket: str) -> dict[str, Any]:
     s3.head_bucket(Bucket=bucket)
     return {"bucket": bucket}
+
+
+def gpu_finding(status: LifecycleStatus | None, month_spend_usd: float, monthly_budget_usd: float) -> Finding:
+    """The GPU component: `blocked` with the reason when the last lifecycle check refused a start (e.g. the
+    monthly budget), else ok; either way when that check ran and this month's spend beside the budget."""
+    blocked = status.blocked_reason if status is not None else None
+    return Finding(BLOCKED if blocked else OK, {
+        "checked_at": status.checked_at if status is not None else None,
+        "blocked": blocked,
+        "month_spend_usd": round(month_spend_usd, 2),
+        "monthly_budget_usd": monthly_budget_usd or None,
+    })
+
+
+def probe_gpu(dynamodb, settings: Settings, clock: Callable[[], datetime]) -> Finding:
+    status = StatusStore(dynamodb, settings.control_table).read()
+    spend = run_log_for(dynamodb, settings.control_table).month_spend(clock())
+    return gpu_finding(status, spend, settings.monthly_budget_usd)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import marshmallow as ma
@@ -10,7 +11,9 @@ from flask import url_for
 
 from gpuorch.jobs import states
 from gpuorch.jobs.store import InvalidCursor, Job, decode_cursor
+from lifecycle.costs import MAX_SPAN
 from webapp.context import current
+from webapp.health import COMPONENT_STATES
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
@@ -27,20 +30,34 @@ def _timestamp(description: str, *, nullable: bool = False) -> ma.fields.String:
     )
 
 
+@dataclass(frozen=True)
+class JobAnswer:
+    """A job record and what the API adds when it answers: why a queued job is waiting, if known."""
+
+    job: Job
+    waiting_reason: str | None = None
+
+
 class JobLinksSchema(ma.Schema):
     self = ma.fields.String(required=True, metadata={"description": "This job's URL."})
 
 
 class _LinkedJobSchema(ma.Schema):
-    """Dumps a Job record together with its links."""
+    """Dumps a Job record (or a JobAnswer) together with its links."""
 
     links = ma.fields.Nested(JobLinksSchema, required=True)
 
     @ma.pre_dump
-    def _add_links(self, job: Job, **_: Any) -> dict[str, Any]:
+    def _add_links(self, answer: Job | JobAnswer, **_: Any) -> dict[str, Any]:
+        job, waiting_reason = (answer.job, answer.waiting_reason) if isinstance(answer, JobAnswer) else (answer, None)
         # Output URLs are signed for this answer: a stored one would expire while its record lives on.
         outputs = [current().outputs.link(output) for output in job.outputs]
-        return {**dataclasses.asdict(job), "outputs": outputs, "links": {"self": job_url(job.job_id)}}
+        return {
+            **dataclasses.asdict(job),
+            "outputs": outputs,
+            "links": {"self": job_url(job.job_id)},
+            "waiting_reason": waiting_reason,
+        }
 
 
 class JobAcceptedSchema(_LinkedJobSchema):
@@ -88,6 +105,14 @@ class JobSchema(_LinkedJobSchema):
     source = ma.fields.String(required=True, metadata={"description": "Who submitted it: api or python."})
     gpu_seconds = ma.fields.Float(
         allow_none=True, metadata={"description": "ComfyUI's execution time of the job's prompt, once it succeeded."}
+    )
+    waiting_reason = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Why a queued job is waiting: the last GPU lifecycle check could not start a GPU (e.g. "
+            "the monthly budget would be passed). The job stays queued and runs once a start is allowed. Null "
+            "when that check started or kept a GPU, and for jobs that are not queued."
+        },
     )
 
 
@@ -153,12 +178,88 @@ class ServiceInfoSchema(ma.Schema):
 
 
 class ComponentSchema(ma.Schema):
-    status = ma.fields.String(required=True, metadata={"enum": ["ok", "error"]})
+    status = ma.fields.String(
+        required=True,
+        metadata={
+            "enum": list(COMPONENT_STATES),
+            "description": "blocked: it works, but the GPU lifecycle refused to start a GPU (detail.blocked says "
+            "why); jobs are still accepted and wait. Only error makes the answer a 503.",
+        },
+    )
     latency_ms = ma.fields.Float(required=True)
     error = ma.fields.String(metadata={"description": "Why the check failed."})
     detail = ma.fields.Dict(metadata={"description": "What the check saw (names, counts, states)."})
 
 
 class HealthSchema(ma.Schema):
+    """Each component's state; gpu's detail holds the last lifecycle check's time (checked_at), why it refused
+    a start (blocked, or null) and this month's GPU spend beside the budget (month_spend_usd, monthly_budget_usd)."""
+
     status = ma.fields.String(required=True, metadata={"enum": ["ok", "degraded"]})
     components = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(ComponentSchema), required=True)
+
+
+_MOMENT = (
+    "ISO 8601 date (2026-06-01) or date-time (2026-06-01T08:00:00Z; UTC when it names no offset). "
+)
+
+
+class CostQuerySchema(ma.Schema):
+    from_ = ma.fields.String(
+        data_key="from",
+        metadata={
+            "description": _MOMENT + "Start of the period; a date means its midnight UTC. Default: the start of "
+            "the UTC month the period ends in."
+        },
+    )
+    to = ma.fields.String(
+        metadata={
+            "description": _MOMENT + "End of the period (excluded); a date includes that whole day. Default: now. "
+            f"At most {MAX_SPAN.days} days after from."
+        },
+    )
+
+
+class CostPeriodSchema(ma.Schema):
+    from_ = ma.fields.String(
+        attribute="from", data_key="from", required=True,
+        metadata={"format": "date-time", "description": "Start of the period (UTC)."},
+    )
+    to = ma.fields.String(required=True, metadata={"format": "date-time", "description": "End, excluded (UTC)."})
+
+
+class MonthBudgetSchema(ma.Schema):
+    month = ma.fields.String(required=True, metadata={"description": "The UTC month, e.g. 2026-06."})
+    spend_usd = ma.fields.Float(required=True, metadata={"description": "GPU dollars spent so far this month."})
+    budget_usd = ma.fields.Float(required=True, metadata={"description": "GPUORCH_MONTHLY_BUDGET_USD."})
+
+
+def _share(what: str) -> ma.fields.Float:
+    return ma.fields.Float(
+        required=True, metadata={"minimum": 0, "maximum": 1, "description": f"Share of the billed time {what}."}
+    )
+
+
+class CostReportSchema(ma.Schema):
+    """What the GPU cost over a period: billed per second, at least 60 s per start, at each run's hourly price."""
+
+    period = ma.fields.Nested(CostPeriodSchema, required=True)
+    starts = ma.fields.Integer(required=True, metadata={"description": "GPU instance starts in the period."})
+    gpu_hours = ma.fields.Float(required=True, metadata={"description": "Instance hours billed in the period."})
+    dollars = ma.fields.Float(required=True, metadata={"description": "What those hours cost."})
+    busy_share = _share("spent running jobs (ComfyUI's execution time)")
+    idle_share = _share("spent waiting for work, and the 60 s minimum's top-ups")
+    boot_share = _share(
+        "spent starting: from a start to the first job that waited for it (estimated from the jobs; a start no "
+        "finished job waited for counts as idle)"
+    )
+    jobs = ma.fields.Integer(required=True, metadata={"description": "Jobs that ran on the GPU and finished in the period."})
+    cost_per_job = ma.fields.Float(
+        required=True, allow_none=True, metadata={"description": "dollars / jobs; null without jobs."}
+    )
+    budget = ma.fields.Nested(
+        MonthBudgetSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "This month's spend beside GPUORCH_MONTHLY_BUDGET_USD; null when no budget is set."},
+    )

@@ -217,6 +217,36 @@ class JobStore:
                 return jobs[:limit]
             query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
+    def finished_between(self, start: datetime, end: datetime, *, created_since: datetime) -> list[Job]:
+        """Succeeded and failed jobs that finished in [start, end), oldest finish first.
+
+        Found through the status GSI among the jobs created in [created_since, end): the index is keyed by
+        creation, so `created_since` must reach back as far as a job can wait before it finishes.
+        """
+        found: list[Job] = []
+        for status in (states.SUCCEEDED, states.FAILED):
+            query: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": STATUS_INDEX,
+                "KeyConditionExpression": "#s = :s AND created_at BETWEEN :c0 AND :c1",
+                "FilterExpression": "finished_at >= :f0 AND finished_at < :f1",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": {
+                    ":s": {"S": status},
+                    ":c0": {"S": timestamp(created_since)},
+                    ":c1": {"S": timestamp(end)},
+                    ":f0": {"S": timestamp(start)},
+                    ":f1": {"S": timestamp(end)},
+                },
+            }
+            while True:
+                answer = self._db.query(**query)
+                found.extend(Job.from_item(item) for item in answer.get("Items", []))
+                if "LastEvaluatedKey" not in answer:
+                    break
+                query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return sorted(found, key=lambda job: (job.finished_at, job.job_id))
+
     def transition(self, job_id: str, target: str, **fields: Any) -> Job:
         """Move a record to `target` if its status allows it; refuses (TransitionRefused) otherwise."""
         allowed = sorted(states.allowed_from(target))

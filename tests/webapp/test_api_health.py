@@ -1,12 +1,21 @@
-"""GET /health: each of SQS, DynamoDB and S3 is probed; any failure is a 503 naming the component and why."""
+"""GET /health: SQS, DynamoDB, S3 and the GPU lifecycle are probed; any failure is a 503 naming the component and why;
+a GPU start refused (e.g. by the monthly budget) shows as a blocked gpu component, not a 503."""
 
 from __future__ import annotations
 
 import dataclasses
 import socket
+from datetime import datetime, timedelta, timezone
 
 from gpuorch.celery_app import GpuorchCelery
+from lifecycle.check import StatusStore
+from lifecycle.instances import PoolInstance
+from lifecycle.model import Action, Decision
+from lifecycle.runs import RunLog
 from webapp import create_app
+
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
+BUDGET_REASON = "monthly budget: $99.10 spent of $100.00; an hour more at $2.24/h would pass it"
 
 
 def closed_port() -> int:
@@ -16,8 +25,12 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def client_for(settings):
-    return create_app(settings, celery_app=GpuorchCelery(settings_loader=lambda: settings)).test_client()
+def client_for(settings, clock=lambda: NOW):
+    return create_app(settings, celery_app=GpuorchCelery(settings_loader=lambda: settings), clock=clock).test_client()
+
+
+def decision(*actions: Action) -> Decision:
+    return Decision(actions=actions, queue_visible=3, queue_in_flight=0, running=0, pending=0, stopping=0, wanted=1)
 
 
 def test_healthy_stack_is_200(client, settings, provisioned):
@@ -26,7 +39,7 @@ def test_healthy_stack_is_200(client, settings, provisioned):
     assert answer.status_code == 200
     assert answer.json["status"] == "ok"
     components = answer.json["components"]
-    assert set(components) == {"sqs", "dynamodb", "s3"}
+    assert set(components) == {"sqs", "dynamodb", "s3", "gpu"}
     assert {c["status"] for c in components.values()} == {"ok"}
     assert components["sqs"]["detail"] == {"queue": settings.gpu_queue, "messages": 0, "in_flight": 0}
     assert components["dynamodb"]["detail"] == {"table": settings.job_table, "table_status": "ACTIVE"}
@@ -47,7 +60,7 @@ def test_unreachable_aws_is_503_naming_every_component(settings):
     assert answer.status_code == 503
     assert answer.json["status"] == "degraded"
     components = answer.json["components"]
-    assert set(components) == {"sqs", "dynamodb", "s3"}
+    assert set(components) == {"sqs", "dynamodb", "s3", "gpu"}
     for state in components.values():
         assert state["status"] == "error"
         assert "EndpointConnectionError" in state["error"]
@@ -76,3 +89,52 @@ def test_a_job_table_without_the_status_index_is_unhealthy(provisioned, settings
 
     assert answer.status_code == 503
     assert "status-created_at-index" in answer.json["components"]["dynamodb"]["error"]
+
+
+def test_the_gpu_component_before_any_lifecycle_check(provisioned, settings):
+    gpu = client_for(settings).get("/health").json["components"]["gpu"]
+
+    assert gpu["status"] == "ok"
+    assert gpu["detail"] == {"checked_at": None, "blocked": None, "month_spend_usd": 0.0, "monthly_budget_usd": None}
+
+
+def test_a_budget_blocked_start_is_not_a_503_but_the_gpu_component_says_why(provisioned, settings):
+    dynamodb = provisioned.aws.dynamodb
+    # This month: two hours of a g6e.2xlarge so far.
+    RunLog(dynamodb, settings.control_table, clock=lambda: NOW - timedelta(hours=2)).reconcile(
+        [PoolInstance("i-1", "running", "g6e.2xlarge", NOW - timedelta(hours=2))])
+    RunLog(dynamodb, settings.control_table, clock=lambda: NOW).reconcile([])
+    checked = NOW - timedelta(seconds=20)
+    StatusStore(dynamodb, settings.control_table).write(decision(Action("blocked", "i-1", BUDGET_REASON)), checked)
+    budgeted = dataclasses.replace(settings, monthly_budget_usd=100.0)
+
+    answer = client_for(budgeted).get("/health")
+
+    assert answer.status_code == 200
+    assert answer.json["status"] == "ok"
+    gpu = answer.json["components"]["gpu"]
+    assert gpu["status"] == "blocked"
+    assert gpu["detail"] == {
+        "checked_at": checked.isoformat(),
+        "blocked": BUDGET_REASON,
+        "month_spend_usd": 4.48,
+        "monthly_budget_usd": 100.0,
+    }
+
+
+def test_a_check_that_started_the_gpu_is_ok(provisioned, settings):
+    StatusStore(provisioned.aws.dynamodb, settings.control_table).write(
+        decision(Action("start", "i-1", "3 job(s) waiting")), NOW)
+
+    gpu = client_for(settings).get("/health").json["components"]["gpu"]
+
+    assert (gpu["status"], gpu["detail"]["checked_at"], gpu["detail"]["blocked"]) == ("ok", NOW.isoformat(), None)
+
+
+def test_a_missing_control_table_fails_the_gpu_component(provisioned, settings):
+    answer = client_for(dataclasses.replace(settings, control_table=f"{settings.control_table}-gone")).get("/health")
+
+    assert answer.status_code == 503
+    components = answer.json["components"]
+    assert {name for name, state in components.items() if state["status"] == "error"} == {"gpu"}
+    assert "ResourceNotFoundException" in components["gpu"]["error"]

@@ -1,6 +1,9 @@
-"""The health decision: every component ok is 200, anything else 503 naming the failures."""
+"""The health decision: no component failed is 200 (a blocked GPU start included), a failure 503 naming it."""
 
-from webapp.health import ComponentState, run_probe, summarize
+import pytest
+
+from lifecycle.check import LifecycleStatus
+from webapp.health import ComponentState, Finding, gpu_finding, run_probe, summarize
 
 
 def test_all_ok_is_200():
@@ -29,3 +32,30 @@ def test_run_probe_turns_an_exception_into_an_error_state():
     state = run_probe(broken)
     assert (state.status, state.error) == ("error", "ConnectionError: refused")
     assert run_probe(lambda: {"bucket": "b"}).detail == {"bucket": "b"}
+
+
+def test_a_blocked_component_is_not_a_failure():
+    body, status = summarize({"sqs": ComponentState("ok", 1.0), "gpu": ComponentState("blocked", 2.0, detail={"b": 1})})
+    assert (status, body["status"]) == (200, "ok")
+    assert body["components"]["gpu"] == {"status": "blocked", "latency_ms": 2.0, "detail": {"b": 1}}
+
+
+def test_run_probe_passes_a_finding_on():
+    state = run_probe(lambda: Finding("blocked", {"blocked": "why"}))
+    assert (state.status, state.detail, state.error) == ("blocked", {"blocked": "why"}, None)
+
+
+AT = "2026-06-15T12:00:00+00:00"
+
+
+@pytest.mark.parametrize("status,spend,budget,expected", [
+    (None, 0.0, 0.0, Finding("ok", {"checked_at": None, "blocked": None, "month_spend_usd": 0.0,
+                                    "monthly_budget_usd": None})),
+    (LifecycleStatus(AT, (), ("start i-1: 2 job(s) waiting",)), 12.345, 100.0,
+     Finding("ok", {"checked_at": AT, "blocked": None, "month_spend_usd": 12.35, "monthly_budget_usd": 100.0})),
+    (LifecycleStatus(AT, ("monthly budget: $99.00 spent of $100.00", "no stopped instance left"), ()), 99.0, 100.0,
+     Finding("blocked", {"checked_at": AT, "blocked": "monthly budget: $99.00 spent of $100.00; no stopped instance left",
+                         "month_spend_usd": 99.0, "monthly_budget_usd": 100.0})),
+])
+def test_gpu_finding(status, spend, budget, expected):
+    assert gpu_finding(status, spend, budget) == expected

@@ -1,4 +1,5 @@
-"""GET /api/v1/jobs/{id} and GET /api/v1/jobs: records as stored, newest first, paged by cursor."""
+"""GET /api/v1/jobs/{id} and GET /api/v1/jobs: records as stored, newest first, paged by cursor; why a queued job
+waits when the last lifecycle check could not start a GPU."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gpuorch.jobs.store import JobStore
+from lifecycle.check import StatusStore
+from lifecycle.model import Action, Decision
 
 
 class StepClock:
@@ -67,6 +70,7 @@ def test_one_job_reads_back_with_every_field(client, store, jobs):
         "source": "python",
         "gpu_seconds": None,
         "links": {"self": "/api/v1/jobs/job-1"},
+        "waiting_reason": None,
     }
 
 
@@ -133,3 +137,39 @@ def test_a_bad_query_is_422_naming_the_parameter(client, query, field):
     assert answer.status_code == 422
     assert answer.json["error"]["code"] == "invalid_params"
     assert list(answer.json["error"]["fields"]) == [field]
+
+
+BUDGET_REASON = "monthly budget: $99.10 spent of $100.00; an hour more at $2.24/h would pass it (1 job(s) waiting)"
+
+
+def last_check(provisioned, settings, *actions: Action) -> None:
+    decision = Decision(actions=actions, queue_visible=1, queue_in_flight=0, running=0, pending=0, stopping=0, wanted=1)
+    StatusStore(provisioned.aws.dynamodb, settings.control_table).write(decision, datetime.now(timezone.utc))
+
+
+def test_a_queued_job_says_why_it_waits_when_the_last_check_was_blocked(client, jobs, provisioned, settings):
+    last_check(provisioned, settings, Action("blocked", "i-1", BUDGET_REASON))
+
+    assert client.get("/api/v1/jobs/job-0").json["waiting_reason"] == BUDGET_REASON
+    assert client.get("/api/v1/jobs/job-1").json["waiting_reason"] is None  # running: not waiting
+    listed = {job["job_id"]: job["waiting_reason"] for job in client.get("/api/v1/jobs").json["jobs"]}
+    assert listed == {f"job-{n}": BUDGET_REASON if n % 2 == 0 else None for n in range(7)}
+
+
+@pytest.mark.parametrize("actions", [(), (Action("start", "i-1", "1 job(s) waiting"),)])
+def test_a_queued_job_has_no_waiting_reason_when_the_last_check_was_not_blocked(client, jobs, provisioned, settings,
+                                                                                actions):
+    last_check(provisioned, settings, *actions)
+
+    assert client.get("/api/v1/jobs/job-0").json["waiting_reason"] is None
+
+
+def test_no_check_yet_or_an_unreadable_status_leaves_the_reason_null(client, jobs, provisioned, settings):
+    assert client.get("/api/v1/jobs/job-0").json["waiting_reason"] is None
+    # The job's record is still answered when the control table cannot be read.
+    provisioned.aws.dynamodb.delete_table(TableName=settings.control_table)
+
+    answer = client.get("/api/v1/jobs/job-0")
+
+    assert answer.status_code == 200
+    assert answer.json["waiting_reason"] is None

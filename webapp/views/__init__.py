@@ -1,1 +1,1 @@
-"""The API's blueprints: service info and health, job submission, and job look-up."""
+"""The API's blueprints: service info and health, job submission, job look-up, and the GPU's cost."""

@@ -11,10 +11,11 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from gpuorch.jobs import states
-from gpuorch.jobs.store import TransitionRefused
+from gpuorch.jobs.store import Job, TransitionRefused
+from lifecycle.check import LifecycleStatus
 from webapp.context import current
 from webapp.errors import ApiError
-from webapp.schemas import JobListQuerySchema, JobListSchema, JobSchema
+from webapp.schemas import JobAnswer, JobListQuerySchema, JobListSchema, JobSchema
 
 blp = Blueprint("jobs", __name__, url_prefix="/api/v1", description="Follow jobs: status, progress, outputs.")
 
@@ -24,11 +25,11 @@ class JobView(MethodView):
     @blp.response(200, JobSchema)
     @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
     def get(self, job_id: str):
-        """One job: its status, progress, timestamps, parameters, outputs and error"""
+        """One job: its status, progress, timestamps, parameters, outputs and error; why it waits, if queued"""
         job = current().services.jobs.get(job_id)
         if job is None:
             raise ApiError(404, "job_not_found", f"No job has the id {job_id!r}.")
-        return job
+        return answers([job])[0]
 
 
 @blp.route("/jobs/<string:job_id>/cancel")
@@ -56,7 +57,20 @@ class JobListView(MethodView):
     def get(self, *, limit: int, status: str | None = None, cursor: str | None = None):
         """Jobs newest first, optionally of one status; follow next_cursor for older pages"""
         jobs, next_cursor = current().services.jobs.list(status=status, limit=limit, cursor=cursor)
-        return {"jobs": jobs, "next_cursor": next_cursor, "links": page_links(status, limit, cursor, next_cursor)}
+        return {"jobs": answers(jobs), "next_cursor": next_cursor, "links": page_links(status, limit, cursor, next_cursor)}
+
+
+def waiting_reason(job: Job, status: LifecycleStatus | None) -> str | None:
+    """Why a queued job is not starting: the last lifecycle check's refusal to start a GPU; None otherwise."""
+    if job.status != states.QUEUED or status is None:
+        return None
+    return status.blocked_reason
+
+
+def answers(jobs: list[Job]) -> list[JobAnswer]:
+    """The jobs as answered; the lifecycle status is read once, and only when some job is queued."""
+    status = current().lifecycle_status() if any(job.status == states.QUEUED for job in jobs) else None
+    return [JobAnswer(job, waiting_reason(job, status)) for job in jobs]
 
 
 def page_links(status: str | None, limit: int, cursor: str | None, next_cursor: str | None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""GET / (what this service offers) and GET /health (whether its queue, table and bucket answer)."""
+"""GET / (what this service offers) and GET /health (whether its queue, table and bucket answer, and whether the
+GPU may start)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class ServiceInfoView(MethodView):
             "health": url_for("service.HealthView"),
             "workflows": url_for("workflows.WorkflowListView"),
             "jobs": url_for("jobs.JobListView"),
+            "costs": url_for("costs.CostView"),
             "openapi": url_for("api-docs.openapi_json"),
             "docs": url_for("api-docs.openapi_swagger_ui"),
         }
@@ -36,9 +38,14 @@ class ServiceInfoView(MethodView):
 
 @blp.route("/health")
 class HealthView(MethodView):
-    @blp.response(200, HealthSchema, description="Every component answered.")
+    @blp.response(200, HealthSchema, description="Every component answered (gpu may be blocked: jobs still queue).")
     @blp.alt_response(503, schema=HealthSchema, description="Some component failed; each names why.")
     def get(self):
-        """Check SQS, DynamoDB and S3 in parallel, each with a short timeout"""
+        """Check SQS, DynamoDB, S3 and the GPU lifecycle in parallel, each with a short timeout
+
+        The gpu component shows the last lifecycle check's time, why it refused to start a GPU if it did (its
+        status is then blocked, e.g. by the monthly budget: jobs are still accepted and wait, so this alone is
+        not a 503), and this month's GPU spend beside the budget.
+        """
         body, status = current().health.check()
         return body, status

@@ -1,0 +1,34 @@
+"""Running the `gpuorch` command in-process with the test's settings as its environment."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from click.testing import CliRunner, Result
+
+from gpuorch.cli import main
+from gpuorch.settings import Settings
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """The GPUORCH_* variables that Settings.from_env reads back as `settings`."""
+    env = {}
+    for f in dataclasses.fields(Settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, tuple):
+            value = ",".join(value)
+        env[f.metadata["env"]] = str(value)
+    return env
+
+
+@pytest.fixture
+def gpuorch(settings):
+    """Run `gpuorch ARGS...` under the test's settings (override some with settings=)."""
+
+    def run(*args: str, settings: Settings = settings) -> Result:
+        return CliRunner().invoke(main, list(args), env=environment(settings))
+
+    return run

@@ -1,0 +1,144 @@
+"""GET /api/v1/costs: the GPU's cost over a period from the runs and jobs in the tables (moto server)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from gpuorch.celery_app import GpuorchCelery
+from gpuorch.jobs import states
+from gpuorch.jobs.store import JobStore
+from lifecycle.instances import PoolInstance
+from lifecycle.runs import RunLog
+from lifecycle.tasks import HOURLY_USD
+from webapp import create_app
+
+from tests.webapp.test_api_health import closed_port
+
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
+JUNE = datetime(2026, 6, 1, tzinfo=timezone.utc)
+
+
+class Clock:
+    def __init__(self, now: datetime = NOW):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def client_for(settings, clock=lambda: NOW):
+    return create_app(settings, celery_app=GpuorchCelery(settings_loader=lambda: settings), clock=clock).test_client()
+
+
+@pytest.fixture
+def tables(provisioned, settings):
+    """Writes runs and finished jobs into the test's tables at chosen moments."""
+    clock = Clock()
+    run_log = RunLog(provisioned.aws.dynamodb, settings.control_table, prices=HOURLY_USD, clock=clock)
+    jobs = JobStore(provisioned.aws.dynamodb, settings.job_table, ttl_seconds=86400, clock=clock)
+
+    class Tables:
+        @staticmethod
+        def run(instance_id: str, start: datetime, stop: datetime, kind: str = "g6e.2xlarge") -> None:
+            clock.now = start
+            run_log.reconcile([PoolInstance(instance_id, "running", kind, start)])
+            clock.now = stop
+            run_log.reconcile([PoolInstance(instance_id, "stopped", kind, start)])
+
+        @staticmethod
+        def job(job_id: str, created: datetime, started: datetime, finished: datetime, gpu_seconds: float) -> None:
+            clock.now = created
+            jobs.create(job_id, "camera-angle", {}, source="api")
+            clock.now = started
+            jobs.transition(job_id, states.RUNNING)
+            clock.now = finished
+            jobs.transition(job_id, states.SUCCEEDED, gpu_seconds=gpu_seconds)
+
+    return Tables()
+
+
+def test_this_month_so_far_by_default(tables, settings):
+    start = JUNE + timedelta(days=2)
+    tables.run("i-a", start, start + timedelta(hours=2))  # 2 h at $2.24/h
+    tables.run("i-b", JUNE - timedelta(hours=1), JUNE - timedelta(minutes=30))  # May: not this month
+    tables.job("j1", start - timedelta(seconds=10), start + timedelta(seconds=144), start + timedelta(minutes=5), 600.0)
+    tables.job("j2", start + timedelta(minutes=6), start + timedelta(minutes=6), start + timedelta(minutes=20), 840.0)
+
+    answer = client_for(settings).get("/api/v1/costs")
+
+    assert answer.status_code == 200, answer.json
+    assert answer.json == {
+        "period": {"from": "2026-06-01T00:00:00.000000Z", "to": "2026-06-15T12:00:00.000000Z"},
+        "starts": 1,
+        "gpu_hours": 2.0,
+        "dollars": 4.48,
+        "busy_share": 0.2,  # 1440 s of 7200
+        "boot_share": 0.02,  # 144 s: the first job waited for the start
+        "idle_share": 0.78,
+        "jobs": 2,
+        "cost_per_job": 2.24,
+        "budget": None,
+    }
+
+
+def test_a_period_of_whole_days_and_the_budget(tables, settings):
+    tables.run("i-a", datetime(2026, 5, 31, 23, tzinfo=timezone.utc), datetime(2026, 6, 1, 1, tzinfo=timezone.utc))
+    tables.run("i-a", datetime(2026, 6, 3, 10, tzinfo=timezone.utc), datetime(2026, 6, 3, 10, 0, 30, tzinfo=timezone.utc))
+    budgeted = dataclasses.replace(settings, monthly_budget_usd=100.0)
+
+    answer = client_for(budgeted).get("/api/v1/costs?from=2026-05-31&to=2026-05-31")
+
+    assert answer.status_code == 200, answer.json
+    assert answer.json["period"] == {"from": "2026-05-31T00:00:00.000000Z", "to": "2026-06-01T00:00:00.000000Z"}
+    assert (answer.json["starts"], answer.json["dollars"]) == (1, 2.24)  # its hour in May
+    assert (answer.json["jobs"], answer.json["cost_per_job"]) == (0, None)
+    # June so far: the hour after midnight and a 30 s start billed as 60 s.
+    assert answer.json["budget"] == {"month": "2026-06", "spend_usd": round(3660 * 2.24 / 3600, 4), "budget_usd": 100.0}
+
+
+@pytest.mark.parametrize("query,field,reason", [
+    ("from=last-week", "from", "is not an ISO 8601 date or date-time"),
+    ("to=2026-06-31", "to", "is not an ISO 8601 date or date-time"),
+    ("from=2026-06-10&to=2026-06-09", "from", "is after to"),
+    ("from=2026-07-01", "from", "is after to"),
+    ("from=2025-01-01&to=2026-06-01", "to", "at most 366 are reported"),
+    ("since=2026-06-01", "since", "Unknown field."),
+])
+def test_a_bad_period_is_422_naming_the_field(settings, query, field, reason):
+    answer = client_for(settings).get(f"/api/v1/costs?{query}")
+
+    assert answer.status_code == 422
+    error = answer.json["error"]
+    assert error["code"] == "invalid_params"
+    assert list(error["fields"]) == [field]
+    assert reason in error["fields"][field][0]
+    assert field in error["message"]
+
+
+def test_unreachable_aws_is_503(settings):
+    answer = client_for(dataclasses.replace(settings, aws_endpoint_url=f"http://127.0.0.1:{closed_port()}")).get(
+        "/api/v1/costs"
+    )
+
+    assert answer.status_code == 503
+    assert answer.json["error"]["code"] == "unavailable"
+
+
+def test_the_openapi_document_describes_the_report(settings):
+    document = client_for(settings).get("/openapi.json").json
+
+    operation = document["paths"]["/api/v1/costs"]["get"]
+    assert {p["name"] for p in operation["parameters"]} == {"from", "to"}
+    assert {"200", "422", "503"} <= set(operation["responses"])
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CostReport"
+    }
+    report = document["components"]["schemas"]["CostReport"]
+    assert set(report["properties"]) == {
+        "period", "starts", "gpu_hours", "dollars", "busy_share", "idle_share", "boot_share", "jobs", "cost_per_job",
+        "budget",
+    }
+    assert set(document["components"]["schemas"]["CostPeriod"]["properties"]) == {"from", "to"}

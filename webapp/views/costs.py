@@ -1,0 +1,41 @@
+"""GET /api/v1/costs: what the GPU cost over a period, where its time went, cost per job, and the budget."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import marshmallow as ma
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from lifecycle.costs import PeriodError, parse_period
+from webapp.context import current
+from webapp.errors import ApiError, invalid_params_message
+from webapp.schemas import CostQuerySchema, CostReportSchema
+
+blp = Blueprint("costs", __name__, url_prefix="/api/v1", description="What the GPU cost.")
+
+
+@blp.route("/costs")
+class CostView(MethodView):
+    # Query parameters a client misspells are refused, not silently ignored.
+    @blp.arguments(CostQuerySchema, location="query", unknown=ma.RAISE, as_kwargs=True)
+    @blp.response(200, CostReportSchema)
+    @blp.alt_response(422, response=HTTPStatus.UNPROCESSABLE_ENTITY.name)
+    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    def get(self, from_: str | None = None, to: str | None = None):
+        """GPU cost of a period (default: this month so far)
+
+        Hours billed (per second, at least 60 s per start, each run at the hourly price of its instance type
+        and market), dollars, the shares of that time spent busy, idle and booting, the jobs that finished in
+        the period and the cost per job; with a monthly budget set, this month's spend beside it. A bad date,
+        from after to, or a period over a year is a 422 naming the parameter.
+        """
+        context = current()
+        now = context.clock()
+        try:
+            period = parse_period(from_, to, now)
+        except PeriodError as exc:
+            fields = {exc.field: [exc.reason]}
+            raise ApiError(422, "invalid_params", invalid_params_message(fields), fields) from None
+        return context.costs(period, now)
