@@ -9,7 +9,6 @@ import uuid
 import pytest
 from moto.server import ThreadedMotoServer
 
-from gpuorch.aws.clients import AwsClients
 from gpuorch.aws.provision import Provisioner
 from gpuorch.services import Services
 from gpuorch.settings import Settings
