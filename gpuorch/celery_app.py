@@ -9,6 +9,7 @@ from typing import Any, Callable
 from celery import Celery
 from kombu import Exchange, Queue
 
+from gpuorch.monitoring.names import NAMESPACE_OPTION, BroadcastNames
 from gpuorch.services import Services
 from gpuorch.settings import Settings
 from lifecycle.trigger import CHECK_TASK, CheckTrigger
@@ -20,6 +21,9 @@ SOFT_LIMIT_MARGIN = 15
 
 # Submissions ask for a lifecycle check at most this often per process (beat checks regularly anyway).
 TRIGGER_INTERVAL_S = 5.0
+
+# kombu's SQS transport with Celery's events and remote control working through SNS (GPUORCH_MONITORING).
+MONITORING_TRANSPORT = "gpuorch.monitoring.transport:Transport"
 
 
 def broker_url(settings: Settings) -> str:
@@ -46,6 +50,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     if endpoint is not None:
         transport_options["is_secure"] = endpoint.scheme == "https"
+    broadcast = BroadcastNames(settings.monitoring_namespace)
+    if settings.monitoring:
+        # Fanout (events, remote control) through SNS topics, named from the namespace.
+        transport_options["supports_fanout"] = True
+        transport_options[NAMESPACE_OPTION] = broadcast.namespace
     direct = Exchange("gpuorch", type="direct")
     config: dict[str, Any] = {
         "broker_url": broker_url(settings),
@@ -71,10 +80,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_soft_time_limit": max(1, settings.task_time_limit - SOFT_LIMIT_MARGIN),
         "task_track_started": True,
         "result_expires": None,  # the DynamoDB table's TTL expires results
-        # Broadcast (remote control, events) needs fanout, which plain SQS lacks: off until it is wired
-        # through SNS, so no per-process queues are left behind.
-        "worker_enable_remote_control": False,
-        "worker_send_task_events": False,
+        # Broadcast: Celery events and remote control, through SNS topics that kombu's SQS transport alone cannot
+        # use for Celery (gpuorch.monitoring.transport says why), so Flower and `celery inspect` see the workers.
+        # Events go to SNS only: no event or command ever lands on the GPU or control queue.
+        "broker_transport": MONITORING_TRANSPORT if settings.monitoring else None,
+        "worker_enable_remote_control": settings.monitoring,
+        "worker_send_task_events": settings.monitoring,
+        "event_exchange": broadcast.events_exchange,
+        "event_queue_prefix": broadcast.event_queue_prefix,
+        "control_exchange": broadcast.control_exchange,
+        # A submission stays one SQS send (no SNS publish): Flower learns of a job when a worker receives it.
         "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
         "beat_schedule": {
@@ -98,6 +113,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 class GpuorchCelery(Celery):
     """A Celery app that carries the gpuorch Settings it was configured from."""
+
+    # Remote control with one reply queue per call, named so a worker finds it on SQS.
+    control_cls = "gpuorch.monitoring.control:Control"
 
     def __init__(self, settings_loader: Callable[[], Settings] = Settings.from_env, **kwargs: Any):
         super().__init__("gpuorch", include=["gpuorch.tasks", "gpuorch.control_tasks", "lifecycle.tasks"], **kwargs)

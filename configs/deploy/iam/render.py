@@ -1,0 +1,168 @@
+"""Render the IAM policy documents beside this file for one deployment.
+
+The documents name their resources with ${VARIABLES}; this fills them from the account id and from the
+GPUORCH_* settings, read by gpuorch's own Settings exactly as the processes will read them, so a renamed
+queue, table, bucket or pool can never be missing from a policy:
+
+    set -a; . /etc/gpuorch/gpuorch.env; set +a        # the settings the processes will run with
+    .venv/bin/python configs/deploy/iam/render.py --account-id 123456789012 --out build/iam
+
+Without --account-id the account is asked of STS (GetCallerIdentity) with your current credentials.
+It prints which role gets which file; a file whose feature is not configured (fallback instance types,
+extra input buckets) is not written. It refuses to write a document with a variable left unfilled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+VARIABLE = re.compile(r"\$\{([A-Z_]+)\}")
+# One statement resource per bucket named in GPUORCH_INPUT_BUCKETS.
+PER_INPUT_BUCKET = "INPUT_BUCKET"
+
+# file -> who it is for. The role names are suggestions; DEPLOYMENT.md creates roles with these names.
+POLICIES: dict[str, str] = {
+    "api-policy.json": "gpuorch-api (API host)",
+    "control-policy.json": "gpuorch-control (control worker + beat host)",
+    "control-monitoring-policy.json": "gpuorch-control, with GPUORCH_MONITORING on (the default)",
+    "control-fallback-types-policy.json": "gpuorch-control, only with GPUORCH_FALLBACK_INSTANCE_TYPES set",
+    "flower-policy.json": "gpuorch-control where Flower runs (and whoever runs `celery inspect`), with monitoring on",
+    "gpu-instance-policy.json": "gpuorch-gpu (the GPU instance profile)",
+    "gpu-monitoring-policy.json": "gpuorch-gpu, with GPUORCH_MONITORING on (the default)",
+    "gpu-input-buckets-policy.json": "gpuorch-gpu, only with GPUORCH_INPUT_BUCKETS set",
+    "client-policy.json": "Python callers of task.delay() outside the API host (optional)",
+    "provision-policy.json": "whoever runs `gpuorch provision` (optional; an administrator also can)",
+    "ec2-trust-policy.json": "trust policy of the EC2 roles (gpuorch-gpu, and gpuorch-api/-control on EC2)",
+    "ecs-tasks-trust-policy.json": "trust policy of gpuorch-api/-control as ECS task roles (instead of EC2's)",
+}
+
+
+class RenderError(ValueError):
+    """A document cannot be rendered: a variable without a value, or a bad account id."""
+
+
+def variables(settings: Any, account_id: str) -> dict[str, str]:
+    """Every ${VARIABLE} the documents may use, from the account id and the settings."""
+    from gpuorch.jobs.store import STATUS_INDEX
+
+    if not re.fullmatch(r"\d{12}", account_id or ""):
+        raise RenderError(f"an AWS account id is 12 digits, not {account_id!r}")
+    return {
+        "ACCOUNT_ID": account_id,
+        "REGION": settings.region,
+        "GPU_QUEUE": settings.gpu_queue,
+        "GPU_DLQ": settings.gpu_dead_letter_queue,
+        "CONTROL_QUEUE": settings.control_queue,
+        "JOB_TABLE": settings.job_table,
+        "STATUS_INDEX": STATUS_INDEX,
+        "RESULT_TABLE": settings.result_table,
+        "CONTROL_TABLE": settings.control_table,
+        "BUCKET": settings.bucket,
+        "GPU_POOL": settings.gpu_pool,
+        "MONITORING_NAMESPACE": settings.monitoring_namespace,
+    }
+
+
+def name_clashes(settings: Any) -> list[str]:
+    """Job queues whose names the monitoring documents' `<namespace>-*` wildcards would also cover."""
+    prefix = f"{settings.monitoring_namespace}-"
+    queues = (settings.gpu_queue, settings.gpu_dead_letter_queue, settings.control_queue)
+    return [queue for queue in queues if queue.startswith(prefix)] if settings.monitoring else []
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    def one(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise RenderError(f"no value for ${{{name}}} in {text!r}")
+        return values[name]
+
+    return VARIABLE.sub(one, text)
+
+
+def render(document: Any, values: dict[str, str], input_buckets: tuple[str, ...] = ()) -> Any:
+    """`document` with every ${VARIABLE} filled; a list item naming ${INPUT_BUCKET} becomes one per bucket."""
+    if isinstance(document, dict):
+        return {key: render(value, values, input_buckets) for key, value in document.items()}
+    if isinstance(document, list):
+        items: list[Any] = []
+        for item in document:
+            if isinstance(item, str) and f"${{{PER_INPUT_BUCKET}}}" in item:
+                items.extend(fill(item, {**values, PER_INPUT_BUCKET: bucket}) for bucket in input_buckets)
+            else:
+                items.append(render(item, values, input_buckets))
+        return items
+    if isinstance(document, str):
+        if f"${{{PER_INPUT_BUCKET}}}" in document:
+            raise RenderError(f"${{{PER_INPUT_BUCKET}}} may only appear in a list: {document!r}")
+        return fill(document, values)
+    return document
+
+
+def wanted(name: str, settings: Any) -> bool:
+    """Whether `name` applies to these settings (the optional documents only when their feature is on)."""
+    if name == "control-fallback-types-policy.json":
+        return bool(settings.fallback_instance_types)
+    if name == "gpu-input-buckets-policy.json":
+        return bool(settings.input_buckets)
+    if name in {"control-monitoring-policy.json", "gpu-monitoring-policy.json", "flower-policy.json"}:
+        return bool(settings.monitoring)
+    return True
+
+
+def load(name: str) -> Any:
+    return json.loads((HERE / name).read_text(encoding="utf-8"))
+
+
+def render_all(settings: Any, account_id: str, *, every: bool = False) -> dict[str, Any]:
+    """file name -> rendered document, for the documents these settings need (`every`: all of them)."""
+    values = variables(settings, account_id)
+    clashes = name_clashes(settings)
+    if clashes:
+        raise RenderError(f"queue names {clashes} start with GPUORCH_MONITORING_NAMESPACE + '-': the monitoring "
+                          "policies would let every process delete them; rename the queues or the namespace")
+    return {
+        name: render(load(name), values, tuple(settings.input_buckets))
+        for name in POLICIES
+        if every or wanted(name, settings)
+    }
+
+
+def caller_account(region: str) -> str:
+    import boto3
+
+    return boto3.client("sts", region_name=region).get_caller_identity()["Account"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--account-id", help="12-digit AWS account id (default: ask STS)")
+    parser.add_argument("--out", type=Path, default=Path("build/iam"), help="folder to write to [build/iam]")
+    args = parser.parse_args(argv)
+
+    from gpuorch.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+        documents = render_all(settings, args.account_id or caller_account(settings.region))
+    except (SettingsError, RenderError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, document in documents.items():
+        (args.out / name).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        print(f"{args.out / name}: {POLICIES[name]}")
+    for name in POLICIES:
+        if name not in documents:
+            print(f"(not needed with these settings: {name}, {POLICIES[name]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

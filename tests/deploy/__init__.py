@@ -1,0 +1,1 @@
+"""Deployment artifacts: IAM policies, systemd units, the container image definition."""

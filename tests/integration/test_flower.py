@@ -1,0 +1,143 @@
+"""Flower on the SQS broker with real processes: the GPU worker online, its jobs' lives, nothing left on restarts."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import requests
+
+from gpuorch.local.stack import free_port
+from gpuorch.monitoring.names import BroadcastNames
+from tests.integration.conftest import wait_for
+
+AUTH = ("ops", "flower-test-password")
+
+
+class Flower:
+    """Flower's HTTP API as an operator reaches it (basic auth: Flower opens its API to authenticated users only)."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.url = f"http://127.0.0.1:{stack.settings.flower_port}"
+        self.process = None
+
+    def start(self) -> None:
+        [self.process] = self.stack.processes.start_procfile(["flower"])
+        self.stack.processes.wait_until_ready(
+            self.process, lambda: requests.get(f"{self.url}/healthcheck", timeout=5).text == "OK")
+
+    def stop(self) -> None:
+        self.process.stop()
+        self.stack.processes.processes.remove(self.process)
+
+    def get(self, path: str, **params):
+        answer = requests.get(f"{self.url}{path}", params=params, auth=AUTH, timeout=30)
+        return answer.json() if answer.status_code == 200 else None
+
+    def gpu_worker(self) -> str | None:
+        """The name of the worker Flower sees online and consuming this stack's GPU queue, once it does."""
+        online = self.get("/api/workers", status="1") or {}
+        workers = self.get("/api/workers", refresh="1") or {}
+        for name, info in workers.items():
+            queues = [queue["name"] for queue in info.get("active_queues", [])]
+            if online.get(name) and queues == [self.stack.settings.gpu_queue]:
+                return name
+        return None
+
+
+@pytest.fixture
+def monitored(make_stack):
+    names = BroadcastNames(f"t{uuid.uuid4().hex[:8]}")  # topics and queues of this test's own
+    stack = make_stack(step_seconds=0.05, monitoring_namespace=names.namespace, flower_port=free_port(),
+                       flower_basic_auth=":".join(AUTH))
+    flower = Flower(stack)
+    flower.start()
+    stack.wait_worker_ready()
+    return stack, flower, names
+
+
+def broadcast_resources(stack, names: BroadcastNames) -> tuple[list[str], list[tuple[str, str]]]:
+    """This namespace's SQS queues, and its SNS topics' subscriptions (topic, queue)."""
+    aws = stack.services.aws
+    queues = sorted(url.rsplit("/", 1)[-1] for url in aws.sqs.list_queues(QueueNamePrefix=names.namespace)
+                    .get("QueueUrls", []))
+    subscriptions = sorted(
+        (s["TopicArn"].rsplit(":", 1)[-1], s["Endpoint"].rsplit(":", 1)[-1])
+        for s in aws.sns.list_subscriptions()["Subscriptions"]
+        if s["TopicArn"].rsplit(":", 1)[-1].startswith(f"{names.namespace}-")
+    )
+    return queues, subscriptions
+
+
+def test_flower_sees_the_gpu_worker_and_a_job_from_received_to_succeeded(monitored):
+    stack, flower, names = monitored
+    worker = wait_for(flower.gpu_worker, 60, interval=0.5, message="Flower to see the GPU worker online")
+
+    answer = requests.post(f"{stack.api_url}/api/v1/camera-angle/jobs",
+                           json={"image": stack.image_uri, "move": "rotate_left", "degrees": 45}, timeout=10)
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["job_id"]
+    assert stack.wait_terminal(job_id)["status"] == "succeeded"
+
+    def succeeded():
+        task = flower.get(f"/api/task/info/{job_id}")
+        return task if task and task["state"] == "SUCCESS" else None
+
+    task = wait_for(succeeded, 30, interval=0.2, message="Flower to see the job succeed")
+    assert task["name"] == "gpuorch.tasks.camera_angle" and task["worker"] == worker
+    assert task["received"] <= task["started"] <= task["succeeded"]
+    assert 0 < task["runtime"] < 60
+    assert job_id in task["args"] or "rotate_left" in task["kwargs"], task
+    listed = flower.get("/api/tasks", workername=worker)
+    assert listed[job_id]["state"] == "SUCCESS" and listed[job_id]["runtime"] == task["runtime"]
+
+    missing = f"s3://{stack.settings.bucket}/inputs/no-such-image.png"
+    answer = requests.post(f"{stack.api_url}/api/v1/camera-angle/jobs", json={"image": missing, "move": "top_down"},
+                           timeout=10)
+    failed_id = answer.json()["job_id"]
+    assert stack.wait_terminal(failed_id)["status"] == "failed"
+
+    def failed():
+        task = flower.get(f"/api/task/info/{failed_id}")
+        return task if task and task["state"] == "FAILURE" else None
+
+    task = wait_for(failed, 30, interval=0.2, message="Flower to see the job fail")
+    assert "JobFailed" in task["exception"] and task["worker"] == worker
+
+    # Events and commands travel through SNS to the broadcast queues only: the GPU queue holds nothing more,
+    # keeps its own visibility timeout, and no topic delivers to it.
+    assert stack.gpu_queue_empty()
+    gpu_queue = stack.services.aws.sqs.get_queue_attributes(
+        QueueUrl=stack.services.aws.queue_url(stack.settings.gpu_queue), AttributeNames=["All"])["Attributes"]
+    assert gpu_queue["VisibilityTimeout"] == str(stack.settings.visibility_timeout) and "Policy" not in gpu_queue
+    _, subscriptions = broadcast_resources(stack, names)
+    assert subscriptions and all(queue.startswith(f"{names.namespace}-") for _, queue in subscriptions)
+
+
+def test_restarting_flower_and_the_worker_leaves_no_queue_or_subscription_behind(monitored):
+    stack, flower, names = monitored
+    wait_for(flower.gpu_worker, 60, interval=0.5, message="Flower to see the GPU worker online")
+    before = broadcast_resources(stack, names)
+    queues, subscriptions = before
+    events_queues = [q for q in queues if q.startswith(f"{names.namespace}-events-")]
+    node_queues = [q for q in queues if q.startswith(f"{names.namespace}-pidbox-")]
+    assert len(events_queues) == 1 and len(node_queues) == 1, queues  # Flower's receiver, the worker's pidbox
+    assert len(subscriptions) == 2, subscriptions
+    assert not [q for q in queues if q.startswith(f"{names.namespace}-reply-")], "a reply queue outlived its call"
+
+    flower.stop()
+    stack.worker.stop()
+    stack.processes.processes.remove(stack.worker)
+    queues, subscriptions = broadcast_resources(stack, names)
+    assert queues == node_queues, "Flower's event queue outlived it"  # the worker's is kept for its restart
+    assert [queue for _, queue in subscriptions] == node_queues
+
+    flower.start()
+    stack.worker = stack.start_worker()
+    stack.wait_worker_ready()
+    wait_for(flower.gpu_worker, 60, interval=0.5, message="the new Flower to see the restarted worker")
+    after = broadcast_resources(stack, names)
+    assert len(after[0]) == len(before[0]) and len(after[1]) == len(before[1]), (before, after)
+    assert [q for q in after[0] if q.startswith(f"{names.namespace}-pidbox-")] == node_queues
+    assert set(after[0]).isdisjoint(events_queues), "the first Flower's event queue is still there"
