@@ -176,3 +176,14 @@ def simulate(trace: str, policy: str | None) -> None:
     except PolicyError as exc:
         raise click.BadParameter(str(exc), param_hint="'--policy'") from None
     click.echo(text)
+
+
+def _register() -> None:
+    """The subcommands that live in gpuorch.commands."""
+    from gpuorch.commands import jobs
+
+    for command in (jobs.submit, jobs.status, jobs.list_jobs, jobs.cancel):
+        main.add_command(command)
+
+
+_register()

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from click.testing import CliRunner, Result
 
 from gpuorch.cli import main
-from gpuorch.settings import Settings
+from gpuorch.settings import Settings, settings_env
 
 
 def environment(settings: Settings) -> dict[str, str]:
     """The GPUORCH_* variables that Settings.from_env reads back as `settings`."""
-    env = {}
-    for f in dataclasses.fields(Settings):
-        value = getattr(settings, f.name)
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, tuple):
-            value = ",".join(value)
-        env[f.metadata["env"]] = str(value)
-    return env
+    return settings_env(settings)
 
 
 @pytest.fixture

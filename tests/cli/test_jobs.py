@@ -1,0 +1,149 @@
+"""`gpuorch submit|status|list|cancel` against a real API served on loopback over the moto server."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from gpuorch.celery_app import GpuorchCelery
+from gpuorch.jobs import states
+from webapp import create_app
+
+from tests.webapp.images import encode
+from tests.webapp.test_api_health import closed_port
+
+
+@pytest.fixture
+def served(settings, provisioned):
+    """The API on a loopback port; yields (settings pointing at it, the Flask app, the services)."""
+    celery_app = GpuorchCelery(settings_loader=lambda: settings)
+    app = create_app(settings, celery_app=celery_app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield dataclasses.replace(settings, api_base_url=f"http://127.0.0.1:{server.server_port}"), app, provisioned
+    server.shutdown()
+    thread.join()
+    celery_app.close()
+
+
+def image(settings) -> str:
+    return f"s3://{settings.bucket}/inputs/house.png"
+
+
+def submit(gpuorch, api_settings, *extra: str):
+    return gpuorch("submit", "camera-angle", "-p", "move=close_up", "-i", image(api_settings), *extra,
+                   settings=api_settings)
+
+
+def test_submit_prints_the_job_id_and_status_reads_it_back(gpuorch, served):
+    api_settings, _, services = served
+    result = submit(gpuorch, api_settings, "-p", "seed=7")
+    assert result.exit_code == 0, result.output
+    job_id = result.stdout.strip()
+    record = services.jobs.get(job_id)
+    assert record is not None, repr(result.output)
+    assert (record.status, record.params["move"], record.params["seed"]) == ("queued", "close_up", 7)
+
+    shown = gpuorch("status", job_id, settings=api_settings)
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.startswith(f"job {job_id} (camera-angle): queued, 0%")
+    as_json = json.loads(gpuorch("status", job_id, "--json", settings=api_settings).stdout)
+    assert (as_json["job_id"], as_json["status"]) == (job_id, "queued")
+
+
+def test_a_local_image_file_is_sent_inline_and_stored(gpuorch, served, tmp_path):
+    api_settings, _, services = served
+    path = tmp_path / "house.png"
+    path.write_bytes(encode("PNG"))
+    result = gpuorch("submit", "qwen-image-edit", "-p", "prompt=Paint it blue", "-i", str(path), settings=api_settings)
+    assert result.exit_code == 0, result.output
+    record = services.jobs.get(result.stdout.strip())
+    assert re.fullmatch(rf"s3://{api_settings.bucket}/inputs/.+\.png", record.params["images"][0])
+
+
+def test_a_refused_submission_names_each_field_and_exits_1(gpuorch, served):
+    api_settings, _, _ = served
+    result = gpuorch("submit", "camera-angle", "-p", "move=somersault", "-p", "colour=red", settings=api_settings)
+    assert result.exit_code == 1
+    for field in ("image", "move", "colour"):
+        assert re.search(rf"^  {field}: ", result.stderr, re.M), result.stderr
+
+
+def test_submit_wait_follows_the_job_until_it_succeeds(gpuorch, served):
+    api_settings, app, services = served
+    steps = iter([lambda j: services.jobs.transition(j, states.RUNNING),
+                  lambda j: services.jobs.report_progress(j, 50, "13 KSampler"),
+                  lambda j: services.jobs.transition(j, states.SUCCEEDED)])
+
+    @app.before_request
+    def advance():  # each poll moves the job one step on, so the CLI sees every state in turn
+        from flask import request
+
+        match = re.fullmatch(r"/api/v1/jobs/([^/]+)", request.path)
+        if match:
+            next(steps, lambda j: None)(match[1])
+
+    result = submit(gpuorch, api_settings, "--wait", "--poll-seconds", "0.05")
+    assert result.exit_code == 0, result.output
+    assert "succeeded, 100%" in result.stdout
+    assert next(steps, None) is None
+
+
+def test_submit_wait_exits_1_when_the_job_is_cancelled(gpuorch, served):
+    api_settings, app, services = served
+
+    @app.before_request
+    def cancel_it():
+        from flask import request
+
+        match = re.fullmatch(r"/api/v1/jobs/([^/]+)", request.path)
+        if match and services.jobs.get(match[1]).status == states.QUEUED:
+            services.jobs.transition(match[1], states.CANCELLED)
+
+    result = submit(gpuorch, api_settings, "--wait", "--poll-seconds", "0.05")
+    assert result.exit_code == 1
+    assert "cancelled" in result.stdout
+
+
+def test_list_filters_by_status_and_cancel_refuses_a_finished_job(gpuorch, served):
+    api_settings, _, services = served
+    first = submit(gpuorch, api_settings).stdout.strip()
+    second = submit(gpuorch, api_settings).stdout.strip()
+
+    cancelled = gpuorch("cancel", first, settings=api_settings)
+    assert (cancelled.exit_code, cancelled.stdout) == (0, f"job {first}: cancelled\n")
+    again = gpuorch("cancel", first, settings=api_settings)
+    assert again.exit_code == 1 and "job_finished" in again.stderr
+
+    queued = gpuorch("list", "--status", "queued", settings=api_settings)
+    assert queued.exit_code == 0 and second in queued.stdout and first not in queued.stdout
+    page = json.loads(gpuorch("list", "--limit", "1", "--json", settings=api_settings).stdout)
+    assert [j["job_id"] for j in page["jobs"]] == [second] and page["next_cursor"]
+
+
+def test_an_unknown_job_exits_1_with_the_api_message(gpuorch, served):
+    api_settings, _, _ = served
+    for command in ("status", "cancel"):
+        result = gpuorch(command, "no-such-job", settings=api_settings)
+        assert result.exit_code == 1
+        assert "No job has the id 'no-such-job'" in result.stderr
+
+
+def test_an_unreachable_api_exits_2(gpuorch, settings):
+    down = dataclasses.replace(settings, api_base_url=f"http://127.0.0.1:{closed_port()}")
+    for args in (("status", "x"), ("list",), ("cancel", "x"), ("submit", "camera-angle")):
+        result = gpuorch(*args, settings=down)
+        assert result.exit_code == 2, (args, result.output)
+        assert "cannot reach the API" in result.stderr
+
+
+def test_a_missing_image_file_is_a_usage_error(gpuorch, served):
+    api_settings, _, _ = served
+    result = gpuorch("submit", "camera-angle", "-i", "nowhere.png", settings=api_settings)
+    assert result.exit_code == 2 and "neither a URI" in result.output
