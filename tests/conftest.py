@@ -60,6 +60,7 @@ def unique_settings(endpoint: str, **overrides) -> Settings:
         result_table=f"celery_results_{suffix}",
         control_table=f"gpuorch_control_{suffix}",
         bucket=f"gpuorch-jobs-{suffix}",
+        gpu_pool=f"pool-{suffix}",
         receive_wait_seconds=1,
         instance_id="i-test-gpu",  # never ask the instance metadata service from a test
         **overrides,

@@ -55,8 +55,7 @@ def gpu_lifecycle(moto_endpoint, tmp_path):
     def make(*, instances: int = 1, step_seconds: float = 0.05, agents: bool = True, **overrides) -> GpuLifecycle:
         comfyui_port = free_port()
         settings = unique_settings(moto_endpoint, **{**FAST, **overrides})
-        settings = dataclasses.replace(settings, comfyui_url=f"http://127.0.0.1:{comfyui_port}",
-                                       gpu_pool=f"pool-{settings.bucket[-8:]}")
+        settings = dataclasses.replace(settings, comfyui_url=f"http://127.0.0.1:{comfyui_port}")
         services = Services(settings)
         Provisioner(services.aws, settings).run()
         services.aws.s3.upload_file(str(SAMPLE), settings.bucket, "inputs/house.png")

@@ -1,0 +1,70 @@
+"""`gpuorch gpu status|start|stop`: the pool's GPU instances, directly through EC2."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from botocore.exceptions import BotoCoreError, ClientError
+
+from gpuorch.aws.clients import AwsClients
+from gpuorch.settings import Settings
+from lifecycle.instances import EC2_CLIENT_CONFIG, CapacityError, InstanceError, InstancePool, UnknownInstance
+
+
+def _pool(settings: Settings) -> InstancePool:
+    return InstancePool(AwsClients(settings, EC2_CLIENT_CONFIG).ec2, settings.gpu_pool,
+                        fallback_types=settings.fallback_instance_types)
+
+
+def _run(action):
+    """Run an EC2 action; exit 1 when EC2 refuses it, 2 when AWS cannot be reached."""
+    try:
+        return action()
+    except (UnknownInstance, CapacityError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except (InstanceError, BotoCoreError, ClientError) as exc:
+        click.echo(f"error: EC2 did not answer: {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+def gpu() -> None:
+    """The GPU instances of the pool (tag gpuorch:pool=GPUORCH_GPU_POOL)."""
+
+
+@gpu.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per instance, in a list.")
+@click.pass_obj
+def gpu_status(settings: Settings, as_json: bool) -> None:
+    """Each instance of the pool: id, state, type, market and when it was launched."""
+    instances = _run(_pool(settings).describe)
+    rows = [{"instance_id": i.instance_id, "state": i.state, "instance_type": i.instance_type,
+             "market": getattr(i, "market", "on-demand"),
+             "launched_at": i.launched_at.isoformat() if i.launched_at else None} for i in instances]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        click.echo(f"no instance is tagged gpuorch:pool={settings.gpu_pool}")
+    else:
+        for row in rows:
+            click.echo(f"{row['instance_id']:22} {row['state']:13} {row['instance_type']:14} {row['market']:9} "
+                       f"{row['launched_at'] or '-'}")
+
+
+@gpu.command("start")
+@click.argument("instance_id")
+@click.pass_obj
+def gpu_start(settings: Settings, instance_id: str) -> None:
+    """Start an instance of the pool (nothing happens if it is running or pending)."""
+    click.echo(f"{instance_id}: {_run(lambda: _pool(settings).start(instance_id))}")
+
+
+@gpu.command("stop")
+@click.argument("instance_id")
+@click.pass_obj
+def gpu_stop(settings: Settings, instance_id: str) -> None:
+    """Stop an instance of the pool now, whatever runs on it (the lifecycle stops idle ones by itself)."""
+    click.echo(f"{instance_id}: {_run(lambda: _pool(settings).stop(instance_id))}")
