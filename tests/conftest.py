@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import time
 import uuid
 
 import pytest
@@ -12,6 +13,18 @@ from moto.server import ThreadedMotoServer
 from gpuorch.aws.provision import Provisioner
 from gpuorch.services import Services
 from gpuorch.settings import Settings
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.05, message: str = "condition"):
+    """Poll `predicate` until it returns a truthy value (returned) or the deadline passes (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
 
 
 def free_port() -> int:

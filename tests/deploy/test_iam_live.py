@@ -31,6 +31,7 @@ from gpuorch.local.procfile import load_procfile
 from gpuorch.local.stack import LocalStack, free_port
 from gpuorch.settings import Settings, settings_env
 from lifecycle.instances import InstancePool
+from tests.conftest import wait_for
 from tests.deploy import iam
 from tests.deploy.calls import ROLE_DOCUMENTS
 from tests.deploy.recording import Schema, read_recording
@@ -98,15 +99,6 @@ print(result.get(timeout=120))
 """
 
 
-def wait_for(predicate, timeout: float, message: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)
 
 
 def answer_json(response: requests.Response) -> dict:
@@ -164,7 +156,7 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
             assert gpu.running, f"the GPU worker exited:\n{gpu.tail()}"
             return "GPU worker ready" in gpu.log_path.read_text(errors="replace")
 
-        wait_for(gpu_ready, 120, "the GPU worker")
+        wait_for(gpu_ready, 120, message="the GPU worker")
 
         # REST: an s3:// input; an inline image; a job cancelled at once.
         by_uri = answer_json(requests.post(f"{api_url}/api/v1/camera-angle/jobs", timeout=30, json={
@@ -186,7 +178,7 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
             return record if record["status"] in {"succeeded", "failed", "cancelled"} else None
 
         for job_id in (by_uri, inline, cancelled):
-            record = wait_for(lambda: finished(job_id), 120, f"job {job_id}")
+            record = wait_for(lambda: finished(job_id), 120, message=f"job {job_id}")
             assert record["status"] in ({"succeeded", "cancelled"} if job_id == cancelled else {"succeeded"}), record
         output = finished(by_uri)["outputs"][0]["url"]
         assert requests.get(output, timeout=30).status_code == 200  # signed with the API's credentials
@@ -197,7 +189,7 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
         dlq = setup.sqs.get_queue_url(QueueName=settings.gpu_dead_letter_queue)["QueueUrl"]
         setup.sqs.send_message(QueueUrl=dlq, MessageBody=dead_letter_body(by_uri))
         wait_for(lambda: setup.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"][
-            "ApproximateNumberOfMessagesNotVisible"] == "1", 60, "the dead-letter sweep")
+            "ApproximateNumberOfMessagesNotVisible"] == "1", 60, message="the dead-letter sweep")
 
         # Flower answers, and asks the workers for their state (remote control through SNS).
         if FLOWER:
@@ -212,7 +204,7 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
         def state() -> str:
             return setup.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
 
-        wait_for(lambda: state() == "stopped", 120, "the idle GPU instance to be stopped")
+        wait_for(lambda: state() == "stopped", 120, message="the idle GPU instance to be stopped")
 
         schema = Schema(settings.region, MOTO_ACCOUNT)
         for table in (settings.job_table, settings.result_table, settings.control_table):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from gpuorch.local.stack import LocalStack, Process, free_port
 from gpuorch.services import Services
 from gpuorch.settings import Settings, settings_env
 from tests.conftest import unique_settings as shared_unique_settings
+from tests.conftest import wait_for  # noqa: F401 - the integration tests import it from here
 
 SAMPLE = Path(__file__).resolve().parents[2] / "gpuorch" / "local" / "sample-house.png"
 
@@ -26,16 +26,6 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.05, message: str = "condition"):
-    """Poll `predicate` until it returns a truthy value (returned) or the deadline passes (AssertionError)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)
 
 
 @dataclass
