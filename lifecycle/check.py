@@ -78,9 +78,9 @@ class LifecycleCheck:
         self.sqs, self.queue_url = sqs, queue_url
         self.policy, self.hourly_price, self.clock = policy, hourly_price, clock
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, instances: tuple | None = None) -> Snapshot:
         now = self.clock()
-        instances = self.pool.describe()
+        instances = self.pool.describe() if instances is None else instances
         counts = self.sqs.get_queue_attributes(
             QueueUrl=self.queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -104,39 +104,45 @@ class LifecycleCheck:
             log.info("lifecycle check skipped: another check is running")
             return None
         try:
-            self.runs.reconcile(self.pool.describe())
-            decision = decide(self.snapshot(), self.policy)
+            instances = self.pool.describe()
+            # Runs are brought up to date before the month's spend is read for the budget.
+            self.runs.reconcile(instances)
+            decision = decide(self.snapshot(instances), self.policy)
             log.info("lifecycle: %s", describe_decision(decision))
+            acted = False
             for action in decision.actions:
                 if action.kind == "start":
-                    self._start(action.instance_id, action.reason)
+                    acted |= self._start(action.instance_id, action.reason)
                 elif action.kind == "stop":
-                    self._stop_if_still_idle(action.instance_id, action.reason)
+                    acted |= self._stop_if_still_idle(action.instance_id, action.reason)
                 elif action.kind == "blocked":
                     log.warning("lifecycle: no start: %s", action.reason)
-            self.runs.reconcile(self.pool.describe())
+            if acted:
+                self.runs.reconcile(self.pool.describe())
             self.status.write(decision, self.clock())
             return decision
         finally:
             self.lease.release()
 
-    def _start(self, instance_id: str, reason: str) -> None:
+    def _start(self, instance_id: str, reason: str) -> bool:
         try:
             outcome = self.pool.start(instance_id)
         except CapacityError as exc:
             # The next check tries again: EC2 capacity comes and goes.
             log.warning("lifecycle: cannot start %s now: %s", instance_id, exc)
-            return
+            return False
         log.info("lifecycle: start %s (%s): %s", instance_id, reason, outcome)
+        return True
 
-    def _stop_if_still_idle(self, instance_id: str, reason: str) -> None:
+    def _stop_if_still_idle(self, instance_id: str, reason: str) -> bool:
         # A job may have arrived since the snapshot: decide again on fresh numbers just before stopping.
         fresh = decide(self.snapshot(), self.policy)
         if instance_id not in fresh.stops:
             log.info("lifecycle: not stopping %s after all: %s", instance_id, describe_decision(fresh))
-            return
+            return False
         outcome = self.pool.stop(instance_id)
         log.info("lifecycle: stop %s (%s): %s", instance_id, reason, outcome)
+        return True
 
 
 def status_view(status: LifecycleStatus | None) -> dict[str, Any]:

@@ -229,16 +229,21 @@ async def get_queue(request: web.Request) -> web.Response:
     return web.json_response({"queue_running": running, "queue_pending": pending})
 
 
-async def post_queue(request: web.Request) -> web.Response:
-    queue = _emulator(request).queue
+async def _clear_or_delete(request: web.Request, clear, delete) -> web.Response:
+    """POST /queue and POST /history: `{"clear": true}` and/or `{"delete": [ids]}`, 200 with an empty body."""
     body = await _json_body(request)
     if not isinstance(body, dict):
         return _internal_error()
     if body.get("clear"):
-        queue.clear_pending()
+        clear()
     if "delete" in body:
-        queue.delete_pending(body["delete"])
+        delete(body["delete"])
     return web.Response(status=200)
+
+
+async def post_queue(request: web.Request) -> web.Response:
+    queue = _emulator(request).queue
+    return await _clear_or_delete(request, queue.clear_pending, queue.delete_pending)
 
 
 async def get_history(request: web.Request) -> web.Response:
@@ -257,14 +262,7 @@ async def get_history_item(request: web.Request) -> web.Response:
 
 async def post_history(request: web.Request) -> web.Response:
     queue = _emulator(request).queue
-    body = await _json_body(request)
-    if not isinstance(body, dict):
-        return _internal_error()
-    if body.get("clear"):
-        queue.clear_history()
-    if "delete" in body:
-        queue.delete_history(body["delete"])
-    return web.Response(status=200)
+    return await _clear_or_delete(request, queue.clear_history, queue.delete_history)
 
 
 async def interrupt(request: web.Request) -> web.Response:
