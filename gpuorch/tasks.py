@@ -45,11 +45,15 @@ class WorkflowTask(Task):
         """Accept a job (record first, then the message); raises ParamsInvalid / UnknownWorkflow."""
 
         def publish(job_id: str, wf, clean: dict[str, Any]) -> None:
-            super(WorkflowTask, self).apply_async(kwargs=self.join(wf.name, clean), task_id=job_id, **options)
+            self.publish(job_id, wf.name, clean, **options)
 
         job = submission.accept(self.app.services, workflow, params, publish, source=source, job_id=job_id)
         self.app.lifecycle_trigger()
         return job
+
+    def publish(self, job_id: str, workflow: str, params: dict[str, Any], **options) -> None:
+        """Send the task message of a job that is already recorded (no validation, no record written)."""
+        super().apply_async(kwargs=self.join(workflow, params), task_id=job_id, **options)
 
     def perform(self, workflow: str, params: dict[str, Any]) -> dict[str, Any]:
         return run_job(self.app.services, self.request.id, workflow, params, task=self)
@@ -92,3 +96,15 @@ def task_for(workflow: str) -> WorkflowTask:
         if task.workflow_name == workflow:
             return task
     return run_workflow
+
+
+def gpu_task_workflows() -> dict[str, str | None]:
+    """Each GPU task's name -> the workflow it runs (None: run_workflow, whose message names it)."""
+    return {task.name: task.workflow_name for task in (camera_angle, qwen_image_edit, run_workflow)}
+
+
+def publish_job(job_id: str, workflow: str, params: dict[str, Any]) -> None:
+    """Queue an already recorded job (a redriven one) on its workflow's task, and ask for a GPU."""
+    task = task_for(workflow)
+    task.publish(job_id, workflow, params)
+    task.app.lifecycle_trigger()

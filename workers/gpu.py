@@ -23,6 +23,8 @@ from workers.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 
+# Celery's consumer with a gate in front: a message that can never run goes to the dead-letter queue at once.
+GPU_CONSUMER = "gpuorch.execution.gate:GatedConsumer"
 
 
 def wait_for_comfyui(url: str, timeout_s: float, *, interval_s: float = 1.0) -> dict:
@@ -108,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     worker_ready.connect(ready, weak=False)
     worker_shutdown.connect(lambda **_: heartbeat.stop(), weak=False)
     app.use_settings(settings)
+    app.conf.worker_consumer = GPU_CONSUMER
     app.worker_main(worker_argv(settings, loglevel=settings.log_level) + list(argv or []))
     return 0
 

@@ -1,4 +1,4 @@
-"""`gpuorch dlq list`: what reached the GPU dead-letter queue, with each job's status, left in place."""
+"""`gpuorch dlq list|redrive`: what reached the GPU dead-letter queue and why, and resubmitting what can still run."""
 
 from __future__ import annotations
 
@@ -8,56 +8,83 @@ import sys
 import click
 from botocore.exceptions import BotoCoreError, ClientError
 
-from gpuorch.jobs.deadletters import read_dead_letter
-from gpuorch.services import Services
 from gpuorch.settings import Settings
 
-# Messages read for the listing stay hidden this long, so one listing sees each once; then they are back.
-LIST_VISIBILITY_S = 10
-MAX_LISTED = 500
+
+def _dead_letters(settings: Settings, *, publishing: bool = False):
+    from gpuorch.celery_app import app
+    from gpuorch.jobs.redrive import DeadLetters
+    from gpuorch.tasks import gpu_task_workflows, publish_job
+
+    app.use_settings(settings)  # publish_job sends through gpuorch's Celery app, to these settings' queues
+    return DeadLetters(app.services, gpu_task_workflows(), publish_job if publishing else None)
+
+
+def _aws_failed(exc: Exception) -> None:
+    click.echo(f"error: AWS did not answer: {exc}", err=True)
+    sys.exit(2)
 
 
 @click.group()
 def dlq() -> None:
-    """The GPU queue's dead-letter queue (messages received GPUORCH_MAX_RECEIVE_COUNT times)."""
+    """The GPU queue's dead-letter queue: messages a GPU worker rejected, or received GPUORCH_MAX_RECEIVE_COUNT times."""
 
 
 @dlq.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per message, in a list.")
 @click.pass_obj
 def dlq_list(settings: Settings, as_json: bool) -> None:
-    """Each dead-lettered message: its job id, task and the job's status and error (nothing is removed)."""
-    services = Services(settings)
+    """Each dead-lettered message: its job, why it is there, the job's status, and whether redrive can resubmit it.
+
+    Nothing is removed, and the messages are visible again as soon as the listing ends.
+    """
     try:
-        rows = list(_letters(services))
+        rows = [item.as_dict() for item in _dead_letters(settings).list()]
     except (BotoCoreError, ClientError) as exc:
-        click.echo(f"error: AWS did not answer: {exc}", err=True)
-        sys.exit(2)
+        _aws_failed(exc)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif not rows:
         click.echo(f"{settings.gpu_dead_letter_queue} is empty")
     else:
         for row in rows:
-            job = row["job_id"] or f"(message {row['message_id']}: {row['problem']})"
-            click.echo(f"{job}  {row['task'] or '-'}  {row['status'] or 'no record'}"
-                       + (f"  {row['error']}" if row["error"] else ""))
+            job = row["job_id"] or f"(message {row['message_id']})"
+            fix = "fixable" if row["fixable"] else f"unfixable: {row['unfixable']}"
+            linked = f"  redriven as {row['redriven_as']}" if row["redriven_as"] else ""
+            click.echo(f"{job}  {row['task'] or '-'}  {row['job_status'] or 'no record'}{linked}\n"
+                       f"    why: {row['reason']}\n    {fix}")
 
 
-def _letters(services: Services):
-    sqs = services.aws.sqs
-    url = services.aws.queue_url(services.settings.gpu_dead_letter_queue)
-    seen: set[str] = set()
-    while len(seen) < MAX_LISTED:
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                    VisibilityTimeout=LIST_VISIBILITY_S).get("Messages", [])
-        fresh = [m for m in batch if m["MessageId"] not in seen]
-        if not fresh:
-            return
-        for message in fresh:
-            seen.add(message["MessageId"])
-            letter = read_dead_letter(message)
-            job = services.jobs.get(letter.job_id) if letter.job_id else None
-            yield {"message_id": letter.message_id, "job_id": letter.job_id, "task": letter.task,
-                   "problem": letter.problem, "status": job.status if job else None,
-                   "error": job.error if job else None}
+@dlq.command("redrive")
+@click.argument("ids", nargs=-1, metavar="[MESSAGE_OR_JOB_ID]...")
+@click.option("--all", "everything", is_flag=True, help="Every fixable message in the dead-letter queue.")
+@click.option("--dry-run", is_flag=True, help="Say what would be resubmitted; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="The outcomes as a JSON list.")
+@click.pass_obj
+def dlq_redrive(settings: Settings, ids: tuple[str, ...], everything: bool, dry_run: bool, as_json: bool) -> None:
+    """Resubmit dead-lettered jobs that can still run, each as a new job linked to the old one.
+
+    Unfixable messages (not a task message, unknown task, invalid parameters, no job record, a job that succeeded
+    or was cancelled) are reported and left in place. Exit status: 0 when every named message was redriven (or
+    would be, with --dry-run); 1 when any was left or not found; 2 when AWS cannot be reached.
+    """
+    if bool(ids) == everything:
+        raise click.UsageError("name the messages or jobs to redrive, or give --all (not both)")
+    try:
+        outcomes = _dead_letters(settings, publishing=not dry_run).redrive(ids, everything=everything, dry_run=dry_run)
+    except (BotoCoreError, ClientError) as exc:
+        _aws_failed(exc)
+    if as_json:
+        click.echo(json.dumps([o.as_dict() for o in outcomes], indent=2))
+    else:
+        if not outcomes:
+            click.echo(f"{settings.gpu_dead_letter_queue} has nothing to redrive")
+        for o in outcomes:
+            job = o.job_id or o.id
+            if o.new_job_id:
+                click.echo(f"{o.action:13} {job} -> {o.new_job_id}")
+            else:
+                click.echo(f"{o.action:13} {job}: {o.reason}")
+    # --all leaves the unfixable ones without failing: they were not asked for by name.
+    failed = [o for o in outcomes if o.action == "not-found" or (o.action == "left" and not everything)]
+    sys.exit(1 if failed else 0)

@@ -66,6 +66,8 @@ class Job:
     error: str | None = None
     source: str = "api"
     gpu_seconds: float | None = None
+    redrive_of: str | None = None  # the dead-lettered job this one was resubmitted from
+    redriven_as: str | None = None  # the job this dead-lettered one was resubmitted as
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> "Job":
@@ -86,6 +88,8 @@ class Job:
             error=data.get("error"),
             source=data.get("source", "api"),
             gpu_seconds=data.get("gpu_seconds"),
+            redrive_of=data.get("redrive_of"),
+            redriven_as=data.get("redriven_as"),
         )
 
 
@@ -145,7 +149,8 @@ class JobStore:
         self._ttl = ttl_seconds
         self._clock = clock
 
-    def create(self, job_id: str, workflow: str, params: dict[str, Any], *, source: str) -> Job:
+    def create(self, job_id: str, workflow: str, params: dict[str, Any], *, source: str,
+               redrive_of: str | None = None) -> Job:
         """Write a new queued record; a second create with the same id is refused, not overwritten."""
         now = self._clock()
         stamp = timestamp(now)
@@ -162,6 +167,8 @@ class JobStore:
             "source": source,
             "expires_at": int((now + timedelta(seconds=self._ttl)).timestamp()),
         }
+        if redrive_of is not None:
+            item["redrive_of"] = redrive_of
         try:
             self._db.put_item(
                 TableName=self._table,
@@ -285,6 +292,30 @@ class JobStore:
             raise
         log.info("job %s -> %s", job_id, target, extra={"job_id": job_id})
         return Job.from_item(answer["Attributes"])
+
+    def link_redrive(self, job_id: str, new_job_id: str) -> bool:
+        """Record on a failed job the job it was resubmitted as; False if it names another one already.
+
+        Written once: the status stays failed (it never moves back), only the link is added.
+        """
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"task_id": {"S": job_id}},
+                UpdateExpression="SET redriven_as = :n, updated_at = :u",
+                ConditionExpression="#s = :failed AND (attribute_not_exists(redriven_as) OR redriven_as = :n)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":n": {"S": new_job_id},
+                    ":u": {"S": timestamp(self._clock())},
+                    ":failed": {"S": states.FAILED},
+                },
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+        return True
 
     def report_progress(self, job_id: str, progress: int, node: str | None) -> bool:
         """Record progress while running; never lowers it. False when the write was not applied."""

@@ -7,7 +7,7 @@ import pytest
 
 from gpuorch.celery_app import GpuorchCelery
 from gpuorch.jobs import states
-from gpuorch.jobs.deadletters import read_dead_letter, sweep_dead_letters
+from gpuorch.jobs.deadletters import read_dead_letter, reason_attributes, sweep_dead_letters
 
 
 def envelope(headers) -> str:
@@ -44,6 +44,20 @@ def test_sweep_fails_dead_lettered_jobs_once_and_leaves_finished_ones(provisione
     dead = jobs.get("dead")
     assert dead.status == states.FAILED and "dead-letter queue after 3 deliveries" in dead.error
     assert jobs.get("done").status == states.SUCCEEDED
-    # The messages stay for inspection; hidden only for the sweep's own visibility window.
-    attributes = aws.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
-    assert attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "3"
+    # The messages stay for inspection, visible again as soon as the sweep is over (redrive reads them too).
+    attributes = aws.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "3"
+
+
+def test_sweep_fails_a_rejected_job_with_the_workers_reason(provisioned):
+    settings, aws, jobs = provisioned.settings, provisioned.aws, provisioned.jobs
+    jobs.create("bad", "camera-angle", {}, source="api")
+    dlq = aws.queue_url(settings.gpu_dead_letter_queue)
+    body = envelope({"id": "bad", "task": "gpuorch.tasks.camera_angle"})
+    aws.sqs.send_message(QueueUrl=dlq, MessageBody=body,
+                         MessageAttributes=reason_attributes("invalid camera-angle parameters", "m0", "gpu@h", "t"))
+
+    [letter] = sweep_dead_letters(aws.sqs, dlq, jobs, max_receive_count=3)
+
+    assert (letter.job_id, letter.reason) == ("bad", "invalid camera-angle parameters")
+    assert jobs.get("bad").error == "its queue message was rejected: invalid camera-angle parameters"
