@@ -55,6 +55,7 @@ class Assessed:
             "task": letter.task,
             "workflow": self.call.workflow if self.call else (job.workflow if job else None),
             "reason": self.reason,
+            "source_message_id": letter.source_message_id,
             "rejected": letter.reason is not None,
             "receive_count": letter.receive_count,
             "job_status": job.status if job else None,
