@@ -6,7 +6,7 @@ message is sent, exactly as a REST submission does, so `GET /api/v1/jobs/{result
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from celery import Task
 from celery.result import AsyncResult
@@ -103,8 +103,13 @@ def gpu_task_workflows() -> dict[str, str | None]:
     return {task.name: task.workflow_name for task in (camera_angle, qwen_image_edit, run_workflow)}
 
 
-def publish_job(job_id: str, workflow: str, params: dict[str, Any]) -> None:
-    """Queue an already recorded job (a redriven one) on its workflow's task, and ask for a GPU."""
-    task = task_for(workflow)
-    task.publish(job_id, workflow, params)
-    task.app.lifecycle_trigger()
+def publisher(celery_app) -> Callable[[str, str, dict[str, Any]], None]:
+    """Queues an already recorded job (a redriven one) on its workflow's task through `celery_app`, and asks
+    for a GPU."""
+
+    def publish(job_id: str, workflow: str, params: dict[str, Any]) -> None:
+        # Looked up on that app, the task publishes to its broker and queues.
+        celery_app.tasks[task_for(workflow).name].publish(job_id, workflow, params)
+        celery_app.lifecycle_trigger()
+
+    return publish

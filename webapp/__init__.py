@@ -17,7 +17,7 @@ from webapp.errors import GpuorchApi, register_error_handlers
 from webapp.health import HealthChecker
 from webapp.outputs import OutputLinks
 from webapp.request_body import image_capacity, request_body_limit
-from webapp.views import costs, jobs, service, workflows
+from webapp.views import costs, deadletters, jobs, service, workflows
 from webapp.views.submissions import submissions_blueprint
 
 API_DESCRIPTION = """\
@@ -78,4 +78,5 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
     api.register_blueprint(submissions)
     api.register_blueprint(jobs.blp)
     api.register_blueprint(costs.blp)
+    api.register_blueprint(deadletters.blp)
     return app

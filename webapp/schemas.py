@@ -106,6 +106,12 @@ class JobSchema(_LinkedJobSchema):
     gpu_seconds = ma.fields.Float(
         allow_none=True, metadata={"description": "ComfyUI's execution time of the job's prompt, once it succeeded."}
     )
+    redrive_of = ma.fields.String(
+        allow_none=True, metadata={"description": "The dead-lettered job this one was resubmitted from (a redrive)."}
+    )
+    redriven_as = ma.fields.String(
+        allow_none=True, metadata={"description": "The job this dead-lettered one was resubmitted as (a redrive)."}
+    )
     waiting_reason = ma.fields.String(
         allow_none=True,
         metadata={

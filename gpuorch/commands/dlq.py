@@ -14,10 +14,10 @@ from gpuorch.settings import Settings
 def _dead_letters(settings: Settings, *, publishing: bool = False):
     from gpuorch.celery_app import app
     from gpuorch.jobs.redrive import DeadLetters
-    from gpuorch.tasks import gpu_task_workflows, publish_job
+    from gpuorch.tasks import gpu_task_workflows, publisher
 
-    app.use_settings(settings)  # publish_job sends through gpuorch's Celery app, to these settings' queues
-    return DeadLetters(app.services, gpu_task_workflows(), publish_job if publishing else None)
+    app.use_settings(settings)  # redriven jobs are published through gpuorch's Celery app, to these settings' queues
+    return DeadLetters(app.services, gpu_task_workflows(), publisher(app) if publishing else None)
 
 
 def _aws_failed(exc: Exception) -> None:
