@@ -107,6 +107,10 @@ CALLS: dict[str, list[Call]] = {
         Call("s3", "PutObject", "inputs", "submission.store_inputs (inline images)"),
         Call("s3", "DeleteObjects", "inputs", "submission.discard_inputs (a refused or unqueued job)"),
         Call("s3", "GetObject", "results", "webapp/outputs.py presigned output URLs (signed with the API's credentials)"),
+        Call("sqs", "GetQueueUrl", "dlq", "gpuorch/jobs/redrive.py DeadLetters (GET /api/v1/dead-letters, redrive)"),
+        Call("sqs", "ReceiveMessage", "dlq", "gpuorch/jobs/deadletters.py receive_all (dead-letter list, redrive)"),
+        Call("sqs", "ChangeMessageVisibilityBatch", "dlq", "gpuorch/jobs/deadletters.py release (after a look)"),
+        Call("sqs", "DeleteMessage", "dlq", "gpuorch/jobs/redrive.py DeadLetters._one (a redriven dead letter)"),
     ],
     "control": [
         Call("sqs", "ListQueues", "*", KOMBU_START),
@@ -119,6 +123,7 @@ CALLS: dict[str, list[Call]] = {
         Call("sqs", "GetQueueAttributes", "gpu_queue", "lifecycle/check.py snapshot (visible and in-flight counts)"),
         Call("sqs", "GetQueueUrl", "dlq", "gpuorch/control_tasks.py sweep_dead_letter_queue"),
         Call("sqs", "ReceiveMessage", "dlq", "gpuorch/jobs/deadletters.py sweep_dead_letters"),
+        Call("sqs", "ChangeMessageVisibilityBatch", "dlq", "gpuorch/jobs/deadletters.py release (after a sweep)"),
         Call("dynamodb", "UpdateItem", "job_table", "JobStore.transition to failed (dead letters)"),
         Call("dynamodb", "GetItem", "job_table", "JobStore.get after a refused transition"),
         Call("dynamodb", "PutItem", "control_table@lock", "lifecycle/lock.py Lease.acquire"),
@@ -145,6 +150,8 @@ CALLS: dict[str, list[Call]] = {
         Call("sqs", "ReceiveMessage", "gpu_queue", "kombu consume (GPU worker)"),
         Call("sqs", "DeleteMessage", "gpu_queue", "kombu ack when a job ends (task_acks_late)"),
         Call("sqs", "ChangeMessageVisibility", "gpu_queue", "kombu: a message given back (worker lost) or released on shutdown"),
+        Call("sqs", "GetQueueUrl", "dlq", "gpuorch/execution/gate.py MessageGate"),
+        Call("sqs", "SendMessage", "dlq", "gpuorch/execution/gate.py MessageGate.dead_letter (a message that can never run)"),
         Call("dynamodb", "GetItem", "job_table", "gpuorch/execution/runner.py run_job (JobStore.get)"),
         Call("dynamodb", "UpdateItem", "job_table", "JobStore.transition and report_progress"),
         Call("dynamodb", "DescribeTable", "result_table", "celery DynamoDB backend client start (_get_or_create_table)"),
@@ -231,6 +238,8 @@ S3_IAM_ACTION = {
 
 
 def iam_action(service: str, operation: str) -> str:
+    if service == "sqs":  # a batch call needs its single operation's action
+        return f"sqs:{operation.removesuffix('Batch')}"
     if service == "s3":
         return S3_IAM_ACTION.get(operation, f"s3:{operation}")
     return f"{service}:{operation}"
