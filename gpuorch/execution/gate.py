@@ -27,14 +27,15 @@ class MessageGate:
         self.services = services
         self.task_workflows = task_workflows
         self.hostname = hostname
-        settings = services.settings
-        self.queue_url = services.aws.queue_url(settings.gpu_queue)
-        self.dead_letter_url = services.aws.queue_url(settings.gpu_dead_letter_queue)
+        self.queue_name = services.settings.gpu_queue
+        self.dead_letter_url = services.aws.queue_url(services.settings.gpu_dead_letter_queue)
 
     def admit(self, message) -> bool:
         """True: hand the message to Celery. False: it was dead-lettered (or given back) and must not run."""
         sqs_message = message.delivery_info.get("sqs_message")
-        if sqs_message is None or message.delivery_info.get("sqs_queue") != self.queue_url:
+        # By name: kombu found the URL with ListQueues, whose form may differ from GetQueueUrl's.
+        queue_name = str(message.delivery_info.get("sqs_queue", "")).rstrip("/").rsplit("/", 1)[-1]
+        if sqs_message is None or queue_name != self.queue_name:
             return True  # not a GPU queue message: not this gate's to judge
         envelope = Envelope(message.headers or {}, message.content_type, message.body)
         try:

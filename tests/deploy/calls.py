@@ -150,7 +150,7 @@ CALLS: dict[str, list[Call]] = {
         Call("sqs", "ReceiveMessage", "gpu_queue", "kombu consume (GPU worker)"),
         Call("sqs", "DeleteMessage", "gpu_queue", "kombu ack when a job ends (task_acks_late)"),
         Call("sqs", "ChangeMessageVisibility", "gpu_queue", "kombu: a message given back (worker lost) or released on shutdown"),
-        Call("sqs", "GetQueueUrl", "dlq", "gpuorch/execution/gate.py MessageGate"),
+        Call("sqs", "GetQueueUrl", "dlq", "gpuorch/execution/gate.py MessageGate (the DLQ's URL)"),
         Call("sqs", "SendMessage", "dlq", "gpuorch/execution/gate.py MessageGate.dead_letter (a message that can never run)"),
         Call("dynamodb", "GetItem", "job_table", "gpuorch/execution/runner.py run_job (JobStore.get)"),
         Call("dynamodb", "UpdateItem", "job_table", "JobStore.transition and report_progress"),
