@@ -1,4 +1,4 @@
-"""`gpuorch dlq list|redrive`: what reached the GPU dead-letter queue and why, and resubmitting what can still run."""
+"""`gpuorch dlq list|redrive|delete`: what reached the GPU dead-letter queue and why; resubmit or remove it."""
 
 from __future__ import annotations
 
@@ -74,17 +74,39 @@ def dlq_redrive(settings: Settings, ids: tuple[str, ...], everything: bool, dry_
         outcomes = _dead_letters(settings, publishing=not dry_run).redrive(ids, everything=everything, dry_run=dry_run)
     except (BotoCoreError, ClientError) as exc:
         _aws_failed(exc)
-    if as_json:
-        click.echo(json.dumps([o.as_dict() for o in outcomes], indent=2))
-    else:
-        if not outcomes:
-            click.echo(f"{settings.gpu_dead_letter_queue} has nothing to redrive")
-        for o in outcomes:
-            job = o.job_id or o.id
-            if o.new_job_id:
-                click.echo(f"{o.action:13} {job} -> {o.new_job_id}")
-            else:
-                click.echo(f"{o.action:13} {job}: {o.reason}")
+    _report(outcomes, as_json, f"{settings.gpu_dead_letter_queue} has nothing to redrive")
     # --all leaves the unfixable ones without failing: they were not asked for by name.
     failed = [o for o in outcomes if o.action == "not-found" or (o.action == "left" and not everything)]
     sys.exit(1 if failed else 0)
+
+
+@dlq.command("delete")
+@click.argument("ids", nargs=-1, metavar="[MESSAGE_OR_JOB_ID]...")
+@click.option("--unfixable", is_flag=True, help="Every message redrive would leave (garbage, unknown task, ...).")
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="The outcomes as a JSON list.")
+@click.pass_obj
+def dlq_delete(settings: Settings, ids: tuple[str, ...], unfixable: bool, dry_run: bool, as_json: bool) -> None:
+    """Delete dead letters for good: the named ones (fixable or not), or with --unfixable every one redrive
+    would leave. A job whose message is deleted stays failed. Exit status: 0; 1 when a named one was not found;
+    2 when AWS cannot be reached.
+    """
+    if not ids and not unfixable:
+        raise click.UsageError("name the messages or jobs to delete, or give --unfixable")
+    try:
+        outcomes = _dead_letters(settings).delete(ids, unfixable=unfixable, dry_run=dry_run)
+    except (BotoCoreError, ClientError) as exc:
+        _aws_failed(exc)
+    _report(outcomes, as_json, f"{settings.gpu_dead_letter_queue} has nothing to delete")
+    sys.exit(1 if any(o.action == "not-found" for o in outcomes) else 0)
+
+
+def _report(outcomes, as_json: bool, nothing: str) -> None:
+    if as_json:
+        click.echo(json.dumps([o.as_dict() for o in outcomes], indent=2))
+        return
+    if not outcomes:
+        click.echo(nothing)
+    for o in outcomes:
+        job = o.job_id or o.id
+        click.echo(f"{o.action:13} {job} -> {o.new_job_id}" if o.new_job_id else f"{o.action:13} {job}: {o.reason}")

@@ -29,6 +29,8 @@ REDRIVE_NAMESPACE = uuid.UUID("6f0e7a52-3c55-4c59-9b7e-2f1d0c6a9e41")
 # Messages read by a listing or a redrive stay hidden this long at most (they are released when it ends).
 HOLD_S = 60
 MAX_READ = 500
+# Outcomes after which the dead letter is gone from the queue.
+REMOVED = frozenset({"redriven", "deleted"})
 
 Publish = Callable[[str, str, dict[str, Any]], None]  # (job id, workflow, params): queue a recorded job
 
@@ -90,7 +92,7 @@ def selected(item: Assessed, wanted: set[str]) -> bool:
 @dataclass(frozen=True)
 class Outcome:
     id: str  # the id asked for (or the message id, for --all)
-    action: str  # redriven | would-redrive | left | not-found
+    action: str  # redriven | would-redrive | deleted | would-delete | left | not-found
     message_id: str | None = None
     job_id: str | None = None
     new_job_id: str | None = None
@@ -135,20 +137,50 @@ class DeadLetters:
 
     def redrive(self, ids: Iterable[str] = (), *, everything: bool = False, dry_run: bool = False) -> list[Outcome]:
         """Resubmit the fixable dead letters named by `ids` (or all of them); report and leave the rest."""
-        wanted = set(ids)
+        return self._each(set(ids), lambda item: everything, lambda item, url: self._one(item, url, dry_run))
+
+    def delete(self, ids: Iterable[str] = (), *, unfixable: bool = False, dry_run: bool = False) -> list[Outcome]:
+        """Delete the dead letters named by `ids` (or every unfixable one); their jobs stay failed."""
+        return self._each(set(ids), lambda item: unfixable and item.unfixable is not None,
+                          lambda item, url: self._delete_one(item, url, dry_run))
+
+    def _each(self, wanted: set[str], chosen: Callable[[Assessed], bool],
+              act: Callable[[Assessed, str], Outcome]) -> list[Outcome]:
+        """`act` on each dead letter named in `wanted` or `chosen`; then the others are released and the ids that
+        named none reported."""
         url = self._url
         items: list[Assessed] = []
         messages: list[dict[str, Any]] = []
         outcomes: list[Outcome] = []
         try:
             items, messages = self._read(url)
-            outcomes = [self._one(item, url, dry_run) for item in items if everything or selected(item, wanted)]
+            for item in items:
+                if chosen(item) or selected(item, wanted):
+                    outcomes.append(act(item, url))
         finally:
-            redriven = {o.message_id for o in outcomes if o.action == "redriven"}
-            release(self.services.aws.sqs, url, [m["ReceiptHandle"] for m in messages if m["MessageId"] not in redriven])
+            gone = {o.message_id for o in outcomes if o.action in REMOVED}
+            release(self.services.aws.sqs, url, [m["ReceiptHandle"] for m in messages if m["MessageId"] not in gone])
         missing = sorted(i for i in wanted if not any(selected(item, {i}) for item in items))
         return outcomes + [Outcome(id=i, action="not-found", reason="no such message or job in the dead-letter "
                                    "queue (another reader may hold it for a moment: try again)") for i in missing]
+
+    def _delete_one(self, item: Assessed, url: str, dry_run: bool) -> Outcome:
+        letter = item.letter
+        base = {"id": letter.message_id, "message_id": letter.message_id, "job_id": letter.job_id,
+                "reason": item.unfixable or item.reason}
+        if dry_run:
+            return Outcome(**base, action="would-delete")
+        if item.job is not None and not states.is_terminal(item.job.status):
+            # Its message is about to go for good: the record must not wait for it.
+            try:
+                self.services.jobs.transition(item.job.job_id, states.FAILED,
+                                              error=f"its message reached the dead-letter queue: {item.reason}")
+            except TransitionRefused:
+                pass  # finished meanwhile
+        self.services.aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=letter.receipt_handle)
+        log.warning("dead letter %s deleted (job %s): %s", letter.message_id, letter.job_id, base["reason"],
+                    extra={"job_id": letter.job_id})
+        return Outcome(**base, action="deleted")
 
     def _one(self, item: Assessed, url: str, dry_run: bool) -> Outcome:
         letter = item.letter

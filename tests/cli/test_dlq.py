@@ -140,3 +140,22 @@ def test_unfixable_ones_are_reported_and_left_and_dry_run_changes_nothing(gpuorc
     assert counts(provisioned, settings.gpu_dead_letter_queue) == 3
 
     assert gpuorch("dlq", "redrive").exit_code == 2  # neither ids nor --all
+
+
+def test_delete_removes_named_or_unfixable_ones_and_fails_their_jobs(gpuorch, provisioned, settings):
+    dead_lettered(provisioned, settings, "dead")
+    dead_lettered(provisioned, settings, "waiting", status=states.QUEUED)
+    dlq = provisioned.aws.queue_url(settings.gpu_dead_letter_queue)
+    provisioned.aws.sqs.send_message(QueueUrl=dlq, MessageBody="garbage")
+
+    dry = gpuorch("dlq", "delete", "--unfixable", "--dry-run", "--json")
+    assert [(o["job_id"], o["action"]) for o in json.loads(dry.stdout)] == [(None, "would-delete")]
+    assert counts(provisioned, settings.gpu_dead_letter_queue) == 3
+
+    assert gpuorch("dlq", "delete", "--unfixable").exit_code == 0
+    named = gpuorch("dlq", "delete", "waiting", "nonesuch")
+    assert named.exit_code == 1 and "deleted       waiting" in named.stdout and "not-found" in named.stdout
+    assert [r["job_id"] for r in json.loads(gpuorch("dlq", "list", "--json").stdout)] == ["dead"]
+    waiting = provisioned.jobs.get("waiting")
+    assert waiting.status == states.FAILED and "dead-letter queue" in waiting.error
+    assert gpuorch("dlq", "delete").exit_code == 2
