@@ -27,7 +27,8 @@ def _aws_failed(exc: Exception) -> None:
 
 @click.group()
 def dlq() -> None:
-    """The GPU queue's dead-letter queue: messages a GPU worker rejected, or received GPUORCH_MAX_RECEIVE_COUNT times."""
+    """The GPU queue's dead-letter queue: messages a GPU worker rejected, or ones received GPUORCH_MAX_RECEIVE_COUNT
+    times."""
 
 
 @dlq.command("list")

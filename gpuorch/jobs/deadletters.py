@@ -116,7 +116,8 @@ def release(sqs, queue_url: str, receipt_handles: list[str]) -> None:
             log.warning("dead letters not released (visible again after their timeout): %s", exc)
 
 
-def sweep_dead_letters(sqs, queue_url: str, jobs: JobStore, *, max_receive_count: int, limit: int = 100) -> list[DeadLetter]:
+def sweep_dead_letters(sqs, queue_url: str, jobs: JobStore, *, max_receive_count: int,
+                       limit: int = 100) -> list[DeadLetter]:
     """Mark failed every job whose message is in the dead-letter queue; the messages stay for inspection.
 
     Idempotent: a job already in a terminal status is left as it is.
@@ -130,7 +131,8 @@ def sweep_dead_letters(sqs, queue_url: str, jobs: JobStore, *, max_receive_count
             if letter.job_id is None:
                 log.warning("dead letter %s: %s", letter.message_id, letter.problem)
                 continue
-            error = f"its queue message was rejected: {letter.reason}" if letter.reason else failure_reason(max_receive_count)
+            error = (f"its queue message was rejected: {letter.reason}" if letter.reason
+                     else failure_reason(max_receive_count))
             try:
                 jobs.transition(letter.job_id, states.FAILED, error=error)
                 log.warning("job %s: failed, its message reached the dead-letter queue", letter.job_id,

@@ -1,4 +1,4 @@
-"""What a GPU queue message must be before a worker runs it: pure checks shared by the worker, `dlq list` and redrive."""
+"""What a GPU queue message must be before a worker runs it: pure checks shared by the worker, `dlq` and redrive."""
 
 from __future__ import annotations
 
@@ -53,11 +53,13 @@ def decode_sqs_body(raw: str) -> Envelope:
     try:
         envelope = json.loads(base64.b64decode(raw, validate=True))
     except (TypeError, ValueError, binascii.Error) as exc:
-        raise MessageRejected(f"not a Celery task message: its body is not base64 of JSON ({type(exc).__name__})") from None
+        raise MessageRejected(
+            f"not a Celery task message: its body is not base64 of JSON ({type(exc).__name__})") from None
     if not isinstance(envelope, dict):
         raise MessageRejected("not a Celery task message: its body is not a JSON object")
     body = envelope.get("body")
-    encoding = (envelope.get("properties") or {}).get("body_encoding") if isinstance(envelope.get("properties"), dict) else None
+    properties = envelope.get("properties")
+    encoding = properties.get("body_encoding") if isinstance(properties, dict) else None
     if encoding == "base64" and isinstance(body, str):
         try:
             body = base64.b64decode(body, validate=True).decode("utf-8")
@@ -96,7 +98,8 @@ def check_task_message(envelope: Envelope, task_workflows: Mapping[str, str | No
     try:
         clean = workflow.request_schema().load(params)
     except ValidationError as exc:
-        raise MessageRejected(f"invalid {workflow_name} parameters: {_fields(exc.normalized_messages())}", job_id) from None
+        problems = _fields(exc.normalized_messages())
+        raise MessageRejected(f"invalid {workflow_name} parameters: {problems}", job_id) from None
     return TaskCall(job_id, task, workflow_name, clean)
 
 

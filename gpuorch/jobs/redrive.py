@@ -204,7 +204,8 @@ class DeadLetters:
         if old.status != states.FAILED:
             # The sweep has not reached it yet: its message is about to leave the DLQ, so fail it here.
             try:
-                old = jobs.transition(old.job_id, states.FAILED, error=f"its message reached the dead-letter queue: {reason}")
+                old = jobs.transition(old.job_id, states.FAILED,
+                                      error=f"its message reached the dead-letter queue: {reason}")
             except TransitionRefused as refused:
                 raise RedriveRefused(f"job {old.job_id} is {refused.current} now") from None
         if old.redriven_as == new_id:

@@ -50,8 +50,8 @@ def test_bad_messages_are_dead_lettered_with_their_reason_and_the_worker_goes_on
     # A job dead-lettered the usual way, before any GPU worker runs: three workers each die holding it.
     died = requests.post(f"{stack.api_url}/api/v1/camera-angle/jobs", json=params, timeout=10).json()["job_id"]
     for delivery in range(stack.settings.max_receive_count):
-        wait_for(lambda: sqs.receive_message(QueueUrl=gpu_queue, WaitTimeSeconds=1, VisibilityTimeout=1).get("Messages"),
-                 10, message=f"delivery {delivery + 1}")
+        wait_for(lambda: sqs.receive_message(QueueUrl=gpu_queue, WaitTimeSeconds=1, VisibilityTimeout=1)
+                 .get("Messages"), 10, message=f"delivery {delivery + 1}")
     # SQS moves the message when a receive would exceed maxReceiveCount: no fourth delivery happens.
     assert not sqs.receive_message(QueueUrl=gpu_queue, WaitTimeSeconds=2).get("Messages")
     wait_for(lambda: stack.job(died)["status"] == "failed", 30, message="the sweep to fail the dead-lettered job")
@@ -66,7 +66,8 @@ def test_bad_messages_are_dead_lettered_with_their_reason_and_the_worker_goes_on
         "missing-fields": task_body(CAMERA, "missing-fields", kwargs={}),
         "ill-typed": task_body(CAMERA, "ill-typed", kwargs={"image": stack.image_uri, "move": 42}),
         "positional": task_body(CAMERA, "positional", args=[stack.image_uri]),
-        "no-workflow": task_body("gpuorch.tasks.run_workflow", "no-workflow", kwargs={"workflow": "nope", "params": {}}),
+        "no-workflow": task_body("gpuorch.tasks.run_workflow", "no-workflow",
+                                 kwargs={"workflow": "nope", "params": {}}),
         "no-record": task_body(CAMERA, "no-record", kwargs=params),
     }
     sent = {sqs.send_message(QueueUrl=gpu_queue, MessageBody=body)["MessageId"]: name for name, body in bad.items()}
@@ -101,7 +102,8 @@ def test_bad_messages_are_dead_lettered_with_their_reason_and_the_worker_goes_on
         "no-record": "no job record for no-record",
     }
     for name, reason in expected.items():
-        assert rows[name]["reason"].startswith("rejected by gpu@") and reason in rows[name]["reason"], (name, rows[name])
+        assert rows[name]["reason"].startswith("rejected by gpu@"), (name, rows[name])
+        assert reason in rows[name]["reason"], (name, rows[name])
         assert rows[name]["fixable"] is False
 
     # Never executed: the records that exist say failed with the reason, and were never started.

@@ -25,7 +25,8 @@ def test_list_then_redrive_then_the_jobs_are_linked(client, provisioned, setting
     listed = client.get("/api/v1/dead-letters")
     assert listed.status_code == 200, listed.json
     rows = {row["job_id"]: row for row in listed.json["dead_letters"]}
-    assert (rows["dead"]["fixable"], rows["dead"]["job_status"], rows["dead"]["workflow"]) == (True, "failed", "camera-angle")
+    dead = rows["dead"]
+    assert (dead["fixable"], dead["job_status"], dead["workflow"]) == (True, "failed", "camera-angle")
     assert rows[None]["fixable"] is False and rows[None]["unfixable"].startswith("not a Celery task message")
 
     dry = client.post("/api/v1/dead-letters/redrive", json={"all": True, "dry_run": True})

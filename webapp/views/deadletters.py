@@ -29,7 +29,8 @@ class DeadLetterSchema(ma.Schema):
     reason = ma.fields.String(required=True, metadata={
         "description": "Why it is here: a GPU worker's reason for rejecting it, or 'delivered N times, its worker "
         "died each time' when SQS's redrive policy moved it."})
-    rejected = ma.fields.Boolean(required=True, metadata={"description": "A GPU worker rejected it (vs. SQS moved it)."})
+    rejected = ma.fields.Boolean(required=True,
+                                 metadata={"description": "A GPU worker rejected it (vs. SQS moved it)."})
     receive_count = ma.fields.Integer(allow_none=True, metadata={
         "description": "SQS's ApproximateReceiveCount (reads of the dead-letter queue count too)."})
     job_status = ma.fields.String(allow_none=True, metadata={"description": "Its job's status; null without a record."})
