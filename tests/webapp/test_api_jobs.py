@@ -69,6 +69,8 @@ def test_one_job_reads_back_with_every_field(client, store, jobs):
         "error": None,
         "source": "python",
         "gpu_seconds": None,
+        "redrive_of": None,
+        "redriven_as": None,
         "links": {"self": "/api/v1/jobs/job-1"},
         "waiting_reason": None,
     }
