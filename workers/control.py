@@ -1,11 +1,15 @@
-"""The control worker process: consumes only the control queue, on the always-on host."""
+"""The control worker process: consumes only the control queue, on the always-on host; serves the lifecycle's metrics."""
 
 from __future__ import annotations
 
 import sys
 
 from gpuorch.celery_app import app
+from prometheus_client import REGISTRY
+
 from gpuorch.logs import configure_logging
+from gpuorch.metrics.exposition import serve
+from gpuorch.metrics.lifecycle import lifecycle_metrics
 from gpuorch.monitoring.worker import broadcast_flags
 from gpuorch.settings import Settings
 
@@ -26,6 +30,9 @@ def worker_argv(settings: Settings, *, loglevel: str = "INFO") -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
+    # One process (a thread pool): its own registry is the whole story. The lifecycle check records there.
+    lifecycle_metrics()
+    serve(REGISTRY, settings.metrics_address, settings.control_metrics_port)
     app.use_settings(settings)
     app.worker_main(worker_argv(settings, loglevel=settings.log_level) + list(argv or []))
     return 0
