@@ -1,4 +1,5 @@
-"""Health of what the API depends on: the GPU queue, the job table, the bucket and the GPU lifecycle, probed in parallel."""
+"""Health of what the API depends on: the GPU queue, the job table, the bucket, the GPU lifecycle and the GPU
+instances (their workers' and ComfyUI's heartbeats), probed in parallel."""
 
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ from gpuorch.jobs.store import STATUS_INDEX, utc_now
 from gpuorch.settings import Settings
 from lifecycle.check import LifecycleStatus, StatusStore
 from lifecycle.costs import run_log_for
+from webapp.gpu_health import gpu_instances_detail, read_gpu_instances
 
 log = logging.getLogger(__name__)
 
 # BLOCKED: the component works, but the GPU lifecycle refused a start (jobs are still accepted and wait).
-OK, BLOCKED, ERROR = "ok", "blocked", "error"
-COMPONENT_STATES = (OK, BLOCKED, ERROR)
+# STALE: a running GPU instance's worker, or its ComfyUI, stopped reporting (jobs are accepted, but wait).
+# Neither is a 503: the API itself works, and a load balancer must keep sending it submissions.
+OK, BLOCKED, STALE, ERROR = "ok", "blocked", "stale", "error"
+COMPONENT_STATES = (OK, BLOCKED, STALE, ERROR)
 USABLE_TABLE_STATES = frozenset({"ACTIVE", "UPDATING"})
 
 
@@ -102,6 +106,7 @@ class HealthChecker:
             "dynamodb": functools.partial(probe_dynamodb, clients.dynamodb, self.settings.job_table),
             "s3": functools.partial(probe_s3, clients.s3, self.settings.bucket),
             "gpu": functools.partial(probe_gpu, clients.dynamodb, self.settings, self.clock),
+            "gpu_instances": functools.partial(probe_gpu_instances, clients.dynamodb, self.settings, self.clock),
         }
 
     def check(self) -> tuple[dict[str, Any], int]:
@@ -169,3 +174,13 @@ def probe_gpu(dynamodb, settings: Settings, clock: Callable[[], datetime]) -> Fi
     status = StatusStore(dynamodb, settings.control_table).read()
     spend = run_log_for(dynamodb, settings.control_table).month_spend(clock())
     return gpu_finding(status, spend, settings.monthly_budget_usd)
+
+
+def probe_gpu_instances(dynamodb, settings: Settings, clock: Callable[[], datetime]) -> Finding:
+    """Each GPU instance's state (as the last lifecycle check saw it: no EC2 call per request) and its worker's
+    and ComfyUI's last heartbeat; stale when a running one's are older than the lifecycle's own limit."""
+    now = clock()
+    status, reports = read_gpu_instances(dynamodb, settings.control_table, clock)
+    stale, detail = gpu_instances_detail(status, reports, now, stale_after_s=3 * settings.heartbeat_seconds,
+                                         boot_grace_s=settings.health_boot_grace_seconds)
+    return Finding(STALE if stale else OK, detail)
