@@ -70,7 +70,12 @@ def prepare_metrics(settings: Settings) -> Callable[[], int | None]:
     def start() -> int | None:
         children = exposition_registry(CollectorRegistry())
         busy = BusyShareCollector(lambda: counter_total(children, BUSY_SECONDS), settings.gpu_busy_window_seconds)
-        return serve(exposition_registry(REGISTRY, busy), settings.metrics_address, settings.gpu_metrics_port)
+        try:
+            return serve(exposition_registry(REGISTRY, busy), settings.metrics_address, settings.gpu_metrics_port)
+        except OSError as exc:
+            # Jobs matter more than their figures: the worker goes on without /metrics.
+            log.error("cannot serve metrics on %s:%d: %s", settings.metrics_address, settings.gpu_metrics_port, exc)
+            return None
 
     return start
 
