@@ -77,9 +77,7 @@ def unique_settings(endpoint: str, **overrides) -> Settings:
         receive_wait_seconds=1,
         instance_id="i-test-gpu",  # never ask the instance metadata service from a test
         # No fixed metrics ports: tests (and other checkouts' tests) run side by side; a test that scrapes picks one.
-        gpu_metrics_port=0,
-        control_metrics_port=0,
-        **overrides,
+        **{"gpu_metrics_port": 0, "control_metrics_port": 0, **overrides},
     )
 
 
