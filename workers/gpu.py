@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import sys
 import time
 from typing import Callable
@@ -63,7 +65,12 @@ def prepare_metrics(settings: Settings) -> Callable[[], int | None]:
     /metrics (with the GPU's busy share) once the worker is ready; nothing when GPUORCH_GPU_METRICS_PORT is 0."""
     if not settings.gpu_metrics_port:
         return lambda: None
-    enable_multiprocess(metrics_folder(settings.metrics_dir, "gpu_worker"))
+    folder = metrics_folder(settings.metrics_dir, "gpu_worker")
+    enable_multiprocess(folder)
+    if not settings.metrics_dir:
+        # The temporary folder made for this run goes with the main process (a forked child's exit skips atexit).
+        main_pid = os.getpid()
+        atexit.register(lambda: os.getpid() == main_pid and shutil.rmtree(folder, ignore_errors=True))
     # A child that exits takes its live gauges with it; its counts stay in the sums.
     worker_process_shutdown.connect(lambda **_: mark_process_dead(os.getpid()), weak=False)
 
