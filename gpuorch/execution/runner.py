@@ -7,8 +7,8 @@ import mimetypes
 import os
 import socket
 import time
-from datetime import datetime
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
