@@ -185,8 +185,10 @@ class ComponentSchema(ma.Schema):
         metadata={
             "enum": list(COMPONENT_STATES),
             "description": "blocked: it works, but the GPU lifecycle refused to start a GPU (detail.blocked says "
-            "why); jobs are still accepted and wait. stale: a running GPU instance's worker or ComfyUI stopped "
-            "reporting (gpu_instances only); jobs are still accepted and wait. Only error makes the answer a 503.",
+            "why); jobs are still accepted and wait. stale: no lifecycle check ran for three of its intervals (gpu: "
+            "detail.stale says so; is the control worker or beat down?), or a running GPU instance's worker or "
+            "ComfyUI stopped reporting (gpu_instances); jobs are still accepted and wait. Only error makes the "
+            "answer a 503.",
         },
     )
     latency_ms = ma.fields.Float(required=True)
@@ -249,7 +251,8 @@ class HealthComponentsSchema(ma.Schema):
     s3 = ma.fields.Nested(ComponentSchema, required=True, metadata={"description": "The job bucket."})
     gpu = ma.fields.Nested(ComponentSchema, required=True, metadata={
         "description": "The GPU lifecycle: its last check's time (checked_at), why it refused a start (blocked, or "
-        "null) and this month's GPU spend beside the budget (month_spend_usd, monthly_budget_usd)."})
+        "null), this month's GPU spend beside the budget (month_spend_usd, monthly_budget_usd), and, only when that "
+        "check is older than 3 x GPUORCH_LIFECYCLE_CHECK_SECONDS (at least 60 s), why it is stale (stale)."})
     gpu_instances = ma.fields.Nested(GpuInstancesComponentSchema, required=True, metadata={
         "description": "Each GPU instance's state and its worker's and ComfyUI's last heartbeat. A stopped GPU is "
         "normal (off); a running one whose worker or ComfyUI stopped reporting is stale."})
