@@ -226,6 +226,33 @@ class Settings:
         "GPUORCH_FLOWER_INSPECT_TIMEOUT", 3.0,
         "Seconds Flower waits for the workers' answers when it asks them for their queues, tasks and stats.",
     )
+    metrics_address: str = env(
+        "GPUORCH_METRICS_ADDRESS", "127.0.0.1",
+        "Address the GPU and control workers serve Prometheus /metrics on; the default, loopback, keeps them "
+        "off the network (the API serves its /metrics on its own port).",
+    )
+    gpu_metrics_port: int = env(
+        "GPUORCH_GPU_METRICS_PORT", 9101, "Port of the GPU worker's Prometheus /metrics; 0: not served."
+    )
+    control_metrics_port: int = env(
+        "GPUORCH_CONTROL_METRICS_PORT", 9102,
+        "Port of the control worker's Prometheus /metrics (the GPU lifecycle's figures); 0: not served.",
+    )
+    metrics_dir: str = env(
+        "GPUORCH_METRICS_DIR", "",
+        "Folder under which the API's gunicorn workers and the GPU worker's processes keep their Prometheus "
+        "figures, so /metrics sums them (a sub-folder per process kind, emptied at start); empty: a fresh "
+        "temporary folder per start.",
+    )
+    gpu_busy_window_seconds: int = env(
+        "GPUORCH_GPU_BUSY_WINDOW_SECONDS", 300,
+        "Window of the GPU worker's gpuorch_gpu_busy_share: the fraction of it ComfyUI spent executing jobs.",
+    )
+    health_boot_grace_seconds: int = env(
+        "GPUORCH_HEALTH_BOOT_GRACE_SECONDS", 600,
+        "Seconds after a GPU instance starts during which /health calls it starting, not stale, while its "
+        "worker has not reported yet (boot, ComfyUI start, template checks and warm-up).",
+    )
     log_level: str = env("GPUORCH_LOG_LEVEL", "INFO", "Log level of every gpuorch process.")
     log_format: str = env(
         "GPUORCH_LOG_FORMAT", "json", "json: one JSON object per line (job, task, instance ids included); text."
@@ -267,6 +294,12 @@ class Settings:
             raise SettingsError("GPUORCH_MONITORING_NAMESPACE must be 1-30 letters, digits, - or _")
         if not 0 < self.flower_port < 65536:
             raise SettingsError("GPUORCH_FLOWER_PORT must be between 1 and 65535")
+        for var, port in (("GPUORCH_GPU_METRICS_PORT", self.gpu_metrics_port),
+                          ("GPUORCH_CONTROL_METRICS_PORT", self.control_metrics_port)):
+            if not 0 <= port < 65536:
+                raise SettingsError(f"{var} must be between 0 (not served) and 65535")
+        if self.gpu_busy_window_seconds < 1:
+            raise SettingsError("GPUORCH_GPU_BUSY_WINDOW_SECONDS must be positive")
         if self.flower_inspect_timeout <= 0:
             raise SettingsError("GPUORCH_FLOWER_INSPECT_TIMEOUT must be positive")
 

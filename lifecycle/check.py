@@ -6,14 +6,17 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from lifecycle.autostop import decide
 from lifecycle.heartbeats import HeartbeatStore
 from lifecycle.instances import CapacityError, InstancePool
 from lifecycle.lock import Lease
-from lifecycle.model import Decision, Policy, Snapshot
+from lifecycle.model import Decision, Instance, Policy, Snapshot
 from lifecycle.runs import RunLog
+
+if TYPE_CHECKING:
+    from gpuorch.metrics.lifecycle import LifecycleMetrics
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,8 @@ class LifecycleStatus:
     checked_at: str
     blocked: tuple[str, ...]
     actions: tuple[str, ...]
+    # The pool's instances as that check left them: {instance_id, state, instance_type, launched_at}.
+    instances: tuple[dict[str, Any], ...] = ()
 
     @property
     def blocked_reason(self) -> str | None:
@@ -39,12 +44,13 @@ class StatusStore:
     def __init__(self, dynamodb, table: str):
         self._db, self._table = dynamodb, table
 
-    def write(self, decision: Decision, now: datetime) -> None:
+    def write(self, decision: Decision, now: datetime, instances: Iterable[Instance] = ()) -> None:
         self._db.put_item(TableName=self._table, Item={
             **STATUS_KEY,
             "checked_at": {"S": now.isoformat()},
             "blocked": {"S": json.dumps([a.reason for a in decision.blocked])},
             "actions": {"S": json.dumps([str(a) for a in decision.actions])},
+            "instances": {"S": json.dumps([instance_view(i) for i in instances])},
         })
 
     def read(self) -> LifecycleStatus | None:
@@ -55,7 +61,17 @@ class StatusStore:
             checked_at=item["checked_at"]["S"],
             blocked=tuple(json.loads(item["blocked"]["S"])),
             actions=tuple(json.loads(item["actions"]["S"])),
+            instances=tuple(json.loads(item.get("instances", {}).get("S", "[]"))),
         )
+
+
+def instance_view(instance: Instance) -> dict[str, Any]:
+    return {
+        "instance_id": instance.instance_id,
+        "state": instance.state,
+        "instance_type": instance.instance_type,
+        "launched_at": instance.launched_at.isoformat() if instance.launched_at else None,
+    }
 
 
 def describe_decision(decision: Decision) -> str:
@@ -73,10 +89,12 @@ class LifecycleCheck:
 
     def __init__(self, *, pool: InstancePool, heartbeats: HeartbeatStore, runs: RunLog, lease: Lease,
                  status: StatusStore, sqs, queue_url: str, policy: Policy, hourly_price: Callable[[str], float],
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 metrics: LifecycleMetrics | None = None):
         self.pool, self.heartbeats, self.runs, self.lease, self.status = pool, heartbeats, runs, lease, status
         self.sqs, self.queue_url = sqs, queue_url
         self.policy, self.hourly_price, self.clock = policy, hourly_price, clock
+        self.metrics = metrics
 
     def snapshot(self, instances: tuple | None = None) -> Snapshot:
         now = self.clock()
@@ -118,8 +136,13 @@ class LifecycleCheck:
                 elif action.kind == "blocked":
                     log.warning("lifecycle: no start: %s", action.reason)
             if acted:
-                self.runs.reconcile(self.pool.describe())
-            self.status.write(decision, self.clock())
+                instances = self.pool.describe()
+                self.runs.reconcile(instances)
+            now = self.clock()
+            self.status.write(decision, now, instances)
+            if self.metrics is not None:
+                # The spend as the decision read it: after a start it grows only by the new run's first seconds.
+                self.metrics.observe_check((i.state for i in instances), decision.month_spend_usd, now)
             return decision
         finally:
             self.lease.release()
@@ -130,8 +153,12 @@ class LifecycleCheck:
         except CapacityError as exc:
             # The next check tries again: EC2 capacity comes and goes.
             log.warning("lifecycle: cannot start %s now: %s", instance_id, exc)
+            if self.metrics is not None:
+                self.metrics.start_refusals.inc()
             return False
         log.info("lifecycle: start %s (%s): %s", instance_id, reason, outcome)
+        if self.metrics is not None:
+            self.metrics.starts.inc()
         return True
 
     def _stop_if_still_idle(self, instance_id: str, reason: str) -> bool:
@@ -142,6 +169,8 @@ class LifecycleCheck:
             return False
         outcome = self.pool.stop(instance_id)
         log.info("lifecycle: stop %s (%s): %s", instance_id, reason, outcome)
+        if self.metrics is not None:
+            self.metrics.stops.inc()
         return True
 
 

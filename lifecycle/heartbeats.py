@@ -29,10 +29,12 @@ HttpRequest = Callable[[str, str, Mapping[str, str], float], str]
 
 @dataclass(frozen=True)
 class WorkerReport:
-    """A worker's latest heartbeat, and the latest moment it said it was running a job (None: not known)."""
+    """A worker's latest heartbeat, the latest moment it said it was running a job, and the latest moment
+    ComfyUI answered it (None: not known)."""
 
     heartbeat: Heartbeat
     last_busy_at: datetime | None = None
+    comfyui_at: datetime | None = None
 
 
 def _parse(value: str) -> datetime:
@@ -55,10 +57,11 @@ class HeartbeatStore:
         self._clock = clock
 
     def beat(self, instance_id: str, running_jobs: Iterable[str], ready: bool,
-             last_busy_at: datetime | None = None) -> bool:
+             last_busy_at: datetime | None = None, *, comfyui_at: datetime | None = None) -> bool:
         """Record a heartbeat; False when a newer one is already stored (a delayed beat changes nothing).
 
-        A beat without `last_busy_at` keeps the one stored, so a restarted worker does not forget it.
+        A beat without `last_busy_at` (or `comfyui_at`) keeps the one stored, so a restarted worker does not
+        forget it.
         """
         now = self._clock()
         expires_at = math.ceil((now + timedelta(seconds=self.ttl_s)).timestamp())
@@ -74,6 +77,10 @@ class HeartbeatStore:
             names["#busy"] = "last_busy_at"
             values[":busy"] = {"S": timestamp(last_busy_at)}
             update += ", #busy = :busy"
+        if comfyui_at is not None:
+            names["#comfyui"] = "comfyui_at"
+            values[":comfyui"] = {"S": timestamp(comfyui_at)}
+            update += ", #comfyui = :comfyui"
         try:
             self._db.update_item(
                 TableName=self._table,
@@ -104,7 +111,8 @@ class HeartbeatStore:
                 ready=item.get("ready", {}).get("BOOL", False),
             )
             busy = item.get("last_busy_at", {}).get("S")
-            reports.append(WorkerReport(beat, _parse(busy) if busy else None))
+            comfyui = item.get("comfyui_at", {}).get("S")
+            reports.append(WorkerReport(beat, _parse(busy) if busy else None, _parse(comfyui) if comfyui else None))
         return tuple(sorted(reports, key=lambda r: r.heartbeat.instance_id))
 
     def heartbeats(self) -> tuple[Heartbeat, ...]:

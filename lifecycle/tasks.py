@@ -7,6 +7,7 @@ import logging
 
 from gpuorch.aws.clients import AwsClients
 from gpuorch.celery_app import app
+from gpuorch.metrics.lifecycle import lifecycle_metrics
 from gpuorch.services import Services
 from lifecycle.check import LifecycleCheck, StatusStore
 from lifecycle.heartbeats import HeartbeatStore
@@ -57,6 +58,7 @@ def lifecycle_check(services: Services) -> LifecycleCheck:
         queue_url=aws.queue_url(settings.gpu_queue),
         policy=policy_from(services),
         hourly_price=hourly_price,
+        metrics=lifecycle_metrics(),
     )
 
 

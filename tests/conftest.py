@@ -76,7 +76,8 @@ def unique_settings(endpoint: str, **overrides) -> Settings:
         gpu_pool=f"pool-{suffix}",
         receive_wait_seconds=1,
         instance_id="i-test-gpu",  # never ask the instance metadata service from a test
-        **overrides,
+        # No fixed metrics ports: tests (and other checkouts' tests) run side by side; a test that scrapes picks one.
+        **{"gpu_metrics_port": 0, "control_metrics_port": 0, **overrides},
     )
 
 

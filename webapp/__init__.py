@@ -15,6 +15,7 @@ from gpuorch.settings import Settings
 from webapp.context import EXTENSION, ApiContext
 from webapp.errors import GpuorchApi, register_error_handlers
 from webapp.health import HealthChecker
+from webapp.metrics import RequestMetrics
 from webapp.outputs import OutputLinks
 from webapp.request_body import image_capacity, request_body_limit
 from webapp.views import costs, deadletters, jobs, service, workflows
@@ -79,4 +80,16 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
     api.register_blueprint(jobs.blp)
     api.register_blueprint(costs.blp)
     api.register_blueprint(deadletters.blp)
+    register_metrics(app, RequestMetrics(workflow.name for workflow in catalog))
     return app
+
+
+METRICS_PATH = "/metrics"
+METRICS_ENDPOINT = "metrics"
+
+
+def register_metrics(app: Flask, metrics: RequestMetrics) -> None:
+    """Time every request, count submissions, and serve Prometheus's GET /metrics (outside the OpenAPI
+    document). The one place /metrics is routed: an access check can allow or guard METRICS_ENDPOINT."""
+    metrics.init_app(app)
+    app.add_url_rule(METRICS_PATH, METRICS_ENDPOINT, metrics.view, methods=["GET"])

@@ -1,4 +1,5 @@
-"""Health of what the API depends on: the GPU queue, the job table, the bucket and the GPU lifecycle, probed in parallel."""
+"""Health of what the API depends on: the GPU queue, the job table, the bucket, the GPU lifecycle and the GPU
+instances (their workers' and ComfyUI's heartbeats), probed in parallel."""
 
 from __future__ import annotations
 
@@ -16,12 +17,16 @@ from gpuorch.jobs.store import STATUS_INDEX, utc_now
 from gpuorch.settings import Settings
 from lifecycle.check import LifecycleStatus, StatusStore
 from lifecycle.costs import run_log_for
+from webapp.gpu_health import gpu_instances_detail, read_gpu_instances
 
 log = logging.getLogger(__name__)
 
 # BLOCKED: the component works, but the GPU lifecycle refused a start (jobs are still accepted and wait).
-OK, BLOCKED, ERROR = "ok", "blocked", "error"
-COMPONENT_STATES = (OK, BLOCKED, ERROR)
+# STALE: no lifecycle check ran lately (gpu), or a running GPU instance's worker or ComfyUI stopped reporting
+# (gpu_instances): jobs are accepted, but wait.
+# Neither is a 503: the API itself works, and a load balancer must keep sending it submissions.
+OK, BLOCKED, STALE, ERROR = "ok", "blocked", "stale", "error"
+COMPONENT_STATES = (OK, BLOCKED, STALE, ERROR)
 USABLE_TABLE_STATES = frozenset({"ACTIVE", "UPDATING"})
 
 
@@ -102,6 +107,7 @@ class HealthChecker:
             "dynamodb": functools.partial(probe_dynamodb, clients.dynamodb, self.settings.job_table),
             "s3": functools.partial(probe_s3, clients.s3, self.settings.bucket),
             "gpu": functools.partial(probe_gpu, clients.dynamodb, self.settings, self.clock),
+            "gpu_instances": functools.partial(probe_gpu_instances, clients.dynamodb, self.settings, self.clock),
         }
 
     def check(self) -> tuple[dict[str, Any], int]:
@@ -153,19 +159,46 @@ def probe_s3(s3, bucket: str) -> dict[str, Any]:
     return {"bucket": bucket}
 
 
-def gpu_finding(status: LifecycleStatus | None, month_spend_usd: float, monthly_budget_usd: float) -> Finding:
-    """The GPU component: `blocked` with the reason when the last lifecycle check refused a start (e.g. the
-    monthly budget), else ok; either way when that check ran and this month's spend beside the budget."""
+def gpu_finding(status: LifecycleStatus | None, month_spend_usd: float, monthly_budget_usd: float, *,
+                now: datetime | None = None, stale_after_s: float | None = None) -> Finding:
+    """The GPU component: `stale` when the last lifecycle check is older than `stale_after_s` (the control
+    worker or beat is down, so no GPU starts for new jobs), `blocked` with the reason when it refused a start
+    (e.g. the monthly budget), else ok; either way when that check ran and this month's spend beside the budget."""
     blocked = status.blocked_reason if status is not None else None
-    return Finding(BLOCKED if blocked else OK, {
+    detail = {
         "checked_at": status.checked_at if status is not None else None,
         "blocked": blocked,
         "month_spend_usd": round(month_spend_usd, 2),
         "monthly_budget_usd": monthly_budget_usd or None,
-    })
+    }
+    if status is not None and now is not None and stale_after_s is not None:
+        age = (now - datetime.fromisoformat(status.checked_at)).total_seconds()
+        if age > stale_after_s:
+            # Only said when stale, so a healthy answer keeps its shape.
+            detail["stale"] = (f"the last lifecycle check ran {age:.0f} s ago (limit {stale_after_s:.0f} s): "
+                               "are the control worker and beat running?")
+            return Finding(STALE, detail)
+    return Finding(BLOCKED if blocked else OK, detail)
+
+
+def lifecycle_stale_after_s(settings: Settings) -> float:
+    """Three missed checks (beat asks every GPUORCH_LIFECYCLE_CHECK_SECONDS), and never under a minute."""
+    return max(60.0, 3.0 * settings.lifecycle_check_seconds)
 
 
 def probe_gpu(dynamodb, settings: Settings, clock: Callable[[], datetime]) -> Finding:
+    now = clock()
     status = StatusStore(dynamodb, settings.control_table).read()
-    spend = run_log_for(dynamodb, settings.control_table).month_spend(clock())
-    return gpu_finding(status, spend, settings.monthly_budget_usd)
+    spend = run_log_for(dynamodb, settings.control_table).month_spend(now)
+    return gpu_finding(status, spend, settings.monthly_budget_usd, now=now,
+                       stale_after_s=lifecycle_stale_after_s(settings))
+
+
+def probe_gpu_instances(dynamodb, settings: Settings, clock: Callable[[], datetime]) -> Finding:
+    """Each GPU instance's state (as the last lifecycle check saw it: no EC2 call per request) and its worker's
+    and ComfyUI's last heartbeat; stale when a running one's are older than the lifecycle's own limit."""
+    now = clock()
+    status, reports = read_gpu_instances(dynamodb, settings.control_table, clock)
+    stale, detail = gpu_instances_detail(status, reports, now, stale_after_s=3 * settings.heartbeat_seconds,
+                                         boot_grace_s=settings.health_boot_grace_seconds)
+    return Finding(STALE if stale else OK, detail)

@@ -12,7 +12,9 @@ from flask import url_for
 from gpuorch.jobs import states
 from gpuorch.jobs.store import InvalidCursor, Job, decode_cursor
 from lifecycle.costs import MAX_SPAN
+from lifecycle.model import INSTANCE_STATES
 from webapp.context import current
+from webapp.gpu_health import HOST_VERDICTS
 from webapp.health import COMPONENT_STATES
 
 MAX_PAGE = 100
@@ -189,7 +191,10 @@ class ComponentSchema(ma.Schema):
         metadata={
             "enum": list(COMPONENT_STATES),
             "description": "blocked: it works, but the GPU lifecycle refused to start a GPU (detail.blocked says "
-            "why); jobs are still accepted and wait. Only error makes the answer a 503.",
+            "why); jobs are still accepted and wait. stale: no lifecycle check ran for three of its intervals (gpu: "
+            "detail.stale says so; is the control worker or beat down?), or a running GPU instance's worker or "
+            "ComfyUI stopped reporting (gpu_instances); jobs are still accepted and wait. Only error makes the "
+            "answer a 503.",
         },
     )
     latency_ms = ma.fields.Float(required=True)
@@ -197,12 +202,74 @@ class ComponentSchema(ma.Schema):
     detail = ma.fields.Dict(metadata={"description": "What the check saw (names, counts, states)."})
 
 
+def _nullable(field: type[ma.fields.Field], description: str, **metadata: Any) -> ma.fields.Field:
+    return field(required=True, allow_none=True, metadata={"description": description, **metadata})
+
+
+class WorkerBeatSchema(ma.Schema):
+    heartbeat_at = ma.fields.String(required=True, metadata={"format": "date-time",
+                                                             "description": "The GPU worker's last heartbeat."})
+    age_s = ma.fields.Float(required=True, metadata={"description": "Seconds since that heartbeat."})
+    ready = ma.fields.Boolean(required=True, metadata={"description": "false: the worker is shutting down."})
+    running_jobs = ma.fields.Integer(required=True, metadata={"description": "Jobs it ran at that heartbeat."})
+
+
+class ComfyuiBeatSchema(ma.Schema):
+    answered_at = ma.fields.String(required=True, metadata={
+        "format": "date-time", "description": "When ComfyUI last answered the worker's heartbeat probe (GET /queue)."})
+    age_s = ma.fields.Float(required=True, metadata={"description": "Seconds since then."})
+
+
+class GpuInstanceHealthSchema(ma.Schema):
+    instance_id = ma.fields.String(required=True)
+    state = _nullable(ma.fields.String, "EC2 state at the last lifecycle check; null: that check did not list it.",
+                      enum=[*INSTANCE_STATES, None])
+    instance_type = _nullable(ma.fields.String, "EC2 instance type.")
+    launched_at = _nullable(ma.fields.String, "Its latest start (EC2's LaunchTime).", format="date-time")
+    health = ma.fields.String(required=True, metadata={"enum": list(HOST_VERDICTS), "description": (
+        "off: stopped or stopping, the normal state of an idle GPU. starting: pending, or running for less than "
+        "GPUORCH_HEALTH_BOOT_GRACE_SECONDS while its worker has not reported yet. ok: its worker and ComfyUI "
+        "reported within stale_after_s. stopping: its worker is shutting down. stale: running, but its worker's "
+        "heartbeat, or ComfyUI's last answer, is older than stale_after_s (or missing after the boot grace). "
+        "unknown: a worker reports on an instance the last lifecycle check did not list.")})
+    reason = _nullable(ma.fields.String, "Why it is stale or stopping.")
+    worker = ma.fields.Nested(WorkerBeatSchema, required=True, allow_none=True,
+                              metadata={"description": "Its GPU worker's last heartbeat; null: none unexpired."})
+    comfyui = ma.fields.Nested(ComfyuiBeatSchema, required=True, allow_none=True,
+                               metadata={"description": "When its ComfyUI last answered; null: never reported."})
+
+
+class GpuInstancesDetailSchema(ma.Schema):
+    checked_at = _nullable(ma.fields.String, "When the lifecycle check that read the instance states ran.",
+                           format="date-time")
+    stale_after_s = ma.fields.Float(required=True, metadata={
+        "description": "Heartbeats older than this are stale: 3 x GPUORCH_HEARTBEAT_SECONDS, the lifecycle's own limit."})
+    instances = ma.fields.List(ma.fields.Nested(GpuInstanceHealthSchema), required=True)
+
+
+class GpuInstancesComponentSchema(ComponentSchema):
+    detail = ma.fields.Nested(GpuInstancesDetailSchema, metadata={"description": "Every GPU instance, with a verdict."})
+
+
+class HealthComponentsSchema(ma.Schema):
+    sqs = ma.fields.Nested(ComponentSchema, required=True, metadata={"description": "The GPU queue's depth."})
+    dynamodb = ma.fields.Nested(ComponentSchema, required=True, metadata={"description": "The job table."})
+    s3 = ma.fields.Nested(ComponentSchema, required=True, metadata={"description": "The job bucket."})
+    gpu = ma.fields.Nested(ComponentSchema, required=True, metadata={
+        "description": "The GPU lifecycle: its last check's time (checked_at), why it refused a start (blocked, or "
+        "null), this month's GPU spend beside the budget (month_spend_usd, monthly_budget_usd), and, only when that "
+        "check is older than 3 x GPUORCH_LIFECYCLE_CHECK_SECONDS (at least 60 s), why it is stale (stale)."})
+    gpu_instances = ma.fields.Nested(GpuInstancesComponentSchema, required=True, metadata={
+        "description": "Each GPU instance's state and its worker's and ComfyUI's last heartbeat. A stopped GPU is "
+        "normal (off); a running one whose worker or ComfyUI stopped reporting is stale."})
+
+
 class HealthSchema(ma.Schema):
-    """Each component's state; gpu's detail holds the last lifecycle check's time (checked_at), why it refused
-    a start (blocked, or null) and this month's GPU spend beside the budget (month_spend_usd, monthly_budget_usd)."""
+    """Each component's state. status is ok (200) unless a component is in error (503); blocked and stale
+    components leave it ok, since the API still accepts jobs."""
 
     status = ma.fields.String(required=True, metadata={"enum": ["ok", "degraded"]})
-    components = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(ComponentSchema), required=True)
+    components = ma.fields.Nested(HealthComponentsSchema, required=True)
 
 
 _MOMENT = (

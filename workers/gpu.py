@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import shutil
 import sys
 import time
+from typing import Callable
 
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from gpuorch.celery_app import app
 from gpuorch.comfyui.client import ComfyClient
@@ -19,7 +24,10 @@ from gpuorch.settings import Settings
 from lifecycle.heartbeats import HeartbeatStore, IdentityError, instance_identity
 from lifecycle.tasks import HEARTBEAT_TTL_S
 from workers.checks import queue_visibility_timeout, template_problems, visibility_problems
-from workers.heartbeat import Heartbeat
+from gpuorch.metrics.exposition import (enable_multiprocess, exposition_registry, mark_process_dead, metrics_folder,
+                                        serve)
+from gpuorch.metrics.jobs import BUSY_SECONDS, BusyShareCollector, counter_total
+from workers.heartbeat import Heartbeat, comfyui_answers
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,33 @@ def worker_argv(settings: Settings, *, loglevel: str = "INFO") -> list[str]:
     ]
 
 
+def prepare_metrics(settings: Settings) -> Callable[[], int | None]:
+    """Before the pool forks: its children record into files the main process sums. Returns what serves
+    /metrics (with the GPU's busy share) once the worker is ready; nothing when GPUORCH_GPU_METRICS_PORT is 0."""
+    if not settings.gpu_metrics_port:
+        return lambda: None
+    folder = metrics_folder(settings.metrics_dir, "gpu_worker")
+    enable_multiprocess(folder)
+    if not settings.metrics_dir:
+        # The temporary folder made for this run goes with the main process (a forked child's exit skips atexit).
+        main_pid = os.getpid()
+        atexit.register(lambda: os.getpid() == main_pid and shutil.rmtree(folder, ignore_errors=True))
+    # A child that exits takes its live gauges with it; its counts stay in the sums.
+    worker_process_shutdown.connect(lambda **_: mark_process_dead(os.getpid()), weak=False)
+
+    def start() -> int | None:
+        children = exposition_registry(CollectorRegistry())
+        busy = BusyShareCollector(lambda: counter_total(children, BUSY_SECONDS), settings.gpu_busy_window_seconds)
+        try:
+            return serve(exposition_registry(REGISTRY, busy), settings.metrics_address, settings.gpu_metrics_port)
+        except OSError as exc:
+            # Jobs matter more than their figures: the worker goes on without /metrics.
+            log.error("cannot serve metrics on %s:%d: %s", settings.metrics_address, settings.gpu_metrics_port, exc)
+            return None
+
+    return start
+
+
 def refused(problems: list[str]) -> bool:
     """Log each problem that stops the worker from starting; True if there is any."""
     for problem in problems:
@@ -79,6 +114,7 @@ def warmup_problems(services: Services) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
+    serve_metrics = prepare_metrics(settings)
     services = Services(settings)
     visibility = queue_visibility_timeout(services.aws.sqs, services.aws.queue_url(settings.gpu_queue))
     if refused(visibility_problems(visibility, settings.task_time_limit)):
@@ -101,9 +137,14 @@ def main(argv: list[str] | None = None) -> int:
         HeartbeatStore(services.aws.dynamodb, settings.control_table, ttl_s=HEARTBEAT_TTL_S),
         instance_id,
         settings.heartbeat_seconds,
+        # /health tells a worker whose ComfyUI stopped answering from a healthy one.
+        comfyui_alive=comfyui_answers(ComfyClient(settings.comfyui_url, client_id="gpuorch-heartbeat",
+                                                  timeout=min(5.0, settings.comfyui_timeout))),
     )
 
     def ready(**_) -> None:
+        # Served once the pool has forked, so no child holds the listening socket.
+        serve_metrics()
         heartbeat.start()
         log.info("GPU worker ready on %s: consuming %s", heartbeat.instance_id, settings.gpu_queue)
 

@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -22,6 +23,7 @@ from gpuorch.execution.retry import comfy_retry
 from gpuorch.inputs import InputRejected, InputUnavailable, fetch_input, inspect_image
 from gpuorch.jobs import states
 from gpuorch.jobs.store import Job, TransitionRefused
+from gpuorch.metrics.jobs import JobMetrics, job_metrics
 from gpuorch.services import Services
 from gpuorch.workflows import bind
 
@@ -87,8 +89,10 @@ class ProgressReporter:
             log.warning("job %s: progress not recorded: %s", self._job_id, exc)
 
 
-def run_job(services: Services, job_id: str, workflow_name: str, params: dict[str, Any], *, task=None) -> dict[str, Any]:
+def run_job(services: Services, job_id: str, workflow_name: str, params: dict[str, Any], *, task=None,
+            metrics: JobMetrics | None = None) -> dict[str, Any]:
     """Carry one job to a terminal status; returns the task result or raises JobFailed / JobCancelled."""
+    metrics = metrics if metrics is not None else job_metrics()
     job = services.jobs.get(job_id)
     if job is None:
         # A message with no record was not accepted by gpuorch: leave it to the dead-letter queue.
@@ -102,23 +106,22 @@ def run_job(services: Services, job_id: str, workflow_name: str, params: dict[st
     except TransitionRefused:
         return settled(services.jobs.get(job_id))  # cancelled meanwhile
     log.info("job %s: running %s (attempt %d)", job_id, workflow_name, job.attempts)
-    execution = JobExecution(services, job, task.update_state if task is not None else None)
+    record_start(metrics, job)
+    execution = JobExecution(services, job, task.update_state if task is not None else None, metrics=metrics)
     try:
         outputs = execution.run()
     except JobCancelled:
         execution.stop_in_comfyui()
         log.info("job %s: cancelled while running; ComfyUI told to drop it", job_id)
+        metrics.duration.labels(job.workflow, states.CANCELLED).observe(execution.elapsed())
         raise
-    except (SoftTimeLimitExceeded, ComfyTimeout):
-        execution.stop_in_comfyui()
-        return _fail(services, job_id, f"timed out after {execution.elapsed():.0f} s "
-                     f"(GPUORCH_TASK_TIME_LIMIT={services.settings.task_time_limit}); ComfyUI interrupted")
-    except (InputRejected, InputUnavailable) as exc:
-        return _fail(services, job_id, f"input {'rejected' if isinstance(exc, InputRejected) else 'unavailable'}: {exc}")
-    except ComfyUnavailable as exc:
-        return _fail(services, job_id, f"ComfyUI unreachable at {services.settings.comfyui_url}: {exc}")
-    except ComfyError as exc:
-        return _fail(services, job_id, f"{type(exc).__name__}: {exc}")
+    except (SoftTimeLimitExceeded, ComfyTimeout, InputRejected, InputUnavailable, ComfyError) as exc:
+        if isinstance(exc, (SoftTimeLimitExceeded, ComfyTimeout)):
+            execution.stop_in_comfyui()
+        metrics.duration.labels(job.workflow, states.FAILED).observe(execution.elapsed())
+        metrics.failures.labels(job.workflow, failure_class(exc)).inc()
+        return _fail(services, job_id, failure_reason(exc, execution))
+    metrics.duration.labels(job.workflow, states.SUCCEEDED).observe(execution.elapsed())
     try:
         job = services.jobs.transition(job_id, states.SUCCEEDED, outputs=[o.as_record() for o in outputs], node=None,
                                        gpu_seconds=execution.gpu_seconds)
@@ -127,6 +130,41 @@ def run_job(services: Services, job_id: str, workflow_name: str, params: dict[st
         return settled(services.jobs.get(job_id))
     log.info("job %s: succeeded with %d output(s)", job_id, len(outputs))
     return success_result(job)
+
+
+def record_start(metrics: JobMetrics, job: Job) -> None:
+    """A first start's wait in the queue; a later one is a redelivery (its wait includes the earlier run)."""
+    if job.attempts > 1:
+        metrics.redeliveries.labels(job.workflow).inc()
+    elif job.started_at:
+        wait = (datetime.fromisoformat(job.started_at) - datetime.fromisoformat(job.created_at)).total_seconds()
+        metrics.queue_wait.labels(job.workflow).observe(max(0.0, wait))
+
+
+def failure_class(exc: BaseException) -> str:
+    """A failure's reason as a bounded class, for the failures counter."""
+    if isinstance(exc, (SoftTimeLimitExceeded, ComfyTimeout)):
+        return "timeout"
+    if isinstance(exc, InputRejected):
+        return "input_rejected"
+    if isinstance(exc, InputUnavailable):
+        return "input_unavailable"
+    if isinstance(exc, ComfyUnavailable):
+        return "comfyui_unavailable"
+    return "comfyui_error"
+
+
+def failure_reason(exc: BaseException, execution: "JobExecution") -> str:
+    """What the job record says about a failure."""
+    settings = execution.settings
+    if isinstance(exc, (SoftTimeLimitExceeded, ComfyTimeout)):
+        return (f"timed out after {execution.elapsed():.0f} s (GPUORCH_TASK_TIME_LIMIT={settings.task_time_limit}); "
+                "ComfyUI interrupted")
+    if isinstance(exc, (InputRejected, InputUnavailable)):
+        return f"input {'rejected' if isinstance(exc, InputRejected) else 'unavailable'}: {exc}"
+    if isinstance(exc, ComfyUnavailable):
+        return f"ComfyUI unreachable at {settings.comfyui_url}: {exc}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def settled(job: Job) -> dict[str, Any]:
@@ -150,7 +188,8 @@ def _fail(services: Services, job_id: str, reason: str):
 class JobExecution:
     """The ComfyUI side of one job, from inputs to stored outputs."""
 
-    def __init__(self, services: Services, job: Job, update_state: Callable[..., None] | None = None):
+    def __init__(self, services: Services, job: Job, update_state: Callable[..., None] | None = None, *,
+                 metrics: JobMetrics | None = None):
         self.services = services
         self.settings = services.settings
         self.job = job
@@ -165,7 +204,9 @@ class JobExecution:
                 unavailable_grace=self.settings.comfyui_grace,
             ),
         )
-        self.retry = comfy_retry(self.settings.comfyui_retries)
+        self.metrics = metrics if metrics is not None else job_metrics()
+        self.retry = comfy_retry(self.settings.comfyui_retries,
+                                 on_retry=self.metrics.comfyui_retries.labels(job.workflow).inc)
         self.progress = ProgressReporter(services, job.job_id, update_state)
         self.started = time.monotonic()
 
@@ -205,10 +246,13 @@ class JobExecution:
         except ComfyPromptLost:
             # ComfyUI restarted and forgot the prompt: submit it again, once, under the same prompt_id.
             log.warning("job %s: ComfyUI lost the prompt; submitting it again", job_id)
+            self.metrics.resubmissions.labels(self.job.workflow).inc()
             graph = self.bind(self.upload_inputs())
             self.submit(graph)
             result = self.follow(graph)
         self.gpu_seconds = result.execution_s
+        if result.execution_s:
+            self.metrics.busy_seconds.labels(self.job.workflow).inc(result.execution_s)
         return [self.store(ref) for ref in result.outputs if ref.type == "output"]
 
     def submit(self, graph: dict[str, Any]) -> None:

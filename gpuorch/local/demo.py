@@ -33,13 +33,17 @@ BOOT_DELAY_S = 3.0
 IDLE_STOP_DEADLINE_S = 120
 
 
-def local_settings(base: Settings, endpoint: str, comfyui_url: str, api_port: int) -> Settings:
-    """The demo's settings: the caller's, pointed at the local moto server, emulator and API."""
+def local_settings(base: Settings, endpoint: str, comfyui_url: str, api_port: int,
+                   metrics_ports: tuple[int, int] = (0, 0)) -> Settings:
+    """The demo's settings: the caller's, pointed at the local moto server, emulator and API; the GPU and
+    control workers serve /metrics on `metrics_ports` (free ones: the defaults may be taken on this machine)."""
     return dataclasses.replace(
         base,
         aws_endpoint_url=endpoint,
         comfyui_url=comfyui_url,
         api_base_url=f"http://127.0.0.1:{api_port}",
+        gpu_metrics_port=metrics_ports[0],
+        control_metrics_port=metrics_ports[1],
         receive_wait_seconds=min(base.receive_wait_seconds, 2),
         # Short, so the demo shows the idle stop within seconds rather than minutes.
         idle_stop_seconds=min(base.idle_stop_seconds, 10),
@@ -124,7 +128,8 @@ def run_demo(base: Settings, output_dir: Path, step_seconds: float, echo: Callab
         endpoint = stack.start_moto()
         echo(f"moto server (SQS, SNS, DynamoDB, S3, EC2) at {endpoint}")
         api_port, comfyui_port = free_port(), free_port()
-        settings = local_settings(base, endpoint, f"http://127.0.0.1:{comfyui_port}", api_port)
+        settings = local_settings(base, endpoint, f"http://127.0.0.1:{comfyui_port}", api_port,
+                                  metrics_ports=(free_port(), free_port()))
         aws = AwsClients(settings)
         echo("Provisioning:")
         Provisioner(aws, settings, report=lambda change: echo(f"  {change}")).run()
@@ -139,6 +144,8 @@ def run_demo(base: Settings, output_dir: Path, step_seconds: float, echo: Callab
         api = settings.api_base_url
         stack.wait_until_ready(api_process, lambda: requests.get(f"{api}/health", timeout=5).status_code == 200)
         echo(f"API at {api}; control worker and beat running (Procfile: api, control_worker, beat)")
+        echo(f"Prometheus metrics: {api}/metrics, http://127.0.0.1:{settings.control_metrics_port}/metrics (control "
+             f"worker), http://127.0.0.1:{settings.gpu_metrics_port}/metrics (GPU worker, once it runs)")
         # The instance's boot, played locally: once it runs, ComfyUI (the emulator) and the GPU worker start.
         host = local_gpu_host(stack, instance_id=instance_id, comfyui_port=comfyui_port, data_dir=run_dir / "comfyui",
                               model_files=settings.models.by_folder(), step_seconds=step_seconds)

@@ -103,6 +103,7 @@ CALLS: dict[str, list[Call]] = {
         Call("dynamodb", "GetItem", "control_table@status", "lifecycle StatusStore.read (/health, job answers)"),
         Call("dynamodb", "Query", "control_table@run-head", "RunLog.heads (/health month spend, costs)"),
         Call("dynamodb", "Query", f"control_table@{SOME_MONTH}", "RunLog.records (/health month spend, costs)"),
+        Call("dynamodb", "Query", "control_table@heartbeat", "HeartbeatStore.all (/health gpu_instances)"),
         Call("s3", "HeadBucket", "bucket", "webapp/health.py probe_s3"),
         Call("s3", "PutObject", "inputs", "submission.store_inputs (inline images)"),
         Call("s3", "DeleteObjects", "inputs", "submission.discard_inputs (a refused or unqueued job)"),

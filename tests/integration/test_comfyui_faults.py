@@ -25,8 +25,10 @@ SAMPLER = "KSampler"
 
 @pytest.fixture(scope="module")
 def shared_stack(moto_endpoint, tmp_path_factory):
+    # One heartbeat, at start: its probe of ComfyUI would add to the refused requests some tests count exactly.
     running = start_stack(tmp_path_factory.mktemp("faults"), moto_endpoint, step_seconds=0.1,
-                          worker_env={**FAST_CHECKS, "GPUORCH_COMFYUI_RETRIES": str(RETRIES)})
+                          worker_env={**FAST_CHECKS, "GPUORCH_COMFYUI_RETRIES": str(RETRIES),
+                                      "GPUORCH_HEARTBEAT_SECONDS": "3600"})
     try:
         running.wait_worker_ready()
         yield running

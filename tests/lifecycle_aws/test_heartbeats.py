@@ -12,6 +12,7 @@ from lifecycle.heartbeats import (
     HEARTBEAT_PK, HeartbeatStore, IdentityError, WorkerReport, http_request, instance_identity, last_activity,
 )
 from lifecycle.model import Heartbeat
+from workers.heartbeat import Heartbeat as WorkerHeartbeat
 
 from tests.conftest import free_port
 
@@ -143,3 +144,17 @@ def test_no_metadata_service_is_a_clear_error():
 def test_an_answer_that_is_not_an_instance_id_is_refused():
     with pytest.raises(IdentityError, match="not an instance id"):
         instance_identity("", request=lambda method, *_: "tok" if method == "PUT" else "<html>login</html>")
+
+
+def test_the_worker_heartbeat_records_when_comfyui_last_answered(store, clock):
+    answers = [True]
+    beat = WorkerHeartbeat(store, "i-0aaa", 15, running_jobs=lambda: (), clock=clock,
+                           comfyui_alive=lambda: answers[-1])
+    beat.beat()
+    answered = clock()
+    clock.advance(15)
+    answers.append(False)  # ComfyUI stops answering: the heartbeat goes on, the last answer stays
+    beat.beat()
+
+    (report,) = store.all()
+    assert (report.heartbeat.at, report.comfyui_at) == (clock(), answered)

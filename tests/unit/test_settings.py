@@ -38,6 +38,9 @@ def test_values_are_parsed_by_type():
     ("GPUORCH_ALLOW_INSECURE_INPUTS", "maybe", "expected true or false"),
     ("GPUORCH_COMFYUI_TIMEOUT", "x", "expected a number"),
     ("GPUORCH_RECEIVE_WAIT_SECONDS", "30", "between 0 and 20"),
+    ("GPUORCH_GPU_METRICS_PORT", "70000", "between 0"),
+    ("GPUORCH_CONTROL_METRICS_PORT", "-1", "between 0"),
+    ("GPUORCH_GPU_BUSY_WINDOW_SECONDS", "0", "must be positive"),
 ])
 def test_bad_values_name_the_variable(var, value, message):
     with pytest.raises(SettingsError, match=message) as err:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from gpuorch.celery_app import GpuorchCelery
 from lifecycle.check import StatusStore
+from lifecycle.heartbeats import HeartbeatStore
 from lifecycle.instances import PoolInstance
 from lifecycle.model import Action, Decision
 from lifecycle.runs import RunLog
@@ -39,7 +40,7 @@ def test_healthy_stack_is_200(client, settings, provisioned):
     assert answer.status_code == 200
     assert answer.json["status"] == "ok"
     components = answer.json["components"]
-    assert set(components) == {"sqs", "dynamodb", "s3", "gpu"}
+    assert set(components) == {"sqs", "dynamodb", "s3", "gpu", "gpu_instances"}
     assert {c["status"] for c in components.values()} == {"ok"}
     assert components["sqs"]["detail"] == {"queue": settings.gpu_queue, "messages": 0, "in_flight": 0}
     assert components["dynamodb"]["detail"] == {"table": settings.job_table, "table_status": "ACTIVE"}
@@ -60,7 +61,7 @@ def test_unreachable_aws_is_503_naming_every_component(settings):
     assert answer.status_code == 503
     assert answer.json["status"] == "degraded"
     components = answer.json["components"]
-    assert set(components) == {"sqs", "dynamodb", "s3", "gpu"}
+    assert set(components) == {"sqs", "dynamodb", "s3", "gpu", "gpu_instances"}
     for state in components.values():
         assert state["status"] == "error"
         assert "EndpointConnectionError" in state["error"]
@@ -131,10 +132,50 @@ def test_a_check_that_started_the_gpu_is_ok(provisioned, settings):
     assert (gpu["status"], gpu["detail"]["checked_at"], gpu["detail"]["blocked"]) == ("ok", NOW.isoformat(), None)
 
 
-def test_a_missing_control_table_fails_the_gpu_component(provisioned, settings):
+def test_a_missing_control_table_fails_the_gpu_components(provisioned, settings):
     answer = client_for(dataclasses.replace(settings, control_table=f"{settings.control_table}-gone")).get("/health")
 
     assert answer.status_code == 503
     components = answer.json["components"]
-    assert {name for name, state in components.items() if state["status"] == "error"} == {"gpu"}
+    assert {name for name, state in components.items() if state["status"] == "error"} == {"gpu", "gpu_instances"}
     assert "ResourceNotFoundException" in components["gpu"]["error"]
+    assert "ResourceNotFoundException" in components["gpu_instances"]["error"]
+
+
+def test_the_gpu_instances_component_shows_each_instance_and_its_heartbeats(provisioned, settings):
+    dynamodb = provisioned.aws.dynamodb
+    running = PoolInstance("i-1", "running", "g6e.2xlarge", NOW - timedelta(hours=1))
+    stopped = PoolInstance("i-2", "stopped", "g6e.2xlarge", NOW - timedelta(days=1))
+    StatusStore(dynamodb, settings.control_table).write(decision(), NOW - timedelta(seconds=10), [running, stopped])
+    beats = HeartbeatStore(dynamodb, settings.control_table, ttl_s=3600, clock=lambda: NOW - timedelta(seconds=4))
+    beats.beat("i-1", ["job-1"], True, comfyui_at=NOW - timedelta(seconds=4))
+
+    answer = client_for(settings).get("/health")
+
+    assert answer.status_code == 200
+    component = answer.json["components"]["gpu_instances"]
+    assert component["status"] == "ok"
+    hosts = {host["instance_id"]: host for host in component["detail"]["instances"]}
+    assert (hosts["i-1"]["state"], hosts["i-1"]["health"]) == ("running", "ok")
+    assert hosts["i-1"]["worker"]["age_s"] == 4.0 and hosts["i-1"]["worker"]["running_jobs"] == 1
+    assert hosts["i-1"]["comfyui"]["age_s"] == 4.0
+    # A stopped GPU with no worker is how an idle deployment looks: not a problem.
+    assert (hosts["i-2"]["state"], hosts["i-2"]["health"], hosts["i-2"]["worker"]) == ("stopped", "off", None)
+
+
+def test_a_running_instance_whose_worker_went_quiet_is_stale_but_not_a_503(provisioned, settings):
+    dynamodb = provisioned.aws.dynamodb
+    StatusStore(dynamodb, settings.control_table).write(
+        decision(), NOW, [PoolInstance("i-1", "running", "g6e.2xlarge", NOW - timedelta(hours=1))])
+    quiet = NOW - timedelta(seconds=10 * settings.heartbeat_seconds)
+    HeartbeatStore(dynamodb, settings.control_table, ttl_s=3600, clock=lambda: quiet).beat(
+        "i-1", [], True, comfyui_at=quiet)
+
+    answer = client_for(settings).get("/health")
+
+    assert (answer.status_code, answer.json["status"]) == (200, "ok")
+    component = answer.json["components"]["gpu_instances"]
+    assert component["status"] == "stale"
+    [host] = component["detail"]["instances"]
+    assert host["health"] == "stale"
+    assert host["reason"] == "running, but its GPU worker last reported 150 s ago (limit 45 s)"

@@ -1,5 +1,7 @@
 """The health decision: no component failed is 200 (a blocked GPU start included), a failure 503 naming it."""
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from lifecycle.check import LifecycleStatus
@@ -59,3 +61,16 @@ AT = "2026-06-15T12:00:00+00:00"
 ])
 def test_gpu_finding(status, spend, budget, expected):
     assert gpu_finding(status, spend, budget) == expected
+
+
+def test_an_old_lifecycle_check_makes_the_gpu_component_stale():
+    checked = LifecycleStatus(AT, (), ())
+    now = datetime.fromisoformat(AT) + timedelta(seconds=200)
+
+    finding = gpu_finding(checked, 1.0, 0.0, now=now, stale_after_s=90)
+
+    assert finding.status == "stale"
+    assert finding.detail["stale"] == ("the last lifecycle check ran 200 s ago (limit 90 s): "
+                                       "are the control worker and beat running?")
+    assert gpu_finding(checked, 1.0, 0.0, now=now, stale_after_s=300).status == "ok"
+    assert gpu_finding(None, 1.0, 0.0, now=now, stale_after_s=90).status == "ok"  # no check yet: nothing to judge

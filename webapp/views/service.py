@@ -1,5 +1,5 @@
-"""GET / (what this service offers) and GET /health (whether its queue, table and bucket answer, and whether the
-GPU may start)."""
+"""GET / (what this service offers) and GET /health (whether its queue, table and bucket answer, whether the
+GPU may start, and how its instances, workers and ComfyUI are)."""
 
 from __future__ import annotations
 
@@ -41,11 +41,14 @@ class HealthView(MethodView):
     @blp.response(200, HealthSchema, description="Every component answered (gpu may be blocked: jobs still queue).")
     @blp.alt_response(503, schema=HealthSchema, description="Some component failed; each names why.")
     def get(self):
-        """Check SQS, DynamoDB, S3 and the GPU lifecycle in parallel, each with a short timeout
+        """Check SQS, DynamoDB, S3, the GPU lifecycle and the GPU instances in parallel, each with a short timeout
 
         The gpu component shows the last lifecycle check's time, why it refused to start a GPU if it did (its
         status is then blocked, e.g. by the monthly budget: jobs are still accepted and wait, so this alone is
-        not a 503), and this month's GPU spend beside the budget.
+        not a 503), and this month's GPU spend beside the budget. The gpu_instances component lists each GPU
+        instance's state (as the last lifecycle check saw it), its GPU worker's last heartbeat and when its
+        ComfyUI last answered, with a verdict: a stopped GPU is off, which is normal; a running one whose worker
+        or ComfyUI stopped reporting makes the component stale (jobs wait; not a 503).
         """
         body, status = current().health.check()
         return body, status

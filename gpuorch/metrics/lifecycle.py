@@ -1,0 +1,51 @@
+"""The GPU lifecycle's figures, recorded by the check on the control worker: instances by state, starts, stops, spend."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from datetime import datetime
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+
+from lifecycle.model import INSTANCE_STATES
+
+
+class LifecycleMetrics:
+    """Made only where the check runs (lifecycle_metrics()), so no other process exports empty lifecycle series."""
+
+    def __init__(self, registry: CollectorRegistry):
+        self.instances = Gauge(
+            "gpuorch_gpu_instances", "The pool's GPU instances by EC2 state, as the last lifecycle check saw them.",
+            ["state"], registry=registry,
+        )
+        self.starts = Counter("gpuorch_gpu_starts", "GPU instance starts the lifecycle asked EC2 for.",
+                              registry=registry)
+        self.start_refusals = Counter(
+            "gpuorch_gpu_start_refusals", "GPU starts EC2 refused for want of capacity (tried again next check).",
+            registry=registry,
+        )
+        self.stops = Counter("gpuorch_gpu_stops", "Idle GPU instance stops the lifecycle asked EC2 for.",
+                             registry=registry)
+        self.month_spend = Gauge(
+            "gpuorch_gpu_month_spend_dollars", "GPU spend of this calendar month (UTC) so far, from the run log.",
+            registry=registry,
+        )
+        self.last_check = Gauge(
+            "gpuorch_lifecycle_last_check_timestamp_seconds", "When the last lifecycle check ran (Unix time).",
+            registry=registry,
+        )
+
+    def observe_check(self, states: Iterable[str], month_spend_usd: float, at: datetime) -> None:
+        counts = {state: 0 for state in INSTANCE_STATES}
+        for state in states:
+            counts[state] = counts.get(state, 0) + 1
+        for state, count in counts.items():
+            self.instances.labels(state).set(count)
+        self.month_spend.set(month_spend_usd)
+        self.last_check.set(at.timestamp())
+
+
+@functools.cache
+def lifecycle_metrics() -> LifecycleMetrics:
+    return LifecycleMetrics(REGISTRY)

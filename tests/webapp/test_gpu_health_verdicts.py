@@ -1,0 +1,69 @@
+"""The gpu_instances verdict: a stopped GPU is off (normal), a running one with stale heartbeats is stale."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from lifecycle.check import LifecycleStatus
+from lifecycle.heartbeats import WorkerReport
+from lifecycle.model import Heartbeat
+from webapp.gpu_health import gpu_instances_detail, host_verdict
+
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
+LIMIT, GRACE = 45, 600
+
+
+def ago(seconds: float | None) -> datetime | None:
+    return None if seconds is None else NOW - timedelta(seconds=seconds)
+
+
+def report(worker_age: float, comfyui_age: float | None, *, ready: bool = True) -> WorkerReport:
+    return WorkerReport(Heartbeat("i-1", ago(worker_age), (), ready), None, ago(comfyui_age))
+
+
+@pytest.mark.parametrize("state,launched_age,worker,expected", [
+    ("stopped", 3600, None, ("off", None)),
+    ("stopped", 3600, report(900, 900), ("off", None)),  # a stopped GPU's old heartbeat is as it should be
+    ("stopping", 3600, report(5, 5), ("off", None)),
+    ("pending", None, None, ("starting", None)),
+    ("running", 60, None, ("starting", None)),  # booting: within the grace, no report yet
+    ("running", 60, report(200, 200), ("starting", None)),  # an earlier boot's heartbeat, still in the grace
+    ("running", 3600, report(5, 5), ("ok", None)),
+    ("running", 3600, report(5, 5, ready=False), ("stopping", "the GPU worker is shutting down")),
+    ("running", 3600, None, ("stale", "running, but its GPU worker has not reported")),
+    ("running", 3600, report(120, 120),
+     ("stale", "running, but its GPU worker last reported 120 s ago (limit 45 s)")),
+    ("running", 3600, report(5, 100), ("stale", "ComfyUI last answered 100 s ago (limit 45 s)")),
+    ("running", 3600, report(5, None), ("stale", "ComfyUI has not answered the GPU worker's heartbeat")),
+    (None, None, report(5, 5), ("ok", None)),  # listed by no check yet, but reporting well
+    (None, None, report(900, 900), ("unknown", None)),
+])
+def test_host_verdict(state, launched_age, worker, expected):
+    assert host_verdict(state, ago(launched_age), worker, NOW, stale_after_s=LIMIT, boot_grace_s=GRACE) == expected
+
+
+def test_the_detail_lists_every_instance_and_every_reporting_worker():
+    status = LifecycleStatus("2026-06-15T11:59:50+00:00", (), (), instances=(
+        {"instance_id": "i-1", "state": "running", "instance_type": "g6e.2xlarge",
+         "launched_at": ago(3600).isoformat()},
+        {"instance_id": "i-2", "state": "stopped", "instance_type": "g6e.2xlarge", "launched_at": None},
+    ))
+    reports = (report(3, 3), WorkerReport(Heartbeat("i-9", ago(4), ("job",), True), None, ago(4)))
+
+    stale, detail = gpu_instances_detail(status, reports, NOW, stale_after_s=LIMIT, boot_grace_s=GRACE)
+
+    assert not stale
+    assert detail["checked_at"] == status.checked_at
+    assert [(h["instance_id"], h["state"], h["health"]) for h in detail["instances"]] == [
+        ("i-1", "running", "ok"), ("i-2", "stopped", "off"), ("i-9", None, "ok")]
+    first = detail["instances"][0]
+    assert first["worker"] == {"heartbeat_at": ago(3).isoformat(), "age_s": 3.0, "ready": True, "running_jobs": 0}
+    assert first["comfyui"] == {"answered_at": ago(3).isoformat(), "age_s": 3.0}
+    assert detail["instances"][1]["worker"] is None and detail["instances"][1]["comfyui"] is None
+
+
+def test_no_instance_and_no_worker_is_healthy():
+    assert gpu_instances_detail(None, (), NOW, stale_after_s=LIMIT, boot_grace_s=GRACE) == (
+        False, {"checked_at": None, "stale_after_s": LIMIT, "instances": []})

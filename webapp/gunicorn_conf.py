@@ -1,0 +1,23 @@
+"""gunicorn's settings for the API (`gunicorn -c python:webapp.gunicorn_conf`): its workers' metrics are summed."""
+
+from __future__ import annotations
+
+import shutil
+
+from gpuorch.metrics.exposition import enable_multiprocess, mark_process_dead, metrics_folder
+from gpuorch.settings import Settings
+
+# Read in gunicorn's master before any worker forks, so every worker writes its figures to one folder and
+# each one's GET /metrics answers the sum over all of them.
+_settings = Settings.from_env()
+_folder = metrics_folder(_settings.metrics_dir, "api")
+enable_multiprocess(_folder)
+
+
+def child_exit(server, worker) -> None:
+    mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    if not _settings.metrics_dir:
+        shutil.rmtree(_folder, ignore_errors=True)  # the temporary folder made for this run
