@@ -1,4 +1,4 @@
-"""The GPU lifecycle's figures, recorded by the check on the control worker: instances by state, starts, stops, spend."""
+"""The lifecycle check's figures (control worker): instances by state, starts, stops, spend."""
 
 from __future__ import annotations
 
