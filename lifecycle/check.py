@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from lifecycle.autostop import decide
 from lifecycle.heartbeats import HeartbeatStore
-from lifecycle.instances import CapacityError, InstancePool
+from lifecycle.instances import STARTED, STOPPING, CapacityError, InstancePool
 from lifecycle.lock import Lease
 from lifecycle.model import Decision, Instance, Policy, Snapshot
 from lifecycle.runs import RunLog
@@ -157,7 +157,7 @@ class LifecycleCheck:
                 self.metrics.start_refusals.inc()
             return False
         log.info("lifecycle: start %s (%s): %s", instance_id, reason, outcome)
-        if self.metrics is not None:
+        if self.metrics is not None and outcome.startswith(STARTED):  # not when it was already pending or running
             self.metrics.starts.inc()
         return True
 
@@ -169,7 +169,7 @@ class LifecycleCheck:
             return False
         outcome = self.pool.stop(instance_id)
         log.info("lifecycle: stop %s (%s): %s", instance_id, reason, outcome)
-        if self.metrics is not None:
+        if self.metrics is not None and outcome == STOPPING:  # not when it was already stopping or stopped
             self.metrics.stops.inc()
         return True
 

@@ -1,4 +1,4 @@
-"""The GPU lifecycle's figures, recorded by the check on the control worker: instances by state, starts, stops, spend."""
+"""The lifecycle check's figures (control worker): instances by state, starts, stops, spend."""
 
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ class LifecycleMetrics:
             "gpuorch_gpu_instances", "The pool's GPU instances by EC2 state, as the last lifecycle check saw them.",
             ["state"], registry=registry,
         )
-        self.starts = Counter("gpuorch_gpu_starts", "GPU instance starts the lifecycle asked EC2 for.",
+        self.starts = Counter("gpuorch_gpu_starts", "GPU instance starts the lifecycle made (StartInstances calls).",
                               registry=registry)
         self.start_refusals = Counter(
             "gpuorch_gpu_start_refusals", "GPU starts EC2 refused for want of capacity (tried again next check).",
             registry=registry,
         )
-        self.stops = Counter("gpuorch_gpu_stops", "Idle GPU instance stops the lifecycle asked EC2 for.",
+        self.stops = Counter("gpuorch_gpu_stops", "Idle GPU instance stops the lifecycle made (StopInstances calls).",
                              registry=registry)
         self.month_spend = Gauge(
             "gpuorch_gpu_month_spend_dollars", "GPU spend of this calendar month (UTC) so far, from the run log.",
