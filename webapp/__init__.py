@@ -88,9 +88,9 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
         limiter=RateLimiter(services.aws.dynamodb, settings.control_table, clock=lambda: clock().timestamp()),
         backlog=BacklogGauge(services.aws.sqs, lambda: services.aws.queue_url(settings.gpu_queue),
                              ttl_s=settings.backlog_check_seconds, monotonic=monotonic),
-        gpu_pool=functools.cache(lambda: InstancePool(
-            AwsClients(settings, EC2_CLIENT_CONFIG).ec2, settings.gpu_pool, fallback_types=settings.fallback_instance_types
-        )),
+        # No fallback instance types: an operator's start starts the instance as it is; changing its type on a
+        # capacity shortage is the lifecycle's (and needs a permission the API's role does not have).
+        gpu_pool=functools.cache(lambda: InstancePool(AwsClients(settings, EC2_CLIENT_CONFIG).ec2, settings.gpu_pool)),
         clock=clock,
     )
     auth.install(app, api)
