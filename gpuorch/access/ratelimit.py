@@ -2,8 +2,8 @@
 
 The generic cell rate algorithm keeps one number per key, its theoretical arrival time (TAT): a request at
 `now` is allowed when the TAT it would set lies no further than `burst` intervals ahead of `now`. One item
-per key (pk `rate#<key id>`) is read and written back with a condition on the value read, so two processes
-deciding at once cannot both spend the same allowance; the loser decides again on the fresh value.
+per key (pk `rate#<key id>`) is written with a condition on the value it replaces, so two processes deciding
+at once cannot both spend the same allowance; the loser decides again on the fresh value.
 """
 
 from __future__ import annotations
@@ -76,29 +76,49 @@ class RateLimiter:
         return {"pk": {"S": PARTITION + key_id}, "sk": {"S": SORT_KEY}}
 
     def spend(self, key_id: str, limit: Limit) -> None:
-        """Take one submission from the key's allowance; RateLimited when there is none left."""
+        """Take one submission from the key's allowance; RateLimited when there is none left.
+
+        A key that is not in a burst has a TAT in the past: one conditional write decides. When that write is
+        refused, DynamoDB returns the stored TAT with the refusal, and the decision is made on it and written
+        with a condition on that value, so concurrent writers never both spend the same allowance.
+        """
         if limit.unlimited:
             return
+        seen: int | None | object = _UNREAD
         for _ in range(ATTEMPTS):
-            item = self._db.get_item(TableName=self._table, Key=self._key(key_id), ConsistentRead=True).get("Item")
-            stored = int(item["tat_ms"]["N"]) if item else None
             now = self._clock()
-            decision = gcra(stored / 1000 if stored is not None else None, now, limit)
-            if not decision.allowed:
-                raise RateLimited(key_id, limit, decision.retry_after)
-            new_ms = math.ceil(decision.tat * 1000)
+            if seen is _UNREAD:
+                decision = gcra(None, now, limit)
+                condition, values = "attribute_not_exists(pk) OR tat_ms <= :now", {":now": {"N": str(int(now * 1000))}}
+            else:
+                decision = gcra(seen / 1000 if seen is not None else None, now, limit)
+                if not decision.allowed:
+                    raise RateLimited(key_id, limit, decision.retry_after)
+                condition, values = ("attribute_not_exists(pk)", {}) if seen is None else (
+                    "tat_ms = :seen", {":seen": {"N": str(seen)}})
             try:
                 self._db.put_item(
                     TableName=self._table,
-                    Item={**self._key(key_id), "tat_ms": {"N": str(new_ms)},
+                    Item={**self._key(key_id), "tat_ms": {"N": str(math.ceil(decision.tat * 1000))},
                           "expires_at": {"N": str(int(decision.tat) + EXPIRY_S)}},
-                    ConditionExpression="attribute_not_exists(pk)" if stored is None else "tat_ms = :seen",
-                    **({} if stored is None else {"ExpressionAttributeValues": {":seen": {"N": str(stored)}}}),
+                    ConditionExpression=condition,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    **({"ExpressionAttributeValues": values} if values else {}),
                 )
                 return
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise
-                # Another process spent from this key between our read and write: decide again.
+                # In a burst, or another process spent from this key meanwhile: decide again on the stored TAT.
+                seen = self._stored(key_id, exc.response.get("Item"))
         log.warning("key %s: rate limit state kept changing under %d attempts; refusing this one", key_id, ATTEMPTS)
         raise RateLimited(key_id, limit, 60.0 / limit.per_minute)
+
+    def _stored(self, key_id: str, item: dict | None) -> int | None:
+        """The stored TAT in ms: from the refused write's answer, or read when that carried none."""
+        if item is None:
+            item = self._db.get_item(TableName=self._table, Key=self._key(key_id), ConsistentRead=True).get("Item")
+        return int(item["tat_ms"]["N"]) if item else None
+
+
+_UNREAD = object()
