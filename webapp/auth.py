@@ -10,7 +10,9 @@ API process within that long. Operator keys see and cancel every owner's jobs; u
 
 from __future__ import annotations
 
-from flask import Flask, g, request
+from collections.abc import Mapping
+
+from flask import Flask, current_app, g, request
 from flask_smorest import Api, Blueprint
 
 from gpuorch.access.keys import OPERATOR, USER, ApiKey
@@ -79,17 +81,18 @@ def _authenticate() -> None:
     g.api_key = key
     if request.endpoint is None:
         return  # no route: the 404 or 405 follows, for any key
-    roles = current_roles()
-    needed = roles.get(request.blueprint, OPERATOR)
-    if needed == OPERATOR and not key.operator:
+    if not may_call(key, needed_role(request.blueprint, current_app.extensions[ROLES_EXTENSION])):
         raise ApiError(403, "forbidden", f"{request.method} {request.path} needs an operator key; this key is "
                                          f"{key.key_id}, a {key.role} key of {key.owner}.")
 
 
-def current_roles() -> dict[str, str]:
-    from flask import current_app
+def needed_role(blueprint: str | None, roles: Mapping[str, str]) -> str:
+    """The role a route of `blueprint` needs: as declared at registration, else OPERATOR (deny by default)."""
+    return roles.get(blueprint or "", OPERATOR)
 
-    return current_app.extensions[ROLES_EXTENSION]
+
+def may_call(key: ApiKey, role: str) -> bool:
+    return role == USER or key.operator
 
 
 def caller() -> ApiKey:

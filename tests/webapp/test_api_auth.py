@@ -9,7 +9,7 @@ from gpuorch.access.keys import KeyStore
 from tests.conftest import make_key
 from tests.webapp.conftest import keyed
 from webapp import create_app
-from webapp.auth import OPEN_ENDPOINTS, bearer_token
+from webapp.auth import OPEN_ENDPOINTS, OPERATOR, USER, bearer_token, needed_role
 
 
 def all_routes(app) -> list[tuple[str, str, str]]:
@@ -186,3 +186,43 @@ def test_the_document_declares_the_bearer_scheme_and_the_open_operations(client)
 )
 def test_bearer_token(header, token):
     assert bearer_token(header) == token
+
+
+@pytest.mark.parametrize(
+    ("blueprint", "role"), [("jobs", USER), ("costs", OPERATOR), ("deadletters", OPERATOR), (None, OPERATOR)]
+)
+def test_a_blueprint_needs_the_role_it_was_registered_with_and_an_undeclared_one_an_operator(blueprint, role):
+    assert needed_role(blueprint, {"jobs": USER, "costs": OPERATOR}) == role
+
+
+def test_registering_a_later_blueprint_as_operator_only_takes_one_word(settings, celery_app, provisioned,
+                                                                      api_key, operator_key):
+    from flask.views import MethodView
+    from flask_smorest import Blueprint
+
+    from webapp.auth import register
+
+    app = create_app(settings, celery_app=celery_app)
+    later = Blueprint("later", __name__, url_prefix="/api/v1")
+
+    @later.route("/later")
+    class Later(MethodView):
+        def get(self):
+            return {"ok": True}
+
+    register(app, app.extensions["flask-smorest"]["apis"][""]["ext_obj"], later, OPERATOR)
+    assert keyed(app.test_client(), api_key).get("/api/v1/later").status_code == 403
+    assert keyed(app.test_client(), operator_key).get("/api/v1/later").status_code == 200
+    assert app.test_client().get("/api/v1/later").status_code == 401
+
+
+def test_a_blueprint_registered_without_a_declaration_is_for_operators(settings, celery_app, provisioned, api_key,
+                                                                       operator_key):
+    import flask
+
+    app = create_app(settings, celery_app=celery_app)
+    plain = flask.Blueprint("plain", __name__)
+    plain.add_url_rule("/plain", "plain", lambda: {"ok": True})
+    app.register_blueprint(plain)
+    assert keyed(app.test_client(), api_key).get("/plain").status_code == 403
+    assert keyed(app.test_client(), operator_key).get("/plain").status_code == 200
