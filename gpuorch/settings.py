@@ -306,10 +306,14 @@ class Settings:
             raise SettingsError("GPUORCH_FLOWER_PORT must be between 1 and 65535")
         if self.flower_inspect_timeout <= 0:
             raise SettingsError("GPUORCH_FLOWER_INSPECT_TIMEOUT must be positive")
-        if self.key_cache_seconds < 0 or self.backlog_check_seconds < 0:
-            raise SettingsError("GPUORCH_KEY_CACHE_SECONDS and GPUORCH_BACKLOG_CHECK_SECONDS must not be negative")
-        if self.rate_limit_per_minute < 0 or self.rate_limit_burst < 1:
-            raise SettingsError("GPUORCH_RATE_LIMIT_PER_MINUTE must not be negative, GPUORCH_RATE_LIMIT_BURST at least 1")
+        if self.key_cache_seconds < 0:
+            raise SettingsError("GPUORCH_KEY_CACHE_SECONDS must not be negative")
+        if self.backlog_check_seconds < 0:
+            raise SettingsError("GPUORCH_BACKLOG_CHECK_SECONDS must not be negative")
+        if self.rate_limit_per_minute < 0:
+            raise SettingsError("GPUORCH_RATE_LIMIT_PER_MINUTE must be 0 (no limit) or positive")
+        if self.rate_limit_burst < 1:
+            raise SettingsError("GPUORCH_RATE_LIMIT_BURST must be at least 1")
         if self.max_backlog < 0:
             raise SettingsError("GPUORCH_MAX_BACKLOG must be 0 (no limit) or positive")
 
