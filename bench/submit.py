@@ -1,7 +1,10 @@
 """REST submission throughput and latency against the local stack, beside the floor of plain boto3 calls.
 
-The floor is what a submission cannot avoid: one DynamoDB put of the job record and one SQS send of its
-message, done with plain boto3 by the same number of concurrent clients on the same moto server.
+The floor is what a submission cannot avoid: one DynamoDB put of the job record, one conditional write of the
+key's rate-limit state (a limit that holds across API hosts needs shared state), and one SQS send of its
+message, done with plain boto3 by the same number of concurrent clients on the same moto server. Each client
+sends an API key of its own, whose rate limit is set high enough never to refuse: a submission pays for the
+key check and the backlog check too (both cached per process).
 Last line: `submit p50 <ms> floor p50 <ms> ratio <r>` (target: ratio at most 1.5).
 """
 
@@ -23,6 +26,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gpuorch.access.keys import KeyStore  # noqa: E402
 from gpuorch.aws.clients import AwsClients  # noqa: E402
 from gpuorch.aws.provision import Provisioner  # noqa: E402
 from gpuorch.local.stack import LocalStack, free_port, use_local_credentials  # noqa: E402
@@ -54,6 +58,13 @@ def floor_call(aws: AwsClients, settings: Settings, queue_url: str, params: dict
 
     def call(_i: int) -> None:
         job_id = str(uuid.uuid4())
+        now_ms = int(time.time() * 1000)
+        aws.dynamodb.put_item(
+            TableName=settings.control_table,
+            Item={"pk": {"S": f"rate#{threading.get_ident()}"}, "sk": {"S": "gcra"}, "tat_ms": {"N": str(now_ms + 1)}},
+            ConditionExpression="attribute_not_exists(pk) OR tat_ms <= :now",
+            ExpressionAttributeValues={":now": {"N": str(now_ms)}},
+        )
         aws.dynamodb.put_item(
             TableName=settings.job_table,
             Item={
@@ -113,10 +124,17 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}"
         stack.wait_until_ready(api, lambda: requests.get(f"{url}/health", timeout=5).status_code == 200)
 
-        local = threading.local()  # one keep-alive session per client thread
+        local = threading.local()  # one keep-alive session, with a key of its own, per client thread
+        keys = KeyStore(aws.dynamodb, settings.key_table)
+
+        def client_session() -> requests.Session:
+            session = requests.Session()
+            _key, token = keys.create("bench", name="bench/submit.py", rate_per_minute=1_000_000, burst=1000)
+            session.headers["Authorization"] = f"Bearer {token}"
+            return session
 
         def submit(_i: int) -> None:
-            session = getattr(local, "session", None) or setattr(local, "session", requests.Session()) or local.session
+            session = getattr(local, "session", None) or setattr(local, "session", client_session()) or local.session
             answer = session.post(f"{url}/api/v1/camera-angle/jobs", json=params, timeout=30)
             if answer.status_code != 202:
                 raise RuntimeError(f"submission refused: {answer.status_code} {answer.text}")

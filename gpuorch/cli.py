@@ -180,9 +180,9 @@ def simulate(trace: str, policy: str | None) -> None:
 
 def _register() -> None:
     """The subcommands that live in gpuorch.commands."""
-    from gpuorch.commands import dlq, gpu, jobs
+    from gpuorch.commands import dlq, gpu, jobs, keys
 
-    for command in (jobs.submit, jobs.status, jobs.list_jobs, jobs.cancel, gpu.gpu, dlq.dlq):
+    for command in (jobs.submit, jobs.status, jobs.list_jobs, jobs.cancel, gpu.gpu, dlq.dlq, keys.keys):
         main.add_command(command)
 
 

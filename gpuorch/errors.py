@@ -2,6 +2,7 @@
 
     GpuorchError
     ├── ParamsInvalid   the request was refused before anything was queued (field -> reasons)
+    │   └── InputTooLarge   ... because an inline image has more bytes than GPUORCH_MAX_INPUT_BYTES
     ├── JobFailed       the job ran and failed; its record says why
     └── JobCancelled    the job was cancelled before it finished
 """
@@ -19,6 +20,15 @@ class ParamsInvalid(GpuorchError, ValueError):
     def __init__(self, errors: dict):
         self.errors = errors
         super().__init__(f"invalid job request: {errors}")
+
+
+class InputTooLarge(ParamsInvalid):
+    """A job request with an inline image over the byte limit (the API answers 413); `too_large` names those
+    fields, `errors` every refused field."""
+
+    def __init__(self, errors: dict, too_large: list[str]):
+        super().__init__(errors)
+        self.too_large = too_large
 
 
 class UnknownWorkflow(GpuorchError, LookupError):

@@ -52,9 +52,10 @@ def _csv(name: str, raw: str) -> tuple[str, ...]:
 _PARSERS = {int: _int, float: _float, bool: _bool, tuple: _csv}
 
 
-def env(var: str, default: Any, doc: str) -> Any:
-    """Declare a setting: the variable it is read from, its default, and what it is for."""
-    return field(default=default, metadata={"env": var, "doc": doc})
+def env(var: str, default: Any, doc: str, *, secret: bool = False) -> Any:
+    """Declare a setting: the variable it is read from, its default, and what it is for (a secret is left out of
+    the settings' repr, so it never reaches a log line)."""
+    return field(default=default, repr=not secret, metadata={"env": var, "doc": doc})
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,42 @@ class Settings:
         "GPUORCH_OUTPUT_URL_SECONDS", 3600,
         f"Seconds a job output's presigned download URL, made by the API when it answers, stays valid "
         f"(1-{MAX_PRESIGN_SECONDS}).",
+    )
+    # Authentication and limits of the API (webapp/auth.py, gpuorch/access/).
+    key_table: str = env(
+        "GPUORCH_KEY_TABLE", "gpuorch_keys",
+        "DynamoDB table of API keys (each stored as the SHA-256 of its token, with owner and role).",
+    )
+    key_cache_seconds: float = env(
+        "GPUORCH_KEY_CACHE_SECONDS", 30.0,
+        "Seconds an API process trusts a key it verified without asking the key table again: a revoked key "
+        "is refused within this long.",
+    )
+    rate_limit_per_minute: float = env(
+        "GPUORCH_RATE_LIMIT_PER_MINUTE", 30.0,
+        "Job submissions per minute each API key may make, across every API process and host (a key may "
+        "have its own, set by `gpuorch keys create --rate-per-minute`); 0: no limit.",
+    )
+    rate_limit_burst: int = env(
+        "GPUORCH_RATE_LIMIT_BURST", 10,
+        "Submissions a key may make at once before GPUORCH_RATE_LIMIT_PER_MINUTE paces it.",
+    )
+    max_backlog: int = env(
+        "GPUORCH_MAX_BACKLOG", 200,
+        "Jobs queued or in flight on the GPU queue past which API submissions are refused (503); 0: no limit.",
+    )
+    backlog_check_seconds: float = env(
+        "GPUORCH_BACKLOG_CHECK_SECONDS", 2.0,
+        "Seconds an API process reuses the GPU queue's depth before asking SQS again; 0: every submission.",
+    )
+    submit_owner: str = env(
+        "GPUORCH_SUBMIT_OWNER", "",
+        "Owner recorded on jobs submitted from Python (task.delay()): API keys of this owner see them. Empty: "
+        "only operator keys do.",
+    )
+    api_key: str = env(
+        "GPUORCH_API_KEY", "",
+        "API key (gpo_...) that clients (the CLI, the demo) send as Authorization: Bearer.", secret=True,
     )
     comfyui_url: str = env(
         "GPUORCH_COMFYUI_URL", "http://127.0.0.1:8188", "ComfyUI server the GPU worker drives."
@@ -302,6 +339,16 @@ class Settings:
             raise SettingsError("GPUORCH_GPU_BUSY_WINDOW_SECONDS must be positive")
         if self.flower_inspect_timeout <= 0:
             raise SettingsError("GPUORCH_FLOWER_INSPECT_TIMEOUT must be positive")
+        if self.key_cache_seconds < 0:
+            raise SettingsError("GPUORCH_KEY_CACHE_SECONDS must not be negative")
+        if self.backlog_check_seconds < 0:
+            raise SettingsError("GPUORCH_BACKLOG_CHECK_SECONDS must not be negative")
+        if self.rate_limit_per_minute < 0:
+            raise SettingsError("GPUORCH_RATE_LIMIT_PER_MINUTE must be 0 (no limit) or positive")
+        if self.rate_limit_burst < 1:
+            raise SettingsError("GPUORCH_RATE_LIMIT_BURST must be at least 1")
+        if self.max_backlog < 0:
+            raise SettingsError("GPUORCH_MAX_BACKLOG must be 0 (no limit) or positive")
 
     @property
     def models(self) -> ModelFiles:

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from marshmallow import ValidationError
 
-from gpuorch.errors import ParamsInvalid, UnknownWorkflow
+from gpuorch.errors import InputTooLarge, ParamsInvalid, UnknownWorkflow
 from gpuorch.inputs import InputRejected, inspect_image, parse_input_uri
 from gpuorch.jobs.store import Job
 from gpuorch.services import Services
@@ -105,20 +105,24 @@ def input_key(job_id: str, field_name: str, image_format: str | None) -> str:
 
 def stage_inline_images(
     settings: Settings, workflow: Workflow, params: Mapping[str, Any], job_id: str
-) -> tuple[dict[str, Any], list[StagedInput], dict[str, list[str]]]:
+) -> tuple[dict[str, Any], list[StagedInput], dict[str, list[str]], list[str]]:
     """Decide, without storing anything, what the request's inline images become.
 
     Returns the parameters with an ``s3://`` URI in place of each inline image, the images to store,
-    and the refused ones (field -> [reason]). A refused image gets a URI too, so that validation
-    reports the other fields' problems beside it rather than a second one for the same field.
+    the refused ones (field -> [reason]), and which of those were refused for their size alone. A refused
+    image gets a URI too, so that validation reports the other fields' problems beside it rather than a
+    second one for the same field.
     """
     replaced = dict(params)
     staged: list[StagedInput] = []
     errors: dict[str, list[str]] = {}
+    too_large: list[str] = []
     for name, index, value in inline_fields(workflow, params):
         field_name = field_path(name, index)
         try:
             data = value.data if isinstance(value, InlineImage) else decode_data_uri(value)
+            if len(data) > settings.max_input_bytes:
+                too_large.append(field_name)
             info = inspect_image(data, max_pixels=settings.max_input_pixels, max_bytes=settings.max_input_bytes)
         except InputRejected as exc:
             errors[field_name] = [exc.reason]
@@ -132,7 +136,7 @@ def stage_inline_images(
         else:
             replaced[name] = [*replaced[name]]
             replaced[name][index] = uri
-    return replaced, staged, errors
+    return replaced, staged, errors, too_large
 
 
 def _workflow(services: Services, workflow_name: str) -> Workflow:
@@ -210,25 +214,30 @@ def accept(
     *,
     source: str,
     job_id: str | None = None,
+    owner: str | None = None,
 ) -> Job:
-    """Validate, store inline images, record the job as queued, then publish it.
+    """Validate, store inline images, record the job as queued (as `owner`'s, when given), then publish it.
 
     Inline images (InlineImage values or data: URIs) become ``s3://`` URIs before validation, so the
     record and the queue message only ever name images. Nothing is stored unless the whole request
-    is valid; a failed record or publish removes what was written before it.
+    is valid; a failed record or publish removes what was written before it. An inline image over the
+    byte limit raises InputTooLarge (a ParamsInvalid naming every refused field).
     """
     workflow = _workflow(services, workflow_name)
     job_id = job_id or str(uuid.uuid4())
     staged: list[StagedInput] = []
     image_errors: dict[str, list[str]] = {}
+    too_large: list[str] = []
     if isinstance(params, dict):
-        params, staged, image_errors = stage_inline_images(services.settings, workflow, params, job_id)
+        params, staged, image_errors, too_large = stage_inline_images(services.settings, workflow, params, job_id)
     clean, errors = _problems(services, workflow, params)
+    if too_large:
+        raise InputTooLarge({**errors, **image_errors}, too_large)
     if errors or image_errors:
         raise ParamsInvalid({**errors, **image_errors})
     store_inputs(services, job_id, staged)
     try:
-        job = services.jobs.create(job_id, workflow.name, clean, source=source)
+        job = services.jobs.create(job_id, workflow.name, clean, source=source, owner=owner)
         try:
             publish(job_id, workflow, clean)
         except Exception:

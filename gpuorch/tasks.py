@@ -38,16 +38,20 @@ class WorkflowTask(Task):
         if args:
             raise TypeError(f"{self.name} takes keyword arguments only")
         workflow, params = self.split(kwargs or {})
-        job = self.submit(workflow, params, source="python", job_id=task_id, **options)
+        # A Python caller has no API key: its jobs belong to GPUORCH_SUBMIT_OWNER (none: operators see them).
+        owner = self.app.settings.submit_owner or None
+        job = self.submit(workflow, params, source="python", job_id=task_id, owner=owner, **options)
         return self.AsyncResult(job.job_id)
 
-    def submit(self, workflow: str, params: dict[str, Any], *, source: str, job_id: str | None = None, **options) -> Job:
-        """Accept a job (record first, then the message); raises ParamsInvalid / UnknownWorkflow."""
+    def submit(self, workflow: str, params: dict[str, Any], *, source: str, job_id: str | None = None,
+               owner: str | None = None, **options) -> Job:
+        """Accept a job (record first, then the message) as `owner`'s; raises ParamsInvalid / UnknownWorkflow."""
 
         def publish(job_id: str, wf, clean: dict[str, Any]) -> None:
             self.publish(job_id, wf.name, clean, **options)
 
-        job = submission.accept(self.app.services, workflow, params, publish, source=source, job_id=job_id)
+        job = submission.accept(self.app.services, workflow, params, publish, source=source, job_id=job_id,
+                                owner=owner)
         self.app.lifecycle_trigger()
         return job
 

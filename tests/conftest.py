@@ -72,6 +72,7 @@ def unique_settings(endpoint: str, **overrides) -> Settings:
         job_table=f"task_store_{suffix}",
         result_table=f"celery_results_{suffix}",
         control_table=f"gpuorch_control_{suffix}",
+        key_table=f"gpuorch_keys_{suffix}",
         bucket=f"gpuorch-jobs-{suffix}",
         gpu_pool=f"pool-{suffix}",
         receive_wait_seconds=1,
@@ -92,3 +93,24 @@ def provisioned(settings) -> Services:
     services = Services(settings)
     Provisioner(services.aws, settings).run()
     return services
+
+
+def make_key(services: Services, owner: str = "alice", *, operator: bool = False, **limits) -> str:
+    """A new API key's token in the provisioned key table (the way `gpuorch keys create` makes one)."""
+    from gpuorch.access.keys import OPERATOR, USER, KeyStore
+
+    _key, token = KeyStore(services.aws.dynamodb, services.settings.key_table).create(
+        owner, role=OPERATOR if operator else USER, name="test", **limits)
+    return token
+
+
+@pytest.fixture
+def api_key(provisioned) -> str:
+    """A user key of owner alice."""
+    return make_key(provisioned, "alice")
+
+
+@pytest.fixture
+def operator_key(provisioned) -> str:
+    """An operator key (owner ops)."""
+    return make_key(provisioned, "ops", operator=True)

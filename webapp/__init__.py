@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import functools
+import time
 from datetime import datetime
 from typing import Callable
 
 from flask import Flask
 
 import gpuorch
+from gpuorch.access.backlog import BacklogGauge
+from gpuorch.access.keys import KeyCache, KeyStore
+from gpuorch.access.ratelimit import RateLimiter
+from gpuorch.aws.clients import AwsClients
 from gpuorch.celery_app import GpuorchCelery
 from gpuorch.celery_app import app as default_celery_app
 from gpuorch.jobs.store import utc_now
 from gpuorch.settings import Settings
+from lifecycle.instances import EC2_CLIENT_CONFIG, InstancePool
+from webapp import auth
+from webapp.auth import OPERATOR, USER
 from webapp.context import EXTENSION, ApiContext
 from webapp.errors import GpuorchApi, register_error_handlers
 from webapp.health import HealthChecker
 from webapp.metrics import RequestMetrics
 from webapp.outputs import OutputLinks
 from webapp.request_body import image_capacity, request_body_limit
-from webapp.views import costs, deadletters, jobs, service, workflows
+from webapp.views import costs, deadletters, gpu, jobs, service, workflows
 from webapp.views.submissions import submissions_blueprint
 
 API_DESCRIPTION = """\
@@ -28,13 +37,18 @@ A submission answers 202 with the job's URL; poll it until the status is succeed
 Every error, whatever its status, has the body
 `{"error": {"code": "<machine code>", "message": "<for a human>", "fields": {"<field>": ["<reason>", ...]}}}`,
 where `fields` appears only when particular fields are to blame.
+
+Every route but `/`, `/health` and this document needs an API key (`gpuorch keys create`), sent as
+`Authorization: Bearer <key>`: without one, or with an unknown or revoked one, 401. Operator routes (the GPU,
+costs) need an operator key: 403 for another. A user key sees only its owner's jobs; an operator key every job.
 """
 
 
 def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | None = None,
-               clock: Callable[[], datetime] = utc_now) -> Flask:
+               clock: Callable[[], datetime] = utc_now, monotonic: Callable[[], float] = time.monotonic) -> Flask:
     """The API app; `settings` defaults to the environment's, `celery_app` to gpuorch's own; `clock` tells the
-    time (for the cost report and the month's spend)."""
+    time (for the cost report, the month's spend and the rate limit); `monotonic` times the key and backlog
+    caches."""
     settings = settings if settings is not None else Settings.from_env()
     celery_app = celery_app if celery_app is not None else default_celery_app
     # The API publishes jobs, so its broker, queues and job table must be the ones these settings name.
@@ -46,7 +60,8 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
         settings.max_input_bytes, max((image_capacity(workflow) for workflow in catalog), default=0)
     )
 
-    app = Flask(__name__)
+    # No static folder: every route is an API route, and each needs a key unless listed in auth.OPEN_ENDPOINTS.
+    app = Flask(__name__, static_folder=None)
     app.config.update(
         MAX_CONTENT_LENGTH=body_limit,
         # The params part of a form may hold data: URIs too; werkzeug would cap it at 500 kB.
@@ -55,7 +70,7 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
         API_VERSION=gpuorch.__version__,
         # 3.1: the workflows' request schemas use JSON Schema's if/then, which OpenAPI 3.0 lacks.
         OPENAPI_VERSION="3.1.0",
-        API_SPEC_OPTIONS={"info": {"description": API_DESCRIPTION}},
+        API_SPEC_OPTIONS={"info": {"description": API_DESCRIPTION}, "security": auth.SECURITY},
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
@@ -64,22 +79,38 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
     # One Api per app: it holds the app's OpenAPI document, which differs with the workflow catalogue.
     api = GpuorchApi(app)
     register_error_handlers(app)
+    services = celery_app.services
     app.extensions[EXTENSION] = ApiContext(
         celery=celery_app,
         health=HealthChecker(settings, clock=clock),
         outputs=OutputLinks.from_settings(settings),
+        keys=KeyCache(KeyStore(services.aws.dynamodb, settings.key_table), ttl_s=settings.key_cache_seconds,
+                      monotonic=monotonic),
+        limiter=RateLimiter(services.aws.dynamodb, settings.control_table, clock=lambda: clock().timestamp()),
+        backlog=BacklogGauge(services.aws.sqs, lambda: services.aws.queue_url(settings.gpu_queue),
+                             ttl_s=settings.backlog_check_seconds, monotonic=monotonic),
+        # No fallback instance types: an operator's start starts the instance as it is; changing its type on a
+        # capacity shortage is the lifecycle's (and needs a permission the API's role does not have).
+        gpu_pool=functools.cache(lambda: InstancePool(AwsClients(settings, EC2_CLIENT_CONFIG).ec2, settings.gpu_pool)),
         clock=clock,
     )
+    auth.install(app, api)
 
     submissions, request_schemas = submissions_blueprint(catalog)
     for name, schema in request_schemas.items():
         api.spec.components.schema(name, component=schema)
-    api.register_blueprint(service.blp)
-    api.register_blueprint(workflows.blp)
-    api.register_blueprint(submissions)
-    api.register_blueprint(jobs.blp)
-    api.register_blueprint(costs.blp)
-    api.register_blueprint(deadletters.blp)
+    # Each blueprint with the key it needs (every route needs one, but for auth.OPEN_ENDPOINTS).
+    for blueprint, role in (
+        (service.blp, USER),
+        (workflows.blp, USER),
+        (submissions, USER),
+        (jobs.blp, USER),
+        (costs.blp, OPERATOR),
+        (gpu.blp, OPERATOR),
+        (deadletters.blp, OPERATOR),
+    ):
+        auth.register(app, api, blueprint, role)
+    # Outside any blueprint, so the auth check asks an operator key of it (Prometheus sends it as a bearer token).
     register_metrics(app, RequestMetrics(workflow.name for workflow in catalog))
     return app
 

@@ -1,5 +1,5 @@
 """What the routes reach through the Flask app: the Celery app that publishes, its services, the health checker,
-the signer of output download links, the clock, and the GPU lifecycle's records."""
+the signer of output download links, the clock, the GPU lifecycle's records, the API keys and the limits."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from typing import Any, Callable
 from botocore.exceptions import BotoCoreError, ClientError
 from flask import current_app
 
+from gpuorch.access.backlog import BacklogGauge
+from gpuorch.access.keys import ApiKey, KeyCache
+from gpuorch.access.ratelimit import Limit, RateLimiter
 from gpuorch.celery_app import GpuorchCelery
 from gpuorch.errors import UnknownWorkflow
 from gpuorch.jobs.store import Job, utc_now
@@ -20,6 +23,7 @@ from gpuorch.workflows import UnknownWorkflowError, Workflow
 from webapp.health import HealthChecker
 from lifecycle.check import LifecycleStatus, StatusStore
 from lifecycle.costs import Period, period_costs, run_log_for
+from lifecycle.instances import InstancePool
 from webapp.outputs import OutputLinks
 
 log = logging.getLogger(__name__)
@@ -32,6 +36,11 @@ class ApiContext:
     celery: GpuorchCelery
     health: HealthChecker
     outputs: OutputLinks
+    keys: KeyCache
+    limiter: RateLimiter
+    backlog: BacklogGauge
+    #: The GPU pool as `gpuorch gpu` reaches it, built on first use (operator routes only).
+    gpu_pool: Callable[[], InstancePool]
     clock: Callable[[], datetime] = utc_now
 
     @property
@@ -45,11 +54,28 @@ class ApiContext:
         except UnknownWorkflowError as exc:
             raise UnknownWorkflow(f"No workflow is named {name!r}; known: {', '.join(exc.known)}.") from None
 
-    def submit(self, workflow: str, params: dict[str, Any]) -> Job:
-        """Validate, record and publish one job (gpuorch.submission.accept, through the workflow's task)."""
+    def submit(self, workflow: str, params: dict[str, Any], owner: str) -> Job:
+        """Validate, record and publish one job of `owner` (gpuorch.submission.accept, through the workflow's
+        task)."""
         # task_for names the task; looking it up on this Celery app binds it to this app's broker and services.
         task = self.celery.tasks[task_for(workflow).name]
-        return task.submit(workflow, params, source="api")
+        return task.submit(workflow, params, source="api", owner=owner)
+
+    def admit(self, key: ApiKey) -> None:
+        """Let one submission of `key` through the limits: BacklogFull when the GPU queue is full (nothing
+        spent), RateLimited when the key's allowance is spent."""
+        settings = self.services.settings
+        self.backlog.check(settings.max_backlog)
+        per_minute = key.rate_per_minute if key.rate_per_minute is not None else settings.rate_limit_per_minute
+        self.limiter.spend(key.key_id, Limit(per_minute, key.burst or settings.rate_limit_burst))
+
+    def visible_job(self, job_id: str, key: ApiKey) -> Job | None:
+        """The job if the key may see it (its owner's, or any for an operator key); None otherwise, so another
+        owner's job reads exactly like a missing one."""
+        job = self.services.jobs.get(job_id)
+        if job is None or (not key.operator and job.owner != key.owner):
+            return None
+        return job
 
     def lifecycle_status(self) -> LifecycleStatus | None:
         """The last lifecycle check's outcome; None when there was none or it cannot be read now (logged), so

@@ -13,7 +13,9 @@ from flask_smorest import Api
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from gpuorch.errors import ParamsInvalid, UnknownWorkflow
+from gpuorch.access.backlog import BacklogFull
+from gpuorch.access.ratelimit import RateLimited, retry_after_header
+from gpuorch.errors import InputTooLarge, ParamsInvalid, UnknownWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +47,14 @@ class ErrorSchema(ma.Schema):
 class ApiError(Exception):
     """An error the API answers with directly: its status, code, message and offending fields."""
 
-    def __init__(self, status: int, code: str, message: str, fields: Mapping[str, list[str]] | None = None):
+    def __init__(self, status: int, code: str, message: str, fields: Mapping[str, list[str]] | None = None,
+                 headers: Mapping[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.fields = fields
+        self.headers = dict(headers or {})
 
 
 def error_body(code: str, message: str, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -110,7 +114,25 @@ class GpuorchApi(Api):
 
 
 def _api_error(error: ApiError):
-    return error_body(error.code, error.message, error.fields), error.status
+    return error_body(error.code, error.message, error.fields), error.status, error.headers
+
+
+def _input_too_large(error: InputTooLarge):
+    others = sorted(set(flatten_fields(error.errors)) - set(error.too_large))
+    message = f"Inline image over the size limit: {', '.join(error.too_large)}." + (
+        f" Also refused: {', '.join(others)}." if others else "")
+    return error_body("image_too_large", message, error.errors), 413
+
+
+def _rate_limited(error: RateLimited):
+    wait = retry_after_header(error.retry_after)
+    message = (f"This API key may submit {error.limit.per_minute:g} jobs a minute (bursts of {error.limit.burst}); "
+               f"try again in {wait} s.")
+    return error_body("rate_limited", message), 429, {"Retry-After": str(wait)}
+
+
+def _backlog_full(error: BacklogFull):
+    return error_body("backlog_full", str(error)), 503, {"Retry-After": str(error.retry_after)}
 
 
 def _params_invalid(error: ParamsInvalid):
@@ -129,6 +151,9 @@ def _unavailable(error: Exception):
 def register_error_handlers(app: Flask) -> None:
     """Handlers for the errors raised below the routes; HTTP errors are GpuorchApi's."""
     app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(InputTooLarge, _input_too_large)
+    app.register_error_handler(RateLimited, _rate_limited)
+    app.register_error_handler(BacklogFull, _backlog_full)
     app.register_error_handler(ParamsInvalid, _params_invalid)
     app.register_error_handler(UnknownWorkflow, _unknown_workflow)
     for kind in UNAVAILABLE_ERRORS:

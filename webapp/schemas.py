@@ -105,6 +105,11 @@ class JobSchema(_LinkedJobSchema):
     outputs = ma.fields.List(ma.fields.Nested(OutputSchema), required=True)
     error = ma.fields.String(allow_none=True, metadata={"description": "Why the job failed."})
     source = ma.fields.String(required=True, metadata={"description": "Who submitted it: api or python."})
+    owner = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "Owner of the API key that submitted it (GPUORCH_SUBMIT_OWNER for python); null "
+                                 "for a job no owner's key sees (only operator keys do)."},
+    )
     gpu_seconds = ma.fields.Float(
         allow_none=True, metadata={"description": "ComfyUI's execution time of the job's prompt, once it succeeded."}
     )
@@ -336,3 +341,24 @@ class CostReportSchema(ma.Schema):
         allow_none=True,
         metadata={"description": "This month's spend beside GPUORCH_MONTHLY_BUDGET_USD; null when no budget is set."},
     )
+
+
+class GpuInstanceSchema(ma.Schema):
+    instance_id = ma.fields.String(required=True)
+    state = ma.fields.String(required=True, metadata={"description": "EC2's state: pending, running, stopping, "
+                                                                     "stopped, shutting-down."})
+    instance_type = ma.fields.String(required=True)
+    market = ma.fields.String(required=True, metadata={"enum": ["on-demand", "spot"]})
+    launched_at = ma.fields.DateTime(allow_none=True, metadata={"description": "When it last started."})
+
+
+class GpuPoolSchema(ma.Schema):
+    pool = ma.fields.String(required=True, metadata={"description": "The pool's tag value (GPUORCH_GPU_POOL)."})
+    instances = ma.fields.List(ma.fields.Nested(GpuInstanceSchema), required=True)
+
+
+class GpuActionSchema(ma.Schema):
+    instance_id = ma.fields.String(required=True)
+    outcome = ma.fields.String(required=True, metadata={
+        "description": "What the call did: started, stopping, already running, already stopped, pending, wait, ..."})
+    state = ma.fields.String(required=True, metadata={"description": "The instance's state after the call."})

@@ -10,7 +10,7 @@ from typing import Callable
 from botocore.exceptions import ClientError
 
 from gpuorch.aws.clients import AwsClients
-from gpuorch.jobs.store import STATUS_INDEX
+from gpuorch.jobs.store import OWNER_INDEX, STATUS_INDEX
 from gpuorch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -80,20 +80,21 @@ class Provisioner:
         self.table(
             self.settings.job_table,
             key="task_id",
-            attributes={"task_id": "S", "status": "S", "created_at": "S"},
-            index=(STATUS_INDEX, "status", "created_at"),
+            attributes={"task_id": "S", "status": "S", "created_at": "S", "owner": "S"},
+            indexes=((STATUS_INDEX, "status", "created_at"), (OWNER_INDEX, "owner", "created_at")),
             ttl_attribute="expires_at",
         )
-        self.table(self.settings.result_table, key="id", attributes={"id": "S"}, index=None, ttl_attribute="ttl")
+        self.table(self.settings.result_table, key="id", attributes={"id": "S"}, ttl_attribute="ttl")
         # Worker heartbeats, the lifecycle lock, instance runs: small items keyed by kind and id.
         self.table(
             self.settings.control_table,
             key="pk",
             sort_key="sk",
             attributes={"pk": "S", "sk": "S"},
-            index=None,
             ttl_attribute="expires_at",
         )
+        # API keys, by key id (only each token's hash is stored); revoked keys are kept, so no expiry.
+        self.table(self.settings.key_table, key="key_id", attributes={"key_id": "S"}, ttl_attribute=None)
         self.bucket(self.settings.bucket)
         return self.changes
 
@@ -124,47 +125,52 @@ class Provisioner:
         *,
         key: str,
         attributes: dict[str, str],
-        index: tuple[str, str, str] | None,
-        ttl_attribute: str,
+        ttl_attribute: str | None,
+        indexes: tuple[tuple[str, str, str], ...] = (),
         sort_key: str | None = None,
     ) -> None:
         db = self.aws.dynamodb
         try:
-            db.describe_table(TableName=name)
+            described = db.describe_table(TableName=name)["Table"]
         except db.exceptions.ResourceNotFoundException:
-            self._create_table(name, key=key, sort_key=sort_key, attributes=attributes, index=index)
-            self._enable_ttl(name, ttl_attribute)
-            detail = "on-demand" + (f", index {index[0]}" if index else "") + f", ttl on {ttl_attribute}"
+            self._create_table(name, key=key, sort_key=sort_key, attributes=attributes, indexes=indexes)
+            if ttl_attribute:
+                self._enable_ttl(name, ttl_attribute)
+            detail = "on-demand" + "".join(f", index {index[0]}" for index in indexes) + (
+                f", ttl on {ttl_attribute}" if ttl_attribute else "")
             self._note(Change(f"dynamodb table {name}", "created", detail))
             return
-        ttl = db.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-        if ttl.get("TimeToLiveStatus") in {"ENABLED", "ENABLING"} and ttl.get("AttributeName") == ttl_attribute:
-            self._note(Change(f"dynamodb table {name}", "unchanged"))
+        updates = []
+        present = {index["IndexName"] for index in described.get("GlobalSecondaryIndexes", [])}
+        for index in indexes:
+            if index[0] not in present:
+                # An index added in a later version (e.g. the owner index): built in the background by DynamoDB.
+                db.update_table(TableName=name, AttributeDefinitions=_definitions(attributes),
+                                GlobalSecondaryIndexUpdates=[{"Create": _index_spec(index)}])
+                updates.append(f"index {index[0]}")
+        if ttl_attribute:
+            ttl = db.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+            if ttl.get("TimeToLiveStatus") not in {"ENABLED", "ENABLING"} or ttl.get("AttributeName") != ttl_attribute:
+                self._enable_ttl(name, ttl_attribute)
+                updates.append(f"ttl on {ttl_attribute}")
+        if updates:
+            self._note(Change(f"dynamodb table {name}", "updated", ", ".join(updates)))
         else:
-            self._enable_ttl(name, ttl_attribute)
-            self._note(Change(f"dynamodb table {name}", "updated", f"ttl on {ttl_attribute}"))
+            self._note(Change(f"dynamodb table {name}", "unchanged"))
 
     def _create_table(self, name: str, *, key: str, sort_key: str | None, attributes: dict[str, str],
-                      index: tuple[str, str, str] | None) -> None:
+                      indexes: tuple[tuple[str, str, str], ...]) -> None:
         key_schema = [{"AttributeName": key, "KeyType": "HASH"}]
         if sort_key:
             key_schema.append({"AttributeName": sort_key, "KeyType": "RANGE"})
         spec = {
             "TableName": name,
             "KeySchema": key_schema,
-            "AttributeDefinitions": [{"AttributeName": a, "AttributeType": t} for a, t in attributes.items()],
+            "AttributeDefinitions": _definitions(attributes),
             "BillingMode": "PAY_PER_REQUEST",
         }
-        if index:
-            index_name, hash_key, range_key = index
-            spec["GlobalSecondaryIndexes"] = [{
-                "IndexName": index_name,
-                "KeySchema": [
-                    {"AttributeName": hash_key, "KeyType": "HASH"},
-                    {"AttributeName": range_key, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }]
+        if indexes:
+            spec["GlobalSecondaryIndexes"] = [_index_spec(index) for index in indexes]
         self.aws.dynamodb.create_table(**spec)
         self.aws.dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
 
@@ -239,6 +245,22 @@ class Provisioner:
         self.aws.s3.put_bucket_lifecycle_configuration(
             Bucket=name, LifecycleConfiguration={"Rules": others + self._expiry_rules()}
         )
+
+
+def _definitions(attributes: dict[str, str]) -> list[dict[str, str]]:
+    return [{"AttributeName": a, "AttributeType": t} for a, t in attributes.items()]
+
+
+def _index_spec(index: tuple[str, str, str]) -> dict:
+    index_name, hash_key, range_key = index
+    return {
+        "IndexName": index_name,
+        "KeySchema": [
+            {"AttributeName": hash_key, "KeyType": "HASH"},
+            {"AttributeName": range_key, "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    }
 
 
 def _ours(rule: dict) -> bool:

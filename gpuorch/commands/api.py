@@ -1,4 +1,5 @@
-"""A small REST client for the CLI: GPUORCH_API_URL, the API's error shape, and exit 1 or 2 on failure."""
+"""A small REST client for the CLI: GPUORCH_API_URL and GPUORCH_API_KEY, the API's error shape, and exit 1 or 2
+on failure."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ TIMEOUT_S = 30
 class Api:
     """Calls the REST API at `base_url`; any failure is printed and ends the command (1 refused, 2 unreachable)."""
 
-    def __init__(self, base_url: str, session: requests.Session | None = None):
+    def __init__(self, base_url: str, session: requests.Session | None = None, *, api_key: str = ""):
         self.base_url = base_url.rstrip("/")
         self.session = session or requests.Session()
+        if api_key:
+            self.session.headers["Authorization"] = f"Bearer {api_key}"
 
     def call(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any) -> dict[str, Any]:
         url = f"{self.base_url}{path}"
@@ -30,6 +33,8 @@ class Api:
             body = None
         if answer.status_code in ok and isinstance(body, dict):
             return body
+        if answer.status_code == 401 and not self.session.headers.get("Authorization"):
+            fail(1, "the API needs a key: set GPUORCH_API_KEY (make one with `gpuorch keys create --owner NAME`)")
         error = body.get("error") if isinstance(body, dict) else None
         if not isinstance(error, dict):
             fail(2 if answer.status_code >= 500 else 1, f"{method} {path}: HTTP {answer.status_code} from the API")

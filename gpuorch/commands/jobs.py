@@ -1,4 +1,4 @@
-"""`gpuorch submit|status|list|cancel`: jobs through the REST API at GPUORCH_API_URL."""
+"""`gpuorch submit|status|list|cancel`: jobs through the REST API at GPUORCH_API_URL, with GPUORCH_API_KEY."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ URI_PREFIXES = ("s3://", "https://", "http://", "data:")
 
 
 def _api(settings: Settings) -> Api:
-    return Api(settings.api_base_url)
+    return Api(settings.api_base_url, api_key=settings.api_key)
 
 
 def describe_job(job: dict[str, Any]) -> str:

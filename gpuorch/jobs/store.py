@@ -18,6 +18,8 @@ from gpuorch.jobs import states
 log = logging.getLogger(__name__)
 
 STATUS_INDEX = "status-created_at-index"
+# Each API key's owner lists its own jobs through this index (jobs without an owner are not in it).
+OWNER_INDEX = "owner-created_at-index"
 Clock = Callable[[], datetime]
 
 _serializer = TypeSerializer()
@@ -68,6 +70,7 @@ class Job:
     gpu_seconds: float | None = None
     redrive_of: str | None = None  # the dead-lettered job this one was resubmitted from
     redriven_as: str | None = None  # the job this dead-lettered one was resubmitted as
+    owner: str | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> "Job":
@@ -90,6 +93,7 @@ class Job:
             gpu_seconds=data.get("gpu_seconds"),
             redrive_of=data.get("redrive_of"),
             redriven_as=data.get("redriven_as"),
+            owner=data.get("owner"),
         )
 
 
@@ -150,8 +154,9 @@ class JobStore:
         self._clock = clock
 
     def create(self, job_id: str, workflow: str, params: dict[str, Any], *, source: str,
-               redrive_of: str | None = None) -> Job:
-        """Write a new queued record; a second create with the same id is refused, not overwritten."""
+               redrive_of: str | None = None, owner: str | None = None) -> Job:
+        """Write a new queued record; a second create with the same id is refused, not overwritten. A job
+        without an owner is left out of the owner index (only operators see it)."""
         now = self._clock()
         stamp = timestamp(now)
         item = {
@@ -169,6 +174,8 @@ class JobStore:
         }
         if redrive_of is not None:
             item["redrive_of"] = redrive_of
+        if owner:
+            item["owner"] = owner
         try:
             self._db.put_item(
                 TableName=self._table,
@@ -191,13 +198,38 @@ class JobStore:
         """Remove a record that never reached the queue (its message could not be sent)."""
         self._db.delete_item(TableName=self._table, Key={"task_id": {"S": job_id}})
 
-    def list(self, *, status: str | None, limit: int, cursor: str | None = None) -> tuple[list[Job], str | None]:
-        """Newest first from the status GSI; with no status, every status merged. Returns (jobs, next cursor)."""
+    def list(self, *, status: str | None, limit: int, cursor: str | None = None,
+             owner: str | None = None) -> tuple[list[Job], str | None]:
+        """Newest first, optionally of one status; returns (jobs, next cursor).
+
+        With an owner, that owner's jobs from the owner GSI (the status, if any, filtered there); without one,
+        every job from the status GSI, each status merged.
+        """
         after = decode_cursor(cursor) if cursor else None
-        statuses = [status] if status else list(states.STATUSES)
-        jobs, more = newest_first([self._query_status(s, limit, after) for s in statuses], limit)
+        if owner is not None:
+            jobs = self._query_index(self._owner_query(owner, status), limit + 1, after)
+            more = len(jobs) > limit
+            jobs = jobs[:limit]
+        else:
+            statuses = [status] if status else list(states.STATUSES)
+            jobs, more = newest_first([self._query_status(s, limit, after) for s in statuses], limit)
         next_cursor = encode_cursor(jobs[-1].created_at, jobs[-1].job_id) if jobs and more else None
         return jobs, next_cursor
+
+    def _owner_query(self, owner: str, status: str | None) -> dict[str, Any]:
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": "#o = :o",
+            "ExpressionAttributeNames": {"#o": "owner"},
+            "ExpressionAttributeValues": {":o": {"S": owner}},
+            "ScanIndexForward": False,
+        }
+        if status:
+            query["FilterExpression"] = "#s = :s"
+            query["ExpressionAttributeNames"]["#s"] = "status"
+            query["ExpressionAttributeValues"][":s"] = {"S": status}
+        return query
 
     def _query_status(self, status: str, limit: int, after: tuple[str, str] | None) -> list[Job]:
         """Up to `limit` records of one status older than `after`, newest first."""
@@ -209,6 +241,10 @@ class JobStore:
             "ExpressionAttributeValues": {":s": {"S": status}},
             "ScanIndexForward": False,
         }
+        return self._query_index(query, limit, after)
+
+    def _query_index(self, query: dict[str, Any], limit: int, after: tuple[str, str] | None) -> list[Job]:
+        """Up to `limit` records of an index query older than `after`, newest first."""
         if after is not None:
             query["KeyConditionExpression"] += " AND created_at <= :c"
             query["ExpressionAttributeValues"][":c"] = {"S": after[0]}

@@ -14,6 +14,7 @@ import click
 import requests
 from tqdm import tqdm
 
+from gpuorch.access.keys import KeyStore
 from gpuorch.aws.clients import AwsClients
 from gpuorch.aws.provision import Provisioner
 from gpuorch.celery_app import app
@@ -31,6 +32,7 @@ SAMPLE_IMAGE = Path(__file__).resolve().parent / "sample-house.png"
 JOB_DEADLINE_S = 300
 BOOT_DELAY_S = 3.0
 IDLE_STOP_DEADLINE_S = 120
+DEMO_OWNER = "demo"
 
 
 def local_settings(base: Settings, endpoint: str, comfyui_url: str, api_port: int,
@@ -49,6 +51,8 @@ def local_settings(base: Settings, endpoint: str, comfyui_url: str, api_port: in
         idle_stop_seconds=min(base.idle_stop_seconds, 10),
         lifecycle_check_seconds=min(base.lifecycle_check_seconds, 2),
         heartbeat_seconds=min(base.heartbeat_seconds, 2),
+        # The demo's task.delay() job is the demo key's owner's, so the key follows it like the REST one.
+        submit_owner=DEMO_OWNER,
     )
 
 
@@ -86,7 +90,15 @@ class ProgressDisplay:
             bar.close()
 
 
-def follow_jobs(api: str, job_ids: dict[str, str], deadline_s: float, echo: Callable[[str], None]) -> dict[str, dict]:
+def api_session(api_key: str) -> requests.Session:
+    """A session sending the demo's API key."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {api_key}"
+    return session
+
+
+def follow_jobs(api: str, job_ids: dict[str, str], deadline_s: float, echo: Callable[[str], None],
+                session: requests.Session) -> dict[str, dict]:
     """Show each job's progress until all are terminal (or the deadline passes); returns their records."""
     display = ProgressDisplay(list(job_ids), echo)
     records: dict[str, dict] = {}
@@ -94,7 +106,7 @@ def follow_jobs(api: str, job_ids: dict[str, str], deadline_s: float, echo: Call
     try:
         while time.monotonic() < deadline:
             for label, job_id in job_ids.items():
-                records[label] = requests.get(f"{api}/api/v1/jobs/{job_id}", timeout=10).json()
+                records[label] = session.get(f"{api}/api/v1/jobs/{job_id}", timeout=10).json()
                 display.show(label, records[label])
             if all(r["status"] in states.TERMINAL for r in records.values()):
                 break
@@ -133,6 +145,8 @@ def run_demo(base: Settings, output_dir: Path, step_seconds: float, echo: Callab
         aws = AwsClients(settings)
         echo("Provisioning:")
         Provisioner(aws, settings, report=lambda change: echo(f"  {change}")).run()
+        key, token = KeyStore(aws.dynamodb, settings.key_table).create(DEMO_OWNER, name="gpuorch demo")
+        settings = dataclasses.replace(settings, api_key=token)
         pool = InstancePool(aws.ec2, settings.gpu_pool)
         instance_id = pool.create_local_instance()
         echo(f"GPU instance {instance_id} (g6e.2xlarge on moto): {pool.get(instance_id).state}")
@@ -146,6 +160,10 @@ def run_demo(base: Settings, output_dir: Path, step_seconds: float, echo: Callab
         echo(f"API at {api}; control worker and beat running (Procfile: api, control_worker, beat)")
         echo(f"Prometheus metrics: {api}/metrics, http://127.0.0.1:{settings.control_metrics_port}/metrics (control "
              f"worker), http://127.0.0.1:{settings.gpu_metrics_port}/metrics (GPU worker, once it runs)")
+        echo(f"API key {key.key_id} of owner {DEMO_OWNER} (made with the key table, as `gpuorch keys create "
+             f"--owner {DEMO_OWNER}` does); while the demo runs:\n"
+             f"  export GPUORCH_API_URL={api} GPUORCH_API_KEY={token}\n"
+             f"  gpuorch list    # or: curl -H \"Authorization: Bearer $GPUORCH_API_KEY\" {api}/api/v1/jobs")
         # The instance's boot, played locally: once it runs, ComfyUI (the emulator) and the GPU worker start.
         host = local_gpu_host(stack, instance_id=instance_id, comfyui_port=comfyui_port, data_dir=run_dir / "comfyui",
                               model_files=settings.models.by_folder(), step_seconds=step_seconds)
@@ -164,7 +182,8 @@ def submit_and_follow(settings: Settings, aws: AwsClients, pool: InstancePool, i
     aws.s3.upload_file(str(SAMPLE_IMAGE), settings.bucket, image_key)
     image_uri = f"s3://{settings.bucket}/{image_key}"
 
-    answer = requests.post(
+    session = api_session(settings.api_key)
+    answer = session.post(
         f"{api}/api/v1/camera-angle/jobs", json={"image": image_uri, "move": "rotate_left", "degrees": 45}, timeout=30
     )
     answer.raise_for_status()
@@ -177,7 +196,8 @@ def submit_and_follow(settings: Settings, aws: AwsClients, pool: InstancePool, i
     echo(f"The GPU is stopped: the submissions asked for a lifecycle check, which starts it "
          f"(boot played as {BOOT_DELAY_S:.0f} s, then ComfyUI, the GPU worker and its warm-up).")
 
-    records = follow_jobs(api, {"camera-angle": camera_id, "qwen-image-edit": result.id}, JOB_DEADLINE_S, echo)
+    records = follow_jobs(api, {"camera-angle": camera_id, "qwen-image-edit": result.id}, JOB_DEADLINE_S, echo,
+                          session)
     ok = all(r["status"] == states.SUCCEEDED for r in records.values())
     if ok:
         echo(f"result.get() from the DynamoDB result backend: {result.get(timeout=30)}")

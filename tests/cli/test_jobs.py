@@ -14,19 +14,22 @@ from gpuorch.celery_app import GpuorchCelery
 from gpuorch.jobs import states
 from webapp import create_app
 
+from tests.conftest import make_key
 from tests.webapp.images import encode
 from tests.webapp.test_api_health import closed_port
 
 
 @pytest.fixture
 def served(settings, provisioned):
-    """The API on a loopback port; yields (settings pointing at it, the Flask app, the services)."""
+    """The API on a loopback port; yields (settings pointing at it with a user key of alice, the Flask app, the
+    services)."""
     celery_app = GpuorchCelery(settings_loader=lambda: settings)
     app = create_app(settings, celery_app=celery_app)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield dataclasses.replace(settings, api_base_url=f"http://127.0.0.1:{server.server_port}"), app, provisioned
+    yield (dataclasses.replace(settings, api_base_url=f"http://127.0.0.1:{server.server_port}",
+                               api_key=make_key(provisioned, "alice")), app, provisioned)
     server.shutdown()
     thread.join()
     celery_app.close()
@@ -147,3 +150,19 @@ def test_a_missing_image_file_is_a_usage_error(gpuorch, served):
     api_settings, _, _ = served
     result = gpuorch("submit", "camera-angle", "-i", "nowhere.png", settings=api_settings)
     assert result.exit_code == 2 and "neither a URI" in result.output
+
+
+def test_without_a_key_the_cli_says_how_to_get_one_and_exits_1(gpuorch, served):
+    api_settings, _, _ = served
+    result = gpuorch("list", settings=dataclasses.replace(api_settings, api_key=""))
+    assert result.exit_code == 1
+    assert "GPUORCH_API_KEY" in result.stderr and "gpuorch keys create" in result.stderr
+
+
+def test_a_revoked_key_exits_1_with_the_api_message(gpuorch, served):
+    api_settings, _, _ = served
+    revoked = gpuorch("keys", "revoke", api_settings.api_key.split("_")[1], settings=api_settings)
+    assert revoked.exit_code == 0, revoked.output
+    # The API has not used (so not cached) this key yet: the revocation is seen at once.
+    result = gpuorch("list", settings=api_settings)
+    assert result.exit_code == 1 and "invalid_key" in result.stderr

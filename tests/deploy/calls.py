@@ -23,6 +23,8 @@ from tests.deploy.iam import Request, bucket_arn, instance_arn, object_arn, queu
 
 # A month partition of the closed instance runs (lifecycle/runs.py: CLOSED_PK_PREFIX + "YYYY-MM").
 SOME_MONTH = "run#2026-01"
+# A key's rate-limit item (gpuorch/access/ratelimit.py: PARTITION + key id).
+SOME_RATE = "rate#0123456789ab"
 POOL_TAG = "gpuorch:pool"
 
 
@@ -112,6 +114,13 @@ CALLS: dict[str, list[Call]] = {
         Call("sqs", "ReceiveMessage", "dlq", "gpuorch/jobs/deadletters.py receive_all (dead-letter list, redrive)"),
         Call("sqs", "ChangeMessageVisibilityBatch", "dlq", "gpuorch/jobs/deadletters.py release (after a look)"),
         Call("sqs", "DeleteMessage", "dlq", "gpuorch/jobs/redrive.py DeadLetters._one (a redriven dead letter)"),
+        Call("dynamodb", "GetItem", "key_table", "KeyStore.verify (webapp/auth.py: each request's key, cached)"),
+        Call("dynamodb", "Query", "job_owner_index", "JobStore.list of one owner's jobs (GET /api/v1/jobs)"),
+        Call("dynamodb", "GetItem", f"control_table@{SOME_RATE}", "RateLimiter.spend (a submission)"),
+        Call("dynamodb", "PutItem", f"control_table@{SOME_RATE}", "RateLimiter.spend, conditional (a submission)"),
+        Call("ec2", "DescribeInstances", "*", "GET /api/v1/gpu, InstancePool.get before a start or stop (operators)"),
+        Call("ec2", "StartInstances", "pool_instance", "POST /api/v1/gpu/{id}/start (operators)"),
+        Call("ec2", "StopInstances", "pool_instance", "POST /api/v1/gpu/{id}/stop (operators)"),
     ],
     "control": [
         Call("sqs", "ListQueues", "*", KOMBU_START),
@@ -217,6 +226,12 @@ CALLS: dict[str, list[Call]] = {
         Call("s3", "PutBucketEncryption", "bucket", "Provisioner._create_bucket"),
         Call("s3", "GetBucketLifecycleConfiguration", "bucket", "Provisioner._lifecycle_rules"),
         Call("s3", "PutBucketLifecycleConfiguration", "bucket", "Provisioner._set_expiry"),
+        Call("dynamodb", "DescribeTable", "key_table", "Provisioner.table and the table_exists waiter"),
+        Call("dynamodb", "CreateTable", "key_table", "Provisioner._create_table"),
+        Call("dynamodb", "UpdateTable", "job_table", "Provisioner.table: an index added since the table was made"),
+        Call("dynamodb", "PutItem", "key_table", "gpuorch keys create (KeyStore.create)"),
+        Call("dynamodb", "Scan", "key_table", "gpuorch keys list (KeyStore.list)"),
+        Call("dynamodb", "UpdateItem", "key_table", "gpuorch keys revoke (KeyStore.revoke)"),
     ],
 }
 
@@ -281,6 +296,12 @@ def resolve(call: Call, settings: Any, account: str) -> list[Request]:
         from gpuorch.jobs.store import STATUS_INDEX
 
         return [Request(action, table_arn(region, account, settings.job_table, STATUS_INDEX), {}, where)]
+    if name == "job_owner_index":
+        from gpuorch.jobs.store import OWNER_INDEX
+
+        return [Request(action, table_arn(region, account, settings.job_table, OWNER_INDEX), {}, where)]
+    if name == "key_table":
+        return [Request(action, table_arn(region, account, settings.key_table), {}, where)]
     if name == "result_table":
         return [Request(action, table_arn(region, account, settings.result_table), {}, where)]
     if name == "every_table":

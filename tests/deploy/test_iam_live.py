@@ -51,7 +51,9 @@ ROLE_OF_KEY = {"api": "api", "control": "control", "gpu": "gpu", "client": "clie
 EXPECTED = {
     "api": [("sqs:SendMessage", "gpu_tasks"), ("sqs:SendMessage", "gpu_control"), ("dynamodb:PutItem", "task_store"),
             ("dynamodb:UpdateItem", "task_store"), ("dynamodb:Query", "/index/"), ("s3:PutObject", "/inputs/"),
-            ("s3:GetObject", "/results/"), ("s3:ListBucket", "gpuorch-jobs"), ("dynamodb:Query", "gpuorch_control")],
+            ("s3:GetObject", "/results/"), ("s3:ListBucket", "gpuorch-jobs"), ("dynamodb:Query", "gpuorch_control"),
+            ("dynamodb:GetItem", "gpuorch_keys"), ("dynamodb:PutItem", "gpuorch_control"),
+            ("dynamodb:Query", "owner-created_at"), ("ec2:DescribeInstances", "*")],
     "control": [("ec2:StartInstances", "instance/"), ("ec2:StopInstances", "instance/"),
                 ("sqs:ReceiveMessage", "gpu_control"), ("sqs:SendMessage", "gpu_control"),
                 ("sqs:ReceiveMessage", "dlq"), ("dynamodb:PutItem", "gpuorch_control"),
@@ -62,7 +64,8 @@ EXPECTED = {
     "client": [("sqs:SendMessage", "gpu_tasks"), ("dynamodb:PutItem", "task_store"), ("s3:PutObject", "/inputs/"),
                ("dynamodb:GetItem", "celery_results")],
     "provision": [("sqs:CreateQueue", "gpu_tasks"), ("dynamodb:CreateTable", "task_store"),
-                  ("s3:CreateBucket", "gpuorch-jobs")],
+                  ("s3:CreateBucket", "gpuorch-jobs"), ("dynamodb:CreateTable", "gpuorch_keys"),
+                  ("dynamodb:PutItem", "gpuorch_keys")],
 }
 
 # moto's server with its request recorder, whose writes are serialized: the recorder appends each request to the
@@ -135,6 +138,14 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
 
         provision = stack.start("provision", "gpuorch provision", role_env("provision"))
         assert provision.popen.wait(timeout=120) == 0, provision.tail()
+        # API keys, made as an administrator does (the provision role): a user's, and an operator's.
+        user, operator = requests.Session(), requests.Session()
+        for session, flags in ((user, ""), (operator, " --operator")):
+            made = stack.start(f"keys{flags.strip()}", f"gpuorch keys create --owner iam-test{flags} --json",
+                               role_env("provision"))
+            assert made.popen.wait(timeout=60) == 0, made.tail()
+            token = json.loads(made.log_path.read_text()[made.log_path.read_text().index("{"):])["token"]
+            session.headers["Authorization"] = f"Bearer {token}"
 
         setup = AwsClients(settings)
         setup.s3.upload_file(str(SAMPLE), settings.bucket, "inputs/house.png")
@@ -159,22 +170,23 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
         wait_for(gpu_ready, 120, message="the GPU worker")
 
         # REST: an s3:// input; an inline image; a job cancelled at once.
-        by_uri = answer_json(requests.post(f"{api_url}/api/v1/camera-angle/jobs", timeout=30, json={
+        by_uri = answer_json(user.post(f"{api_url}/api/v1/camera-angle/jobs", timeout=30, json={
             "image": f"s3://{settings.bucket}/inputs/house.png", "move": "top_down"}))["job_id"]
         with open(SAMPLE, "rb") as image:
-            inline = answer_json(requests.post(f"{api_url}/api/v1/qwen-image-edit/jobs", timeout=30,
+            inline = answer_json(user.post(f"{api_url}/api/v1/qwen-image-edit/jobs", timeout=30,
                                                data={"params": json.dumps({"prompt": "Paint the house blue"})},
                                                files={"images": ("house.png", image, "image/png")}))["job_id"]
-        cancelled = answer_json(requests.post(f"{api_url}/api/v1/camera-angle/jobs", timeout=30, json={
+        cancelled = answer_json(user.post(f"{api_url}/api/v1/camera-angle/jobs", timeout=30, json={
             "image": f"s3://{settings.bucket}/inputs/house.png", "move": "close_up"}))["job_id"]
-        requests.post(f"{api_url}/api/v1/jobs/{cancelled}/cancel", timeout=30)
+        user.post(f"{api_url}/api/v1/jobs/{cancelled}/cancel", timeout=30)
 
         # Python: task.delay() with an inline image, then .get().
         client = stack.start("client", [sys.executable, "-c", CLIENT_SCRIPT, str(SAMPLE)], role_env("client"))
         assert client.popen.wait(timeout=180) == 0, client.tail()
 
         def finished(job_id: str):
-            record = answer_json(requests.get(f"{api_url}/api/v1/jobs/{job_id}", timeout=30))
+            # The operator's key: the task.delay() job has no owner, only operators see it.
+            record = answer_json(operator.get(f"{api_url}/api/v1/jobs/{job_id}", timeout=30))
             return record if record["status"] in {"succeeded", "failed", "cancelled"} else None
 
         for job_id in (by_uri, inline, cancelled):
@@ -182,8 +194,10 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
             assert record["status"] in ({"succeeded", "cancelled"} if job_id == cancelled else {"succeeded"}), record
         output = finished(by_uri)["outputs"][0]["url"]
         assert requests.get(output, timeout=30).status_code == 200  # signed with the API's credentials
-        for path in ("/health", "/api/v1/jobs", "/api/v1/jobs?status=succeeded&limit=5", "/api/v1/costs"):
-            requests.get(f"{api_url}{path}", timeout=30)
+        for path in ("/health", "/api/v1/jobs", "/api/v1/jobs?status=succeeded&limit=5"):
+            assert user.get(f"{api_url}{path}", timeout=30).status_code == 200, path
+        for path in ("/api/v1/costs", "/api/v1/gpu", "/api/v1/jobs"):
+            assert operator.get(f"{api_url}{path}", timeout=30).status_code == 200, path
 
         # A dead letter naming a finished job: the sweep reads it and leaves the record as it is.
         dlq = setup.sqs.get_queue_url(QueueName=settings.gpu_dead_letter_queue)["QueueUrl"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from gpuorch.access.keys import OPERATOR, USER, KeyStore
 from gpuorch.aws.provision import Provisioner
 from gpuorch.celery_app import app as celery_app
 from gpuorch.local.stack import LocalStack, Process, free_port
@@ -37,9 +38,13 @@ class Stack:
     api_url: str
     worker: Process | None
     image_uri: str
+    #: Sends a user key (owner "tests"): every job the tests submit over REST is this owner's.
+    session: requests.Session
+    #: Sends an operator key (owner "ops").
+    operator: requests.Session
 
     def job(self, job_id: str) -> dict:
-        answer = requests.get(f"{self.api_url}/api/v1/jobs/{job_id}", timeout=10)
+        answer = self.session.get(f"{self.api_url}/api/v1/jobs/{job_id}", timeout=10)
         answer.raise_for_status()
         return answer.json()
 
@@ -104,7 +109,20 @@ class Stack:
 
 
 def unique_settings(endpoint: str, **overrides) -> Settings:
-    return shared_unique_settings(endpoint, **{"comfyui_retries": 2, **overrides})
+    # No rate or backlog limit unless a test sets one: the happy paths submit as fast as they like. Jobs the
+    # tests submit with task.delay() are the owner "tests"'s, as REST ones through Stack.session are.
+    return shared_unique_settings(endpoint, **{
+        "comfyui_retries": 2, "rate_limit_per_minute": 0, "max_backlog": 0, "submit_owner": "tests", **overrides,
+    })
+
+
+def key_session(services: Services, owner: str = "tests", *, operator: bool = False, **limits) -> requests.Session:
+    """A requests session sending a new key of `owner`, made in the stack's key table as `gpuorch keys create` does."""
+    _key, token = KeyStore(services.aws.dynamodb, services.settings.key_table).create(
+        owner, role=OPERATOR if operator else USER, name="integration tests", **limits)
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session
 
 
 def start_stack(tmp: Path, endpoint: str, *, step_seconds: float, worker_env: dict[str, str] | None = None,
@@ -130,7 +148,8 @@ def start_stack(tmp: Path, endpoint: str, *, step_seconds: float, worker_env: di
         processes.stop()
         raise
     return Stack(settings, services, processes, comfyui_url, api_url, started.get("gpu_worker"),
-                 f"s3://{settings.bucket}/inputs/house.png")
+                 f"s3://{settings.bucket}/inputs/house.png", key_session(services),
+                 key_session(services, "ops", operator=True))
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ FAST_CHECKS = {"GPUORCH_COMFYUI_CHECK_INTERVAL": "0.3"}
 
 
 def submit(stack, move="top_down") -> str:
-    answer = requests.post(
+    answer = stack.session.post(
         f"{stack.api_url}/api/v1/camera-angle/jobs", json={"image": stack.image_uri, "move": move}, timeout=10
     )
     assert answer.status_code == 202, answer.text
@@ -18,7 +18,7 @@ def submit(stack, move="top_down") -> str:
 
 
 def cancel(stack, job_id) -> requests.Response:
-    return requests.post(f"{stack.api_url}/api/v1/jobs/{job_id}/cancel", timeout=10)
+    return stack.session.post(f"{stack.api_url}/api/v1/jobs/{job_id}/cancel", timeout=10)
 
 
 def comfyui(stack, path: str) -> dict:

@@ -48,7 +48,7 @@ def comfy(shared_stack):
 
 
 def submit(stack, move: str = "top_down") -> str:
-    answer = requests.post(
+    answer = stack.session.post(
         f"{stack.api_url}/api/v1/camera-angle/jobs", json={"image": stack.image_uri, "move": move}, timeout=10
     )
     assert answer.status_code == 202, answer.text
@@ -67,7 +67,7 @@ def assert_settled_once(stack, job_id: str, status: str) -> dict:
     assert record["attempts"] == 1 and record["finished_at"], record
     listed_under = [
         state for state in TERMINAL
-        if job_id in {job["job_id"] for job in requests.get(
+        if job_id in {job["job_id"] for job in stack.session.get(
             f"{stack.api_url}/api/v1/jobs", params={"status": state, "limit": 100}, timeout=10).json()["jobs"]}
     ]
     assert listed_under == [status], f"job {job_id} is listed as {listed_under}"

@@ -11,7 +11,7 @@ def test_dead_lettered_job_is_recorded_failed_by_the_control_worker(make_stack):
     # No GPU worker here: this test plays three workers that each die holding the message.
     stack = make_stack(step_seconds=0.05, run=("control_worker", "beat"), visibility_timeout=1,
                        dead_letter_sweep_seconds=1)
-    answer = requests.post(
+    answer = stack.session.post(
         f"{stack.api_url}/api/v1/camera-angle/jobs", json={"image": stack.image_uri, "move": "close_up"}, timeout=10
     )
     job_id = answer.json()["job_id"]

@@ -16,7 +16,7 @@ def test_comfyui_validation_error_fails_the_job_naming_the_node(make_stack):
     models = stack.settings.models
     stack.restart_comfyui({folder: [f for f in files if f != models.camera_lora]
                            for folder, files in models.by_folder().items()})
-    answer = requests.post(
+    answer = stack.session.post(
         f"{stack.api_url}/api/v1/camera-angle/jobs", json={"image": stack.image_uri, "move": "top_down"}, timeout=10
     )
     assert answer.status_code == 202, answer.text
@@ -32,7 +32,7 @@ def test_comfyui_validation_error_fails_the_job_naming_the_node(make_stack):
 def test_worker_killed_mid_job_is_redelivered_and_the_job_runs_once(make_stack):
     # Short limits so SQS hands the message back quickly: 2 x 7 s + 30 s margin <= 45 s visibility.
     stack = make_stack(step_seconds=0.4, visibility_timeout=45, task_time_limit=7)
-    answer = requests.post(
+    answer = stack.session.post(
         f"{stack.api_url}/api/v1/camera-angle/jobs", json={"image": stack.image_uri, "move": "close_up"}, timeout=10
     )
     job_id = answer.json()["job_id"]

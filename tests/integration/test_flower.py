@@ -74,7 +74,7 @@ def test_flower_sees_the_gpu_worker_and_a_job_from_received_to_succeeded(monitor
     stack, flower, names = monitored
     worker = wait_for(flower.gpu_worker, 60, interval=0.5, message="Flower to see the GPU worker online")
 
-    answer = requests.post(f"{stack.api_url}/api/v1/camera-angle/jobs",
+    answer = stack.session.post(f"{stack.api_url}/api/v1/camera-angle/jobs",
                            json={"image": stack.image_uri, "move": "rotate_left", "degrees": 45}, timeout=10)
     assert answer.status_code == 202, answer.text
     job_id = answer.json()["job_id"]
@@ -93,7 +93,7 @@ def test_flower_sees_the_gpu_worker_and_a_job_from_received_to_succeeded(monitor
     assert listed[job_id]["state"] == "SUCCESS" and listed[job_id]["runtime"] == task["runtime"]
 
     missing = f"s3://{stack.settings.bucket}/inputs/no-such-image.png"
-    answer = requests.post(f"{stack.api_url}/api/v1/camera-angle/jobs", json={"image": missing, "move": "top_down"},
+    answer = stack.session.post(f"{stack.api_url}/api/v1/camera-angle/jobs", json={"image": missing, "move": "top_down"},
                            timeout=10)
     failed_id = answer.json()["job_id"]
     assert stack.wait_terminal(failed_id)["status"] == "failed"

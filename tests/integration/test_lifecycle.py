@@ -16,7 +16,7 @@ from gpuorch.services import Services
 from gpuorch.settings import Settings, settings_env
 from lifecycle.instances import InstancePool
 from lifecycle.trigger import CHECK_TASK
-from tests.integration.conftest import SAMPLE, unique_settings, wait_for
+from tests.integration.conftest import SAMPLE, key_session, unique_settings, wait_for
 
 FAST = {"lifecycle_check_seconds": 1, "heartbeat_seconds": 1, "dead_letter_sweep_seconds": 60}
 
@@ -30,6 +30,7 @@ class GpuLifecycle:
     agents: dict[str, GpuHostAgent]
     api_url: str
     image_uri: str
+    session: requests.Session  # a user key's
 
     def state(self, instance_id: str) -> str:
         return self.pool.get(instance_id).state
@@ -38,13 +39,13 @@ class GpuLifecycle:
         return [i.instance_id for i in self.pool.describe() if i.state in ("pending", "running")]
 
     def submit(self, move: str = "top_down") -> str:
-        answer = requests.post(f"{self.api_url}/api/v1/camera-angle/jobs",
+        answer = self.session.post(f"{self.api_url}/api/v1/camera-angle/jobs",
                                json={"image": self.image_uri, "move": move}, timeout=10)
         assert answer.status_code == 202, answer.text
         return answer.json()["job_id"]
 
     def job(self, job_id: str) -> dict:
-        return requests.get(f"{self.api_url}/api/v1/jobs/{job_id}", timeout=10).json()
+        return self.session.get(f"{self.api_url}/api/v1/jobs/{job_id}", timeout=10).json()
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def gpu_lifecycle(moto_endpoint, tmp_path):
                 hosts[instance_id] = GpuHostAgent(services.aws.ec2, instance_id, host, boot_delay_s=1.0)
                 hosts[instance_id].start()
         started.append(GpuLifecycle(settings, services, processes, pool, hosts, api_url,
-                                    f"s3://{settings.bucket}/inputs/house.png"))
+                                    f"s3://{settings.bucket}/inputs/house.png", key_session(services)))
         return started[-1]
 
     yield make

@@ -22,7 +22,7 @@ def assert_outputs_in_s3(stack, record: dict) -> None:
 
 
 def test_rest_camera_angle_job_succeeds_with_progress_in_between(stack):
-    answer = requests.post(
+    answer = stack.session.post(
         f"{stack.api_url}/api/v1/camera-angle/jobs",
         json={"image": stack.image_uri, "move": "rotate_right", "degrees": 90},
         timeout=10,
@@ -69,7 +69,7 @@ def test_delay_job_has_the_same_record_a_result_and_progress_in_its_state(stack)
 
 def test_bad_request_is_refused_and_records_nothing(stack):
     before, _ = stack.services.jobs.list(status=None, limit=100)
-    answer = requests.post(
+    answer = stack.session.post(
         f"{stack.api_url}/api/v1/camera-angle/jobs", json={"image": stack.image_uri, "move": "spin"}, timeout=10
     )
     assert answer.status_code == 422

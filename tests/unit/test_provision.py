@@ -4,7 +4,7 @@ import json
 
 from gpuorch.aws.clients import AwsClients
 from gpuorch.aws.provision import Provisioner, attribute_drift, queue_attributes
-from gpuorch.jobs.store import STATUS_INDEX
+from gpuorch.jobs.store import OWNER_INDEX, STATUS_INDEX
 
 
 def test_first_run_creates_everything_and_second_changes_nothing(settings):
@@ -17,6 +17,7 @@ def test_first_run_creates_everything_and_second_changes_nothing(settings):
         f"dynamodb table {settings.job_table}",
         f"dynamodb table {settings.result_table}",
         f"dynamodb table {settings.control_table}",
+        f"dynamodb table {settings.key_table}",
         f"s3 bucket {settings.bucket}",
     }
     second = Provisioner(aws, settings).run()
@@ -40,9 +41,8 @@ def test_job_table_shape(settings):
     table = aws.dynamodb.describe_table(TableName=settings.job_table)["Table"]
     assert table["KeySchema"] == [{"AttributeName": "task_id", "KeyType": "HASH"}]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    [index] = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == STATUS_INDEX
-    assert [k["AttributeName"] for k in index["KeySchema"]] == ["status", "created_at"]
+    indexes = {i["IndexName"]: [k["AttributeName"] for k in i["KeySchema"]] for i in table["GlobalSecondaryIndexes"]}
+    assert indexes == {STATUS_INDEX: ["status", "created_at"], OWNER_INDEX: ["owner", "created_at"]}
     ttl = aws.dynamodb.describe_time_to_live(TableName=settings.job_table)["TimeToLiveDescription"]
     assert ttl["AttributeName"] == "expires_at" and ttl["TimeToLiveStatus"] == "ENABLED"
 
@@ -64,3 +64,34 @@ def test_drift_compares_redrive_policy_as_json(settings):
     actual = dict(wanted, RedrivePolicy='{"maxReceiveCount":3,"deadLetterTargetArn":"arn:aws:sqs:us-east-1:1:dlq"}')
     assert attribute_drift(wanted, actual) == {}
     assert attribute_drift(wanted, dict(actual, VisibilityTimeout="30")) == {"VisibilityTimeout": "300"}
+
+
+def test_key_table_shape(settings):
+    aws = AwsClients(settings)
+    Provisioner(aws, settings).run()
+    table = aws.dynamodb.describe_table(TableName=settings.key_table)["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "key_id", "KeyType": "HASH"}]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+
+
+def test_a_job_table_without_the_owner_index_gets_it(settings):
+    """A deployment provisioned before jobs had owners: the index is added, once, and the rest is kept."""
+    aws = AwsClients(settings)
+    aws.dynamodb.create_table(
+        TableName=settings.job_table,
+        KeySchema=[{"AttributeName": "task_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("task_id", "status", "created_at")],
+        BillingMode="PAY_PER_REQUEST",
+        GlobalSecondaryIndexes=[{
+            "IndexName": STATUS_INDEX,
+            "KeySchema": [{"AttributeName": "status", "KeyType": "HASH"}, {"AttributeName": "created_at", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }],
+    )
+    changes = {c.resource: c for c in Provisioner(aws, settings).run()}
+    change = changes[f"dynamodb table {settings.job_table}"]
+    assert change.action == "updated" and f"index {OWNER_INDEX}" in change.detail
+    table = aws.dynamodb.describe_table(TableName=settings.job_table)["Table"]
+    assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {STATUS_INDEX, OWNER_INDEX}
+    again = {c.resource: c for c in Provisioner(aws, settings).run()}
+    assert again[f"dynamodb table {settings.job_table}"].action == "unchanged"

@@ -41,6 +41,11 @@ def test_values_are_parsed_by_type():
     ("GPUORCH_GPU_METRICS_PORT", "70000", "between 0"),
     ("GPUORCH_CONTROL_METRICS_PORT", "-1", "between 0"),
     ("GPUORCH_GPU_BUSY_WINDOW_SECONDS", "0", "must be positive"),
+    ("GPUORCH_KEY_CACHE_SECONDS", "-1", "must not be negative"),
+    ("GPUORCH_BACKLOG_CHECK_SECONDS", "-1", "must not be negative"),
+    ("GPUORCH_RATE_LIMIT_PER_MINUTE", "-5", "0 \\(no limit\\) or positive"),
+    ("GPUORCH_RATE_LIMIT_BURST", "0", "at least 1"),
+    ("GPUORCH_MAX_BACKLOG", "-1", "0 \\(no limit\\) or positive"),
 ])
 def test_bad_values_name_the_variable(var, value, message):
     with pytest.raises(SettingsError, match=message) as err:
@@ -57,3 +62,9 @@ def test_every_setting_is_documented():
     variables = documented_variables()
     assert len({var for var, _, _ in variables}) == len(variables)
     assert all(var.startswith("GPUORCH_") and doc.endswith(".") for var, _, doc in variables)
+
+
+def test_the_api_key_never_shows_in_the_settings_repr():
+    settings = Settings.from_env({"GPUORCH_API_KEY": "gpo_0123456789ab_secret"})
+    assert settings.api_key == "gpo_0123456789ab_secret"
+    assert "secret" not in repr(settings)

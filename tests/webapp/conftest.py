@@ -9,7 +9,20 @@ from typing import Any
 import pytest
 
 from gpuorch.celery_app import GpuorchCelery
+from tests.conftest import unique_settings
 from webapp import create_app
+
+
+@pytest.fixture
+def settings(moto_endpoint):
+    """No rate or backlog limit: those are tested on their own (test_api_limits.py), the rest submit freely."""
+    return unique_settings(moto_endpoint, allow_insecure_inputs=True, rate_limit_per_minute=0, max_backlog=0)
+
+
+def keyed(client, token: str):
+    """The test client sending `token` as its bearer key on every request."""
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return client
 
 
 @pytest.fixture
@@ -27,8 +40,15 @@ def app(settings, celery_app):
 
 
 @pytest.fixture
-def client(app):
-    return app.test_client()
+def client(app, api_key):
+    """A client with a user key of alice (tests/conftest.py api_key) in the test's provisioned key table."""
+    return keyed(app.test_client(), api_key)
+
+
+@pytest.fixture
+def operator(app, operator_key):
+    """A client with an operator key."""
+    return keyed(app.test_client(), operator_key)
 
 
 class QueueReader:

@@ -12,7 +12,7 @@ def jobs(provisioned):
 
 @pytest.mark.parametrize("start", [states.QUEUED, states.RUNNING])
 def test_a_queued_or_running_job_is_cancelled(client, jobs, start):
-    jobs.create("j1", "camera-angle", {}, source="api")
+    jobs.create("j1", "camera-angle", {}, source="api", owner="alice")
     if start == states.RUNNING:
         jobs.transition("j1", states.RUNNING)
 
@@ -25,7 +25,7 @@ def test_a_queued_or_running_job_is_cancelled(client, jobs, start):
 
 @pytest.mark.parametrize("end", [states.SUCCEEDED, states.FAILED, states.CANCELLED])
 def test_a_finished_job_answers_409_and_stays_as_it_was(client, jobs, end):
-    jobs.create("j1", "camera-angle", {}, source="api")
+    jobs.create("j1", "camera-angle", {}, source="api", owner="alice")
     jobs.transition("j1", states.RUNNING)
     jobs.transition("j1", end)
 

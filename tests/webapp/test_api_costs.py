@@ -13,6 +13,7 @@ from gpuorch.jobs.store import JobStore
 from lifecycle.instances import PoolInstance
 from lifecycle.runs import RunLog
 from lifecycle.tasks import HOURLY_USD
+from tests.webapp.conftest import keyed
 from webapp import create_app
 
 from tests.webapp.test_api_health import closed_port
@@ -29,8 +30,10 @@ class Clock:
         return self.now
 
 
-def client_for(settings, clock=lambda: NOW):
-    return create_app(settings, celery_app=GpuorchCelery(settings_loader=lambda: settings), clock=clock).test_client()
+def client_for(settings, key: str = "", clock=lambda: NOW):
+    """A client of an app over `settings`, sending `key` (the costs are an operator route)."""
+    client = create_app(settings, celery_app=GpuorchCelery(settings_loader=lambda: settings), clock=clock).test_client()
+    return keyed(client, key) if key else client
 
 
 @pytest.fixture
@@ -60,14 +63,14 @@ def tables(provisioned, settings):
     return Tables()
 
 
-def test_this_month_so_far_by_default(tables, settings):
+def test_this_month_so_far_by_default(tables, settings, operator_key):
     start = JUNE + timedelta(days=2)
     tables.run("i-a", start, start + timedelta(hours=2))  # 2 h at $2.24/h
     tables.run("i-b", JUNE - timedelta(hours=1), JUNE - timedelta(minutes=30))  # May: not this month
     tables.job("j1", start - timedelta(seconds=10), start + timedelta(seconds=144), start + timedelta(minutes=5), 600.0)
     tables.job("j2", start + timedelta(minutes=6), start + timedelta(minutes=6), start + timedelta(minutes=20), 840.0)
 
-    answer = client_for(settings).get("/api/v1/costs")
+    answer = client_for(settings, operator_key).get("/api/v1/costs")
 
     assert answer.status_code == 200, answer.json
     assert answer.json == {
@@ -84,12 +87,12 @@ def test_this_month_so_far_by_default(tables, settings):
     }
 
 
-def test_a_period_of_whole_days_and_the_budget(tables, settings):
+def test_a_period_of_whole_days_and_the_budget(tables, settings, operator_key):
     tables.run("i-a", datetime(2026, 5, 31, 23, tzinfo=timezone.utc), datetime(2026, 6, 1, 1, tzinfo=timezone.utc))
     tables.run("i-a", datetime(2026, 6, 3, 10, tzinfo=timezone.utc), datetime(2026, 6, 3, 10, 0, 30, tzinfo=timezone.utc))
     budgeted = dataclasses.replace(settings, monthly_budget_usd=100.0)
 
-    answer = client_for(budgeted).get("/api/v1/costs?from=2026-05-31&to=2026-05-31")
+    answer = client_for(budgeted, operator_key).get("/api/v1/costs?from=2026-05-31&to=2026-05-31")
 
     assert answer.status_code == 200, answer.json
     assert answer.json["period"] == {"from": "2026-05-31T00:00:00.000000Z", "to": "2026-06-01T00:00:00.000000Z"}
@@ -107,8 +110,8 @@ def test_a_period_of_whole_days_and_the_budget(tables, settings):
     ("from=2025-01-01&to=2026-06-01", "to", "at most 366 are reported"),
     ("since=2026-06-01", "since", "Unknown field."),
 ])
-def test_a_bad_period_is_422_naming_the_field(settings, query, field, reason):
-    answer = client_for(settings).get(f"/api/v1/costs?{query}")
+def test_a_bad_period_is_422_naming_the_field(settings, operator_key, query, field, reason):
+    answer = client_for(settings, operator_key).get(f"/api/v1/costs?{query}")
 
     assert answer.status_code == 422
     error = answer.json["error"]
@@ -119,7 +122,9 @@ def test_a_bad_period_is_422_naming_the_field(settings, query, field, reason):
 
 
 def test_unreachable_aws_is_503(settings):
-    answer = client_for(dataclasses.replace(settings, aws_endpoint_url=f"http://127.0.0.1:{closed_port()}")).get(
+    # Any well-formed key: the key table is as unreachable as the rest, so the key cannot even be checked.
+    answer = client_for(dataclasses.replace(settings, aws_endpoint_url=f"http://127.0.0.1:{closed_port()}"),
+                        "gpo_000000000000_unreachable").get(
         "/api/v1/costs"
     )
 

@@ -33,7 +33,7 @@ def jobs(store) -> list[str]:
     """Seven jobs, oldest first; the 2nd, 4th and 6th are running."""
     ids = [f"job-{n}" for n in range(7)]
     for job_id in ids:
-        store.create(job_id, "camera-angle", {"image": "s3://b/k.png", "move": "close_up"}, source="python")
+        store.create(job_id, "camera-angle", {"image": "s3://b/k.png", "move": "close_up"}, source="python", owner="alice")
     for job_id in ids[1::2]:
         store.transition(job_id, "running", node="13")
     return ids
@@ -68,6 +68,7 @@ def test_one_job_reads_back_with_every_field(client, store, jobs):
         "outputs": [],
         "error": None,
         "source": "python",
+        "owner": "alice",
         "gpu_seconds": None,
         "redrive_of": None,
         "redriven_as": None,

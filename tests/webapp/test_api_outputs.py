@@ -12,6 +12,7 @@ import requests
 from gpuorch.celery_app import GpuorchCelery
 from gpuorch.jobs.store import utc_now
 from tests.webapp.images import encode
+from tests.webapp.conftest import keyed
 from webapp import create_app
 from webapp.outputs import expiry, split_s3_uri
 
@@ -39,16 +40,16 @@ def succeeded_job(services, settings, job_id: str, files: dict[str, bytes]) -> l
             "uri": f"s3://{settings.bucket}/{key}", "filename": filename, "node_id": "9", "media": "images",
             "content_type": "image/png", "bytes": len(data),
         })
-    services.jobs.create(job_id, "camera-angle", {"image": "s3://b/k.png", "move": "close_up"}, source="api")
+    services.jobs.create(job_id, "camera-angle", {"image": "s3://b/k.png", "move": "close_up"}, source="api", owner="alice")
     services.jobs.transition(job_id, "running")
     services.jobs.transition(job_id, "succeeded", outputs=outputs)
     return outputs
 
 
-def client_for(settings, **changes):
+def client_for(settings, key: str, **changes):
     changed = dataclasses.replace(settings, **changes)
     celery_app = GpuorchCelery(settings_loader=lambda: changed)
-    return create_app(changed, celery_app=celery_app).test_client(), celery_app
+    return keyed(create_app(changed, celery_app=celery_app).test_client(), key), celery_app
 
 
 def test_each_output_has_a_url_that_fetches_its_bytes_over_http(client, provisioned, settings):
@@ -67,9 +68,9 @@ def test_each_output_has_a_url_that_fetches_its_bytes_over_http(client, provisio
 
 
 @pytest.mark.parametrize("seconds", [60, 3600, 604800])
-def test_the_expiry_follows_the_setting(provisioned, settings, seconds):
+def test_the_expiry_follows_the_setting(provisioned, settings, api_key, seconds):
     succeeded_job(provisioned, settings, "job-c", {"out.png": PNG})
-    client, celery_app = client_for(settings, output_url_seconds=seconds)
+    client, celery_app = client_for(settings, api_key, output_url_seconds=seconds)
 
     before = utc_now()
     output = client.get("/api/v1/jobs/job-c").json["outputs"][0]

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from gpuorch.celery_app import GpuorchCelery
+from tests.webapp.conftest import keyed
 from webapp import create_app
 
 
@@ -149,10 +150,10 @@ def test_a_body_that_is_not_a_json_object_is_400(client, queues, job_count, data
     assert (queues.total(), job_count()) == (0, 0)
 
 
-def test_an_oversized_body_is_413_in_the_error_shape(settings, queues, job_count):
+def test_an_oversized_body_is_413_in_the_error_shape(api_key, settings, queues, job_count):
     limited = dataclasses.replace(settings, max_request_bytes=256 * 1024)
     celery_app = GpuorchCelery(settings_loader=lambda: limited)
-    client = create_app(limited, celery_app=celery_app).test_client()
+    client = keyed(create_app(limited, celery_app=celery_app).test_client(), api_key)
 
     answer = client.post(
         "/api/v1/qwen-image-edit/jobs", json={"prompt": "x" * 300_000, "images": [image(settings)]}
@@ -164,11 +165,11 @@ def test_an_oversized_body_is_413_in_the_error_shape(settings, queues, job_count
     celery_app.close()
 
 
-def test_a_store_that_refuses_the_record_is_503_and_nothing_is_queued(provisioned, settings, queues):
+def test_a_store_that_refuses_the_record_is_503_and_nothing_is_queued(api_key, provisioned, settings, queues):
     # A job table that does not exist: DynamoDB answers, but refuses the write.
     broken = dataclasses.replace(settings, job_table=f"{settings.job_table}_missing")
     celery_app = GpuorchCelery(settings_loader=lambda: broken)
-    client = create_app(broken, celery_app=celery_app).test_client()
+    client = keyed(create_app(broken, celery_app=celery_app).test_client(), api_key)
 
     answer = client.post("/api/v1/camera-angle/jobs", json={"image": image(settings), "move": "close_up"})
 

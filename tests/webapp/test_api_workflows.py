@@ -9,6 +9,7 @@ import pytest
 
 from gpuorch.celery_app import GpuorchCelery
 from gpuorch.workflows import default_workflows_root
+from tests.webapp.conftest import keyed
 from webapp import create_app
 from webapp.request_schemas import request_json_schema
 
@@ -174,10 +175,10 @@ def test_refused_requests_leave_nothing(client, queues, job_count, workflow, dat
     assert (queues.total(), job_count()) == (0, 0)
 
 
-def test_a_store_that_refuses_the_record_is_503_and_nothing_is_queued(provisioned, settings, queues):
+def test_a_store_that_refuses_the_record_is_503_and_nothing_is_queued(api_key, provisioned, settings, queues):
     broken = dataclasses.replace(settings, job_table=f"{settings.job_table}_missing")
     celery_app = GpuorchCelery(settings_loader=lambda: broken)
-    client = create_app(broken, celery_app=celery_app).test_client()
+    client = keyed(create_app(broken, celery_app=celery_app).test_client(), api_key)
 
     answer = client.post(f"/api/v1/workflows/{EXTRA}/jobs", json={"image": image(settings), "move": "close_up"})
 

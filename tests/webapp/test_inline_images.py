@@ -98,7 +98,7 @@ def test_staging_puts_an_s3_uri_where_each_inline_image_was(catalog):
     jpeg = encode("JPEG")
     params = {"prompt": "x", "images": ["s3://other/a.png", data_uri(PNG), InlineImage(jpeg)]}
 
-    replaced, staged, errors = stage_inline_images(settings, catalog.get("qwen-image-edit"), params, JOB)
+    replaced, staged, errors, _too_large = stage_inline_images(settings, catalog.get("qwen-image-edit"), params, JOB)
 
     assert replaced == {
         "prompt": "x",
@@ -132,10 +132,11 @@ def test_a_refused_image_is_named_by_its_field_and_nothing_is_staged(catalog, li
     settings = dataclasses.replace(Settings(bucket="jobs"), **limits)
     params = {"prompt": "x", "images": [InlineImage(encode("PNG", (2, 2))), value]}
 
-    replaced, staged, errors = stage_inline_images(settings, catalog.get("qwen-image-edit"), params, JOB)
+    replaced, staged, errors, too_large = stage_inline_images(settings, catalog.get("qwen-image-edit"), params, JOB)
 
     assert list(errors) == ["images.1"]
     assert reason in errors["images.1"][0]
+    assert too_large == (["images.1"] if "bytes, over the limit" in reason else [])  # the API's 413
     # The refused image still gets a URI, so validation does not report its field a second time.
     assert replaced["images"][1] == "s3://jobs/inputs/job-1/images.1"
     assert [s.field for s in staged] == ["images.0"]

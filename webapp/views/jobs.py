@@ -1,4 +1,8 @@
-"""GET /api/v1/jobs/{job_id}, GET /api/v1/jobs and POST /api/v1/jobs/{job_id}/cancel: the job records."""
+"""GET /api/v1/jobs/{job_id}, GET /api/v1/jobs and POST /api/v1/jobs/{job_id}/cancel: the job records.
+
+A user key sees only its owner's jobs (another owner's answers 404, exactly like a missing one); an operator
+key sees every job.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from flask_smorest import Blueprint
 from gpuorch.jobs import states
 from gpuorch.jobs.store import Job, TransitionRefused
 from lifecycle.check import LifecycleStatus
+from webapp.auth import caller
 from webapp.context import current
 from webapp.errors import ApiError
 from webapp.schemas import JobAnswer, JobListQuerySchema, JobListSchema, JobSchema
@@ -26,9 +31,9 @@ class JobView(MethodView):
     @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
     def get(self, job_id: str):
         """One job: its status, progress, timestamps, parameters, outputs and error; why it waits, if queued"""
-        job = current().services.jobs.get(job_id)
+        job = current().visible_job(job_id, caller())
         if job is None:
-            raise ApiError(404, "job_not_found", f"No job has the id {job_id!r}.")
+            raise not_found(job_id)
         return answers([job])[0]
 
 
@@ -39,11 +44,14 @@ class JobCancelView(MethodView):
     @blp.alt_response(409, response=HTTPStatus.CONFLICT.name)
     def post(self, job_id: str):
         """Cancel a job: a queued one never runs, a running one is stopped in ComfyUI; 409 once it has finished"""
+        context = current()
+        if context.visible_job(job_id, caller()) is None:
+            raise not_found(job_id)
         try:
-            return current().services.jobs.transition(job_id, states.CANCELLED)
+            return context.services.jobs.transition(job_id, states.CANCELLED)
         except TransitionRefused as refused:
             if refused.current is None:
-                raise ApiError(404, "job_not_found", f"No job has the id {job_id!r}.") from None
+                raise not_found(job_id) from None
             raise ApiError(
                 409, "job_finished", f"Job {job_id} is already {refused.current}; only queued or running jobs can be cancelled."
             ) from None
@@ -55,9 +63,18 @@ class JobListView(MethodView):
     @blp.arguments(JobListQuerySchema, location="query", unknown=ma.RAISE, as_kwargs=True)
     @blp.response(200, JobListSchema)
     def get(self, *, limit: int, status: str | None = None, cursor: str | None = None):
-        """Jobs newest first, optionally of one status; follow next_cursor for older pages"""
-        jobs, next_cursor = current().services.jobs.list(status=status, limit=limit, cursor=cursor)
+        """Jobs newest first, optionally of one status; follow next_cursor for older pages
+
+        A user key lists its owner's jobs; an operator key every job.
+        """
+        key = caller()
+        owner = None if key.operator else key.owner
+        jobs, next_cursor = current().services.jobs.list(status=status, limit=limit, cursor=cursor, owner=owner)
         return {"jobs": answers(jobs), "next_cursor": next_cursor, "links": page_links(status, limit, cursor, next_cursor)}
+
+
+def not_found(job_id: str) -> ApiError:
+    return ApiError(404, "job_not_found", f"No job has the id {job_id!r}.")
 
 
 def waiting_reason(job: Job, status: LifecycleStatus | None) -> str | None:

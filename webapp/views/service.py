@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 import gpuorch
 from webapp.context import current
+from webapp.auth import NO_KEY
 from webapp.schemas import HealthSchema, ServiceInfoSchema
 from webapp.views.submissions import submit_url
 
@@ -17,6 +18,7 @@ blp = Blueprint("service", __name__, description="What this service offers, and 
 
 @blp.route("/")
 class ServiceInfoView(MethodView):
+    @blp.doc(security=NO_KEY)
     @blp.response(200, ServiceInfoSchema)
     def get(self):
         """Service name, version, workflows and where to submit them"""
@@ -38,6 +40,7 @@ class ServiceInfoView(MethodView):
 
 @blp.route("/health")
 class HealthView(MethodView):
+    @blp.doc(security=NO_KEY)
     @blp.response(200, HealthSchema, description="Every component answered (gpu may be blocked: jobs still queue).")
     @blp.alt_response(503, schema=HealthSchema, description="Some component failed; each names why.")
     def get(self):

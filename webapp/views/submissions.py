@@ -12,6 +12,7 @@ from flask_smorest import Blueprint
 
 from gpuorch.jobs.store import Job
 from gpuorch.workflows import Workflow
+from webapp.auth import caller
 from webapp.context import current
 from webapp.request_body import FORM_MEDIA_TYPE, image_fields, read_params
 from webapp.request_schemas import form_body_schema, form_encoding, json_body_schema
@@ -38,8 +39,12 @@ def accept(workflow_name: str) -> tuple[Job, int, dict[str, str]]:
     """Submit the request body as a job of the workflow: the 202 answer, with the job's URL as Location."""
     context = current()
     # An unknown workflow is 404 whatever its body holds.
-    params = read_params(context.workflow(workflow_name))
-    job = context.submit(workflow_name, params)
+    workflow = context.workflow(workflow_name)
+    key = caller()
+    # Before the body is read: a refused submission costs no parsing, and stores, records and queues nothing.
+    context.admit(key)
+    params = read_params(workflow)
+    job = context.submit(workflow_name, params, owner=key.owner)
     return job, 202, {"Location": job_url(job.job_id)}
 
 
@@ -67,7 +72,11 @@ _IMAGES_NOTE = (
     "\n\nImages are named by URI, or sent with the request: as data: URIs in the JSON body, or as file parts of "
     "a multipart/form-data body. Each inline image is checked (PNG, JPEG or WEBP, within the size limits) and "
     "stored in S3 before the job is queued; the job's parameters then name it by its s3:// URI. A refused image "
-    "is a 422 naming its field (images.1 is the second of images); a body over the size limit is a 413."
+    "is a 422 naming its field (images.1 is the second of images); an image over the byte limit is a 413 "
+    "(image_too_large) naming its field, and so is a body over the size limit (request_entity_too_large)."
+    "\n\nEach API key may submit GPUORCH_RATE_LIMIT_PER_MINUTE jobs a minute, in bursts of "
+    "GPUORCH_RATE_LIMIT_BURST, across every API host: past it, 429 with Retry-After. When the GPU queue holds "
+    "GPUORCH_MAX_BACKLOG jobs, 503 (backlog_full) with Retry-After. Neither records or queues anything."
 )
 
 
@@ -87,6 +96,7 @@ def _submit_view(blp: Blueprint, workflow: Workflow, component: str) -> type[Met
     @blp.alt_response(400, response=HTTPStatus.BAD_REQUEST.name)
     @blp.alt_response(413, response=HTTPStatus.REQUEST_ENTITY_TOO_LARGE.name)
     @blp.alt_response(422, response=HTTPStatus.UNPROCESSABLE_ENTITY.name)
+    @blp.alt_response(429, response=HTTPStatus.TOO_MANY_REQUESTS.name)
     @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
     def post(self):
         return accept(name)
@@ -115,6 +125,7 @@ def _submit_any_view(blp: Blueprint, components: Mapping[str, str], encoding: di
     @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
     @blp.alt_response(413, response=HTTPStatus.REQUEST_ENTITY_TOO_LARGE.name)
     @blp.alt_response(422, response=HTTPStatus.UNPROCESSABLE_ENTITY.name)
+    @blp.alt_response(429, response=HTTPStatus.TOO_MANY_REQUESTS.name)
     @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
     def post(self, name: str):
         return accept(name)

@@ -37,7 +37,7 @@ POLICIES: dict[str, str] = {
     "gpu-monitoring-policy.json": "gpuorch-gpu, with GPUORCH_MONITORING on (the default)",
     "gpu-input-buckets-policy.json": "gpuorch-gpu, only with GPUORCH_INPUT_BUCKETS set",
     "client-policy.json": "Python callers of task.delay() outside the API host (optional)",
-    "provision-policy.json": "whoever runs `gpuorch provision` (optional; an administrator also can)",
+    "provision-policy.json": "whoever runs `gpuorch provision` and `gpuorch keys` (optional; an administrator also can)",
     "ec2-trust-policy.json": "trust policy of the EC2 roles (gpuorch-gpu, and gpuorch-api/-control on EC2)",
     "ecs-tasks-trust-policy.json": "trust policy of gpuorch-api/-control as ECS task roles (instead of EC2's)",
 }
@@ -49,7 +49,7 @@ class RenderError(ValueError):
 
 def variables(settings: Any, account_id: str) -> dict[str, str]:
     """Every ${VARIABLE} the documents may use, from the account id and the settings."""
-    from gpuorch.jobs.store import STATUS_INDEX
+    from gpuorch.jobs.store import OWNER_INDEX, STATUS_INDEX
 
     if not re.fullmatch(r"\d{12}", account_id or ""):
         raise RenderError(f"an AWS account id is 12 digits, not {account_id!r}")
@@ -61,6 +61,8 @@ def variables(settings: Any, account_id: str) -> dict[str, str]:
         "CONTROL_QUEUE": settings.control_queue,
         "JOB_TABLE": settings.job_table,
         "STATUS_INDEX": STATUS_INDEX,
+        "OWNER_INDEX": OWNER_INDEX,
+        "KEY_TABLE": settings.key_table,
         "RESULT_TABLE": settings.result_table,
         "CONTROL_TABLE": settings.control_table,
         "BUCKET": settings.bucket,

@@ -1,0 +1,62 @@
+"""The GPU backlog limit: refuse submissions the GPU cannot reach soon instead of queueing them."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from typing import Callable
+
+# What a refused client is told to wait: the backlog drains at the GPU's pace, a job every few seconds at best.
+RETRY_AFTER_S = 30
+
+
+class BacklogFull(Exception):
+    """The GPU queue holds too many jobs; the message names the numbers."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.retry_after = RETRY_AFTER_S
+
+
+def backlog_refusal(depth: int, max_backlog: int) -> str | None:
+    """Why a submission is refused with `depth` jobs queued or in flight; None when it may be queued."""
+    if max_backlog <= 0 or depth < max_backlog:
+        return None
+    return (f"The GPU queue already holds {depth} jobs queued or running, at its limit of {max_backlog} "
+            f"(GPUORCH_MAX_BACKLOG); try again later.")
+
+
+class BacklogGauge:
+    """The GPU queue's depth (visible + in flight: one GetQueueAttributes), reused for `ttl_s` per process."""
+
+    def __init__(self, sqs_client, queue_url: Callable[[], str], *, ttl_s: float,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self._sqs = sqs_client
+        self._queue_url = functools.cache(queue_url)  # the URL never changes; asking for it is a call
+        self._ttl = ttl_s
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._read: tuple[float, int] | None = None
+
+    def depth(self) -> int:
+        with self._lock:
+            now = self._monotonic()
+            if self._read is not None and now - self._read[0] < self._ttl:
+                return self._read[1]
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=self._queue_url(),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        depth = int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        with self._lock:
+            self._read = (now, depth)
+        return depth
+
+    def check(self, max_backlog: int) -> None:
+        """BacklogFull when the queue is at its limit (no call at all without one)."""
+        if max_backlog <= 0:
+            return
+        reason = backlog_refusal(self.depth(), max_backlog)
+        if reason:
+            raise BacklogFull(reason)

@@ -1,0 +1,211 @@
+"""API keys: random tokens, stored only as their SHA-256 in the key table, with owner, role and limits.
+
+A token reads ``gpo_<key id>_<secret>``: the key id is public (listed, named when revoking) and finds the
+record with one GetItem; the secret is 256 random bits. Only the hash of the whole token is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable
+
+from botocore.exceptions import ClientError
+
+from gpuorch.jobs.store import timestamp, utc_now
+
+PREFIX = "gpo_"
+USER = "user"
+OPERATOR = "operator"
+ROLES = (USER, OPERATOR)
+KEY_ID = re.compile(r"^[0-9a-f]{12}$")
+OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+class UnknownKey(LookupError):
+    """No key has this id."""
+
+
+class InvalidKey(ValueError):
+    """A key's fields are not acceptable (owner, role, limits); the message names the field."""
+
+
+def token_hash(token: str) -> str:
+    """SHA-256 of the token, hex. A fast hash is right here: the token carries 256 random bits, so there is no
+    dictionary to try and no slow hash (bcrypt, argon2) would add anything but latency to every request."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> tuple[str, str]:
+    """(key id, token) for a new key."""
+    key_id = secrets.token_hex(6)
+    return key_id, f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+
+
+def parse_token(token: str) -> str | None:
+    """The key id a token names; None when it is not shaped like one of ours."""
+    if not token.startswith(PREFIX):
+        return None
+    key_id, sep, secret = token[len(PREFIX):].partition("_")
+    if not sep or not secret or not KEY_ID.match(key_id):
+        return None
+    return key_id
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A key's record: never its token, only the token's hash."""
+
+    key_id: str
+    owner: str
+    role: str
+    name: str
+    created_at: str
+    key_hash: str
+    revoked_at: str | None = None
+    rate_per_minute: float | None = None
+    burst: int | None = None
+
+    @property
+    def operator(self) -> bool:
+        return self.role == OPERATOR
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def public(self) -> dict[str, Any]:
+        """What `gpuorch keys list` shows: everything but the hash."""
+        return {"key_id": self.key_id, "owner": self.owner, "role": self.role, "name": self.name,
+                "created_at": self.created_at, "revoked_at": self.revoked_at,
+                "rate_per_minute": self.rate_per_minute, "burst": self.burst}
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> "ApiKey":
+        def text(name: str) -> str | None:
+            return item[name]["S"] if name in item and "S" in item[name] else None
+
+        def number(name: str) -> str | None:
+            return item[name]["N"] if name in item and "N" in item[name] else None
+
+        rate, burst = number("rate_per_minute"), number("burst")
+        return cls(key_id=text("key_id"), owner=text("owner"), role=text("role"), name=text("name") or "",
+                   created_at=text("created_at"), key_hash=text("key_hash"), revoked_at=text("revoked_at"),
+                   rate_per_minute=float(rate) if rate is not None else None,
+                   burst=int(burst) if burst is not None else None)
+
+
+def check_fields(owner: str, role: str, rate_per_minute: float | None, burst: int | None) -> None:
+    """Refuse fields a key cannot have, naming the field."""
+    if not OWNER.match(owner or ""):
+        raise InvalidKey("owner: 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit")
+    if role not in ROLES:
+        raise InvalidKey(f"role: one of {', '.join(ROLES)}")
+    if rate_per_minute is not None and rate_per_minute < 0:
+        raise InvalidKey("rate_per_minute: must not be negative (0: no limit)")
+    if burst is not None and burst < 1:
+        raise InvalidKey("burst: must be at least 1")
+
+
+class KeyStore:
+    """The key table (GPUORCH_KEY_TABLE), keyed by key id."""
+
+    def __init__(self, dynamodb_client, table: str, *, clock: Callable[[], datetime] = utc_now):
+        self._db = dynamodb_client
+        self._table = table
+        self._clock = clock
+
+    def create(self, owner: str, *, role: str = USER, name: str = "", rate_per_minute: float | None = None,
+               burst: int | None = None) -> tuple[ApiKey, str]:
+        """A new key and its token; the token is returned once and never stored."""
+        check_fields(owner, role, rate_per_minute, burst)
+        key_id, token = new_token()
+        key = ApiKey(key_id=key_id, owner=owner, role=role, name=name, created_at=timestamp(self._clock()),
+                     key_hash=token_hash(token), rate_per_minute=rate_per_minute, burst=burst)
+        item: dict[str, Any] = {name_: {"S": value} for name_, value in (
+            ("key_id", key.key_id), ("owner", key.owner), ("role", key.role), ("name", key.name),
+            ("created_at", key.created_at), ("key_hash", key.key_hash))}
+        if rate_per_minute is not None:
+            item["rate_per_minute"] = {"N": repr(float(rate_per_minute))}
+        if burst is not None:
+            item["burst"] = {"N": str(int(burst))}
+        # A 48-bit id colliding is as good as impossible; the condition makes it an error, not an overwrite.
+        self._db.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(key_id)")
+        return key, token
+
+    def get(self, key_id: str) -> ApiKey | None:
+        answer = self._db.get_item(TableName=self._table, Key={"key_id": {"S": key_id}}, ConsistentRead=True)
+        return ApiKey.from_item(answer["Item"]) if "Item" in answer else None
+
+    def verify(self, token: str) -> ApiKey | None:
+        """The live key whose token this is; None for a malformed, unknown or revoked one."""
+        key_id = parse_token(token)
+        key = self.get(key_id) if key_id else None
+        if key is None or key.revoked or not hmac.compare_digest(key.key_hash, token_hash(token)):
+            return None
+        return key
+
+    def list(self) -> list[ApiKey]:
+        """Every key, oldest first (the table holds a handful: a scan is the plain way)."""
+        found: list[ApiKey] = []
+        query: dict[str, Any] = {"TableName": self._table}
+        while True:
+            answer = self._db.scan(**query)
+            found.extend(ApiKey.from_item(item) for item in answer.get("Items", []))
+            if "LastEvaluatedKey" not in answer:
+                return sorted(found, key=lambda k: (k.created_at, k.key_id))
+            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def revoke(self, key_id: str) -> ApiKey:
+        """Mark the key revoked (kept, so the list shows when); revoking twice keeps the first time."""
+        try:
+            answer = self._db.update_item(
+                TableName=self._table,
+                Key={"key_id": {"S": key_id}},
+                UpdateExpression="SET revoked_at = if_not_exists(revoked_at, :now)",
+                ConditionExpression="attribute_exists(key_id)",
+                ExpressionAttributeValues={":now": {"S": timestamp(self._clock())}},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise UnknownKey(f"no key has the id {key_id!r}") from None
+            raise
+        return ApiKey.from_item(answer["Attributes"])
+
+
+class KeyCache:
+    """Keys verified in the last `ttl_s` seconds, so a request costs no table read; a revocation bites within
+    `ttl_s`. Only live keys are kept (an unknown token is looked up every time), at most `max_entries`."""
+
+    def __init__(self, store: KeyStore, *, ttl_s: float, monotonic: Callable[[], float] = time.monotonic,
+                 max_entries: int = 10_000):
+        self._store = store
+        self._ttl = ttl_s
+        self._monotonic = monotonic
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, ApiKey]] = {}
+
+    def verify(self, token: str) -> ApiKey | None:
+        digest = token_hash(token)
+        now = self._monotonic()
+        with self._lock:
+            hit = self._entries.get(digest)
+            if hit is not None and now - hit[0] < self._ttl:
+                return hit[1]
+        key = self._store.verify(token)
+        with self._lock:
+            if key is None or self._ttl <= 0:
+                self._entries.pop(digest, None)
+            else:
+                if len(self._entries) >= self._max:
+                    self._entries.pop(next(iter(self._entries)))  # the oldest inserted
+                self._entries[digest] = (now, key)
+        return key

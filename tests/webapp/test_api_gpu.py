@@ -1,0 +1,42 @@
+"""GET /api/v1/gpu and POST /api/v1/gpu/{id}/start|stop: the pool on the moto server, for operator keys only."""
+
+from __future__ import annotations
+
+from lifecycle.instances import InstancePool
+
+
+def test_the_pool_its_start_and_stop(operator, provisioned, settings):
+    pool = InstancePool(provisioned.aws.ec2, settings.gpu_pool)
+    instance_id = pool.create_local_instance()
+
+    listed = operator.get("/api/v1/gpu")
+    assert listed.status_code == 200
+    assert listed.json["pool"] == settings.gpu_pool
+    assert [(i["instance_id"], i["state"], i["instance_type"], i["market"]) for i in listed.json["instances"]] == [
+        (instance_id, "stopped", "g6e.2xlarge", "on-demand")]
+
+    started = operator.post(f"/api/v1/gpu/{instance_id}/start")
+    assert started.status_code == 200, started.json
+    assert (started.json["outcome"], started.json["state"]) == ("started", pool.get(instance_id).state)
+    assert pool.get(instance_id).state == "running"
+    again = operator.post(f"/api/v1/gpu/{instance_id}/start")  # idempotent
+    assert (again.status_code, again.json["outcome"]) == (200, "already running")
+
+    stopped = operator.post(f"/api/v1/gpu/{instance_id}/stop")
+    assert (stopped.status_code, stopped.json["outcome"]) == (200, "stopping")
+    assert pool.get(instance_id).state == "stopped"
+
+
+def test_an_instance_outside_the_pool_is_404(operator, provisioned, settings):
+    other = InstancePool(provisioned.aws.ec2, f"{settings.gpu_pool}-other").create_local_instance()
+
+    for instance_id in ("i-0123456789abcdef0", other):
+        for action in ("start", "stop"):
+            answer = operator.post(f"/api/v1/gpu/{instance_id}/{action}")
+            assert answer.status_code == 404, answer.json
+            assert answer.json["error"]["code"] == "instance_not_found"
+    assert InstancePool(provisioned.aws.ec2, f"{settings.gpu_pool}-other").get(other).state == "stopped"
+
+
+def test_an_empty_pool_lists_nothing(operator, provisioned):
+    assert operator.get("/api/v1/gpu").json["instances"] == []

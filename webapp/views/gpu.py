@@ -1,0 +1,67 @@
+"""GET /api/v1/gpu and POST /api/v1/gpu/{instance_id}/start|stop: the GPU pool's instances (operators only)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from lifecycle.instances import CapacityError, Ec2Unavailable, PoolInstance, UnknownInstance
+from webapp.context import current
+from webapp.errors import ApiError
+from webapp.schemas import GpuActionSchema, GpuPoolSchema
+
+blp = Blueprint("gpu", __name__, url_prefix="/api/v1", description="The GPU instances of the pool (operator keys).")
+
+
+def describe(instance: PoolInstance) -> dict[str, Any]:
+    return {"instance_id": instance.instance_id, "state": instance.state, "instance_type": instance.instance_type,
+            "market": instance.market, "launched_at": instance.launched_at}
+
+
+def act(instance_id: str, action: str) -> dict[str, Any]:
+    """Start or stop an instance of the pool, as `gpuorch gpu start|stop` does; the outcome and the new state."""
+    pool = current().gpu_pool()
+    try:
+        outcome = getattr(pool, action)(instance_id)
+        state = pool.get(instance_id).state
+    except UnknownInstance as exc:
+        raise ApiError(404, "instance_not_found", f"{exc}.") from None
+    except CapacityError as exc:
+        raise ApiError(409, "no_capacity", f"{exc}.") from None
+    except Ec2Unavailable as exc:
+        raise ApiError(503, "unavailable", f"EC2 did not answer: {exc}.", headers={"Retry-After": "30"}) from None
+    return {"instance_id": instance_id, "outcome": outcome, "state": state}
+
+
+@blp.route("/gpu")
+class GpuPoolView(MethodView):
+    @blp.response(200, GpuPoolSchema)
+    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    def get(self):
+        """The pool's instances: id, state, type, market and launch time"""
+        context = current()
+        return {"pool": context.services.settings.gpu_pool, "instances": [describe(i) for i in context.gpu_pool().describe()]}
+
+
+@blp.route("/gpu/<string:instance_id>/start")
+class GpuStartView(MethodView):
+    @blp.response(200, GpuActionSchema)
+    @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
+    @blp.alt_response(409, response=HTTPStatus.CONFLICT.name)
+    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    def post(self, instance_id: str):
+        """Start an instance of the pool (nothing happens if it is running or pending); the lifecycle does this itself"""
+        return act(instance_id, "start")
+
+
+@blp.route("/gpu/<string:instance_id>/stop")
+class GpuStopView(MethodView):
+    @blp.response(200, GpuActionSchema)
+    @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
+    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    def post(self, instance_id: str):
+        """Stop an instance of the pool now, whatever runs on it (the lifecycle stops idle ones by itself)"""
+        return act(instance_id, "stop")
