@@ -211,7 +211,8 @@ class DeadLetters:
         if old.redriven_as == new_id:
             return  # linked by an earlier run, which had published first: only the deletion is left
         try:
-            jobs.create(new_id, old.workflow, old.params, source=old.source, redrive_of=old.job_id)
+            jobs.create(new_id, old.workflow, old.params, source=old.source, redrive_of=old.job_id,
+                        owner=old.owner)
         except TransitionRefused:
             pass  # created by an earlier run that stopped before linking
         new = jobs.get(new_id)

@@ -9,9 +9,9 @@ UNKNOWN_WORKFLOW = "unknown"
 # A request no route matched (a 404 on an arbitrary path) is timed under this route.
 UNMATCHED_ROUTE = "unmatched"
 
-ACCEPTED, INVALID, TOO_LARGE, NO_SUCH_WORKFLOW, UNAVAILABLE, ERROR = (
-    "accepted", "invalid", "too_large", "unknown_workflow", "unavailable", "error")
-SUBMISSION_OUTCOMES = (ACCEPTED, INVALID, TOO_LARGE, NO_SUCH_WORKFLOW, UNAVAILABLE, ERROR)
+ACCEPTED, INVALID, TOO_LARGE, NO_SUCH_WORKFLOW, UNAUTHORIZED, RATE_LIMITED, UNAVAILABLE, ERROR = (
+    "accepted", "invalid", "too_large", "unknown_workflow", "unauthorized", "rate_limited", "unavailable", "error")
+SUBMISSION_OUTCOMES = (ACCEPTED, INVALID, TOO_LARGE, NO_SUCH_WORKFLOW, UNAUTHORIZED, RATE_LIMITED, UNAVAILABLE, ERROR)
 
 
 def submission_outcome(status: int) -> str:
@@ -24,8 +24,12 @@ def submission_outcome(status: int) -> str:
         return TOO_LARGE
     if status == 404:
         return NO_SUCH_WORKFLOW
+    if status in (401, 403):
+        return UNAUTHORIZED  # no key, an unknown or revoked one
+    if status == 429:
+        return RATE_LIMITED  # the key's submission rate
     if status == 503:
-        return UNAVAILABLE  # the queue or the job table could not be reached
+        return UNAVAILABLE  # the backlog is full, or the queue or the job table could not be reached
     return ERROR
 
 

@@ -7,12 +7,12 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from gpuorch.local.stack import free_port
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import key_session, wait_for
 from tests.integration.test_lifecycle import gpu_lifecycle  # noqa: F401 - the fixture
 
 
-def scrape(url: str) -> dict[tuple[str, frozenset], float]:
-    answer = requests.get(url, timeout=10)
+def scrape(url: str, session: requests.Session | None = None) -> dict[tuple[str, frozenset], float]:
+    answer = (session or requests).get(url, timeout=10)
     answer.raise_for_status()
     return {(s.name, frozenset(s.labels.items())): s.value
             for family in text_string_to_metric_families(answer.text) for s in family.samples}
@@ -41,8 +41,9 @@ def test_jobs_are_counted_by_every_process_and_health_shows_the_gpu(gpu_lifecycl
 
     # The API: whichever of its two gunicorn workers answers a scrape, it counts every submission.
     accepted = ("gpuorch_api_submissions_total", frozenset({("workflow", "camera-angle"), ("outcome", "accepted")}))
+    prometheus = key_session(gpu.services, "prometheus", operator=True)  # the API's /metrics needs an operator key
     for _ in range(4):
-        assert scrape(f"{gpu.api_url}/metrics")[accepted] == len(jobs)
+        assert scrape(f"{gpu.api_url}/metrics", prometheus)[accepted] == len(jobs)
 
     # The GPU worker: its pool's children ran the jobs; its main process sums their figures.
     figures = scrape_when_up(f"http://127.0.0.1:{gpu_port}/metrics")

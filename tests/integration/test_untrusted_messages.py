@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 
-import requests
 from click.testing import CliRunner
 
 from gpuorch.cli import main as gpuorch_cli
@@ -48,7 +47,7 @@ def test_bad_messages_are_dead_lettered_with_their_reason_and_the_worker_goes_on
     params = {"image": stack.image_uri, "move": "close_up"}
 
     # A job dead-lettered the usual way, before any GPU worker runs: three workers each die holding it.
-    died = requests.post(f"{stack.api_url}/api/v1/camera-angle/jobs", json=params, timeout=10).json()["job_id"]
+    died = stack.session.post(f"{stack.api_url}/api/v1/camera-angle/jobs", json=params, timeout=10).json()["job_id"]
     for delivery in range(stack.settings.max_receive_count):
         wait_for(lambda: sqs.receive_message(QueueUrl=gpu_queue, WaitTimeSeconds=1, VisibilityTimeout=1)
                  .get("Messages"), 10, message=f"delivery {delivery + 1}")
@@ -75,7 +74,7 @@ def test_bad_messages_are_dead_lettered_with_their_reason_and_the_worker_goes_on
     stack.worker = stack.start_worker()
     stack.wait_worker_ready()
     pid = stack.worker.popen.pid
-    good = requests.post(f"{stack.api_url}/api/v1/camera-angle/jobs", json=params, timeout=10).json()["job_id"]
+    good = stack.session.post(f"{stack.api_url}/api/v1/camera-angle/jobs", json=params, timeout=10).json()["job_id"]
     assert stack.wait_terminal(good)["status"] == "succeeded"
 
     # Every bad message is in the DLQ once, promptly (the queue's visibility timeout is 300 s), with its reason,

@@ -15,7 +15,8 @@ from gpuorch.metrics.jobs import BUSY_SECONDS, BusyShareCollector, JobMetrics, b
 
 @pytest.mark.parametrize("status,outcome", [
     (202, "accepted"), (400, "invalid"), (422, "invalid"), (413, "too_large"), (404, "unknown_workflow"),
-    (503, "unavailable"), (500, "error"), (405, "error"),
+    (401, "unauthorized"), (403, "unauthorized"), (429, "rate_limited"), (503, "unavailable"), (500, "error"),
+    (405, "error"),
 ])
 def test_submission_outcome(status, outcome):
     assert submission_outcome(status) == outcome
