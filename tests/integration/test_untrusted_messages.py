@@ -57,7 +57,7 @@ def test_bad_messages_are_dead_lettered_with_their_reason_and_the_worker_goes_on
 
     # Bad messages, sent raw. Two of them name jobs that have records (valid ones): those records must say failed.
     for job_id in ("missing-fields", "ill-typed"):
-        jobs.create(job_id, "camera-angle", params, source="api")
+        jobs.create(job_id, "camera-angle", params, source="api", owner=stack.settings.submit_owner)
     bad = {
         "garbage": "this is not a task message",
         "not-json": base64.b64encode(b"{not json").decode(),
