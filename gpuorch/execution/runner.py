@@ -18,7 +18,7 @@ from gpuorch.comfyui.client import ComfyClient, PollPolicy
 from gpuorch.comfyui.errors import ComfyError, ComfyPromptLost, ComfyTimeout, ComfyUnavailable
 from gpuorch.comfyui.progress import Progress
 from gpuorch.errors import JobCancelled, JobFailed
-from gpuorch.execution.retry import comfy_retry
+from gpuorch.execution.retry import aws_retry, aws_transient, comfy_retry
 from gpuorch.inputs import InputRejected, InputUnavailable, fetch_input, inspect_image
 from gpuorch.jobs import states
 from gpuorch.jobs.store import Job, TransitionRefused
@@ -87,9 +87,30 @@ class ProgressReporter:
             log.warning("job %s: progress not recorded: %s", self._job_id, exc)
 
 
+class OutputsNotStored(Exception):
+    """An output could not be put in S3, even after the retries."""
+
+
 def run_job(services: Services, job_id: str, workflow_name: str, params: dict[str, Any], *, task=None) -> dict[str, Any]:
-    """Carry one job to a terminal status; returns the task result or raises JobFailed / JobCancelled."""
-    job = services.jobs.get(job_id)
+    """Carry one job to a terminal status; returns the task result or raises JobFailed / JobCancelled.
+
+    When AWS stays unreachable past the retries (the record cannot be read or moved), the message is
+    rejected without being deleted: SQS delivers it again after its visibility timeout, and that delivery
+    finds the job's prompt in ComfyUI and finishes it (or the dead-letter queue takes it after the last).
+    """
+    try:
+        return _run_job(services, job_id, workflow_name, task)
+    except Exception as exc:
+        if not aws_transient(exc):
+            raise
+        log.error("job %s: AWS unavailable after %d attempts (%s); its message goes back to SQS",
+                  job_id, services.settings.aws_write_attempts, exc)
+        raise Reject(f"AWS unavailable: {exc}", requeue=False) from exc
+
+
+def _run_job(services: Services, job_id: str, workflow_name: str, task) -> dict[str, Any]:
+    records = Records(services)
+    job = records.get(job_id)
     if job is None:
         # A message with no record was not accepted by gpuorch: leave it to the dead-letter queue.
         log.error("job %s: no job record; rejecting the message", job_id)
@@ -98,9 +119,9 @@ def run_job(services: Services, job_id: str, workflow_name: str, params: dict[st
         log.info("job %s: already %s; duplicate delivery ignored", job_id, job.status)
         return settled(job)
     try:
-        job = services.jobs.transition(job_id, states.RUNNING)
+        job = records.transition(job_id, states.RUNNING)
     except TransitionRefused:
-        return settled(services.jobs.get(job_id))  # cancelled meanwhile
+        return settled(records.get(job_id))  # cancelled meanwhile
     log.info("job %s: running %s (attempt %d)", job_id, workflow_name, job.attempts)
     execution = JobExecution(services, job, task.update_state if task is not None else None)
     try:
@@ -111,20 +132,23 @@ def run_job(services: Services, job_id: str, workflow_name: str, params: dict[st
         raise
     except (SoftTimeLimitExceeded, ComfyTimeout):
         execution.stop_in_comfyui()
-        return _fail(services, job_id, f"timed out after {execution.elapsed():.0f} s "
+        return _fail(records, job_id, f"timed out after {execution.elapsed():.0f} s "
                      f"(GPUORCH_TASK_TIME_LIMIT={services.settings.task_time_limit}); ComfyUI interrupted")
     except (InputRejected, InputUnavailable) as exc:
-        return _fail(services, job_id, f"input {'rejected' if isinstance(exc, InputRejected) else 'unavailable'}: {exc}")
+        return _fail(records, job_id, f"input {'rejected' if isinstance(exc, InputRejected) else 'unavailable'}: {exc}")
     except ComfyUnavailable as exc:
-        return _fail(services, job_id, f"ComfyUI unreachable at {services.settings.comfyui_url}: {exc}")
+        return _fail(records, job_id, f"ComfyUI unreachable at {services.settings.comfyui_url}: {exc}")
     except ComfyError as exc:
-        return _fail(services, job_id, f"{type(exc).__name__}: {exc}")
+        return _fail(records, job_id, f"{type(exc).__name__}: {exc}")
+    except OutputsNotStored as exc:
+        return _fail(records, job_id, str(exc))
     try:
-        job = services.jobs.transition(job_id, states.SUCCEEDED, outputs=[o.as_record() for o in outputs], node=None,
-                                       gpu_seconds=execution.gpu_seconds)
+        # A retry after a lost answer is refused by the condition and reads the record: written once either way.
+        job = records.transition(job_id, states.SUCCEEDED, outputs=[o.as_record() for o in outputs], node=None,
+                                 gpu_seconds=execution.gpu_seconds)
     except TransitionRefused:
         log.warning("job %s: finished, but its record was moved on meanwhile", job_id)
-        return settled(services.jobs.get(job_id))
+        return settled(records.get(job_id))
     log.info("job %s: succeeded with %d output(s)", job_id, len(outputs))
     return success_result(job)
 
@@ -138,13 +162,22 @@ def settled(job: Job) -> dict[str, Any]:
     raise failure_result(job)
 
 
-def _fail(services: Services, job_id: str, reason: str):
+def _fail(records: "Records", job_id: str, reason: str):
     log.warning("job %s: failed: %s", job_id, reason)
     try:
-        job = services.jobs.transition(job_id, states.FAILED, error=reason)
+        job = records.transition(job_id, states.FAILED, error=reason)
     except TransitionRefused:
-        job = services.jobs.get(job_id)
+        job = records.get(job_id)
     return settled(job)
+
+
+class Records:
+    """The job store's reads and status writes, retried while AWS fails transiently (aws_retry)."""
+
+    def __init__(self, services: Services):
+        retry = aws_retry(services.settings.aws_write_attempts)
+        self.get = retry(services.jobs.get)
+        self.transition = retry(services.jobs.transition)
 
 
 class JobExecution:
@@ -166,6 +199,7 @@ class JobExecution:
             ),
         )
         self.retry = comfy_retry(self.settings.comfyui_retries)
+        self.aws_retry = aws_retry(self.settings.aws_write_attempts)
         self.progress = ProgressReporter(services, job.job_id, update_state)
         self.started = time.monotonic()
 
@@ -174,7 +208,12 @@ class JobExecution:
 
     def check_cancelled(self) -> None:
         """Raise JobCancelled when the job's record says cancelled (called while waiting on ComfyUI)."""
-        job = self.services.jobs.get(self.job.job_id)
+        try:
+            job = self.services.jobs.get(self.job.job_id)
+        except (BotoCoreError, ClientError) as exc:
+            # Advisory, like progress: the job goes on, and the next check may reach the record.
+            log.warning("job %s: cancellation not checked: %s", self.job.job_id, exc)
+            return
         if job is not None and job.status == states.CANCELLED:
             raise JobCancelled(f"job {self.job.job_id} was cancelled")
 
@@ -241,7 +280,7 @@ class JobExecution:
     def upload_inputs(self) -> list[str]:
         names = []
         for index, uri in enumerate(self.image_uris()):
-            data = fetch_input(uri, self.settings.input_policy, s3_client=self.services.aws.s3)
+            data = self.aws_retry(fetch_input)(uri, self.settings.input_policy, s3_client=self.services.aws.s3)
             info = inspect_image(data, max_pixels=self.settings.max_input_pixels, max_bytes=self.settings.max_input_bytes)
             name = input_name(self.job.job_id, index, info.format)
             names.append(self.retry(self.comfy.upload_image)(name, data, overwrite=True))
@@ -261,7 +300,16 @@ class JobExecution:
         data = self.retry(self.comfy.view)(ref)
         key = output_key(self.job.job_id, ref.subfolder, ref.filename)
         content_type = mimetypes.guess_type(ref.filename)[0] or "application/octet-stream"
-        self.services.aws.s3.put_object(Bucket=self.settings.bucket, Key=key, Body=data, ContentType=content_type)
+        try:
+            # Same key on every attempt and every delivery: a retry overwrites, it never adds a second copy.
+            self.aws_retry(self.services.aws.s3.put_object)(
+                Bucket=self.settings.bucket, Key=key, Body=data, ContentType=content_type
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise OutputsNotStored(
+                f"output {ref.filename} could not be stored in S3 after "
+                f"{self.settings.aws_write_attempts} attempts (GPUORCH_AWS_WRITE_ATTEMPTS): {exc}"
+            ) from exc
         log.info("job %s: stored %s (%d bytes)", self.job.job_id, key, len(data))
         return StoredOutput(
             uri=f"s3://{self.settings.bucket}/{key}",
