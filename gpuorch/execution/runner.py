@@ -300,11 +300,12 @@ class JobExecution:
         data = self.retry(self.comfy.view)(ref)
         key = output_key(self.job.job_id, ref.subfolder, ref.filename)
         content_type = mimetypes.guess_type(ref.filename)[0] or "application/octet-stream"
-        try:
+        def put_output() -> None:
             # Same key on every attempt and every delivery: a retry overwrites, it never adds a second copy.
-            self.aws_retry(self.services.aws.s3.put_object)(
-                Bucket=self.settings.bucket, Key=key, Body=data, ContentType=content_type
-            )
+            self.services.aws.s3.put_object(Bucket=self.settings.bucket, Key=key, Body=data, ContentType=content_type)
+
+        try:
+            self.aws_retry(put_output)()
         except (BotoCoreError, ClientError) as exc:
             raise OutputsNotStored(
                 f"output {ref.filename} could not be stored in S3 after "

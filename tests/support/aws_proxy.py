@@ -8,10 +8,14 @@ decides whether a request gets there. Every AWS call of the stack is plain HTTP/
     down()                    every request has its connection reset, until up()
     fail(target="UpdateItem", times=3, error="throttle")
                               the next 3 matching requests answer a throttling error; the rest pass
+    fail(..., error="lost")   the request reaches moto, its answer is dropped (the connection reset):
+                              the caller cannot tell whether its write happened
 """
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import http.client
 import json
 import re
@@ -26,7 +30,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "te", "upgrade"}
 
 # What each error kind answers, in AWS's JSON protocol (DynamoDB, SQS) and its XML one (S3, EC2, SNS):
-# (status, error code). botocore retries both kinds; "reset" drops the connection without an answer.
+# (status, error code). botocore retries both kinds; "reset" drops the connection without forwarding,
+# "lost" forwards the request and then drops the connection instead of relaying the answer.
 ERRORS = {
     "internal": {"json": (500, "InternalServerError"), "xml": (500, "InternalError")},
     "throttle": {"json": (400, "ThrottlingException"), "xml": (503, "SlowDown")},
@@ -48,8 +53,8 @@ class Rule:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self):
-        if self.error not in ERRORS and self.error != "reset":
-            raise ValueError(f"unknown error kind {self.error!r}: one of {sorted(ERRORS)} or 'reset'")
+        if self.error not in ERRORS and self.error not in ("reset", "lost"):
+            raise ValueError(f"unknown error kind {self.error!r}: one of {sorted(ERRORS)}, 'reset' or 'lost'")
 
     def matches(self, request: "Request") -> bool:
         return (
@@ -86,6 +91,17 @@ class Request:
         return self.headers.get("x-amz-target", "")
 
     @property
+    def operation(self) -> str:
+        """The AWS operation: X-Amz-Target's, the query protocol's Action, or the method for S3."""
+        if self.target:
+            return self.target.rsplit(".", 1)[-1]
+        action = re.search(rb"(?:^|&)Action=(\w+)", self.body) or re.search(r"[?&]Action=(\w+)", self.path)
+        if action:
+            value = action.group(1)
+            return value.decode() if isinstance(value, bytes) else value
+        return f"S3 {self.method}"
+
+    @property
     def protocol(self) -> str:
         json_type = self.headers.get("content-type", "").startswith("application/x-amz-json")
         return "json" if self.target or json_type else "xml"
@@ -115,6 +131,8 @@ class AwsProxy:
         self._down = threading.Event()
         self.forwarded = 0
         self.refused = 0  # requests reset while down
+        self.refused_requests: list[Request] = []  # those requests, their bodies cut to 2 KiB
+        self.operations: collections.Counter[str] = collections.Counter()  # every request seen, by operation
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -153,6 +171,11 @@ class AwsProxy:
     @property
     def is_down(self) -> bool:
         return self._down.is_set()
+
+    def was_refused(self, **match) -> bool:
+        """Whether a request matching `match` (Rule's fields: method, path, target, body) was reset while down."""
+        rule = Rule(times=None, **match)
+        return any(rule.matches(request) for request in list(self.refused_requests))
 
     def fail(self, *, method: str | None = None, path: str | None = None, target: str | None = None,
              body: str | None = None, times: int | None = 1, error: str = "internal") -> Rule:
@@ -228,10 +251,18 @@ class AwsProxy:
             def _handle(self) -> None:
                 request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
                                   self._read_body())
+                proxy.operations[request.operation] += 1
                 verdict = proxy.decide(request)
                 if verdict == "reset":
                     proxy.count("refused")
+                    proxy.refused_requests.append(dataclasses.replace(request, body=request.body[:2048]))
                     self._reset()
+                    return
+                if verdict == "lost":
+                    try:
+                        self._forward(request)
+                    finally:
+                        self._reset()
                     return
                 if verdict is not None:
                     status, headers, body = error_response(verdict, request)
