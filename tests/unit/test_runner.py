@@ -3,6 +3,7 @@
 from types import SimpleNamespace
 
 import pytest
+from celery.exceptions import Reject
 from botocore.exceptions import (
     ClientError, ConnectionClosedError, EndpointConnectionError, ParamValidationError, ReadTimeoutError,
 )
@@ -10,7 +11,7 @@ from botocore.exceptions import (
 from gpuorch.comfyui.progress import Progress
 from gpuorch.inputs import InputUnavailable
 from gpuorch.execution.retry import aws_retry, aws_transient
-from gpuorch.execution.runner import ProgressReporter, input_name, output_key
+from gpuorch.execution.runner import ProgressReporter, input_name, output_key, run_job
 
 
 @pytest.mark.parametrize("subfolder,filename,key", [
@@ -86,3 +87,22 @@ def test_aws_retry_gives_up_after_its_attempts_and_raises_the_last_error():
     with pytest.raises(ClientError):
         put()
     assert len(calls) == 3
+
+
+def test_a_job_whose_record_aws_cannot_reach_gives_its_message_back():
+    def unreachable(*_a, **_k):
+        raise EndpointConnectionError(endpoint_url="http://dynamodb")
+
+    services = SimpleNamespace(settings=SimpleNamespace(aws_write_attempts=2), jobs=SimpleNamespace(get=unreachable, transition=unreachable))
+    with pytest.raises(Reject) as rejected:
+        run_job(services, "J", "camera-angle", {})
+    assert rejected.value.requeue is False  # left undeleted: SQS delivers it again after the visibility timeout
+
+
+def test_a_refused_aws_call_is_not_turned_into_a_redelivery():
+    def missing(*_a, **_k):
+        raise client_error("ResourceNotFoundException", 400)
+
+    services = SimpleNamespace(settings=SimpleNamespace(aws_write_attempts=2), jobs=SimpleNamespace(get=missing, transition=missing))
+    with pytest.raises(ClientError):
+        run_job(services, "J", "camera-angle", {})
