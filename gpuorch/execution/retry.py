@@ -6,7 +6,9 @@ import logging
 
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from tenacity import before_sleep_log, retry, retry_if_exception, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import (
+    before_sleep_log, retry, retry_if_exception, retry_if_exception_type, stop_after_attempt, wait_exponential,
+)
 
 from gpuorch.comfyui.errors import ComfyUnavailable
 from gpuorch.inputs import InputUnavailable

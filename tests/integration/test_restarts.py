@@ -1,4 +1,4 @@
-"""Processes restarted mid-stream on real processes: the API while clients submit, the control worker while jobs wait."""
+"""Processes restarted mid-stream: the API while clients submit, the control worker while jobs wait."""
 
 from __future__ import annotations
 
@@ -108,9 +108,12 @@ def test_control_worker_restarted_while_jobs_wait_sweeps_resume_and_nothing_is_l
 
     # While it is away, one job's message dies three times (workers lost holding it) and reaches the DLQ.
     sqs, queue_url = stack.services.aws.sqs, stack.services.aws.queue_url(stack.settings.gpu_queue)
+
+    def receive_and_abandon():
+        return sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1, VisibilityTimeout=1).get("Messages")
+
     for delivery in range(stack.settings.max_receive_count):
-        wait_for(lambda: sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1, VisibilityTimeout=1).get("Messages"),
-                 10, message=f"delivery {delivery + 1}")
+        wait_for(receive_and_abandon, 10, message=f"delivery {delivery + 1}")
     assert not sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=2).get("Messages")  # moved to the DLQ
     waiting = [stack.submit().json()["job_id"] for _ in range(4)]
     assert stack.job(doomed)["status"] == "queued"

@@ -93,7 +93,8 @@ def test_a_job_whose_record_aws_cannot_reach_gives_its_message_back():
     def unreachable(*_a, **_k):
         raise EndpointConnectionError(endpoint_url="http://dynamodb")
 
-    services = SimpleNamespace(settings=SimpleNamespace(aws_write_attempts=2), jobs=SimpleNamespace(get=unreachable, transition=unreachable))
+    jobs = SimpleNamespace(get=unreachable, transition=unreachable)
+    services = SimpleNamespace(settings=SimpleNamespace(aws_write_attempts=2), jobs=jobs)
     with pytest.raises(Reject) as rejected:
         run_job(services, "J", "camera-angle", {})
     assert rejected.value.requeue is False  # left undeleted: SQS delivers it again after the visibility timeout
@@ -103,6 +104,7 @@ def test_a_refused_aws_call_is_not_turned_into_a_redelivery():
     def missing(*_a, **_k):
         raise client_error("ResourceNotFoundException", 400)
 
-    services = SimpleNamespace(settings=SimpleNamespace(aws_write_attempts=2), jobs=SimpleNamespace(get=missing, transition=missing))
+    jobs = SimpleNamespace(get=missing, transition=missing)
+    services = SimpleNamespace(settings=SimpleNamespace(aws_write_attempts=2), jobs=jobs)
     with pytest.raises(ClientError):
         run_job(services, "J", "camera-angle", {})
