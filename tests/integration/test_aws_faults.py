@@ -19,9 +19,6 @@ from tests.support.aws_proxy import AwsProxy
 
 WRITE_ATTEMPTS = 4
 BOTO_ATTEMPTS = 2
-# What the worker's broker connection calls while idle (SNS publishes of its events, SQS polls) or while
-# kombu re-establishes it after losing it.
-BROKER_CALLS = {"Publish", "ReceiveMessage", "ListQueues", "GetQueueUrl"}
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +162,19 @@ def test_submission_whose_message_cannot_be_sent_is_refused_and_leaves_nothing(s
     assert messages_waiting(stack) == 0
 
 
+def test_submission_whose_send_answer_is_lost_is_sent_twice_and_runs_once(stack, proxy):
+    # The message reaches SQS but its answer does not: the publisher sends it again, so the job's id is on
+    # two messages. The second delivery finds the job's prompt (or its record already succeeded).
+    rule = proxy.fail(target="SendMessage", body=stack.settings.gpu_queue, times=1, error="lost")
+
+    job_id = submit(stack)
+    stack.wait_terminal(job_id, timeout=60)
+
+    assert rule.exhausted
+    record = assert_ended_once(stack, job_id, "succeeded", attempts=stack.job(job_id)["attempts"])
+    assert record["attempts"] in (1, 2), record
+
+
 def test_aws_outage_refuses_submissions_and_the_worker_resumes_without_losing_a_job(stack, proxy):
     # Two jobs in flight on the worker (one running in ComfyUI) and a third waiting in SQS.
     jobs = [submit(stack) for _ in range(3)]
@@ -178,19 +188,23 @@ def test_aws_outage_refuses_submissions_and_the_worker_resumes_without_losing_a_
     wait_for(lambda: proxy.was_refused(method="PUT", path=rf"/results/{jobs[0]}/"), 30,
              message="the first job's output upload to meet the outage")
     proxy.up()
+    assert stack.worker.running
 
     assert job_table_ids(stack) == ids_before, "a refused submission left a record"
     for job_id in jobs:
         stack.wait_terminal(job_id, timeout=90)
         assert_ended_once(stack, job_id, "succeeded")
 
-    # Idle, the worker meets a second outage through its broker connection (its events go out through SNS
-    # every two seconds, and kombu re-establishes the connection they fail on), and goes on consuming after it.
-    since = len(proxy.refused_requests)
-    proxy.down()
-    wait_for(lambda: sum(r.operation in BROKER_CALLS for r in proxy.refused_requests[since:]) >= 3, 30,
-             message="the worker's broker connection to meet the outage")
-    proxy.up()
+    # Idle, its long polls of the queue fail (kombu answers a 5xx or lost connection with an empty list, then
+    # read it as a response and stopped the whole worker): each is read as an empty receive, polling goes on.
+    offset = stack.worker.log_path.stat().st_size
+    failed_polls = proxy.fail(target="ReceiveMessage", body=stack.settings.gpu_queue, times=3, error="internal")
+
+    def polls_failed() -> bool:
+        assert stack.worker.running, f"the GPU worker stopped:\n{stack.worker.tail()}"
+        return failed_polls.exhausted and worker_log_since(stack.worker, offset).count("polling again") >= 3
+
+    wait_for(polls_failed, 60, message="the worker's receives to fail")
     after = submit(stack)
     stack.wait_terminal(after, timeout=60)
     assert_ended_once(stack, after, "succeeded")

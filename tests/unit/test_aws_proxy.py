@@ -112,3 +112,11 @@ def test_error_response_speaks_the_request_protocol(headers, kind, status, code)
 def test_unknown_error_kind_is_refused(proxy):
     with pytest.raises(ValueError):
         proxy.fail(error="teapot")
+
+
+def test_a_lost_answer_still_reaches_moto(proxy, table, moto_endpoint):
+    rule = proxy.fail(target="PutItem", times=1, error="lost")
+    with pytest.raises(ConnectionClosedError):
+        client("dynamodb", proxy.url).put_item(TableName=table, Item={"k": {"S": "4"}})
+    assert rule.matched == 1
+    assert "Item" in client("dynamodb", moto_endpoint).get_item(TableName=table, Key={"k": {"S": "4"}})
