@@ -262,7 +262,8 @@ def main() -> int:
         single_p99 = percentile(single.latencies_ms, 99)
         print(f"submit p99 {p99:.1f} floor p99 {floor_p99:.1f} ratio {p99 / floor_p99:.2f}; "
               f"1 client p99 {single_p99:.1f} ratio {p99 / single_p99:.2f}")
-        print(f"load submitted {load.submitted} accepted {len(load.accepted)} lost {len(lost)} p99 submit {p99:.0f}")
+        last = f"load submitted {load.submitted} accepted {len(load.accepted)} lost {len(lost)} p99 submit {p99:.0f}"
+    print(last)  # after the stack has stopped, so nothing it logs while stopping comes after this line
     return 0
 
 
