@@ -30,6 +30,7 @@ def proxy(moto_endpoint):
 @pytest.fixture(scope="module")
 def faulty_stack(proxy, moto_endpoint, tmp_path_factory):
     running = start_stack(tmp_path_factory.mktemp("aws-faults"), moto_endpoint, step_seconds=0.1, aws_via=proxy.url,
+                          worker_env={"GPUORCH_WARMUP_WORKFLOW": ""},  # no model to load: not what is tested here
                           aws_max_attempts=BOTO_ATTEMPTS, aws_write_attempts=WRITE_ATTEMPTS)
     try:
         running.wait_worker_ready()
