@@ -24,6 +24,8 @@ TRIGGER_INTERVAL_S = 5.0
 
 # kombu's SQS transport with Celery's events and remote control working through SNS (GPUORCH_MONITORING).
 MONITORING_TRANSPORT = "gpuorch.monitoring.transport:Transport"
+# kombu's SQS transport surviving a failed receive (gpuorch.aws.sqs_transport says why); the one above extends it.
+SQS_TRANSPORT = "gpuorch.aws.sqs_transport:Transport"
 
 
 def broker_url(settings: Settings) -> str:
@@ -83,7 +85,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Broadcast: Celery events and remote control, through SNS topics that kombu's SQS transport alone cannot
         # use for Celery (gpuorch.monitoring.transport says why), so Flower and `celery inspect` see the workers.
         # Events go to SNS only: no event or command ever lands on the GPU or control queue.
-        "broker_transport": MONITORING_TRANSPORT if settings.monitoring else None,
+        "broker_transport": MONITORING_TRANSPORT if settings.monitoring else SQS_TRANSPORT,
         "worker_enable_remote_control": settings.monitoring,
         "worker_send_task_events": settings.monitoring,
         "event_exchange": broadcast.events_exchange,

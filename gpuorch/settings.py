@@ -222,6 +222,17 @@ class Settings:
     comfyui_retries: int = env(
         "GPUORCH_COMFYUI_RETRIES", 5, "Attempts to reach an unreachable ComfyUI before a job fails."
     )
+    aws_write_attempts: int = env(
+        "GPUORCH_AWS_WRITE_ATTEMPTS", 4,
+        "Attempts of a GPU job's AWS calls (input download, output upload, status writes) while AWS is "
+        "unreachable, throttling or failing, each attempt already retried by botocore; after the last, a failed "
+        "output upload fails the job and a failed status write gives the message back to SQS for a later delivery.",
+    )
+    aws_max_attempts: int = env(
+        "GPUORCH_AWS_MAX_ATTEMPTS", 6,
+        "Attempts botocore makes of each AWS call (the first included), backing off on throttling, server "
+        "errors and lost connections, before the caller sees the error.",
+    )
     workflows_dir: str = env(
         "GPUORCH_WORKFLOWS_DIR", str(REPO_ROOT / "configs" / "workflows"),
         "Folder of workflow templates (one sub-folder each).",
@@ -325,6 +336,10 @@ class Settings:
             raise SettingsError(f"GPUORCH_OUTPUT_URL_SECONDS must be between 1 and {MAX_PRESIGN_SECONDS}")
         if self.log_format not in ("json", "text"):
             raise SettingsError("GPUORCH_LOG_FORMAT must be json or text")
+        if self.aws_max_attempts < 1:
+            raise SettingsError("GPUORCH_AWS_MAX_ATTEMPTS must be at least 1")
+        if self.aws_write_attempts < 1:
+            raise SettingsError("GPUORCH_AWS_WRITE_ATTEMPTS must be at least 1")
         if self.gpu_pipeline_depth < 1:
             raise SettingsError("GPUORCH_GPU_PIPELINE_DEPTH must be at least 1")
         if not NAMESPACE_PATTERN.match(self.monitoring_namespace):

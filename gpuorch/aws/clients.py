@@ -15,6 +15,11 @@ from gpuorch.settings import Settings
 DEFAULT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
 
+def client_config(settings: Settings) -> Config:
+    """DEFAULT_CONFIG with the settings' number of attempts per call (GPUORCH_AWS_MAX_ATTEMPTS)."""
+    return DEFAULT_CONFIG.merge(Config(retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts}))
+
+
 def probe_config(timeout: float) -> Config:
     """For health probes: short timeouts and a single attempt, so a dead endpoint is reported at once."""
     return Config(connect_timeout=timeout, read_timeout=timeout, retries={"mode": "standard", "total_max_attempts": 1})
@@ -25,7 +30,7 @@ class AwsClients:
     """Lazily built boto3 clients sharing one session (clients are thread-safe once built)."""
 
     settings: Settings
-    config: Config = DEFAULT_CONFIG
+    config: Config | None = None  # None: client_config(settings)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @functools.cached_property
@@ -34,7 +39,7 @@ class AwsClients:
         return boto3.session.Session()
 
     def _client(self, service: str):
-        kwargs = {"region_name": self.settings.region, "config": self.config}
+        kwargs = {"region_name": self.settings.region, "config": self.config or client_config(self.settings)}
         if self.settings.aws_endpoint_url:
             kwargs["endpoint_url"] = self.settings.aws_endpoint_url
         with self._lock:  # creating clients from one session is not thread-safe

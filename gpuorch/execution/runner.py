@@ -19,7 +19,7 @@ from gpuorch.comfyui.client import ComfyClient, PollPolicy
 from gpuorch.comfyui.errors import ComfyError, ComfyPromptLost, ComfyTimeout, ComfyUnavailable
 from gpuorch.comfyui.progress import Progress
 from gpuorch.errors import JobCancelled, JobFailed
-from gpuorch.execution.retry import comfy_retry
+from gpuorch.execution.retry import aws_retry, aws_transient, comfy_retry
 from gpuorch.inputs import InputRejected, InputUnavailable, fetch_input, inspect_image
 from gpuorch.jobs import states
 from gpuorch.jobs.store import Job, TransitionRefused
@@ -89,11 +89,32 @@ class ProgressReporter:
             log.warning("job %s: progress not recorded: %s", self._job_id, exc)
 
 
+class OutputsNotStored(Exception):
+    """An output could not be put in S3, even after the retries."""
+
+
 def run_job(services: Services, job_id: str, workflow_name: str, params: dict[str, Any], *, task=None,
             metrics: JobMetrics | None = None) -> dict[str, Any]:
-    """Carry one job to a terminal status; returns the task result or raises JobFailed / JobCancelled."""
-    metrics = metrics if metrics is not None else job_metrics()
-    job = services.jobs.get(job_id)
+    """Carry one job to a terminal status; returns the task result or raises JobFailed / JobCancelled.
+
+    When AWS stays unreachable past the retries (the record cannot be read or moved), the message is
+    rejected without being deleted: SQS delivers it again after its visibility timeout, and that delivery
+    finds the job's prompt in ComfyUI and finishes it (or the dead-letter queue takes it after the last).
+    """
+    try:
+        return _run_job(services, job_id, workflow_name, task,
+                        metrics if metrics is not None else job_metrics())
+    except Exception as exc:
+        if not aws_transient(exc):
+            raise
+        log.error("job %s: AWS unavailable after %d attempts (%s); its message goes back to SQS",
+                  job_id, services.settings.aws_write_attempts, exc)
+        raise Reject(f"AWS unavailable: {exc}", requeue=False) from exc
+
+
+def _run_job(services: Services, job_id: str, workflow_name: str, task, metrics: JobMetrics) -> dict[str, Any]:
+    records = Records(services)
+    job = records.get(job_id)
     if job is None:
         # A message with no record was not accepted by gpuorch: leave it to the dead-letter queue.
         log.error("job %s: no job record; rejecting the message", job_id)
@@ -102,9 +123,9 @@ def run_job(services: Services, job_id: str, workflow_name: str, params: dict[st
         log.info("job %s: already %s; duplicate delivery ignored", job_id, job.status)
         return settled(job)
     try:
-        job = services.jobs.transition(job_id, states.RUNNING)
+        job = records.transition(job_id, states.RUNNING)
     except TransitionRefused:
-        return settled(services.jobs.get(job_id))  # cancelled meanwhile
+        return settled(records.get(job_id))  # cancelled meanwhile
     log.info("job %s: running %s (attempt %d)", job_id, workflow_name, job.attempts)
     record_start(metrics, job)
     execution = JobExecution(services, job, task.update_state if task is not None else None, metrics=metrics)
@@ -115,19 +136,20 @@ def run_job(services: Services, job_id: str, workflow_name: str, params: dict[st
         log.info("job %s: cancelled while running; ComfyUI told to drop it", job_id)
         metrics.duration.labels(job.workflow, states.CANCELLED).observe(execution.elapsed())
         raise
-    except (SoftTimeLimitExceeded, ComfyTimeout, InputRejected, InputUnavailable, ComfyError) as exc:
+    except (SoftTimeLimitExceeded, ComfyTimeout, InputRejected, InputUnavailable, ComfyError, OutputsNotStored) as exc:
         if isinstance(exc, (SoftTimeLimitExceeded, ComfyTimeout)):
             execution.stop_in_comfyui()
         metrics.duration.labels(job.workflow, states.FAILED).observe(execution.elapsed())
         metrics.failures.labels(job.workflow, failure_class(exc)).inc()
-        return _fail(services, job_id, failure_reason(exc, execution))
+        return _fail(records, job_id, failure_reason(exc, execution))
     metrics.duration.labels(job.workflow, states.SUCCEEDED).observe(execution.elapsed())
     try:
-        job = services.jobs.transition(job_id, states.SUCCEEDED, outputs=[o.as_record() for o in outputs], node=None,
-                                       gpu_seconds=execution.gpu_seconds)
+        # A retry after a lost answer is refused by the condition and reads the record: written once either way.
+        job = records.transition(job_id, states.SUCCEEDED, outputs=[o.as_record() for o in outputs], node=None,
+                                 gpu_seconds=execution.gpu_seconds)
     except TransitionRefused:
         log.warning("job %s: finished, but its record was moved on meanwhile", job_id)
-        return settled(services.jobs.get(job_id))
+        return settled(records.get(job_id))
     log.info("job %s: succeeded with %d output(s)", job_id, len(outputs))
     return success_result(job)
 
@@ -151,6 +173,8 @@ def failure_class(exc: BaseException) -> str:
         return "input_unavailable"
     if isinstance(exc, ComfyUnavailable):
         return "comfyui_unavailable"
+    if isinstance(exc, OutputsNotStored):
+        return "outputs_not_stored"
     return "comfyui_error"
 
 
@@ -164,6 +188,8 @@ def failure_reason(exc: BaseException, execution: "JobExecution") -> str:
         return f"input {'rejected' if isinstance(exc, InputRejected) else 'unavailable'}: {exc}"
     if isinstance(exc, ComfyUnavailable):
         return f"ComfyUI unreachable at {settings.comfyui_url}: {exc}"
+    if isinstance(exc, OutputsNotStored):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -176,13 +202,22 @@ def settled(job: Job) -> dict[str, Any]:
     raise failure_result(job)
 
 
-def _fail(services: Services, job_id: str, reason: str):
+def _fail(records: "Records", job_id: str, reason: str):
     log.warning("job %s: failed: %s", job_id, reason)
     try:
-        job = services.jobs.transition(job_id, states.FAILED, error=reason)
+        job = records.transition(job_id, states.FAILED, error=reason)
     except TransitionRefused:
-        job = services.jobs.get(job_id)
+        job = records.get(job_id)
     return settled(job)
+
+
+class Records:
+    """The job store's reads and status writes, retried while AWS fails transiently (aws_retry)."""
+
+    def __init__(self, services: Services):
+        retry = aws_retry(services.settings.aws_write_attempts)
+        self.get = retry(services.jobs.get)
+        self.transition = retry(services.jobs.transition)
 
 
 class JobExecution:
@@ -207,6 +242,7 @@ class JobExecution:
         self.metrics = metrics if metrics is not None else job_metrics()
         self.retry = comfy_retry(self.settings.comfyui_retries,
                                  on_retry=self.metrics.comfyui_retries.labels(job.workflow).inc)
+        self.aws_retry = aws_retry(self.settings.aws_write_attempts)
         self.progress = ProgressReporter(services, job.job_id, update_state)
         self.started = time.monotonic()
 
@@ -215,7 +251,12 @@ class JobExecution:
 
     def check_cancelled(self) -> None:
         """Raise JobCancelled when the job's record says cancelled (called while waiting on ComfyUI)."""
-        job = self.services.jobs.get(self.job.job_id)
+        try:
+            job = self.services.jobs.get(self.job.job_id)
+        except (BotoCoreError, ClientError) as exc:
+            # Advisory, like progress: the job goes on, and the next check may reach the record.
+            log.warning("job %s: cancellation not checked: %s", self.job.job_id, exc)
+            return
         if job is not None and job.status == states.CANCELLED:
             raise JobCancelled(f"job {self.job.job_id} was cancelled")
 
@@ -285,7 +326,7 @@ class JobExecution:
     def upload_inputs(self) -> list[str]:
         names = []
         for index, uri in enumerate(self.image_uris()):
-            data = fetch_input(uri, self.settings.input_policy, s3_client=self.services.aws.s3)
+            data = self.aws_retry(fetch_input)(uri, self.settings.input_policy, s3_client=self.services.aws.s3)
             info = inspect_image(data, max_pixels=self.settings.max_input_pixels, max_bytes=self.settings.max_input_bytes)
             name = input_name(self.job.job_id, index, info.format)
             names.append(self.retry(self.comfy.upload_image)(name, data, overwrite=True))
@@ -305,7 +346,17 @@ class JobExecution:
         data = self.retry(self.comfy.view)(ref)
         key = output_key(self.job.job_id, ref.subfolder, ref.filename)
         content_type = mimetypes.guess_type(ref.filename)[0] or "application/octet-stream"
-        self.services.aws.s3.put_object(Bucket=self.settings.bucket, Key=key, Body=data, ContentType=content_type)
+        def put_output() -> None:
+            # Same key on every attempt and every delivery: a retry overwrites, it never adds a second copy.
+            self.services.aws.s3.put_object(Bucket=self.settings.bucket, Key=key, Body=data, ContentType=content_type)
+
+        try:
+            self.aws_retry(put_output)()
+        except (BotoCoreError, ClientError) as exc:
+            raise OutputsNotStored(
+                f"output {ref.filename} could not be stored in S3 after "
+                f"{self.settings.aws_write_attempts} attempts (GPUORCH_AWS_WRITE_ATTEMPTS): {exc}"
+            ) from exc
         log.info("job %s: stored %s (%d bytes)", self.job.job_id, key, len(data))
         return StoredOutput(
             uri=f"s3://{self.settings.bucket}/{key}",

@@ -17,6 +17,7 @@ from kombu.transport import SQS
 from kombu.transport.SQS.exceptions import DoesNotExistQueueException
 from kombu.utils.objects import cached_property
 
+from gpuorch.aws import sqs_transport
 from gpuorch.monitoring import leases
 from gpuorch.monitoring.names import NAMESPACE_OPTION, BroadcastNames, reply_queue_name
 
@@ -67,7 +68,7 @@ _owners = _Owners()
 atexit.register(_owners.release_all)
 
 
-class Channel(SQS.Channel):
+class Channel(sqs_transport.Channel):
     """An SQS channel whose Celery broadcasts reach every process.
 
     kombu 5.7 fans messages out on SQS through SNS (transport option `supports_fanout`), but that alone does not make
@@ -275,7 +276,7 @@ class Channel(SQS.Channel):
         return super()._get_async(queue, *args, **kwargs)
 
 
-class Transport(SQS.Transport):
+class Transport(sqs_transport.Transport):
     """The SQS transport declaring fanout (through SNS), so a Celery worker takes remote-control commands."""
 
     Channel = Channel

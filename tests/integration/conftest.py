@@ -43,6 +43,11 @@ class Stack:
     #: Sends an operator key (owner "ops").
     operator: requests.Session
 
+    def submit(self, move: str = "top_down", timeout: float = 60) -> requests.Response:
+        """POST one camera-angle job on the sample image; the answer as it came (202, or why not)."""
+        return self.session.post(f"{self.api_url}/api/v1/camera-angle/jobs",
+                                 json={"image": self.image_uri, "move": move}, timeout=timeout)
+
     def job(self, job_id: str) -> dict:
         answer = self.session.get(f"{self.api_url}/api/v1/jobs/{job_id}", timeout=10)
         answer.raise_for_status()
@@ -126,8 +131,12 @@ def key_session(services: Services, owner: str = "tests", *, operator: bool = Fa
 
 
 def start_stack(tmp: Path, endpoint: str, *, step_seconds: float, worker_env: dict[str, str] | None = None,
-                run: tuple[str, ...] = ("gpu_worker",), **overrides) -> Stack:
-    """Provision, then start the emulator, the API and the Procfile processes in `run`."""
+                run: tuple[str, ...] = ("gpu_worker",), aws_via: str | None = None, **overrides) -> Stack:
+    """Provision, then start the emulator, the API and the Procfile processes in `run`.
+
+    `aws_via`: the endpoint the processes reach AWS through (a fault-injecting proxy in front of
+    `endpoint`); the Stack's own settings and clients keep talking to `endpoint` directly.
+    """
     settings = unique_settings(endpoint, **overrides)
     services = Services(settings)
     Provisioner(services.aws, settings).run()
@@ -137,7 +146,7 @@ def start_stack(tmp: Path, endpoint: str, *, step_seconds: float, worker_env: di
         comfyui_url = processes.start_emulator(tmp / "comfyui", settings.models.by_folder(), step_seconds)
         settings = dataclasses.replace(settings, comfyui_url=comfyui_url)
         services = Services(settings, services.aws)
-        processes.env = settings_env(settings)
+        processes.env = settings_env(dataclasses.replace(settings, aws_endpoint_url=aws_via or endpoint))
         api_port = free_port()
         [api] = processes.start_procfile(["api"], {"GPUORCH_API_BIND": f"127.0.0.1:{api_port}", "GPUORCH_API_WORKERS": "2"})
         api_url = f"http://127.0.0.1:{api_port}"

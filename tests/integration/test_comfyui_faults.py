@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 
 import pytest
-import requests
 
 from tests.integration.conftest import start_stack, wait_for
 

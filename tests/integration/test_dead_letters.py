@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import requests
 
 from tests.integration.conftest import wait_for
 

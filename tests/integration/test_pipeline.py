@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import requests
 
 from gpuorch.tasks import camera_angle, qwen_image_edit
 from tests.integration.conftest import wait_for

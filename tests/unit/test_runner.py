@@ -1,12 +1,17 @@
-"""Pure parts of the job runner: stable names, output keys, and advisory progress writes."""
+"""Pure parts of the job runner: stable names, output keys, advisory progress writes, which AWS errors to retry."""
 
 from types import SimpleNamespace
 
 import pytest
-from botocore.exceptions import ClientError
+from celery.exceptions import Reject
+from botocore.exceptions import (
+    ClientError, ConnectionClosedError, EndpointConnectionError, ParamValidationError, ReadTimeoutError,
+)
 
 from gpuorch.comfyui.progress import Progress
-from gpuorch.execution.runner import ProgressReporter, input_name, output_key
+from gpuorch.inputs import InputUnavailable
+from gpuorch.execution.retry import aws_retry, aws_transient
+from gpuorch.execution.runner import ProgressReporter, input_name, output_key, run_job
 
 
 @pytest.mark.parametrize("subfolder,filename,key", [
@@ -45,3 +50,61 @@ def test_progress_is_written_only_when_it_grows():
 def test_a_failed_progress_write_does_not_fail_the_job():
     report = ProgressReporter(SimpleNamespace(jobs=Jobs(fail=True)), "J", None)
     report(Progress(percent=10))  # logged, not raised
+
+
+def client_error(code: str, status: int) -> ClientError:
+    return ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
+
+
+@pytest.mark.parametrize("error,transient", [
+    (client_error("SlowDown", 503), True),
+    (client_error("ThrottlingException", 400), True),
+    (client_error("ProvisionedThroughputExceededException", 400), True),
+    (client_error("InternalError", 500), True),
+    (client_error("Whatever", 502), True),
+    (client_error("ConditionalCheckFailedException", 400), False),
+    (client_error("ResourceNotFoundException", 400), False),
+    (client_error("AccessDenied", 403), False),
+    (EndpointConnectionError(endpoint_url="http://x"), True),
+    (ConnectionClosedError(endpoint_url="http://x"), True),
+    (ReadTimeoutError(endpoint_url="http://x"), True),
+    (ParamValidationError(report="bad"), False),
+    (InputUnavailable("s3://b/k: SlowDown"), True),
+    (ValueError("not AWS"), False),
+])
+def test_aws_failures_worth_retrying(error, transient):
+    assert aws_transient(error) is transient
+
+
+def test_aws_retry_gives_up_after_its_attempts_and_raises_the_last_error():
+    calls = []
+
+    @aws_retry(3, max_wait=0)
+    def put():
+        calls.append(1)
+        raise client_error("SlowDown", 503)
+
+    with pytest.raises(ClientError):
+        put()
+    assert len(calls) == 3
+
+
+def test_a_job_whose_record_aws_cannot_reach_gives_its_message_back():
+    def unreachable(*_a, **_k):
+        raise EndpointConnectionError(endpoint_url="http://dynamodb")
+
+    jobs = SimpleNamespace(get=unreachable, transition=unreachable)
+    services = SimpleNamespace(settings=SimpleNamespace(aws_write_attempts=2), jobs=jobs)
+    with pytest.raises(Reject) as rejected:
+        run_job(services, "J", "camera-angle", {})
+    assert rejected.value.requeue is False  # left undeleted: SQS delivers it again after the visibility timeout
+
+
+def test_a_refused_aws_call_is_not_turned_into_a_redelivery():
+    def missing(*_a, **_k):
+        raise client_error("ResourceNotFoundException", 400)
+
+    jobs = SimpleNamespace(get=missing, transition=missing)
+    services = SimpleNamespace(settings=SimpleNamespace(aws_write_attempts=2), jobs=jobs)
+    with pytest.raises(ClientError):
+        run_job(services, "J", "camera-angle", {})
