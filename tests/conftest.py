@@ -81,6 +81,12 @@ def unique_settings(endpoint: str, **overrides) -> Settings:
 
 
 @pytest.fixture
+def api_headers() -> dict[str, str]:
+    """Headers every request to the REST API carries (where its API key goes once the API asks for one)."""
+    return {}
+
+
+@pytest.fixture
 def settings(moto_endpoint) -> Settings:
     return unique_settings(moto_endpoint, allow_insecure_inputs=True)
 

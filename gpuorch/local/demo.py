@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 import sys
 import time
 from datetime import datetime
@@ -46,6 +47,15 @@ def local_settings(base: Settings, endpoint: str, comfyui_url: str, api_port: in
         lifecycle_check_seconds=min(base.lifecycle_check_seconds, 2),
         heartbeat_seconds=min(base.heartbeat_seconds, 2),
     )
+
+
+def with_flower_login(settings: Settings) -> tuple[Settings, str]:
+    """The settings with a Flower login (a password generated for this run unless one is set), and how to say it."""
+    if settings.flower_basic_auth:
+        return settings, "the login in GPUORCH_FLOWER_BASIC_AUTH"
+    # Flower refuses to start without a login; a fresh one per run leaves nothing guessable on loopback.
+    password = secrets.token_urlsafe(18)
+    return dataclasses.replace(settings, flower_basic_auth=f"ops:{password}"), f"user ops, password {password}"
 
 
 def describe(record: dict) -> str:
@@ -125,6 +135,7 @@ def run_demo(base: Settings, output_dir: Path, step_seconds: float, echo: Callab
         echo(f"moto server (SQS, SNS, DynamoDB, S3, EC2) at {endpoint}")
         api_port, comfyui_port = free_port(), free_port()
         settings = local_settings(base, endpoint, f"http://127.0.0.1:{comfyui_port}", api_port)
+        settings, login = with_flower_login(dataclasses.replace(settings, flower_port=free_port()))
         aws = AwsClients(settings)
         echo("Provisioning:")
         Provisioner(aws, settings, report=lambda change: echo(f"  {change}")).run()
@@ -139,6 +150,11 @@ def run_demo(base: Settings, output_dir: Path, step_seconds: float, echo: Callab
         api = settings.api_base_url
         stack.wait_until_ready(api_process, lambda: requests.get(f"{api}/health", timeout=5).status_code == 200)
         echo(f"API at {api}; control worker and beat running (Procfile: api, control_worker, beat)")
+        if settings.monitoring:
+            [flower] = stack.start_procfile(["flower"])
+            flower_url = f"http://127.0.0.1:{settings.flower_port}"
+            stack.wait_until_ready(flower, lambda: requests.get(f"{flower_url}/healthcheck", timeout=5).ok)
+            echo(f"Flower at {flower_url}/ ({login}; Procfile: flower)")
         # The instance's boot, played locally: once it runs, ComfyUI (the emulator) and the GPU worker start.
         host = local_gpu_host(stack, instance_id=instance_id, comfyui_port=comfyui_port, data_dir=run_dir / "comfyui",
                               model_files=settings.models.by_folder(), step_seconds=step_seconds)
