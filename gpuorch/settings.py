@@ -268,7 +268,13 @@ class Settings:
     flower_port: int = env("GPUORCH_FLOWER_PORT", 5555, "Port Flower listens on.")
     flower_basic_auth: str = env(
         "GPUORCH_FLOWER_BASIC_AUTH", "",
-        "Comma-separated user:password pairs Flower asks for (its --basic-auth); empty: no login.",
+        "Comma-separated user:password pairs Flower asks for (its --basic-auth) on its dashboard and API; "
+        "empty: Flower refuses to start, unless GPUORCH_FLOWER_ALLOW_NO_AUTH.",
+    )
+    flower_allow_no_auth: bool = env(
+        "GPUORCH_FLOWER_ALLOW_NO_AUTH", False,
+        "Let Flower start without a login, for development only: honoured on a loopback GPUORCH_FLOWER_ADDRESS, "
+        "refused on any other (its API stays closed either way).",
     )
     flower_inspect_timeout: float = env(
         "GPUORCH_FLOWER_INSPECT_TIMEOUT", 3.0,

@@ -17,6 +17,9 @@ from lifecycle.tasks import HOURLY_USD
 
 # The longest span a report covers: a leap year, whole.
 MAX_SPAN = timedelta(days=366)
+# No report starts earlier: closed runs are kept by the month they stopped in, so a report reads every month
+# from its start to now (one query each); nothing ran before gpuorch and the g6e instances it prices existed.
+EARLIEST = datetime(2024, 1, 1, tzinfo=timezone.utc)
 # A job that finished in a period was created at most this long before it: it waits in the GPU queue at
 # most SQS's retention (14 days; then the message is gone) and then runs within its time limit.
 LONGEST_JOB_LIFE = timedelta(seconds=FOURTEEN_DAYS, hours=1)
@@ -49,16 +52,19 @@ def parse_moment(raw: str, *, field: str, end_of_day: bool = False) -> datetime:
     """An ISO 8601 date (its midnight UTC, or with `end_of_day` the next one, so the day is included) or
     date-time (UTC when it names no offset), in UTC."""
     day = _as_date(raw)
-    if day is not None:
-        midnight = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-        return midnight + timedelta(days=1) if end_of_day else midnight
     try:
-        moment = datetime.fromisoformat(raw.strip())
-    except ValueError:
-        raise PeriodError(field, f"{raw!r} is not an ISO 8601 date or date-time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        if day is not None:
+            midnight = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+            return midnight + timedelta(days=1) if end_of_day else midnight
+        try:
+            moment = datetime.fromisoformat(raw.strip())
+        except ValueError:
+            raise PeriodError(field, f"{raw!r} is not an ISO 8601 date or date-time") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # the day after 9999-12-31, or an offset that moves year 1 or 9999 out of range
+        raise PeriodError(field, f"{raw!r} is out of range") from None
 
 
 def parse_period(raw_from: str | None, raw_to: str | None, now: datetime) -> Period:
@@ -77,6 +83,9 @@ def parse_period(raw_from: str | None, raw_to: str | None, now: datetime) -> Per
     if end - start > MAX_SPAN:
         raise PeriodError("to" if given_to else "from",
                           f"the period spans {(end - start).days} days; at most {MAX_SPAN.days} are reported")
+    if start < EARLIEST:
+        raise PeriodError("from" if given_from else "to",
+                          f"the period starts before {EARLIEST.date().isoformat()}, when no GPU run was recorded")
     return Period(start, end)
 
 

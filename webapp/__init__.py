@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
     )
     # One Api per app: it holds the app's OpenAPI document, which differs with the workflow catalogue.
-    api = GpuorchApi(app)
+    api = GpuorchApi(app, spec_kwargs={"extra_plugins": [auth.access_responses(app)]})
     register_error_handlers(app)
     services = celery_app.services
     app.extensions[EXTENSION] = ApiContext(

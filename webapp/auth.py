@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from http import HTTPStatus
+
+from apispec import BasePlugin
 from flask import Flask, current_app, g, request
 from flask_smorest import Api, Blueprint
 
@@ -19,7 +22,8 @@ from gpuorch.access.keys import OPERATOR, USER, ApiKey
 from webapp.context import current
 from webapp.errors import ApiError
 
-__all__ = ["OPEN_ENDPOINTS", "OPERATOR", "USER", "bearer_token", "caller", "install", "register"]
+__all__ = ["OPEN_ENDPOINTS", "OPERATOR", "USER", "AccessResponses", "access_responses", "bearer_token", "caller", "install",
+           "register"]
 
 # Answered without a key: service info, health (load balancers and probes), the OpenAPI document and its page.
 # /metrics, when it comes, is decided separately: add its endpoint here to leave it open.
@@ -47,8 +51,29 @@ def register(app: Flask, api: Api, blueprint: Blueprint, role: str = USER) -> No
     """Register a blueprint whose routes need a key of `role` (USER: any key; OPERATOR: an operator's)."""
     if role not in (USER, OPERATOR):
         raise ValueError(f"role must be {USER} or {OPERATOR}, not {role!r}")
-    api.register_blueprint(blueprint)
+    # Before the blueprint's paths reach the document, so that AccessResponses knows their role.
     app.extensions[ROLES_EXTENSION][blueprint.name] = role
+    api.register_blueprint(blueprint)
+
+
+class AccessResponses(BasePlugin):
+    """Lists the check's own answers on every operation of the OpenAPI document: 401 wherever a key is needed,
+    403 where it must be an operator's, so that a client (and the conformance tests) find each status documented.
+    Give it to the Api (`spec_kwargs={"extra_plugins": [...]}`) before any blueprint is registered."""
+
+    def __init__(self, roles: Mapping[str, str]):
+        self.roles = roles  # blueprint name -> role, filled by register()
+
+    def operation_helper(self, path=None, operations=None, **kwargs) -> None:
+        rule = kwargs.get("rule")
+        if rule is None or rule.endpoint in OPEN_ENDPOINTS or not operations:
+            return
+        role = needed_role(rule.endpoint.partition(".")[0], self.roles)
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("401", HTTPStatus.UNAUTHORIZED.name)
+            if role == OPERATOR:
+                responses.setdefault("403", HTTPStatus.FORBIDDEN.name)
 
 
 # The document's default: every operation needs the bearer key; open ones say `security: []` (NO_KEY).
@@ -56,9 +81,14 @@ SECURITY = [{SCHEME: []}]
 NO_KEY: list = []
 
 
+def access_responses(app: Flask) -> AccessResponses:
+    """The app's role table (empty until blueprints are registered) and the plugin that documents it."""
+    return AccessResponses(app.extensions.setdefault(ROLES_EXTENSION, {}))
+
+
 def install(app: Flask, api: Api) -> None:
     """Check every request's key before its route runs, and document the bearer scheme for the docs page."""
-    app.extensions[ROLES_EXTENSION] = {}
+    app.extensions.setdefault(ROLES_EXTENSION, {})
     app.before_request(_authenticate)
     api.spec.components.security_scheme(SCHEME, {
         "type": "http", "scheme": "bearer", "bearerFormat": "gpo_<key id>_<secret>",

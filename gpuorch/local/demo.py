@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 import sys
 import time
 from datetime import datetime
@@ -54,6 +55,15 @@ def local_settings(base: Settings, endpoint: str, comfyui_url: str, api_port: in
         # The demo's task.delay() job is the demo key's owner's, so the key follows it like the REST one.
         submit_owner=DEMO_OWNER,
     )
+
+
+def with_flower_login(settings: Settings) -> tuple[Settings, str]:
+    """The settings with a Flower login (a password generated for this run unless one is set), and how to say it."""
+    if settings.flower_basic_auth:
+        return settings, "the login in GPUORCH_FLOWER_BASIC_AUTH"
+    # Flower refuses to start without a login; a fresh one per run leaves nothing guessable on loopback.
+    password = secrets.token_urlsafe(18)
+    return dataclasses.replace(settings, flower_basic_auth=f"ops:{password}"), f"user ops, password {password}"
 
 
 def describe(record: dict) -> str:
@@ -142,6 +152,7 @@ def run_demo(base: Settings, output_dir: Path, step_seconds: float, echo: Callab
         api_port, comfyui_port = free_port(), free_port()
         settings = local_settings(base, endpoint, f"http://127.0.0.1:{comfyui_port}", api_port,
                                   metrics_ports=(free_port(), free_port()))
+        settings, login = with_flower_login(dataclasses.replace(settings, flower_port=free_port()))
         aws = AwsClients(settings)
         echo("Provisioning:")
         Provisioner(aws, settings, report=lambda change: echo(f"  {change}")).run()
@@ -164,6 +175,11 @@ def run_demo(base: Settings, output_dir: Path, step_seconds: float, echo: Callab
              f"--owner {DEMO_OWNER}` does); while the demo runs:\n"
              f"  export GPUORCH_API_URL={api} GPUORCH_API_KEY={token}\n"
              f"  gpuorch list    # or: curl -H \"Authorization: Bearer $GPUORCH_API_KEY\" {api}/api/v1/jobs")
+        if settings.monitoring:
+            [flower] = stack.start_procfile(["flower"])
+            flower_url = f"http://127.0.0.1:{settings.flower_port}"
+            stack.wait_until_ready(flower, lambda: requests.get(f"{flower_url}/healthcheck", timeout=5).ok)
+            echo(f"Flower at {flower_url}/ ({login}; Procfile: flower)")
         # The instance's boot, played locally: once it runs, ComfyUI (the emulator) and the GPU worker start.
         host = local_gpu_host(stack, instance_id=instance_id, comfyui_port=comfyui_port, data_dir=run_dir / "comfyui",
                               model_files=settings.models.by_folder(), step_seconds=step_seconds)

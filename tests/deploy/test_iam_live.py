@@ -207,10 +207,13 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
 
         # Flower answers, and asks the workers for their state (remote control through SNS).
         if FLOWER:
-            [flower] = stack.start_procfile(["flower"], {**role_env("flower"), "GPUORCH_FLOWER_PORT": str(flower_port)})
+            login = ("ops", "iam-test-password")  # Flower refuses to start without one
+            [flower] = stack.start_procfile(["flower"], {**role_env("flower"), "GPUORCH_FLOWER_PORT": str(flower_port),
+                                                         "GPUORCH_FLOWER_BASIC_AUTH": ":".join(login)})
             stack.wait_until_ready(flower, lambda: requests.get(
                 f"http://127.0.0.1:{flower_port}/healthcheck", timeout=5).ok, timeout=60)
-            requests.get(f"http://127.0.0.1:{flower_port}/workers?refresh=1", timeout=30)
+            answer = requests.get(f"http://127.0.0.1:{flower_port}/workers?refresh=1", auth=login, timeout=30)
+            assert answer.status_code == 200, answer.status_code
             time.sleep(3)
             flower.stop()
 

@@ -1,4 +1,5 @@
-"""Flower on the SQS broker with real processes: the GPU worker online, its jobs' lives, nothing left on restarts."""
+"""Flower on the SQS broker with real processes: only with its login, the GPU worker online, its jobs' lives
+(over its API and in a browser), nothing left on restarts."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ import requests
 
 from gpuorch.local.stack import free_port
 from gpuorch.monitoring.names import BroadcastNames
+from tests.integration.browser import browser_page
 from tests.integration.conftest import wait_for
 
 AUTH = ("ops", "flower-test-password")
+# Dashboard pages, and API routes that answer 200 with nothing to show.
+PAGES = ("/", "/workers", "/tasks")
+API_ROUTES = ("/api/workers", "/api/tasks", "/api/task/types")
 
 
 class Flower:
@@ -22,14 +27,17 @@ class Flower:
         self.url = f"http://127.0.0.1:{stack.settings.flower_port}"
         self.process = None
 
-    def start(self) -> None:
-        [self.process] = self.stack.processes.start_procfile(["flower"])
+    def start(self, extra_env: dict[str, str] | None = None) -> None:
+        [self.process] = self.stack.processes.start_procfile(["flower"], extra_env)
         self.stack.processes.wait_until_ready(
             self.process, lambda: requests.get(f"{self.url}/healthcheck", timeout=5).text == "OK")
 
     def stop(self) -> None:
         self.process.stop()
         self.stack.processes.processes.remove(self.process)
+
+    def status(self, path: str, auth=AUTH) -> int:
+        return requests.get(f"{self.url}{path}", auth=auth, timeout=30).status_code
 
     def get(self, path: str, **params):
         answer = requests.get(f"{self.url}{path}", params=params, auth=AUTH, timeout=30)
@@ -46,12 +54,16 @@ class Flower:
         return None
 
 
-@pytest.fixture
-def monitored(make_stack):
+def flower_stack(make_stack, run=("gpu_worker",)):
     names = BroadcastNames(f"t{uuid.uuid4().hex[:8]}")  # topics and queues of this test's own
     stack = make_stack(step_seconds=0.05, monitoring_namespace=names.namespace, flower_port=free_port(),
-                       flower_basic_auth=":".join(AUTH))
-    flower = Flower(stack)
+                       flower_basic_auth=":".join(AUTH), run=run)
+    return stack, Flower(stack), names
+
+
+@pytest.fixture
+def monitored(make_stack):
+    stack, flower, names = flower_stack(make_stack)
     flower.start()
     stack.wait_worker_ready()
     return stack, flower, names
@@ -141,3 +153,57 @@ def test_restarting_flower_and_the_worker_leaves_no_queue_or_subscription_behind
     assert len(after[0]) == len(before[0]) and len(after[1]) == len(before[1]), (before, after)
     assert [q for q in after[0] if q.startswith(f"{names.namespace}-pidbox-")] == node_queues
     assert set(after[0]).isdisjoint(events_queues), "the first Flower's event queue is still there"
+
+
+def test_flower_answers_its_dashboard_and_api_only_with_its_login(make_stack):
+    stack, flower, _ = flower_stack(make_stack, run=())
+
+    # Without a login (and no development permission) it does not start at all.
+    [refused] = stack.processes.start_procfile(["flower"], {"GPUORCH_FLOWER_BASIC_AUTH": ""})
+    assert refused.popen.wait(60) == 2 and "refusing to start: no login" in refused.tail()
+    stack.processes.processes.remove(refused)
+
+    flower.start({"FLOWER_UNAUTHENTICATED_API": "true"})  # dropped by the launcher: it cannot open the API
+    for path in PAGES + API_ROUTES:
+        assert flower.status(path, auth=None) == 401, path
+        assert flower.status(path, auth=(AUTH[0], "wrong")) == 401, path
+        assert flower.status(path, auth=("someone", AUTH[1])) == 401, path
+        assert flower.status(path) == 200, path
+    flower.stop()
+
+    # The development permission, on loopback: the pages open, the API stays closed.
+    flower.start({"GPUORCH_FLOWER_BASIC_AUTH": "", "GPUORCH_FLOWER_ALLOW_NO_AUTH": "true"})
+    assert [flower.status(path, auth=None) for path in PAGES] == [200] * len(PAGES)
+    assert [flower.status(path, auth=None) for path in API_ROUTES] == [401] * len(API_ROUTES)
+
+
+def test_the_dashboard_in_a_browser_shows_the_gpu_worker_online_and_a_succeeded_job(monitored, tmp_path):
+    stack, flower, _ = monitored
+    worker = wait_for(flower.gpu_worker, 60, interval=0.5, message="Flower to see the GPU worker online")
+    answer = requests.post(f"{stack.api_url}/api/v1/camera-angle/jobs",
+                           json={"image": stack.image_uri, "move": "top_down"}, timeout=10)
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["job_id"]
+    assert stack.wait_terminal(job_id)["status"] == "succeeded"
+    wait_for(lambda: (flower.get(f"/api/task/info/{job_id}") or {}).get("state") == "SUCCESS", 30, interval=0.2,
+             message="Flower to see the job succeed")
+
+    from playwright.sync_api import expect
+
+    with browser_page(tmp_path / "chromium-profile", AUTH) as page:
+        # The workers page fills its table from Flower's JSON: expect() polls it until the deadline.
+        assert page.goto(f"{flower.url}/").status == 200
+        row = page.locator("#workers-table tbody tr", has_text=worker)
+        expect(row).to_contain_text("Online", timeout=30_000)
+        page.screenshot(path=tmp_path / "workers.png", full_page=True)
+
+        assert page.goto(f"{flower.url}/tasks").status == 200
+        row = page.locator("#tasks-table tbody tr", has_text=job_id)
+        expect(row).to_contain_text("gpuorch.tasks.camera_angle", timeout=30_000)
+        expect(row).to_contain_text("SUCCESS")
+        page.screenshot(path=tmp_path / "tasks.png", full_page=True)
+
+        assert page.goto(f"{flower.url}/task/{job_id}").status == 200
+        expect(page.locator("body")).to_contain_text("SUCCESS")
+        expect(page.locator("body")).to_contain_text(worker)
+        page.screenshot(path=tmp_path / "task.png", full_page=True)

@@ -98,19 +98,59 @@ def test_flower_asks_for_a_login_when_basic_auth_is_set():
     assert argv[-1] == "--basic_auth=ops:one,viewer:two" and is_flower_option(argv[-1])
 
 
+LOGIN = {"GPUORCH_FLOWER_BASIC_AUTH": "ops:pw"}
+DEV = {"GPUORCH_FLOWER_ALLOW_NO_AUTH": "true"}
+
+
 @pytest.mark.parametrize("env,problem", [
-    ({}, None),
-    ({"GPUORCH_MONITORING": "false"}, "GPUORCH_MONITORING is off"),
-    ({"GPUORCH_FLOWER_ADDRESS": "::1"}, None),
-    ({"GPUORCH_FLOWER_ADDRESS": "localhost"}, None),
-    ({"GPUORCH_FLOWER_ADDRESS": "0.0.0.0"}, "without GPUORCH_FLOWER_BASIC_AUTH"),
-    ({"GPUORCH_FLOWER_ADDRESS": ""}, "without GPUORCH_FLOWER_BASIC_AUTH"),  # Flower's every interface
-    ({"GPUORCH_FLOWER_ADDRESS": "flower.internal"}, "without GPUORCH_FLOWER_BASIC_AUTH"),
-    ({"GPUORCH_FLOWER_ADDRESS": "0.0.0.0", "GPUORCH_FLOWER_BASIC_AUTH": "ops:pw"}, None),
+    (LOGIN, None),
+    ({**LOGIN, "GPUORCH_FLOWER_ADDRESS": "0.0.0.0"}, None),
+    ({**LOGIN, "GPUORCH_FLOWER_ADDRESS": "flower.internal"}, None),
+    ({**LOGIN, "GPUORCH_MONITORING": "false"}, "GPUORCH_MONITORING is off"),
+    # No login is refused on loopback too: every local user, port forward and rebinding browser reaches it.
+    ({}, "no login"),
+    ({"GPUORCH_FLOWER_ADDRESS": "0.0.0.0"}, "no login"),
+    ({"GPUORCH_FLOWER_ADDRESS": ""}, "no login"),
+    # Without one only when asked for, and only on loopback.
+    (DEV, None),
+    ({**DEV, "GPUORCH_FLOWER_ADDRESS": "::1"}, None),
+    ({**DEV, "GPUORCH_FLOWER_ADDRESS": "localhost"}, None),
+    ({**DEV, "GPUORCH_FLOWER_ADDRESS": "0.0.0.0"}, "for loopback only"),
+    ({**DEV, "GPUORCH_FLOWER_ADDRESS": ""}, "for loopback only"),  # Flower's every interface
+    ({**DEV, "GPUORCH_FLOWER_ADDRESS": "flower.internal"}, "for loopback only"),
+    ({**DEV, **LOGIN, "GPUORCH_FLOWER_ADDRESS": "0.0.0.0"}, None),  # a login makes the permission moot
+    # A login Flower would read as something else.
+    ({"GPUORCH_FLOWER_BASIC_AUTH": "ops"}, "pair 1 is not user:password"),
+    ({"GPUORCH_FLOWER_BASIC_AUTH": "ops:"}, "pair 1 is not user:password"),
+    ({"GPUORCH_FLOWER_BASIC_AUTH": ":pw"}, "pair 1 is not user:password"),
+    ({"GPUORCH_FLOWER_BASIC_AUTH": "ops:pw,viewer"}, "pair 2 is not user:password"),
 ])
-def test_flower_refuses_to_start_useless_or_open_to_the_network(env, problem):
+def test_flower_refuses_to_start_useless_or_without_a_login(env, problem):
     problems = flower.start_problems(Settings.from_env(env))
     assert problems == [] if problem is None else (len(problems) == 1 and problem in problems[0])
+
+
+def test_a_refused_login_is_not_echoed():
+    [problem] = flower.start_problems(Settings.from_env({"GPUORCH_FLOWER_BASIC_AUTH": "ops:secret,admin-no-pw"}))
+    assert "secret" not in problem and "admin" not in problem
+
+
+def test_the_launcher_drops_the_variable_that_opens_flowers_api():
+    environ = {"FLOWER_UNAUTHENTICATED_API": "true", "FLOWER_PURGE_OFFLINE_WORKERS": "60"}
+    assert flower.drop_opening_variables(environ) == ["FLOWER_UNAUTHENTICATED_API"]
+    assert environ == {"FLOWER_PURGE_OFFLINE_WORKERS": "60"}
+
+
+@pytest.mark.parametrize("env", [{}, {"GPUORCH_FLOWER_ADDRESS": "0.0.0.0"}])
+def test_flower_without_a_login_exits_2_before_starting(env, monkeypatch, caplog):
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.delenv("GPUORCH_FLOWER_BASIC_AUTH", raising=False)
+    monkeypatch.delenv("GPUORCH_FLOWER_ALLOW_NO_AUTH", raising=False)
+    monkeypatch.setattr(flower.app, "start", lambda argv: pytest.fail("Flower started"))
+    monkeypatch.setattr(flower, "configure_logging", lambda *_: None)
+    assert flower.main([]) == 2
+    assert "refusing to start: no login" in caplog.text
 
 
 def test_the_procfile_runs_flower():

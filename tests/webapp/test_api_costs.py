@@ -109,6 +109,12 @@ def test_a_period_of_whole_days_and_the_budget(tables, settings, operator_key):
     ("from=2026-07-01", "from", "is after to"),
     ("from=2025-01-01&to=2026-06-01", "to", "at most 366 are reported"),
     ("since=2026-06-01", "since", "Unknown field."),
+    # Found by schemathesis-style probing: the day after 9999-12-31 overflowed (a 500), and a period in year 1
+    # read every month since then, one DynamoDB query each.
+    ("to=9999-12-31", "to", "is out of range"),
+    ("from=0001-01-01T00:00:00%2B01:00", "from", "is out of range"),
+    ("to=0001-01-01", "to", "starts before 2024-01-01"),
+    ("from=0001-01-01&to=0001-01-02", "from", "starts before 2024-01-01"),
 ])
 def test_a_bad_period_is_422_naming_the_field(settings, operator_key, query, field, reason):
     answer = client_for(settings, operator_key).get(f"/api/v1/costs?{query}")

@@ -3,13 +3,17 @@ waits when the last lifecycle check could not start a GPU."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from gpuorch.celery_app import GpuorchCelery
 from gpuorch.jobs.store import JobStore
 from lifecycle.check import StatusStore
 from lifecycle.model import Action, Decision
+from tests.webapp.test_api_health import closed_port
+from webapp import create_app
 
 
 class StepClock:
@@ -83,6 +87,17 @@ def test_an_unknown_job_is_404(client, jobs):
     assert answer.status_code == 404
     assert answer.json["error"]["code"] == "job_not_found"
     assert "no-such-job" in answer.json["error"]["message"]
+
+
+def test_an_id_no_job_can_have_is_404_without_asking_dynamodb(settings):
+    """DynamoDB refuses a key over 2048 bytes; that refusal used to be answered 503, as if the table were down."""
+    app = create_app(dataclasses.replace(settings, aws_endpoint_url=f"http://127.0.0.1:{closed_port()}"),
+                     celery_app=GpuorchCelery(settings_loader=lambda: settings))
+    long_id = "j" * 2049
+    for answer in (app.test_client().get(f"/api/v1/jobs/{long_id}"),
+                   app.test_client().post(f"/api/v1/jobs/{long_id}/cancel")):
+        assert answer.status_code == 404 and answer.json["error"]["code"] == "job_not_found"
+        assert len(answer.json["error"]["message"]) < 200
 
 
 def test_listing_pages_through_every_job_newest_first(client, jobs):

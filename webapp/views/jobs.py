@@ -24,16 +24,29 @@ from webapp.schemas import JobAnswer, JobListQuerySchema, JobListSchema, JobSche
 
 blp = Blueprint("jobs", __name__, url_prefix="/api/v1", description="Follow jobs: status, progress, outputs.")
 
+# DynamoDB refuses a longer partition key (a ValidationException, which would be answered 503, as if the table
+# were down); no job can have such an id, so it is not asked.
+MAX_JOB_ID_BYTES = 2048
+
+
+def job_not_found(job_id: str) -> ApiError:
+    return ApiError(404, "job_not_found", f"No job has the id {job_id[:100]!r}{'...' if len(job_id) > 100 else ''}.")
+
+
+def could_exist(job_id: str) -> bool:
+    return len(job_id.encode("utf-8", "surrogatepass")) <= MAX_JOB_ID_BYTES
+
 
 @blp.route("/jobs/<string:job_id>")
 class JobView(MethodView):
     @blp.response(200, JobSchema)
     @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
+    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
     def get(self, job_id: str):
         """One job: its status, progress, timestamps, parameters, outputs and error; why it waits, if queued"""
-        job = current().visible_job(job_id, caller())
+        job = current().visible_job(job_id, caller()) if could_exist(job_id) else None
         if job is None:
-            raise not_found(job_id)
+            raise job_not_found(job_id)
         return answers([job])[0]
 
 
@@ -42,16 +55,17 @@ class JobCancelView(MethodView):
     @blp.response(200, JobSchema)
     @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
     @blp.alt_response(409, response=HTTPStatus.CONFLICT.name)
+    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
     def post(self, job_id: str):
         """Cancel a job: a queued one never runs, a running one is stopped in ComfyUI; 409 once it has finished"""
         context = current()
-        if context.visible_job(job_id, caller()) is None:
-            raise not_found(job_id)
+        if not could_exist(job_id) or context.visible_job(job_id, caller()) is None:
+            raise job_not_found(job_id)
         try:
             return context.services.jobs.transition(job_id, states.CANCELLED)
         except TransitionRefused as refused:
             if refused.current is None:
-                raise not_found(job_id) from None
+                raise job_not_found(job_id) from None
             raise ApiError(
                 409, "job_finished", f"Job {job_id} is already {refused.current}; only queued or running jobs can be cancelled."
             ) from None
@@ -62,6 +76,7 @@ class JobListView(MethodView):
     # Query parameters a client misspells are refused, not silently ignored.
     @blp.arguments(JobListQuerySchema, location="query", unknown=ma.RAISE, as_kwargs=True)
     @blp.response(200, JobListSchema)
+    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
     def get(self, *, limit: int, status: str | None = None, cursor: str | None = None):
         """Jobs newest first, optionally of one status; follow next_cursor for older pages
 
@@ -71,10 +86,6 @@ class JobListView(MethodView):
         owner = None if key.operator else key.owner
         jobs, next_cursor = current().services.jobs.list(status=status, limit=limit, cursor=cursor, owner=owner)
         return {"jobs": answers(jobs), "next_cursor": next_cursor, "links": page_links(status, limit, cursor, next_cursor)}
-
-
-def not_found(job_id: str) -> ApiError:
-    return ApiError(404, "job_not_found", f"No job has the id {job_id!r}.")
 
 
 def waiting_reason(job: Job, status: LifecycleStatus | None) -> str | None:
