@@ -111,7 +111,7 @@ def test_every_operation_of_the_running_api_answers_as_its_document_says(stack):
     assert api.call("GET", "/api/v1/costs", params={"from": "yesterday"}, headers=operator).status_code == 422
     api.call("GET", "/api/v1/gpu", headers=operator)
     for action in ("start", "stop"):
-        assert api.call("POST", f"/api/v1/gpu/{{instance_id}}/{action}", f"/api/v1/gpu/i-0000000000000000/{action}",
+        assert api.call("POST", f"/api/v1/gpu/{{instance_id}}/{action}", f"/api/v1/gpu/i-0123456789abcdef0/{action}",
                         headers=operator).status_code == 404
     api.call("GET", "/api/v1/dead-letters", headers=operator)
     assert api.call("POST", "/api/v1/dead-letters/redrive", json={"ids": ["nope"]}, headers=operator).status_code == 200

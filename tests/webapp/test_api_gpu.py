@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lifecycle.instances import InstancePool
 
 
@@ -36,6 +38,12 @@ def test_an_instance_outside_the_pool_is_404(operator, provisioned, settings):
             assert answer.status_code == 404, answer.json
             assert answer.json["error"]["code"] == "instance_not_found"
     assert InstancePool(provisioned.aws.ec2, f"{settings.gpu_pool}-other").get(other).state == "stopped"
+
+
+@pytest.mark.parametrize("instance_id", ["\x1f", "i-xyz", "i-0123456789abcdef0123", "I-0123456789ABCDEF0"])
+def test_what_is_no_instance_id_is_404_without_asking_ec2(operator, instance_id):
+    answer = operator.post(f"/api/v1/gpu/{instance_id}/start")
+    assert (answer.status_code, answer.json["error"]["code"]) == (404, "instance_not_found")
 
 
 def test_an_empty_pool_lists_nothing(operator, provisioned):

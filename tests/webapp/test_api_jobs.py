@@ -3,17 +3,13 @@ waits when the last lifecycle check could not start a GPU."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from gpuorch.celery_app import GpuorchCelery
 from gpuorch.jobs.store import JobStore
 from lifecycle.check import StatusStore
 from lifecycle.model import Action, Decision
-from tests.webapp.test_api_health import closed_port
-from webapp import create_app
 
 
 class StepClock:
@@ -89,15 +85,17 @@ def test_an_unknown_job_is_404(client, jobs):
     assert "no-such-job" in answer.json["error"]["message"]
 
 
-def test_an_id_no_job_can_have_is_404_without_asking_dynamodb(settings):
-    """DynamoDB refuses a key over 2048 bytes; that refusal used to be answered 503, as if the table were down."""
-    app = create_app(dataclasses.replace(settings, aws_endpoint_url=f"http://127.0.0.1:{closed_port()}"),
-                     celery_app=GpuorchCelery(settings_loader=lambda: settings))
+def test_an_id_no_job_can_have_is_404_without_asking_dynamodb(client, app, settings):
+    """DynamoDB refuses a key over 2048 bytes (moto does not); that refusal used to be answered 503, as if the
+    table were down. The job table is not asked at all."""
+    asked = []
+    dynamodb = app.extensions["gpuorch"].services.aws.dynamodb
+    dynamodb.meta.events.register("before-call.dynamodb.*", lambda params, **_: asked.append(params.get("TableName")))
     long_id = "j" * 2049
-    for answer in (app.test_client().get(f"/api/v1/jobs/{long_id}"),
-                   app.test_client().post(f"/api/v1/jobs/{long_id}/cancel")):
+    for answer in (client.get(f"/api/v1/jobs/{long_id}"), client.post(f"/api/v1/jobs/{long_id}/cancel")):
         assert answer.status_code == 404 and answer.json["error"]["code"] == "job_not_found"
         assert len(answer.json["error"]["message"]) < 200
+    assert settings.job_table not in asked
 
 
 def test_listing_pages_through_every_job_newest_first(client, jobs):
