@@ -19,6 +19,12 @@ GPU_TASKS = ("gpuorch.tasks.camera_angle", "gpuorch.tasks.qwen_image_edit", "gpu
 # A GPU job stops itself this long before the hard limit, so it can interrupt ComfyUI and record why.
 SOFT_LIMIT_MARGIN = 15
 
+
+def soft_time_limit(task_time_limit: int) -> int:
+    """The soft time limit: SOFT_LIMIT_MARGIN before the hard one, but at most a quarter of it, so that a short
+    limit still leaves the job most of its time (7 s gives 6 s, not 1 s); at least 1 s."""
+    return max(1, task_time_limit - min(SOFT_LIMIT_MARGIN, max(1, task_time_limit // 4)))
+
 # Submissions ask for a lifecycle check at most this often per process (beat checks regularly anyway).
 TRIGGER_INTERVAL_S = 5.0
 
@@ -79,7 +85,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_time_limit": settings.task_time_limit,
-        "task_soft_time_limit": max(1, settings.task_time_limit - SOFT_LIMIT_MARGIN),
+        "task_soft_time_limit": soft_time_limit(settings.task_time_limit),
         "task_track_started": True,
         "result_expires": None,  # the DynamoDB table's TTL expires results
         # Broadcast: Celery events and remote control, through SNS topics that kombu's SQS transport alone cannot

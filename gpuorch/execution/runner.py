@@ -14,7 +14,7 @@ from typing import Any, Callable
 from botocore.exceptions import BotoCoreError, ClientError
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
-from gpuorch.celery_app import SOFT_LIMIT_MARGIN
+from gpuorch.celery_app import soft_time_limit
 from gpuorch.comfyui.client import ComfyClient, PollPolicy
 from gpuorch.comfyui.errors import ComfyError, ComfyPromptLost, ComfyTimeout, ComfyUnavailable
 from gpuorch.comfyui.progress import Progress
@@ -318,7 +318,7 @@ class JobExecution:
 
     def remaining(self) -> float:
         """Time left for ComfyUI before the soft time limit fires, so a hang ends as a timeout we handle."""
-        return max(1.0, self.settings.task_time_limit - SOFT_LIMIT_MARGIN - self.elapsed())
+        return max(1.0, soft_time_limit(self.settings.task_time_limit) - self.elapsed())
 
     def image_uris(self) -> list[str]:
         return [uri for uris in self.workflow.image_inputs(self.job.params).values() for uri in uris]

@@ -19,7 +19,6 @@ import dataclasses
 import json
 import os
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -161,6 +160,16 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
         [api] = stack.start_procfile(["api"], {**role_env("api"), "GPUORCH_API_BIND": f"127.0.0.1:{api_port}"})
         stack.wait_until_ready(api, lambda: requests.get(f"{api_url}/health", timeout=5).status_code == 200)
         stack.start_procfile(["control_worker", "beat"], role_env("control"))
+
+        def state() -> str:
+            return setup.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
+
+        # REST: an s3:// input; an inline image; a job cancelled at once. The first one waits for the GPU, which the
+        # control worker starts (as on AWS, the GPU worker comes up once the instance runs): so the start is called
+        # however fast the jobs run.
+        by_uri = answer_json(user.post(f"{api_url}/api/v1/camera-angle/jobs", timeout=30, json={
+            "image": f"s3://{settings.bucket}/inputs/house.png", "move": "top_down"}))["job_id"]
+        wait_for(lambda: state() in ("pending", "running"), 120, message="the control worker to start the GPU instance")
         [gpu] = stack.start_procfile(["gpu_worker"], role_env("gpu"))
 
         def gpu_ready() -> bool:
@@ -168,10 +177,6 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
             return "GPU worker ready" in gpu.log_path.read_text(errors="replace")
 
         wait_for(gpu_ready, 120, message="the GPU worker")
-
-        # REST: an s3:// input; an inline image; a job cancelled at once.
-        by_uri = answer_json(user.post(f"{api_url}/api/v1/camera-angle/jobs", timeout=30, json={
-            "image": f"s3://{settings.bucket}/inputs/house.png", "move": "top_down"}))["job_id"]
         with open(SAMPLE, "rb") as image:
             inline = answer_json(user.post(f"{api_url}/api/v1/qwen-image-edit/jobs", timeout=30,
                                                data={"params": json.dumps({"prompt": "Paint the house blue"})},
@@ -202,8 +207,16 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
         # A dead letter naming a finished job: the sweep reads it and leaves the record as it is.
         dlq = setup.sqs.get_queue_url(QueueName=settings.gpu_dead_letter_queue)["QueueUrl"]
         setup.sqs.send_message(QueueUrl=dlq, MessageBody=dead_letter_body(by_uri))
-        wait_for(lambda: setup.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"][
-            "ApproximateNumberOfMessagesNotVisible"] == "1", 60, message="the dead-letter sweep")
+        peeks = []
+
+        def swept() -> bool:
+            """The sweep has received the letter: it holds it now, or it was received more often than we peeked."""
+            peeks.append(1)
+            messages = setup.sqs.receive_message(QueueUrl=dlq, AttributeNames=["ApproximateReceiveCount"],
+                                                 VisibilityTimeout=0, WaitTimeSeconds=1).get("Messages", [])
+            return not messages or int(messages[0]["Attributes"]["ApproximateReceiveCount"]) > len(peeks)
+
+        wait_for(swept, 60, message="the dead-letter sweep")
 
         # Flower answers, and asks the workers for their state (remote control through SNS).
         if FLOWER:
@@ -214,13 +227,13 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
                 f"http://127.0.0.1:{flower_port}/healthcheck", timeout=5).ok, timeout=60)
             answer = requests.get(f"http://127.0.0.1:{flower_port}/workers?refresh=1", auth=login, timeout=30)
             assert answer.status_code == 200, answer.status_code
-            time.sleep(3)
+            # Its API asks the workers over remote control and answers once they have: Flower's calls are made.
+            workers = requests.get(f"http://127.0.0.1:{flower_port}/api/workers", params={"refresh": 1},
+                                   auth=login, timeout=60)
+            assert workers.status_code == 200 and workers.json(), workers.text
             flower.stop()
 
         # The idle stop.
-        def state() -> str:
-            return setup.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
-
         wait_for(lambda: state() == "stopped", 120, message="the idle GPU instance to be stopped")
 
         schema = Schema(settings.region, MOTO_ACCOUNT)

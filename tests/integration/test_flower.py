@@ -180,8 +180,7 @@ def test_flower_answers_its_dashboard_and_api_only_with_its_login(make_stack):
 def test_the_dashboard_in_a_browser_shows_the_gpu_worker_online_and_a_succeeded_job(monitored, tmp_path):
     stack, flower, _ = monitored
     worker = wait_for(flower.gpu_worker, 60, interval=0.5, message="Flower to see the GPU worker online")
-    answer = requests.post(f"{stack.api_url}/api/v1/camera-angle/jobs",
-                           json={"image": stack.image_uri, "move": "top_down"}, timeout=10)
+    answer = stack.submit("top_down")
     assert answer.status_code == 202, answer.text
     job_id = answer.json()["job_id"]
     assert stack.wait_terminal(job_id)["status"] == "succeeded"

@@ -123,7 +123,7 @@ def test_simultaneous_checks_start_one_instance(gpu_lifecycle):
     gpu = gpu_lifecycle(instances=2, max_instances=2, agents=False, lifecycle_check_seconds=3600)
     gpu.submit()
     # Through the control queue, to the control worker's four threads.
-    sender = GpuorchCelery(settings_loader=lambda: gpu.settings)
+    sender = GpuorchCelery(settings_loader=lambda: gpu.settings, set_as_current=False)
     for _ in range(10):
         sender.send_task(CHECK_TASK, queue=gpu.settings.control_queue)
 

@@ -1,6 +1,8 @@
 """Invariant 5 and the queue wiring: GPU tasks on the GPU queue, everything else on the control queue."""
 
-from gpuorch.celery_app import GPU_TASKS, GpuorchCelery, celery_config
+import pytest
+
+from gpuorch.celery_app import GPU_TASKS, GpuorchCelery, celery_config, soft_time_limit
 from gpuorch.local.procfile import load_procfile
 from gpuorch.settings import REPO_ROOT, Settings
 from workers import control, gpu
@@ -27,6 +29,11 @@ def test_gpu_delivery_settings():
     assert config["task_acks_late"] and config["task_reject_on_worker_lost"]
     assert config["worker_prefetch_multiplier"] == 1
     assert config["task_soft_time_limit"] < config["task_time_limit"] == SETTINGS.task_time_limit
+
+
+@pytest.mark.parametrize("hard,soft", [(120, 105), (60, 45), (20, 15), (7, 6), (2, 1), (1, 1)])
+def test_the_soft_time_limit_leaves_a_short_job_most_of_its_time(hard, soft):
+    assert soft_time_limit(hard) == soft
 
 
 def test_every_queue_is_consumed_by_a_procfile_process():
