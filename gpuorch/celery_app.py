@@ -146,6 +146,10 @@ class GpuorchCelery(Celery):
         self._settings = settings
         if self.configured:
             self.conf.update(celery_config(settings))
+            # Celery keeps the result backend it built from the first configuration (shared, or per thread):
+            # without this, results would still be read from the earlier settings' table.
+            self._backend_cache = None
+            self._local.__dict__.pop("backend", None)
         self.__dict__.pop("services", None)
         self.__dict__.pop("lifecycle_trigger", None)
 

@@ -1,5 +1,7 @@
 """Invariant 5 and the queue wiring: GPU tasks on the GPU queue, everything else on the control queue."""
 
+import dataclasses
+
 import pytest
 
 from gpuorch.celery_app import GPU_TASKS, GpuorchCelery, celery_config, soft_time_limit
@@ -55,3 +57,13 @@ def test_local_endpoint_reaches_moto_and_aws_by_default():
     assert local["dynamodb_endpoint_url"] == "http://127.0.0.1:5000"
     aws = celery_config(Settings())
     assert aws["broker_url"] == "sqs://" and "dynamodb_endpoint_url" not in aws
+
+
+def test_new_settings_replace_the_result_backend_built_from_the_old():
+    app = GpuorchCelery(settings_loader=lambda: SETTINGS, set_as_current=False)
+    assert app.backend.table_name == SETTINGS.result_table
+    other = dataclasses.replace(SETTINGS, result_table="other_results")
+
+    app.use_settings(other)
+
+    assert app.backend.table_name == "other_results"
