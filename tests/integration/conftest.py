@@ -162,20 +162,12 @@ def start_stack(tmp: Path, endpoint: str, *, step_seconds: float, worker_env: di
 
 
 @pytest.fixture(scope="session")
-def shared_stack(moto_endpoint, tmp_path_factory):
+def stack(moto_endpoint, tmp_path_factory):
     """One shared stack for the happy paths; the Celery app in this process publishes with its settings."""
     running = start_stack(tmp_path_factory.mktemp("stack"), moto_endpoint, step_seconds=0.15)
     celery_app.use_settings(running.settings)
     yield running
     running.processes.stop()
-
-
-@pytest.fixture
-def stack(shared_stack):
-    """The shared stack, with gpuorch's Celery app current again: `task.delay()` publishes through the current
-    app, and a test before this one may have made one of its own current."""
-    celery_app.set_current()
-    return shared_stack
 
 
 @pytest.fixture
