@@ -154,7 +154,7 @@ def test_submission_whose_message_cannot_be_sent_is_refused_and_leaves_nothing(s
     image = "data:image/png;base64," + base64.b64encode(SAMPLE.read_bytes()).decode()
 
     answer = stack.session.post(f"{stack.api_url}/api/v1/camera-angle/jobs", json={"image": image, "move": "close_up"},
-                             timeout=120)
+                                timeout=120)
 
     assert_unavailable(answer)
     assert rule.matched >= 1

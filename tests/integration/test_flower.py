@@ -87,7 +87,7 @@ def test_flower_sees_the_gpu_worker_and_a_job_from_received_to_succeeded(monitor
     worker = wait_for(flower.gpu_worker, 60, interval=0.5, message="Flower to see the GPU worker online")
 
     answer = stack.session.post(f"{stack.api_url}/api/v1/camera-angle/jobs",
-                           json={"image": stack.image_uri, "move": "rotate_left", "degrees": 45}, timeout=10)
+                                json={"image": stack.image_uri, "move": "rotate_left", "degrees": 45}, timeout=10)
     assert answer.status_code == 202, answer.text
     job_id = answer.json()["job_id"]
     assert stack.wait_terminal(job_id)["status"] == "succeeded"
@@ -106,7 +106,7 @@ def test_flower_sees_the_gpu_worker_and_a_job_from_received_to_succeeded(monitor
 
     missing = f"s3://{stack.settings.bucket}/inputs/no-such-image.png"
     answer = stack.session.post(f"{stack.api_url}/api/v1/camera-angle/jobs", json={"image": missing, "move": "top_down"},
-                           timeout=10)
+                                timeout=10)
     failed_id = answer.json()["job_id"]
     assert stack.wait_terminal(failed_id)["status"] == "failed"
 
