@@ -8,10 +8,10 @@ CHROMIUM := /usr/bin/chromium
 
 .PHONY: install demo test test-unit test-integration bench clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml devtools/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e ./devtools -e '.[test]'
 	touch $@
 
 install: $(STAMP)
@@ -28,7 +28,7 @@ $(CHROMIUM):
 	fi
 
 demo: $(STAMP)
-	$(BIN)/gpuorch demo
+	$(BIN)/gpuorch-dev demo
 
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/pytest

@@ -1,9 +1,9 @@
 """GPU cost of the lifecycle policies on the reference traces, beside the replaced rule and the hindsight optimum.
 
-Every trace under lifecycle/traces/ is replayed through the simulator (lifecycle/simulate.py) under
+Every trace under lifecycle/simulation/traces/ is replayed through the simulator (lifecycle/simulation/simulate.py) under
 the replaced system's CloudWatch rule, fixed idle timeouts, the default policy (also without the
 check a submission asks for, to show what that check is worth), and set beside the optimum
-(lifecycle/optimum.py); one table per trace, then the targets checked on the bursty trace.
+(lifecycle/simulation/optimum.py); one table per trace, then the targets checked on the bursty trace.
 Last line: `bursty cost <usd> replaced <usd> optimum <usd> p95 wait <s> replaced p95 <s>`
 (target: cost at least 30% under the replaced rule's at no worse p95 wait, and within 1.3x the optimum).
 """
@@ -17,12 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lifecycle.optimum import optimum  # noqa: E402
-from lifecycle.policies import DEFAULT_POLICY, named_policy  # noqa: E402
-from lifecycle.replaced import ReplacedRule  # noqa: E402
-from lifecycle.scenario import SimulationParams, SimulationResult, format_table  # noqa: E402
-from lifecycle.simulate import simulate  # noqa: E402
-from lifecycle.workload import REFERENCE_TRACES, read_trace, reference_trace_path  # noqa: E402
+from lifecycle.simulation.optimum import optimum  # noqa: E402
+from lifecycle.simulation.policies import DEFAULT_POLICY, named_policy  # noqa: E402
+from lifecycle.simulation.replaced import ReplacedRule  # noqa: E402
+from lifecycle.simulation.scenario import SimulationParams, SimulationResult, format_table  # noqa: E402
+from lifecycle.simulation.simulate import simulate  # noqa: E402
+from lifecycle.simulation.workload import REFERENCE_TRACES, read_trace, reference_trace_path  # noqa: E402
 
 FIXED_MINUTES = (2, 3, 5, 10, 15, 30)
 

@@ -35,9 +35,10 @@ from bench.submit import percentile, run_clients  # noqa: E402
 from gpuorch.access.keys import KeyStore  # noqa: E402
 from gpuorch.aws.clients import AwsClients  # noqa: E402
 from gpuorch.aws.provision import Provisioner  # noqa: E402
-from gpuorch.local.procfile import load_procfile  # noqa: E402
-from gpuorch.local.stack import LocalStack, free_port, use_local_credentials  # noqa: E402
-from gpuorch.settings import REPO_ROOT, Settings, settings_env  # noqa: E402
+from gpuorch_dev.local.procfile import load_procfile  # noqa: E402
+from gpuorch_dev.local.stack import LocalStack, free_port, use_local_credentials  # noqa: E402
+from gpuorch.settings import Settings, settings_env
+from gpuorch_dev.local.paths import CHECKOUT, PROCFILE, RUNS  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[1] / "gpuorch" / "local" / "sample-house.png"
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -208,7 +209,7 @@ def start_stack(stack: LocalStack, run_dir: Path, step_seconds: float,
     url = f"http://127.0.0.1:{port}"
     stack.wait_until_ready(api, lambda: requests.get(f"{url}/health", timeout=5).status_code == 200)
     stack.start_procfile(["control_worker", "beat"])
-    command = load_procfile(REPO_ROOT / "Procfile")["gpu_worker"]
+    command = load_procfile(PROCFILE)["gpu_worker"]
     workers = [stack.start(f"gpu_worker{k}", command, {"GPUORCH_COMFYUI_URL": comfyui_url,
                                                         "GPUORCH_INSTANCE_ID": f"i-bench-gpu{k}"})
                for k, comfyui_url in enumerate(comfyui_urls)]

@@ -1,5 +1,5 @@
-"""The `gpuorch` command: provision AWS resources, check workflow templates, run the demo, show the configuration,
-report the GPU's cost and simulate lifecycle policies."""
+"""The `gpuorch` command: provision AWS resources, check workflow templates, show the configuration, submit and
+follow jobs, operate the GPU and the dead-letter queue, report the GPU's cost and simulate lifecycle policies."""
 
 from __future__ import annotations
 
@@ -60,14 +60,14 @@ def check(settings: Settings, comfyui_url: str | None, catalogue: Path | None) -
     status: 0 when every template passes, 1 when any fails, 2 when there is nothing to check against
     (the server cannot be reached, or the catalogue file cannot be read).
     """
-    from gpuorch.workflows import load_catalog
+    from gpuorch.workflows import load_workflows
     from gpuorch.workflows.errors import WorkflowDefinitionError
     from gpuorch.workflows.preflight import CatalogueUnavailable, check_templates, live_catalogue, saved_catalogue
 
     if comfyui_url and catalogue:
         raise click.UsageError("give --comfyui-url or --catalogue, not both")
     try:
-        catalog = load_catalog(Path(settings.workflows_dir))
+        workflows = load_workflows(settings.workflows_dir)
     except WorkflowDefinitionError as exc:
         click.echo(f"FAIL {exc}")
         sys.exit(1)
@@ -80,8 +80,9 @@ def check(settings: Settings, comfyui_url: str | None, catalogue: Path | None) -
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
-    result = check_templates(catalog, target, settings.models)
-    click.echo(f"Checking {len(catalog)} workflow(s) from {settings.workflows_dir} against {result.source}.")
+    result = check_templates(workflows, target, settings.models)
+    click.echo(f"Checking {len(workflows)} workflow(s) from {settings.workflows_dir or 'the built-in workflows'} "
+               f"against {result.source}.")
     if result.assumption:
         click.echo(f"note: {result.assumption}")
     for name, problems in result.problems.items():
@@ -91,24 +92,10 @@ def check(settings: Settings, comfyui_url: str | None, catalogue: Path | None) -
             click.echo(f"FAIL {problem}")
     failed = result.failed
     if failed:
-        click.echo(f"{len(failed)} of {len(catalog)} workflow(s) failed: {', '.join(failed)}")
+        click.echo(f"{len(failed)} of {len(workflows)} workflow(s) failed: {', '.join(failed)}")
     else:
-        click.echo(f"All {len(catalog)} workflow(s) pass.")
+        click.echo(f"All {len(workflows)} workflow(s) pass.")
     sys.exit(1 if failed else 0)
-
-
-@main.command()
-@click.option("--output", "output_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-output"),
-              show_default=True, help="Folder the output images are written to.")
-@click.option("--step-seconds", type=float, default=0.25, show_default=True,
-              help="Emulated GPU time per sampler step.")
-@click.pass_obj
-def demo(settings: Settings, output_dir: Path, step_seconds: float) -> None:
-    """Start the local stack, run one job of each workflow, write the outputs, stop everything."""
-    from gpuorch.local.demo import run_demo
-
-    ok = run_demo(settings, output_dir.resolve(), step_seconds)
-    sys.exit(0 if ok else 1)
 
 
 @main.command()
@@ -137,7 +124,7 @@ def cost(settings: Settings, from_: str | None, to: str | None, as_json: bool) -
 
     from gpuorch.aws.clients import AwsClients
     from gpuorch.jobs.store import JobStore, utc_now
-    from lifecycle.costs import PeriodError, format_document, parse_period, period_costs, run_log_for
+    from lifecycle.live.costs import PeriodError, format_document, parse_period, period_costs, run_log_for
 
     now = utc_now()
     try:
@@ -159,15 +146,15 @@ def cost(settings: Settings, from_: str | None, to: str | None, as_json: bool) -
 
 @main.command()
 @click.option("--trace", "trace", required=True, metavar="FILE",
-              help="CSV of job arrivals (arrival_s,gpu_s), e.g. lifecycle/traces/bursty.csv.")
+              help="CSV of job arrivals (arrival_s,gpu_s), e.g. lifecycle/simulation/traces/bursty.csv.")
 @click.option("--policy", metavar="SPEC",
               help="default, replaced, fixed-<minutes>, or NAME,key=value,... overrides of a policy's settings.  "
                    "[default: default]")
 def simulate(trace: str, policy: str | None) -> None:
     """Replay a trace of job arrivals through a lifecycle policy, beside the replaced rule and the optimum."""
-    from lifecycle.policies import PolicyError
-    from lifecycle.simulate import simulate_command
-    from lifecycle.workload import TraceError
+    from lifecycle.simulation.policies import PolicyError
+    from lifecycle.simulation.simulate import simulate_command
+    from lifecycle.simulation.workload import TraceError
 
     try:
         text = simulate_command(trace, policy)

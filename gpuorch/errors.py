@@ -41,3 +41,7 @@ class JobFailed(GpuorchError):
 
 class JobCancelled(GpuorchError):
     """Raised by a GPU task (and so by `AsyncResult.get()`) when its job was cancelled."""
+
+
+class JobDeferred(GpuorchError):
+    """A job that cannot go on now (its record unreachable or missing): its message goes back to the queue."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Collection
 
 from celery._state import get_current_task
 from pythonjsonlogger.json import JsonFormatter
@@ -13,18 +14,20 @@ JSON_FIELDS = ("asctime", "levelname", "name", "processName", "message")
 
 
 class ContextFilter(logging.Filter):
-    """Adds task_id and job_id (a GPU job's id is its Celery task id) inside a task, and the instance id."""
+    """Adds task_id inside a task (and job_id inside one of `job_tasks`, whose task id is the job id), and the
+    instance id."""
 
-    def __init__(self, instance_id: str | None = None):
+    def __init__(self, instance_id: str | None = None, job_tasks: Collection[str] = ()):
         super().__init__()
         self.instance_id = instance_id or None
+        self.job_tasks = frozenset(job_tasks)
 
     def filter(self, record: logging.LogRecord) -> bool:
         task = get_current_task()
         task_id = getattr(task.request, "id", None) if task is not None else None
         if task_id and not hasattr(record, "task_id"):
             record.task_id = task_id
-            if task.name.startswith("gpuorch.tasks."):
+            if task.name in self.job_tasks:
                 record.job_id = getattr(record, "job_id", task_id)
         if self.instance_id and not hasattr(record, "instance_id"):
             record.instance_id = self.instance_id
@@ -43,11 +46,13 @@ def formatter(fmt: str) -> logging.Formatter:
     raise ValueError(f"unknown log format {fmt!r}: json or text")
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json", instance_id: str | None = None) -> None:
-    """Configure the root logger once, at a process's entry point (stderr; JSON by default)."""
+def configure_logging(level: str = "INFO", fmt: str = "json", instance_id: str | None = None,
+                      job_tasks: Collection[str] = ()) -> None:
+    """Configure the root logger once, at a process's entry point (stderr; JSON by default); lines logged inside
+    one of `job_tasks` name the job."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(fmt))
-    handler.addFilter(ContextFilter(instance_id))
+    handler.addFilter(ContextFilter(instance_id, job_tasks))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 from gpuorch.aws.clients import AwsClients
 from gpuorch.jobs.store import JobStore
 from gpuorch.settings import Settings
-from gpuorch.workflows import WorkflowCatalog, load_catalog
+from gpuorch.workflows import WorkflowSet, load_workflows
 
 
 class Services:
@@ -23,5 +22,5 @@ class Services:
         return JobStore(self.aws.dynamodb, self.settings.job_table, ttl_seconds=self.settings.job_ttl_seconds)
 
     @functools.cached_property
-    def workflows(self) -> WorkflowCatalog:
-        return load_catalog(Path(self.settings.workflows_dir))
+    def workflows(self) -> WorkflowSet:
+        return load_workflows(self.settings.workflows_dir)

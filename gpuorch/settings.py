@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from gpuorch.inputs.policy import InputPolicy
-from gpuorch.monitoring.names import NAMESPACE_PATTERN
-from gpuorch.workflows.models import ModelFiles
+from gpuorch.model_files import ModelFiles
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
-REPO_ROOT = PACKAGE_ROOT.parent
 # S3 refuses a SigV4 presigned URL valid for longer than seven days.
 MAX_PRESIGN_SECONDS = 7 * 86400
+# A GPU job stops itself this long before the hard time limit, so it can interrupt ComfyUI and record why.
+SOFT_LIMIT_MARGIN = 15
+# SNS topic and SQS queue names allow letters, digits, '-' and '_' (kombu turns '.' into '-'); the longest
+# queue named from the monitoring namespace, a receiver's "<ns>-events-<36-character uuid>", must fit SQS's 80.
+NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,30}$")
 
 
 class SettingsError(ValueError):
@@ -234,8 +236,9 @@ class Settings:
         "errors and lost connections, before the caller sees the error.",
     )
     workflows_dir: str = env(
-        "GPUORCH_WORKFLOWS_DIR", str(REPO_ROOT / "configs" / "workflows"),
-        "Folder of workflow templates (one sub-folder each).",
+        "GPUORCH_WORKFLOWS_DIR", "",
+        "Folder of workflow folders (graph.json and params.json each); empty: the workflows that ship with gpuorch "
+        "(gpuorch/workflows/builtin/).",
     )
     diffusion_model: str = env(
         "GPUORCH_DIFFUSION_MODEL", ModelFiles.diffusion_model, "Qwen-Image-Edit-2509 diffusion model file."
@@ -383,13 +386,11 @@ class Settings:
         )
 
     @property
-    def input_policy(self) -> InputPolicy:
-        return InputPolicy(
-            allowed_buckets=(self.bucket, *self.input_buckets),
-            max_bytes=self.max_input_bytes,
-            max_pixels=self.max_input_pixels,
-            allow_insecure_local=self.allow_insecure_inputs,
-        )
+    def soft_time_limit(self) -> int:
+        """The soft time limit of a GPU job: SOFT_LIMIT_MARGIN before the hard one, but at most a quarter of it,
+        so that a short limit still leaves the job most of its time (7 s gives 6 s, not 1 s); at least 1 s."""
+        limit = self.task_time_limit
+        return max(1, limit - min(SOFT_LIMIT_MARGIN, max(1, limit // 4)))
 
     @property
     def job_ttl_seconds(self) -> int:

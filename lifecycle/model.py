@@ -7,18 +7,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Mapping
 
+from lifecycle.prices import G6E_2XLARGE, HOURLY_USD
+
 InstanceState = Literal["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]
 ActionKind = Literal["start", "stop", "none", "blocked"]
 
 INSTANCE_STATES: tuple[str, ...] = ("pending", "running", "stopping", "stopped", "shutting-down", "terminated")
 ACTION_KINDS: tuple[str, ...] = ("start", "stop", "none", "blocked")
 
-G6E_2XLARGE = "g6e.2xlarge"
 # us-east-1 on-demand price of a g6e.2xlarge (one L40S); the simulator's and the bench's default.
-G6E_2XLARGE_HOURLY_USD = 2.24
+G6E_2XLARGE_HOURLY_USD = HOURLY_USD[G6E_2XLARGE]
 
 # The default idle time before a stop, chosen with bench/cost.py on the reference traces
-# (lifecycle/traces/; cold start 135 s, $2.24/h): the shortest idle time whose p95 wait on the
+# (lifecycle/simulation/traces/; cold start 135 s, $2.24/h): the shortest idle time whose p95 wait on the
 # steady trace never exceeds the replaced CloudWatch rule's (135 s, one cold start), on that trace's
 # seeds 1-6 (4 minutes: 135-140 s; 3 minutes: 140-149 s). On the bursty trace 5 minutes costs
 # $36.77 against the replaced rule's $61.71 (-40%), 1.22x the hindsight optimum ($30.09), with a p95
@@ -28,6 +29,14 @@ G6E_2XLARGE_HOURLY_USD = 2.24
 # sparse-nightly it costs $14.81 against $44.45 (-67%) and no job waits 10 hours for a restart.
 # Longer idle times add idle tails: 10 minutes is 1.47x, 30 minutes 2.21x the optimum on bursty.
 DEFAULT_IDLE_STOP_S = 300.0
+
+# A periodic report (a GPU worker's heartbeat, a lifecycle check) is stale once this many in a row are missing.
+MISSED_REPORTS = 3
+
+
+def stale_after_s(period_s: float) -> float:
+    """How old a report made every `period_s` seconds may be before it counts as stale: MISSED_REPORTS periods."""
+    return MISSED_REPORTS * period_s
 
 
 @dataclass(frozen=True)

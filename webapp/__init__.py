@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from datetime import datetime
 from typing import Callable
@@ -13,12 +12,10 @@ import gpuorch
 from gpuorch.access.backlog import BacklogGauge
 from gpuorch.access.keys import KeyCache, KeyStore
 from gpuorch.access.ratelimit import RateLimiter
-from gpuorch.aws.clients import AwsClients
-from gpuorch.celery_app import GpuorchCelery
-from gpuorch.celery_app import app as default_celery_app
+from gpuorch.celery.app import GpuorchCelery, create_celery_app
 from gpuorch.jobs.store import utc_now
 from gpuorch.settings import Settings
-from lifecycle.instances import EC2_CLIENT_CONFIG, InstancePool
+from lifecycle.facade import GpuLifecycle
 from webapp import auth
 from webapp.auth import OPERATOR, USER
 from webapp.context import EXTENSION, ApiContext
@@ -46,18 +43,16 @@ costs) need an operator key: 403 for another. A user key sees only its owner's j
 
 def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | None = None,
                clock: Callable[[], datetime] = utc_now, monotonic: Callable[[], float] = time.monotonic) -> Flask:
-    """The API app; `settings` defaults to the environment's, `celery_app` to gpuorch's own; `clock` tells the
-    time (for the cost report, the month's spend and the rate limit); `monotonic` times the key and backlog
-    caches."""
+    """The API app; `settings` defaults to the environment's; `celery_app`, which publishes the jobs, to one built
+    from the settings; `clock` tells the time (for the cost report, the month's spend and the rate limit);
+    `monotonic` times the key and backlog caches."""
     settings = settings if settings is not None else Settings.from_env()
-    celery_app = celery_app if celery_app is not None else default_celery_app
-    # The API publishes jobs, so its broker, queues and job table must be the ones these settings name.
-    celery_app.use_settings(settings)
+    celery_app = celery_app if celery_app is not None else create_celery_app(settings)
 
-    catalog = celery_app.services.workflows
+    known = celery_app.services.workflows
     # Images may come inside the body (data: URIs, file parts): by default it holds the most any workflow takes.
     body_limit = settings.max_request_bytes or request_body_limit(
-        settings.max_input_bytes, max((image_capacity(workflow) for workflow in catalog), default=0)
+        settings.max_input_bytes, max((image_capacity(workflow) for workflow in known), default=0)
     )
 
     # No static folder: every route is an API route, and each needs a key unless listed in auth.OPEN_ENDPOINTS.
@@ -76,7 +71,7 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
     )
-    # One Api per app: it holds the app's OpenAPI document, which differs with the workflow catalogue.
+    # One Api per app: it holds the app's OpenAPI document, which differs with the workflows.
     api = GpuorchApi(app, spec_kwargs={"extra_plugins": [auth.access_responses(app)]})
     register_error_handlers(app)
     services = celery_app.services
@@ -89,14 +84,12 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
         limiter=RateLimiter(services.aws.dynamodb, settings.control_table, clock=lambda: clock().timestamp()),
         backlog=BacklogGauge(services.aws.sqs, lambda: services.aws.queue_url(settings.gpu_queue),
                              ttl_s=settings.backlog_check_seconds, monotonic=monotonic),
-        # No fallback instance types: an operator's start starts the instance as it is; changing its type on a
-        # capacity shortage is the lifecycle's (and needs a permission the API's role does not have).
-        gpu_pool=functools.cache(lambda: InstancePool(AwsClients(settings, EC2_CLIENT_CONFIG).ec2, settings.gpu_pool)),
+        lifecycle=GpuLifecycle(settings, services.aws.dynamodb, clock=clock),
         clock=clock,
     )
     auth.install(app, api)
 
-    submissions, request_schemas = submissions_blueprint(catalog)
+    submissions, request_schemas = submissions_blueprint(known)
     for name, schema in request_schemas.items():
         api.spec.components.schema(name, component=schema)
     # Each blueprint with the key it needs (every route needs one, but for auth.OPEN_ENDPOINTS).
@@ -111,7 +104,7 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
     ):
         auth.register(app, api, blueprint, role)
     # Outside any blueprint, so the auth check asks an operator key of it (Prometheus sends it as a bearer token).
-    register_metrics(app, RequestMetrics(workflow.name for workflow in catalog))
+    register_metrics(app, RequestMetrics(workflow.name for workflow in known))
     return app
 
 

@@ -15,9 +15,7 @@ from typing import Any
 from gpuorch.aws.clients import AwsClients, probe_config
 from gpuorch.jobs.store import STATUS_INDEX, utc_now
 from gpuorch.settings import Settings
-from lifecycle.check import LifecycleStatus, StatusStore
-from lifecycle.costs import run_log_for
-from webapp.gpu_health import gpu_instances_detail, read_gpu_instances
+from lifecycle.facade import GpuLifecycle, LifecycleStatus
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +100,13 @@ class HealthChecker:
 
     def probes(self) -> dict[str, Callable[[], dict[str, Any]]]:
         clients = self.clients
+        lifecycle = GpuLifecycle(self.settings, clients.dynamodb, clock=self.clock)
         return {
             "sqs": functools.partial(probe_sqs, clients.sqs, self.settings.gpu_queue),
             "dynamodb": functools.partial(probe_dynamodb, clients.dynamodb, self.settings.job_table),
             "s3": functools.partial(probe_s3, clients.s3, self.settings.bucket),
-            "gpu": functools.partial(probe_gpu, clients.dynamodb, self.settings, self.clock),
-            "gpu_instances": functools.partial(probe_gpu_instances, clients.dynamodb, self.settings, self.clock),
+            "gpu": functools.partial(probe_gpu, lifecycle),
+            "gpu_instances": functools.partial(probe_gpu_instances, lifecycle),
         }
 
     def check(self) -> tuple[dict[str, Any], int]:
@@ -181,24 +180,14 @@ def gpu_finding(status: LifecycleStatus | None, month_spend_usd: float, monthly_
     return Finding(BLOCKED if blocked else OK, detail)
 
 
-def lifecycle_stale_after_s(settings: Settings) -> float:
-    """Three missed checks (beat asks every GPUORCH_LIFECYCLE_CHECK_SECONDS), and never under a minute."""
-    return max(60.0, 3.0 * settings.lifecycle_check_seconds)
+def probe_gpu(lifecycle: GpuLifecycle) -> Finding:
+    now = lifecycle.clock()
+    return gpu_finding(lifecycle.last_check(), lifecycle.month_spend(now), lifecycle.settings.monthly_budget_usd,
+                       now=now, stale_after_s=lifecycle.check_stale_after_s())
 
 
-def probe_gpu(dynamodb, settings: Settings, clock: Callable[[], datetime]) -> Finding:
-    now = clock()
-    status = StatusStore(dynamodb, settings.control_table).read()
-    spend = run_log_for(dynamodb, settings.control_table).month_spend(now)
-    return gpu_finding(status, spend, settings.monthly_budget_usd, now=now,
-                       stale_after_s=lifecycle_stale_after_s(settings))
-
-
-def probe_gpu_instances(dynamodb, settings: Settings, clock: Callable[[], datetime]) -> Finding:
+def probe_gpu_instances(lifecycle: GpuLifecycle) -> Finding:
     """Each GPU instance's state (as the last lifecycle check saw it: no EC2 call per request) and its worker's
     and ComfyUI's last heartbeat; stale when a running one's are older than the lifecycle's own limit."""
-    now = clock()
-    status, reports = read_gpu_instances(dynamodb, settings.control_table, clock)
-    stale, detail = gpu_instances_detail(status, reports, now, stale_after_s=3 * settings.heartbeat_seconds,
-                                         boot_grace_s=settings.health_boot_grace_seconds)
+    stale, detail = lifecycle.instances_health(lifecycle.clock())
     return Finding(STALE if stale else OK, detail)

@@ -16,7 +16,7 @@ from typing import Any
 from flask import request
 
 from gpuorch.errors import ParamsInvalid
-from gpuorch.submission import InlineImage
+from gpuorch.jobs.submission import InlineImage
 from gpuorch.workflows import Workflow
 from webapp.errors import ApiError
 

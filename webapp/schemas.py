@@ -11,10 +11,8 @@ from flask import url_for
 
 from gpuorch.jobs import states
 from gpuorch.jobs.store import InvalidCursor, Job, decode_cursor
-from lifecycle.costs import MAX_SPAN
-from lifecycle.model import INSTANCE_STATES
+from lifecycle.facade import HOST_VERDICTS, INSTANCE_STATES, MAX_SPAN
 from webapp.context import current
-from webapp.gpu_health import HOST_VERDICTS
 from webapp.health import COMPONENT_STATES
 
 MAX_PAGE = 100

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from gpuorch.celery_app import app
+from gpuorch.celery.app import create_celery_app
 from gpuorch.logs import configure_logging
 from gpuorch.settings import Settings
 
@@ -12,7 +12,7 @@ from gpuorch.settings import Settings
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
-    app.use_settings(settings)
+    app = create_celery_app(settings)
     app.start(["beat", "--schedule", settings.beat_schedule_file, "--loglevel", settings.log_level, *(argv or [])])
     return 0
 

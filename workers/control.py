@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import sys
 
-from gpuorch.celery_app import app
+from gpuorch.celery.app import create_celery_app
 from prometheus_client import REGISTRY
 
 from gpuorch.logs import configure_logging
 from gpuorch.metrics.exposition import serve
-from gpuorch.metrics.lifecycle import lifecycle_metrics
-from gpuorch.monitoring.worker import broadcast_flags
+from lifecycle.live.metrics import lifecycle_metrics
+from gpuorch.celery.monitoring.worker import broadcast_flags
 from gpuorch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         # The lifecycle matters more than its figures: the worker goes on without /metrics.
         log.error("cannot serve metrics on %s:%d: %s", settings.metrics_address, settings.control_metrics_port, exc)
-    app.use_settings(settings)
+    app = create_celery_app(settings)
     app.worker_main(worker_argv(settings, loglevel=settings.log_level) + list(argv or []))
     return 0
 

@@ -13,16 +13,17 @@ from typing import Callable
 from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from gpuorch.celery_app import app
+from gpuorch.celery import names
+from gpuorch.celery.app import create_celery_app
 from gpuorch.comfyui.client import ComfyClient
 from gpuorch.comfyui.errors import ComfyError, ComfyUnavailable
 from gpuorch.execution.warmup import warm_up
 from gpuorch.logs import configure_logging
-from gpuorch.monitoring.worker import broadcast_flags
+from gpuorch.celery.monitoring.worker import broadcast_flags
 from gpuorch.services import Services
 from gpuorch.settings import Settings
-from lifecycle.heartbeats import HeartbeatStore, IdentityError, instance_identity
-from lifecycle.tasks import HEARTBEAT_TTL_S
+from lifecycle.live.heartbeats import HeartbeatStore, IdentityError, instance_identity
+from lifecycle.live.heartbeats import HEARTBEAT_TTL_S
 from workers.checks import queue_visibility_timeout, template_problems, visibility_problems
 from gpuorch.metrics.exposition import (enable_multiprocess, exposition_registry, mark_process_dead, metrics_folder,
                                         serve)
@@ -32,7 +33,7 @@ from workers.heartbeat import Heartbeat, comfyui_answers
 log = logging.getLogger(__name__)
 
 # Celery's consumer with a gate in front: a message that can never run goes to the dead-letter queue at once.
-GPU_CONSUMER = "gpuorch.execution.gate:GatedConsumer"
+GPU_CONSUMER = "gpuorch.celery.gate:GatedConsumer"
 
 
 def wait_for_comfyui(url: str, timeout_s: float, *, interval_s: float = 1.0) -> dict:
@@ -113,7 +114,7 @@ def warmup_problems(services: Services) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, job_tasks=names.GPU_TASKS)
     serve_metrics = prepare_metrics(settings)
     services = Services(settings)
     visibility = queue_visibility_timeout(services.aws.sqs, services.aws.queue_url(settings.gpu_queue))
@@ -124,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         instance_id = instance_identity(settings.instance_id)
     except IdentityError as exc:
         return 2 if refused([str(exc)]) else 0
-    configure_logging(settings.log_level, settings.log_format, instance_id)  # every line names the instance
+    configure_logging(settings.log_level, settings.log_format, instance_id,  # every line names the instance
+                      job_tasks=names.GPU_TASKS)
     stats = wait_for_comfyui(settings.comfyui_url, settings.comfyui_ready_timeout)
     version = stats.get("system", {}).get("comfyui_version", "?")
     # A template the server cannot run would fail every job of its workflow: refuse before taking any.
@@ -150,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
     worker_ready.connect(ready, weak=False)
     worker_shutdown.connect(lambda **_: heartbeat.stop(), weak=False)
-    app.use_settings(settings)
-    app.conf.worker_consumer = GPU_CONSUMER
+    app = create_celery_app(settings, worker_consumer=GPU_CONSUMER)
     app.worker_main(worker_argv(settings, loglevel=settings.log_level) + list(argv or []))
     return 0
 

@@ -12,12 +12,12 @@ from gpuorch.settings import Settings
 
 
 def _dead_letters(settings: Settings, *, publishing: bool = False):
-    from gpuorch.celery_app import app
+    from gpuorch.celery.app import create_celery_app
+    from gpuorch.celery.names import GPU_TASK_WORKFLOWS
     from gpuorch.jobs.redrive import DeadLetters
-    from gpuorch.tasks import gpu_task_workflows, publisher
 
-    app.use_settings(settings)  # redriven jobs are published through gpuorch's Celery app, to these settings' queues
-    return DeadLetters(app.services, gpu_task_workflows(), publisher(app) if publishing else None)
+    app = create_celery_app(settings)  # redriven jobs are published to these settings' queues
+    return DeadLetters(app.services, GPU_TASK_WORKFLOWS, app.submitter if publishing else None)
 
 
 def _aws_failed(exc: Exception) -> None:

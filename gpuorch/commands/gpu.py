@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from gpuorch.aws.clients import AwsClients
 from gpuorch.settings import Settings
-from lifecycle.instances import EC2_CLIENT_CONFIG, CapacityError, InstanceError, InstancePool, UnknownInstance
+from lifecycle.live.pool import EC2_CLIENT_CONFIG, CapacityError, InstanceError, InstancePool, UnknownInstance
 
 
 def _pool(settings: Settings) -> InstancePool:

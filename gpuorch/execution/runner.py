@@ -12,15 +12,14 @@ from datetime import datetime
 from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
-from celery.exceptions import Reject, SoftTimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded
 
-from gpuorch.celery_app import soft_time_limit
 from gpuorch.comfyui.client import ComfyClient, PollPolicy
 from gpuorch.comfyui.errors import ComfyError, ComfyPromptLost, ComfyTimeout, ComfyUnavailable
 from gpuorch.comfyui.progress import Progress
-from gpuorch.errors import JobCancelled, JobFailed
+from gpuorch.errors import JobCancelled, JobDeferred, JobFailed
 from gpuorch.execution.retry import aws_retry, aws_transient, comfy_retry
-from gpuorch.inputs import InputRejected, InputUnavailable, fetch_input, inspect_image
+from gpuorch.inputs import InputPolicy, InputRejected, InputUnavailable, fetch_input, inspect_image
 from gpuorch.jobs import states
 from gpuorch.jobs.store import Job, TransitionRefused
 from gpuorch.metrics.jobs import JobMetrics, job_metrics
@@ -93,32 +92,34 @@ class OutputsNotStored(Exception):
     """An output could not be put in S3, even after the retries."""
 
 
-def run_job(services: Services, job_id: str, workflow_name: str, params: dict[str, Any], *, task=None,
-            metrics: JobMetrics | None = None) -> dict[str, Any]:
+def run_job(services: Services, job_id: str, workflow_name: str, params: dict[str, Any], *,
+            update_state: Callable[..., None] | None = None, metrics: JobMetrics | None = None) -> dict[str, Any]:
     """Carry one job to a terminal status; returns the task result or raises JobFailed / JobCancelled.
 
-    When AWS stays unreachable past the retries (the record cannot be read or moved), the message is
-    rejected without being deleted: SQS delivers it again after its visibility timeout, and that delivery
-    finds the job's prompt in ComfyUI and finishes it (or the dead-letter queue takes it after the last).
+    `update_state(state=, meta=)` is told the progress (Celery's task state). When AWS stays unreachable past
+    the retries (the record cannot be read or moved), or the job has no record, raises JobDeferred: the caller
+    gives the message back without deleting it, so SQS delivers it again after its visibility timeout (that
+    delivery finds the job's prompt in ComfyUI and finishes it) or moves it to the dead-letter queue at the last.
     """
     try:
-        return _run_job(services, job_id, workflow_name, task,
+        return _run_job(services, job_id, workflow_name, update_state,
                         metrics if metrics is not None else job_metrics())
     except Exception as exc:
         if not aws_transient(exc):
             raise
         log.error("job %s: AWS unavailable after %d attempts (%s); its message goes back to SQS",
                   job_id, services.settings.aws_write_attempts, exc)
-        raise Reject(f"AWS unavailable: {exc}", requeue=False) from exc
+        raise JobDeferred(f"AWS unavailable: {exc}") from exc
 
 
-def _run_job(services: Services, job_id: str, workflow_name: str, task, metrics: JobMetrics) -> dict[str, Any]:
+def _run_job(services: Services, job_id: str, workflow_name: str, update_state: Callable[..., None] | None,
+             metrics: JobMetrics) -> dict[str, Any]:
     records = Records(services)
     job = records.get(job_id)
     if job is None:
         # A message with no record was not accepted by gpuorch: leave it to the dead-letter queue.
         log.error("job %s: no job record; rejecting the message", job_id)
-        raise Reject(f"no job record for {job_id}", requeue=False)
+        raise JobDeferred(f"no job record for {job_id}")
     if states.is_terminal(job.status):
         log.info("job %s: already %s; duplicate delivery ignored", job_id, job.status)
         return settled(job)
@@ -128,7 +129,7 @@ def _run_job(services: Services, job_id: str, workflow_name: str, task, metrics:
         return settled(records.get(job_id))  # cancelled meanwhile
     log.info("job %s: running %s (attempt %d)", job_id, workflow_name, job.attempts)
     record_start(metrics, job)
-    execution = JobExecution(services, job, task.update_state if task is not None else None, metrics=metrics)
+    execution = JobExecution(services, job, update_state, metrics=metrics)
     try:
         outputs = execution.run()
     except JobCancelled:
@@ -318,7 +319,7 @@ class JobExecution:
 
     def remaining(self) -> float:
         """Time left for ComfyUI before the soft time limit fires, so a hang ends as a timeout we handle."""
-        return max(1.0, soft_time_limit(self.settings.task_time_limit) - self.elapsed())
+        return max(1.0, self.settings.soft_time_limit - self.elapsed())
 
     def image_uris(self) -> list[str]:
         return [uri for uris in self.workflow.image_inputs(self.job.params).values() for uri in uris]
@@ -326,7 +327,7 @@ class JobExecution:
     def upload_inputs(self) -> list[str]:
         names = []
         for index, uri in enumerate(self.image_uris()):
-            data = self.aws_retry(fetch_input)(uri, self.settings.input_policy, s3_client=self.services.aws.s3)
+            data = self.aws_retry(fetch_input)(uri, InputPolicy.from_settings(self.settings), s3_client=self.services.aws.s3)
             info = inspect_image(data, max_pixels=self.settings.max_input_pixels, max_bytes=self.settings.max_input_bytes)
             name = input_name(self.job.job_id, index, info.format)
             names.append(self.retry(self.comfy.upload_image)(name, data, overwrite=True))

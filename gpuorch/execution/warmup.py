@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from gpuorch.comfyui.client import ComfyClient
 from gpuorch.workflows import Workflow, bind, image_uris
 from gpuorch.workflows.check import sample_requests
-from gpuorch.workflows.models import ModelFiles
+from gpuorch.model_files import ModelFiles
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,11 @@
-"""The limits that govern fetching job inputs, passed in by whoever builds the settings."""
+"""The limits that govern fetching job inputs, from the settings."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from gpuorch.settings import Settings
 
 __all__ = ["InputPolicy"]
 
@@ -36,3 +38,13 @@ class InputPolicy:
             raise ValueError("timeouts must be positive")
         if self.max_redirects < 0:
             raise ValueError("max_redirects cannot be negative")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "InputPolicy":
+        """The job bucket and GPUORCH_INPUT_BUCKETS, the size limits, and GPUORCH_ALLOW_INSECURE_INPUTS."""
+        return cls(
+            allowed_buckets=(settings.bucket, *settings.input_buckets),
+            max_bytes=settings.max_input_bytes,
+            max_pixels=settings.max_input_pixels,
+            allow_insecure_local=settings.allow_insecure_inputs,
+        )

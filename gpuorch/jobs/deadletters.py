@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 # Hidden this long after a sweep reads them, so one sweep never counts a message twice; released after it.
 SWEEP_VISIBILITY_S = 60
 
-# Message attributes a GPU worker puts on a message it moved to the DLQ itself (gpuorch/execution/gate.py).
+# Message attributes a GPU worker puts on a message it moved to the DLQ itself (gpuorch/celery/gate.py).
 REASON = "gpuorch.reason"
 SOURCE_MESSAGE_ID = "gpuorch.source-message-id"
 REJECTED_BY = "gpuorch.rejected-by"

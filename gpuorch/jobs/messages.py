@@ -69,11 +69,11 @@ def decode_sqs_body(raw: str) -> Envelope:
     return Envelope(headers if isinstance(headers, dict) else {}, envelope.get("content-type"), body)
 
 
-def check_task_message(envelope: Envelope, task_workflows: Mapping[str, str | None], catalog) -> TaskCall:
+def check_task_message(envelope: Envelope, task_workflows: Mapping[str, str | None], workflows) -> TaskCall:
     """The call a message asks for, or MessageRejected saying why it can never run.
 
     `task_workflows` maps each GPU task name to the workflow it runs (None: named by its `workflow` keyword);
-    `catalog` is the WorkflowCatalog whose request schemas the API validates submissions with.
+    `workflows` is the WorkflowSet whose request schemas the API validates submissions with.
     """
     headers = envelope.headers
     task = headers.get("task")
@@ -92,7 +92,7 @@ def check_task_message(envelope: Envelope, task_workflows: Mapping[str, str | No
         raise MessageRejected(f"{task} takes keyword arguments only, got {len(args)} positional", job_id)
     workflow_name, params = _workflow_and_params(task, task_workflows[task], kwargs, job_id)
     try:
-        workflow = catalog.get(workflow_name)
+        workflow = workflows.get(workflow_name)
     except KeyError:
         raise MessageRejected(f"unknown workflow {workflow_name!r}", job_id) from None
     try:

@@ -20,6 +20,7 @@ from gpuorch.jobs import states
 from gpuorch.jobs.deadletters import DeadLetter, dead_letter_reason, read_dead_letter, receive_all, release
 from gpuorch.jobs.messages import MessageRejected, TaskCall, check_task_message, decode_sqs_body, record_problem
 from gpuorch.jobs.store import Job, TransitionRefused
+from gpuorch.jobs.submission import JobSubmitter
 from gpuorch.services import Services
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,6 @@ HOLD_S = 60
 MAX_READ = 500
 # Outcomes after which the dead letter is gone from the queue.
 REMOVED = frozenset({"redriven", "deleted"})
-
-Publish = Callable[[str, str, dict[str, Any]], None]  # (job id, workflow, params): queue a recorded job
 
 
 def redrive_job_id(job_id: str) -> str:
@@ -68,13 +67,13 @@ class Assessed:
         }
 
 
-def assess(letter: DeadLetter, job: Job | None, *, task_workflows: Mapping[str, str | None], catalog,
+def assess(letter: DeadLetter, job: Job | None, *, task_workflows: Mapping[str, str | None], workflows,
            max_receive_count: int) -> Assessed:
     """Whether a dead letter can run if resubmitted: the worker's checks again (the catalogue may have changed),
     then its job record (present, not succeeded or cancelled)."""
     reason = dead_letter_reason(letter, max_receive_count)
     try:
-        call = check_task_message(decode_sqs_body(letter.body), task_workflows, catalog)
+        call = check_task_message(decode_sqs_body(letter.body), task_workflows, workflows)
     except MessageRejected as rejected:
         return Assessed(letter, reason, job, None, rejected.reason)
     unfixable = record_problem(call, job)
@@ -103,13 +102,15 @@ class Outcome:
 
 
 class DeadLetters:
-    """The GPU dead-letter queue, read and redriven through one Services (CLI and API alike)."""
+    """The GPU dead-letter queue, read and redriven through one Services (CLI and API alike); redriven jobs are
+    resubmitted through `submitter` (None: this one only lists and deletes)."""
 
-    def __init__(self, services: Services, task_workflows: Mapping[str, str | None], publish: Publish | None = None):
+    def __init__(self, services: Services, task_workflows: Mapping[str, str | None],
+                 submitter: JobSubmitter | None = None):
         self.services = services
         self.settings = services.settings
         self.task_workflows = task_workflows
-        self.publish = publish
+        self.submitter = submitter
 
     @property
     def _url(self) -> str:
@@ -121,7 +122,7 @@ class DeadLetters:
         for message in messages:
             letter = read_dead_letter(message)
             job = self.services.jobs.get(letter.job_id) if letter.job_id else None
-            items.append(assess(letter, job, task_workflows=self.task_workflows, catalog=self.services.workflows,
+            items.append(assess(letter, job, task_workflows=self.task_workflows, workflows=self.services.workflows,
                                 max_receive_count=self.settings.max_receive_count))
         return items, messages
 
@@ -210,16 +211,9 @@ class DeadLetters:
                 raise RedriveRefused(f"job {old.job_id} is {refused.current} now") from None
         if old.redriven_as == new_id:
             return  # linked by an earlier run, which had published first: only the deletion is left
-        try:
-            jobs.create(new_id, old.workflow, old.params, source=old.source, redrive_of=old.job_id,
-                        owner=old.owner)
-        except TransitionRefused:
-            pass  # created by an earlier run that stopped before linking
-        new = jobs.get(new_id)
-        if new is not None and new.status == states.QUEUED:
-            if self.publish is None:
-                raise RedriveRefused("no publisher: cannot queue jobs from here")
-            self.publish(new_id, old.workflow, old.params)
+        if self.submitter is None:
+            raise RedriveRefused("no submitter: cannot queue jobs from here")
+        self.submitter.resubmit(old, new_id)
         if not jobs.link_redrive(old.job_id, new_id):
             raise RedriveRefused(f"job {old.job_id} was redriven as another job already")
 

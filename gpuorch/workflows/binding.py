@@ -8,7 +8,7 @@ from typing import Any
 
 from gpuorch.workflows.errors import BindError
 from gpuorch.workflows.graph import OUTPUT_PREFIX, remove_nodes
-from gpuorch.workflows.models import ModelFiles
+from gpuorch.model_files import ModelFiles
 from gpuorch.workflows.spec import ABSENT
 from gpuorch.workflows.workflow import Workflow, image_uris
 

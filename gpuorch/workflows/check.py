@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 from gpuorch.comfyui.validation import validate_prompt
 from gpuorch.workflows.binding import bind
 from gpuorch.workflows.errors import BindError
-from gpuorch.workflows.models import ModelFiles
+from gpuorch.model_files import ModelFiles
 from gpuorch.workflows.workflow import Workflow, image_uris
 
 __all__ = ["check_workflow", "missing_models", "sample_image_name", "sample_requests"]

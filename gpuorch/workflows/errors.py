@@ -1,7 +1,7 @@
 """Errors of the workflow package.
 
     WorkflowError
-    ├── WorkflowDefinitionError   a folder under configs/workflows is malformed (names file and problem)
+    ├── WorkflowDefinitionError   a workflow folder is malformed (names file and problem)
     ├── UnknownWorkflowError      no workflow of that name (also a KeyError)
     └── BindError                 parameters or image names that do not fit the workflow (also a ValueError)
 

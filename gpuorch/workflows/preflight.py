@@ -11,7 +11,7 @@ from typing import Any
 from gpuorch.comfyui.client import ComfyClient
 from gpuorch.comfyui.errors import ComfyError, ComfyUnavailable
 from gpuorch.workflows.check import check_workflow
-from gpuorch.workflows.models import ModelFiles
+from gpuorch.model_files import ModelFiles
 from gpuorch.workflows.workflow import Workflow
 
 __all__ = [

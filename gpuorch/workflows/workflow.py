@@ -18,7 +18,7 @@ __all__ = ["Workflow", "image_uris"]
 
 @dataclass(frozen=True, eq=False)
 class Workflow:
-    """One folder of configs/workflows. ``graph`` is the template and is never modified: bind() copies it."""
+    """One workflow folder. ``graph`` is the template and is never modified: bind() copies it."""
 
     name: str
     description: str

@@ -10,9 +10,9 @@ import pytest
 
 from gpuorch.jobs import states
 from gpuorch.jobs.store import JobStore, timestamp
-from lifecycle.instances import PoolInstance
-from lifecycle.runs import RunLog, month_start
-from lifecycle.tasks import HOURLY_USD
+from lifecycle.live.pool import PoolInstance
+from lifecycle.live.runs import RunLog, month_start
+from lifecycle.prices import HOURLY_USD
 
 from tests.webapp.test_api_health import closed_port
 

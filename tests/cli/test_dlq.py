@@ -2,7 +2,7 @@
 
 import json
 
-from gpuorch.celery_app import GpuorchCelery
+from gpuorch.celery.app import create_celery_app
 from gpuorch.jobs import states
 from gpuorch.jobs.deadletters import read_dead_letter, reason_attributes
 from gpuorch.jobs.redrive import redrive_job_id
@@ -17,7 +17,7 @@ def dead_lettered(provisioned, settings, job_id: str, *, params=PARAMS, status=s
         provisioned.jobs.transition(job_id, status, error="reached the dead-letter queue")
     # A GPU worker's copy has the body it received, with its reason; SQS moves the message itself.
     queue = settings.gpu_queue if attributes else settings.gpu_dead_letter_queue
-    GpuorchCelery(settings_loader=lambda: settings).send_task(
+    create_celery_app(settings).send_task(
         "gpuorch.tasks.camera_angle", kwargs=params, task_id=job_id, queue=queue)
     if attributes:
         [message] = drain(provisioned, queue)

@@ -2,7 +2,7 @@
 
 import json
 
-from lifecycle.instances import InstancePool
+from lifecycle.live.pool import InstancePool
 
 
 def test_status_start_and_stop(gpuorch, provisioned, settings):

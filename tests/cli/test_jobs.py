@@ -10,7 +10,7 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-from gpuorch.celery_app import GpuorchCelery
+from gpuorch.celery.app import create_celery_app
 from gpuorch.jobs import states
 from webapp import create_app
 
@@ -23,7 +23,7 @@ from tests.webapp.test_api_health import closed_port
 def served(settings, provisioned):
     """The API on a loopback port; yields (settings pointing at it with a user key of alice, the Flask app, the
     services)."""
-    celery_app = GpuorchCelery(settings_loader=lambda: settings)
+    celery_app = create_celery_app(settings)
     app = create_app(settings, celery_app=celery_app)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

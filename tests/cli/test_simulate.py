@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from gpuorch.cli import main
-from lifecycle.workload import REFERENCE_TRACES, reference_trace_path
+from lifecycle.simulation.workload import REFERENCE_TRACES, reference_trace_path
 
 
 def simulate(*args: str) -> Result:

@@ -16,7 +16,7 @@ import requests
 import websocket
 from PIL import Image
 
-from gpuorch.comfyui.emulator import EmulatorConfig, ExecutionHooks, RunningEmulator, start_in_thread
+from gpuorch_dev.emulator import EmulatorConfig, ExecutionHooks, RunningEmulator, start_in_thread
 
 TRACES = Path(__file__).resolve().parents[1] / "fixtures" / "comfyui" / "traces"
 MODEL_FILES = {

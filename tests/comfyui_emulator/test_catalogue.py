@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import requests
 
-from gpuorch.comfyui.emulator.catalogue import (
+from gpuorch_dev.emulator.catalogue import (
     MODEL_INPUT_FOLDERS,
     build_catalogue,
     load_object_info,
     with_input_images,
 )
-from gpuorch.comfyui.emulator.config import DEFAULT_OBJECT_INFO_PATH, EmulatorConfig, parse_model_files
+from gpuorch_dev.emulator.config import DEFAULT_OBJECT_INFO_PATH, EmulatorConfig, parse_model_files
 
 from .conftest import DEADLINE_S, MODEL_FILES, png_bytes, submit, upload
 from .test_progress import edit_graph

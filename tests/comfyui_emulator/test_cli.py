@@ -23,7 +23,7 @@ def test_cli_serves_and_stops_on_sigterm(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "gpuorch.comfyui.emulator",
+        "gpuorch_dev.emulator",
         "--port",
         "0",
         "--data-dir",

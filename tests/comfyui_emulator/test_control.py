@@ -6,7 +6,7 @@ import uuid
 
 import requests
 
-from gpuorch.comfyui.emulator import ExecutionHooks
+from gpuorch_dev.emulator import ExecutionHooks
 
 from .conftest import DEADLINE_S, history, new_client_id, png_bytes, shape, submit, upload, wait_history
 from .test_progress import edit_graph

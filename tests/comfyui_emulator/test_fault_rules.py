@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gpuorch.comfyui.emulator.executor import _full_type_name
-from gpuorch.comfyui.emulator.faults import (
+from gpuorch_dev.emulator.executor import _full_type_name
+from gpuorch_dev.emulator.faults import (
     FaultSpec,
     FaultSpecError,
     Outage,
@@ -16,7 +16,7 @@ from gpuorch.comfyui.emulator.faults import (
     outage_for,
     parse_fault,
 )
-from gpuorch.comfyui.emulator.meter import BusyMeter
+from gpuorch_dev.emulator.meter import BusyMeter
 
 CLASSES = {"KSampler", "VAEDecode", "SaveImage"}
 

@@ -195,7 +195,7 @@ def test_a_body_that_is_not_json_is_rejected(emulator):
 
 
 def test_faults_are_listed_disarmed_and_logged(emulator, caplog):
-    caplog.set_level(logging.WARNING, logger="gpuorch.comfyui.emulator")
+    caplog.set_level(logging.WARNING, logger="gpuorch_dev.emulator")
     hang = arm(emulator, kind="hang", at_node_class="KSampler", at_step=2, prompt_id=None, times=1)
     error = arm(emulator, kind="execution_error", at_node_id="12", times=None)
     assert hang["id"] != error["id"] and hang["fired"] == 0

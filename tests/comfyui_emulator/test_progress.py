@@ -7,7 +7,7 @@ import io
 import requests
 from PIL import Image
 
-from gpuorch.comfyui.emulator.images import _MARK_COLOUR
+from gpuorch_dev.emulator.images import _MARK_COLOUR
 
 from .conftest import DEADLINE_S, MODEL_FILES, history, new_client_id, png_bytes, submit, upload
 

@@ -7,9 +7,9 @@ import time
 import pytest
 from PIL import Image
 
-from gpuorch.comfyui.emulator import images as ops
-from gpuorch.comfyui.emulator.graph import DependencyCycle, execution_order, needed_nodes, signatures
-from gpuorch.comfyui.emulator.storage import (
+from gpuorch_dev.emulator import images as ops
+from gpuorch_dev.emulator.graph import DependencyCycle, execution_order, needed_nodes, signatures
+from gpuorch_dev.emulator.storage import (
     PathOutsideFolder,
     Storage,
     expand_prefix,

@@ -5,7 +5,7 @@ the operations named as strings, like InstancePool's `_call("start_instances")`)
 libraries that call AWS for us: kombu's SQS transport (ListQueues when a channel starts and to find a queue's
 URL; SendMessage; GetQueueAttributes for a queue's depth when a publisher declares it, and for the redrive policy
 before deleting a rejected message; ReceiveMessage; DeleteMessage on ack; ChangeMessageVisibility to give a
-message back) with its SNS fanout, which gpuorch/monitoring/transport.py uses for Celery's events and remote
+message back) with its SNS fanout, which gpuorch/celery/monitoring/transport.py uses for Celery's events and remote
 control (topics, subscriptions, per-worker and per-process queues); and Celery's DynamoDB result backend
 (DescribeTable and DescribeTimeToLive when its client starts; GetItem, then PutItem, to store a state).
 kombu calls neither GetQueueUrl nor CreateQueue on the job queues: `gpuorch provision` creates them first, and
@@ -21,7 +21,7 @@ from typing import Any
 
 from tests.deploy.iam import Request, bucket_arn, instance_arn, object_arn, queue_arn, table_arn
 
-# A month partition of the closed instance runs (lifecycle/runs.py: CLOSED_PK_PREFIX + "YYYY-MM").
+# A month partition of the closed instance runs (lifecycle/live/runs.py: CLOSED_PK_PREFIX + "YYYY-MM").
 SOME_MONTH = "run#2026-01"
 # A key's rate-limit item (gpuorch/access/ratelimit.py: PARTITION + key id).
 SOME_RATE = "rate#0123456789ab"
@@ -52,7 +52,7 @@ ROLE_DOCUMENTS: dict[str, tuple[str, ...]] = {
 
 KOMBU_START = "kombu SQS channel start and queue URL lookup (_update_queue_cache)"
 KOMBU_DECLARE = "kombu queue_declare reports the queue's depth (_size) when a publisher first declares it"
-MONITORING = "gpuorch/monitoring/transport.py (kombu SNS fanout)"
+MONITORING = "gpuorch/celery/monitoring/transport.py (kombu SNS fanout)"
 
 
 def monitored_worker(name: str) -> list[Call]:
@@ -79,8 +79,8 @@ def monitored_worker(name: str) -> list[Call]:
         Call("sqs", "GetQueueUrl", "broadcast_queue", "kombu SNS cleanup checks each subscribed queue still exists"),
         Call("sqs", "GetQueueUrl", "reply_queue", f"{MONITORING} _put: find the caller's reply queue"),
         Call("sqs", "SendMessage", "reply_queue", "a remote-control reply"),
-        Call("sqs", "ListQueueTags", "event_queue", "gpuorch/monitoring/leases.py sweep"),
-        Call("sqs", "ListQueueTags", "reply_queue", "gpuorch/monitoring/leases.py sweep"),
+        Call("sqs", "ListQueueTags", "event_queue", "gpuorch/celery/monitoring/leases.py sweep"),
+        Call("sqs", "ListQueueTags", "reply_queue", "gpuorch/celery/monitoring/leases.py sweep"),
         Call("sqs", "GetQueueAttributes", "event_queue", "leases.sweep (CreatedTimestamp)"),
         Call("sqs", "GetQueueAttributes", "reply_queue", "leases.sweep (CreatedTimestamp)"),
         Call("sqs", "DeleteQueue", "event_queue", "leases.sweep: a dead process's queue"),
@@ -96,7 +96,7 @@ CALLS: dict[str, list[Call]] = {
         Call("sqs", "GetQueueUrl", "gpu_queue", "webapp/health.py probe_sqs"),
         Call("sqs", "GetQueueAttributes", "gpu_queue", "webapp/health.py probe_sqs; " + KOMBU_DECLARE),
         Call("sqs", "GetQueueAttributes", "control_queue", KOMBU_DECLARE),
-        Call("dynamodb", "PutItem", "job_table", "JobStore.create (gpuorch/submission.py accept)"),
+        Call("dynamodb", "PutItem", "job_table", "JobStore.create (gpuorch/jobs/submission.py accept)"),
         Call("dynamodb", "GetItem", "job_table", "JobStore.get (GET /api/v1/jobs/{id}, cancel)"),
         Call("dynamodb", "UpdateItem", "job_table", "JobStore.transition (POST /api/v1/jobs/{id}/cancel)"),
         Call("dynamodb", "DeleteItem", "job_table", "JobStore.delete when publishing failed (submission.accept)"),
@@ -130,28 +130,28 @@ CALLS: dict[str, list[Call]] = {
         Call("sqs", "GetQueueAttributes", "control_queue", "kombu: redrive policy before deleting a rejected message"),
         Call("sqs", "SendMessage", "control_queue", "celery beat publishing the periodic checks and sweeps"),
         Call("sqs", "GetQueueUrl", "gpu_queue", "lifecycle/tasks.py lifecycle_check (queue_url)"),
-        Call("sqs", "GetQueueAttributes", "gpu_queue", "lifecycle/check.py snapshot (visible and in-flight counts)"),
+        Call("sqs", "GetQueueAttributes", "gpu_queue", "lifecycle/live/check.py snapshot (visible and in-flight counts)"),
         Call("sqs", "GetQueueUrl", "dlq", "gpuorch/control_tasks.py sweep_dead_letter_queue"),
         Call("sqs", "ReceiveMessage", "dlq", "gpuorch/jobs/deadletters.py sweep_dead_letters"),
         Call("sqs", "ChangeMessageVisibilityBatch", "dlq", "gpuorch/jobs/deadletters.py release (after a sweep)"),
         Call("dynamodb", "UpdateItem", "job_table", "JobStore.transition to failed (dead letters)"),
         Call("dynamodb", "GetItem", "job_table", "JobStore.get after a refused transition"),
-        Call("dynamodb", "PutItem", "control_table@lock", "lifecycle/lock.py Lease.acquire"),
-        Call("dynamodb", "DeleteItem", "control_table@lock", "lifecycle/lock.py Lease.release"),
-        Call("dynamodb", "Query", "control_table@heartbeat", "lifecycle/heartbeats.py HeartbeatStore.all"),
-        Call("dynamodb", "Query", "control_table@run-head", "lifecycle/runs.py RunLog.heads"),
-        Call("dynamodb", "Query", f"control_table@{SOME_MONTH}", "lifecycle/runs.py RunLog.records"),
-        Call("dynamodb", "UpdateItem", "control_table@run-head", "lifecycle/runs.py RunLog._open"),
-        Call("dynamodb", "TransactWriteItems", "control_table@run-head+put", "lifecycle/runs.py RunLog._close"),
-        Call("dynamodb", "PutItem", "control_table@status", "lifecycle/check.py StatusStore.write"),
-        Call("ec2", "DescribeInstances", "*", "lifecycle/instances.py InstancePool.describe and get"),
-        Call("ec2", "StartInstances", "pool_instance", "lifecycle/instances.py InstancePool.start"),
-        Call("ec2", "StopInstances", "pool_instance", "lifecycle/instances.py InstancePool.stop"),
+        Call("dynamodb", "PutItem", "control_table@lock", "lifecycle/live/lease.py Lease.acquire"),
+        Call("dynamodb", "DeleteItem", "control_table@lock", "lifecycle/live/lease.py Lease.release"),
+        Call("dynamodb", "Query", "control_table@heartbeat", "lifecycle/live/heartbeats.py HeartbeatStore.all"),
+        Call("dynamodb", "Query", "control_table@run-head", "lifecycle/live/runs.py RunLog.heads"),
+        Call("dynamodb", "Query", f"control_table@{SOME_MONTH}", "lifecycle/live/runs.py RunLog.records"),
+        Call("dynamodb", "UpdateItem", "control_table@run-head", "lifecycle/live/runs.py RunLog._open"),
+        Call("dynamodb", "TransactWriteItems", "control_table@run-head+put", "lifecycle/live/runs.py RunLog._close"),
+        Call("dynamodb", "PutItem", "control_table@status", "lifecycle/live/check.py StatusStore.write"),
+        Call("ec2", "DescribeInstances", "*", "lifecycle/live/pool.py InstancePool.describe and get"),
+        Call("ec2", "StartInstances", "pool_instance", "lifecycle/live/pool.py InstancePool.start"),
+        Call("ec2", "StopInstances", "pool_instance", "lifecycle/live/pool.py InstancePool.stop"),
         *monitored_worker("control"),
     ],
     "control+fallback": [
         Call("ec2", "ModifyInstanceAttribute", "pool_instance",
-             "lifecycle/instances.py _start_stopped / _restore_type (GPUORCH_FALLBACK_INSTANCE_TYPES)"),
+             "lifecycle/live/pool.py _start_stopped / _restore_type (GPUORCH_FALLBACK_INSTANCE_TYPES)"),
     ],
     "gpu": [
         Call("sqs", "ListQueues", "*", KOMBU_START),
@@ -160,15 +160,15 @@ CALLS: dict[str, list[Call]] = {
         Call("sqs", "ReceiveMessage", "gpu_queue", "kombu consume (GPU worker)"),
         Call("sqs", "DeleteMessage", "gpu_queue", "kombu ack when a job ends (task_acks_late)"),
         Call("sqs", "ChangeMessageVisibility", "gpu_queue", "kombu: a message given back (worker lost) or released on shutdown"),
-        Call("sqs", "GetQueueUrl", "dlq", "gpuorch/execution/gate.py MessageGate (the DLQ's URL)"),
-        Call("sqs", "SendMessage", "dlq", "gpuorch/execution/gate.py MessageGate.dead_letter (a message that can never run)"),
+        Call("sqs", "GetQueueUrl", "dlq", "gpuorch/celery/gate.py MessageGate (the DLQ's URL)"),
+        Call("sqs", "SendMessage", "dlq", "gpuorch/celery/gate.py MessageGate.dead_letter (a message that can never run)"),
         Call("dynamodb", "GetItem", "job_table", "gpuorch/execution/runner.py run_job (JobStore.get)"),
         Call("dynamodb", "UpdateItem", "job_table", "JobStore.transition and report_progress"),
         Call("dynamodb", "DescribeTable", "result_table", "celery DynamoDB backend client start (_get_or_create_table)"),
         Call("dynamodb", "DescribeTimeToLive", "result_table", "celery DynamoDB backend client start (_set_table_ttl)"),
         Call("dynamodb", "GetItem", "result_table", "celery backend _store_result reads the current state first"),
         Call("dynamodb", "PutItem", "result_table", "celery backend: PROGRESS (update_state), STARTED and the result"),
-        Call("dynamodb", "UpdateItem", "control_table@heartbeat", "lifecycle/heartbeats.py HeartbeatStore.beat"),
+        Call("dynamodb", "UpdateItem", "control_table@heartbeat", "lifecycle/live/heartbeats.py HeartbeatStore.beat"),
         Call("s3", "GetObject", "inputs", "gpuorch/inputs/s3.py fetch_s3 (job inputs)"),
         Call("s3", "GetObject", "results", "gpuorch/inputs/s3.py fetch_s3 (an earlier job's output as input)"),
         Call("s3", "PutObject", "results", "gpuorch/execution/runner.py (outputs under results/{job_id}/)"),
@@ -239,7 +239,7 @@ CALLS: dict[str, list[Call]] = {
 NOT_CALLED_ON_AWS = {
     "run_instances": "InstancePool.create_local_instance: local moto server only, refused against AWS",
     "create_tags": "InstancePool.tag: no process calls it; the operator tags the GPU instance (DEPLOYMENT.md)",
-    "describe_instances": "also gpuorch/local/agent.py, the local host agent (not deployed)",
+    "describe_instances": "also devtools/gpuorch_dev/local/agent.py, the local host agent (not deployed)",
 }
 
 # S3 API operations whose IAM action has another name.

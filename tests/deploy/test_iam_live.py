@@ -26,10 +26,10 @@ import pytest
 import requests
 
 from gpuorch.aws.clients import AwsClients
-from gpuorch.local.procfile import load_procfile
-from gpuorch.local.stack import LocalStack, free_port
+from gpuorch_dev.local.procfile import load_procfile
+from gpuorch_dev.local.stack import LocalStack, free_port
 from gpuorch.settings import Settings, settings_env
-from lifecycle.instances import InstancePool
+from lifecycle.live.pool import InstancePool
 from tests.conftest import wait_for
 from tests.deploy import iam
 from tests.deploy.calls import ROLE_DOCUMENTS

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from gpuorch.local.procfile import load_procfile
+from gpuorch_dev.local.procfile import load_procfile
 from gpuorch.settings import Settings, documented_variables
-from gpuorch.workflows.models import ModelFiles
+from gpuorch.model_files import ModelFiles
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "configs" / "deploy"

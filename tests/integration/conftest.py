@@ -11,8 +11,9 @@ import requests
 
 from gpuorch.access.keys import OPERATOR, USER, KeyStore
 from gpuorch.aws.provision import Provisioner
-from gpuorch.celery_app import app as celery_app
-from gpuorch.local.stack import LocalStack, Process, free_port
+from gpuorch.celery.app import create_celery_app
+from gpuorch.tasks import use_app
+from gpuorch_dev.local.stack import LocalStack, Process, free_port
 from gpuorch.services import Services
 from gpuorch.settings import Settings, settings_env
 from tests.conftest import unique_settings as shared_unique_settings
@@ -100,7 +101,7 @@ class Stack:
         return self.comfyui("/emulator/stats")
 
     def arm_fault(self, **fault) -> dict:
-        """Arm one emulator fault (see gpuorch/comfyui/emulator/faults.py); returns it as the emulator describes it."""
+        """Arm one emulator fault (see devtools/gpuorch_dev/emulator/faults.py); returns it as the emulator describes it."""
         answer = requests.post(f"{self.comfyui_url}/emulator/faults", json=fault, timeout=30)
         assert answer.status_code == 201, answer.text
         return answer.json()["fault"]
@@ -163,10 +164,11 @@ def start_stack(tmp: Path, endpoint: str, *, step_seconds: float, worker_env: di
 
 @pytest.fixture(scope="session")
 def stack(moto_endpoint, tmp_path_factory):
-    """One shared stack for the happy paths; the Celery app in this process publishes with its settings."""
+    """One shared stack for the happy paths; task.delay() in this process submits to it."""
     running = start_stack(tmp_path_factory.mktemp("stack"), moto_endpoint, step_seconds=0.15)
-    celery_app.use_settings(running.settings)
+    use_app(create_celery_app(running.settings))
     yield running
+    use_app(None)
     running.processes.stop()
 
 

@@ -9,7 +9,7 @@ import uuid
 import requests
 import schemathesis
 
-from gpuorch.celery_app import GpuorchCelery
+from gpuorch.celery.app import create_celery_app
 from tests.integration.conftest import SAMPLE
 from tests.webapp.test_api_health import closed_port
 from webapp import create_app
@@ -119,15 +119,13 @@ def test_every_operation_of_the_running_api_answers_as_its_document_says(stack):
 
     # What a healthy stack cannot show: a body over the limit (413) and AWS out of reach (503), in process. Their
     # Celery apps are not made current: the tests after this one publish through the stack's.
-    small = create_app(dataclasses.replace(stack.settings, max_request_bytes=1024), celery_app=GpuorchCelery(
-        settings_loader=lambda: stack.settings, set_as_current=False)).test_client()
+    small = create_app(dataclasses.replace(stack.settings, max_request_bytes=1024), celery_app=create_celery_app(stack.settings)).test_client()
     answer = small.post("/api/v1/camera-angle/jobs", json={"image": image, "move": "close_up", "x": "x" * 2048},
                         headers=api_headers)
     api.check("POST", "/api/v1/camera-angle/jobs", answer)
     assert answer.status_code == 413
     down = dataclasses.replace(stack.settings, aws_endpoint_url=f"http://127.0.0.1:{closed_port()}")
-    offline = create_app(down, celery_app=GpuorchCelery(settings_loader=lambda: down,
-                                                        set_as_current=False)).test_client()
+    offline = create_app(down, celery_app=create_celery_app(down)).test_client()
     for method, template, path, kwargs in (
         ("GET", "/health", "/health", {}),
         ("GET", "/api/v1/jobs/{job_id}", "/api/v1/jobs/nope", {}),

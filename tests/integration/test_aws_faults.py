@@ -13,7 +13,7 @@ import base64
 
 import pytest
 
-from gpuorch.local.stack import Process
+from gpuorch_dev.local.stack import Process
 from tests.integration.conftest import SAMPLE, start_stack, wait_for
 from tests.support.aws_proxy import AwsProxy
 

@@ -8,8 +8,8 @@ import uuid
 import pytest
 import requests
 
-from gpuorch.local.stack import free_port
-from gpuorch.monitoring.names import BroadcastNames
+from gpuorch_dev.local.stack import free_port
+from gpuorch.celery.monitoring.names import BroadcastNames
 from tests.integration.browser import browser_page
 from tests.integration.conftest import wait_for
 

@@ -9,13 +9,13 @@ import pytest
 import requests
 
 from gpuorch.aws.provision import Provisioner
-from gpuorch.celery_app import GpuorchCelery
-from gpuorch.local.agent import GpuHostAgent, local_gpu_host
-from gpuorch.local.stack import LocalStack, free_port
+from gpuorch.celery.app import create_celery_app
+from gpuorch_dev.local.agent import GpuHostAgent, local_gpu_host
+from gpuorch_dev.local.stack import LocalStack, free_port
 from gpuorch.services import Services
 from gpuorch.settings import Settings, settings_env
-from lifecycle.instances import InstancePool
-from lifecycle.trigger import CHECK_TASK
+from lifecycle.live.pool import InstancePool
+from lifecycle.live.trigger import CHECK_TASK
 from tests.integration.conftest import SAMPLE, key_session, unique_settings, wait_for
 
 FAST = {"lifecycle_check_seconds": 1, "heartbeat_seconds": 1, "dead_letter_sweep_seconds": 60}
@@ -123,7 +123,7 @@ def test_simultaneous_checks_start_one_instance(gpu_lifecycle):
     gpu = gpu_lifecycle(instances=2, max_instances=2, agents=False, lifecycle_check_seconds=3600)
     gpu.submit()
     # Through the control queue, to the control worker's four threads.
-    sender = GpuorchCelery(settings_loader=lambda: gpu.settings, set_as_current=False)
+    sender = create_celery_app(gpu.settings)
     for _ in range(10):
         sender.send_task(CHECK_TASK, queue=gpu.settings.control_queue)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from gpuorch.local.stack import free_port
+from gpuorch_dev.local.stack import free_port
 from tests.integration.conftest import key_session, wait_for
 from tests.integration.test_lifecycle import gpu_lifecycle  # noqa: F401 - the fixture
 

@@ -7,7 +7,7 @@ import threading
 
 import requests
 
-from gpuorch.local.stack import Process
+from gpuorch_dev.local.stack import Process
 from tests.integration.conftest import wait_for
 from tests.integration.test_aws_faults import job_table_ids
 

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from lifecycle.autostop import decide, last_activity, latest_heartbeats, wanted_instances
+from lifecycle.decision import decide, last_activity, latest_heartbeats, wanted_instances
 from lifecycle.model import Action, Heartbeat, Instance, Policy, Snapshot
 
 NOW = datetime(2025, 3, 3, 12, 0, tzinfo=timezone.utc)

@@ -3,8 +3,8 @@
 import pytest
 
 from lifecycle.model import DEFAULT_IDLE_STOP_S, Policy
-from lifecycle.policies import DEFAULT_POLICY, PolicyError, named_policy, parse_policy
-from lifecycle.replaced import ReplacedRule
+from lifecycle.simulation.policies import DEFAULT_POLICY, PolicyError, named_policy, parse_policy
+from lifecycle.simulation.replaced import ReplacedRule
 
 
 def test_the_default_is_the_documented_one():

@@ -3,7 +3,7 @@
 import pytest
 
 from lifecycle.model import Action, Instance
-from lifecycle.replaced import ReplacedRule, alarm_state, on_alarm, on_submit, period_empty
+from lifecycle.simulation.replaced import ReplacedRule, alarm_state, on_alarm, on_submit, period_empty
 
 
 @pytest.mark.parametrize("samples,empty", [([], True), ([0, 0, 0, 0, 0], True), ([0, 0, 1, 0, 0], False)])

@@ -4,12 +4,12 @@ import pytest
 
 from lifecycle.billing import dollars
 from lifecycle.model import Policy
-from lifecycle.optimum import busy_periods, optimum
-from lifecycle.policies import PolicyError
-from lifecycle.replaced import ReplacedRule
-from lifecycle.scenario import SimulationParams, percentile
-from lifecycle.simulate import simulate, simulate_command
-from lifecycle.workload import Job, TraceError, read_trace, reference_trace_path
+from lifecycle.simulation.optimum import busy_periods, optimum
+from lifecycle.simulation.policies import PolicyError
+from lifecycle.simulation.replaced import ReplacedRule
+from lifecycle.simulation.scenario import SimulationParams, percentile
+from lifecycle.simulation.simulate import simulate, simulate_command
+from lifecycle.simulation.workload import Job, TraceError, read_trace, reference_trace_path
 
 # Default params: pending 15 s, worker up at 90 s, models loaded at 135 s, stopping 30 s, beat every 30 s.
 COLD = SimulationParams().cold_start_s

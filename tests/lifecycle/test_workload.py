@@ -2,7 +2,7 @@
 
 import pytest
 
-from lifecycle.workload import (
+from lifecycle.simulation.workload import (
     CAMERA_ANGLE_GPU_S, DAY_S, HOUR_S, IMAGE_EDIT_GPU_S, REFERENCE_TRACES, Job, TraceError, bursty, parse_csv,
     read_trace, reference_trace_path, sparse_nightly, steady, to_csv,
 )

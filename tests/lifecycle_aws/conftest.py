@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from gpuorch.aws.clients import AwsClients
 from gpuorch.settings import Settings
-from lifecycle.instances import EC2_CLIENT_CONFIG, InstancePool
+from lifecycle.live.pool import EC2_CLIENT_CONFIG, InstancePool
 
 
 class Clock:

@@ -8,13 +8,13 @@ from datetime import datetime, timezone
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gpuorch.metrics.lifecycle import LifecycleMetrics
-from lifecycle.check import LifecycleCheck, StatusStore
-from lifecycle.heartbeats import HeartbeatStore
-from lifecycle.instances import InstancePool
-from lifecycle.lock import Lease
+from lifecycle.live.metrics import LifecycleMetrics
+from lifecycle.live.check import LifecycleCheck, StatusStore
+from lifecycle.live.heartbeats import HeartbeatStore
+from lifecycle.live.pool import InstancePool
+from lifecycle.live.lease import Lease
 from lifecycle.model import Policy
-from lifecycle.runs import RunLog
+from lifecycle.live.runs import RunLog
 from tests.lifecycle_aws.conftest import Clock
 
 

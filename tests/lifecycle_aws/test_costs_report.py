@@ -8,11 +8,11 @@ import pytest
 
 from gpuorch.jobs.store import Job, timestamp
 from lifecycle.billing import CostReport, Run
-from lifecycle.costs import (
+from lifecycle.live.costs import (
     JobTimes, MonthBudget, Period, PeriodError, boot_estimate, cost_document, format_document, job_times,
     parse_period, period_report,
 )
-from lifecycle.runs import RunRecord
+from lifecycle.live.runs import RunRecord
 
 UTC = timezone.utc
 NOW = datetime(2026, 6, 15, 12, 30, tzinfo=UTC)

@@ -8,10 +8,10 @@ import pytest
 
 from gpuorch.jobs import states
 from gpuorch.jobs.store import JobStore
-from lifecycle.costs import LONGEST_JOB_LIFE, Period, cost_report, period_costs
-from lifecycle.instances import PoolInstance
-from lifecycle.runs import RunLog
-from lifecycle.tasks import HOURLY_USD
+from lifecycle.live.costs import LONGEST_JOB_LIFE, Period, cost_report, period_costs
+from lifecycle.live.pool import PoolInstance
+from lifecycle.live.runs import RunLog
+from lifecycle.prices import HOURLY_USD
 
 from tests.lifecycle_aws.conftest import Clock
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from lifecycle.heartbeats import (
+from lifecycle.live.heartbeats import (
     HEARTBEAT_PK, HeartbeatStore, IdentityError, WorkerReport, http_request, instance_identity, last_activity,
 )
 from lifecycle.model import Heartbeat

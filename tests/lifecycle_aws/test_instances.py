@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from lifecycle.instances import (
+from lifecycle.live.pool import (
     ALREADY_RUNNING, ALREADY_STOPPED, ALREADY_STOPPING, CALL, GONE, PENDING, POOL_TAG, STARTED, STOPPING, WAIT,
     CapacityError, Ec2Unavailable, InstanceError, InstancePool, PoolInstance, UnknownInstance, is_retryable,
     plan_start, plan_stop, start_candidates,

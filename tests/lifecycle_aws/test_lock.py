@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from lifecycle.lock import LOCK_PK, Lease, LeaseBusy, default_owner
+from lifecycle.live.lease import LOCK_PK, Lease, LeaseBusy, default_owner
 
 
 def lease(dynamodb, table, clock, owner, *, name="lifecycle-check", ttl_s=60):

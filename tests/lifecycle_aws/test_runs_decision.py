@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from lifecycle.instances import PoolInstance
+from lifecycle.live.pool import PoolInstance
 from lifecycle.model import Instance
-from lifecycle.runs import OpenRun, RunAction, RunRecord, month_start, months_between, reconcile_actions, spend
+from lifecycle.live.runs import OpenRun, RunAction, RunRecord, month_start, months_between, reconcile_actions, spend
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from lifecycle import billing
-from lifecycle.instances import InstancePool, PoolInstance
+from lifecycle.live.pool import InstancePool, PoolInstance
 from lifecycle.model import Instance
-from lifecycle.runs import HEAD_PK, RunLog, RunRecord
+from lifecycle.live.runs import HEAD_PK, RunLog, RunRecord
 
 from tests.lifecycle_aws.conftest import Clock
 

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from gpuorch.celery_app import GpuorchCelery
-from gpuorch.monitoring.names import BroadcastNames
+from gpuorch.celery.app import create_celery_app
+from gpuorch.celery.monitoring.names import BroadcastNames
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def names(monitored) -> BroadcastNames:
 
 @pytest.fixture
 def app(monitored):
-    app = GpuorchCelery(settings_loader=lambda: monitored)
+    app = create_celery_app(monitored)
     yield app
     app.close()
 

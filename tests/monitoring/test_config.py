@@ -5,11 +5,13 @@ import dataclasses
 import pytest
 from flower.command import is_flower_option
 
-from gpuorch.celery_app import MONITORING_TRANSPORT, SQS_TRANSPORT, GpuorchCelery, celery_config
-from gpuorch.local.procfile import load_procfile
-from gpuorch.monitoring import control, flower, transport
-from gpuorch.monitoring.names import NAMESPACE_OPTION
-from gpuorch.settings import REPO_ROOT, Settings, SettingsError
+from gpuorch.celery.app import MONITORING_TRANSPORT, SQS_TRANSPORT, create_celery_app, celery_config
+from gpuorch_dev.local.procfile import load_procfile
+from gpuorch.celery.monitoring import remote_control, transport
+from workers import flower
+from gpuorch.celery.monitoring.names import NAMESPACE_OPTION
+from gpuorch.settings import Settings, SettingsError
+from gpuorch_dev.local.paths import CHECKOUT, PROCFILE
 from workers import control as control_worker, gpu as gpu_worker
 
 ON = Settings(aws_endpoint_url="http://127.0.0.1:5000")
@@ -55,19 +57,19 @@ def test_monitoring_changes_nothing_of_the_task_queues():
 
 
 def test_the_app_connects_through_the_sns_transport_and_the_gpuorch_mailbox():
-    app = GpuorchCelery(settings_loader=lambda: ON)
+    app = create_celery_app(ON)
     try:
         with app.connection_for_write() as connection:
             assert isinstance(connection.transport, transport.Transport)  # built without reaching the server
             assert connection.supports_exchange_type("fanout")  # so a worker starts its pidbox consumer
-        assert isinstance(app.control.mailbox, control.Mailbox)
+        assert isinstance(app.control.mailbox, remote_control.Mailbox)
         assert app.control.mailbox.namespace == "gpuorch"
     finally:
         app.close()
 
 
 def test_the_transport_refuses_options_without_fanout_or_namespace():
-    app = GpuorchCelery(settings_loader=lambda: OFF)
+    app = create_celery_app(OFF)
     try:
         with app.connection_for_write(transport=MONITORING_TRANSPORT) as connection:
             with pytest.raises(ValueError, match="supports_fanout"):
@@ -147,14 +149,14 @@ def test_flower_without_a_login_exits_2_before_starting(env, monkeypatch, caplog
         monkeypatch.setenv(var, value)
     monkeypatch.delenv("GPUORCH_FLOWER_BASIC_AUTH", raising=False)
     monkeypatch.delenv("GPUORCH_FLOWER_ALLOW_NO_AUTH", raising=False)
-    monkeypatch.setattr(flower.app, "start", lambda argv: pytest.fail("Flower started"))
+    monkeypatch.setattr(flower, "create_celery_app", lambda settings: pytest.fail("Flower started"))
     monkeypatch.setattr(flower, "configure_logging", lambda *_: None)
     assert flower.main([]) == 2
     assert "refusing to start: no login" in caplog.text
 
 
 def test_the_procfile_runs_flower():
-    assert load_procfile(REPO_ROOT / "Procfile")["flower"] == "python -m gpuorch.monitoring.flower"
+    assert load_procfile(PROCFILE)["flower"] == "python -m workers.flower"
 
 
 @pytest.mark.parametrize("var,value", [("GPUORCH_FLOWER_PORT", "0"), ("GPUORCH_FLOWER_PORT", "70000"),

@@ -1,7 +1,7 @@
 """The gpuorch mailbox: a reply queue of its own per remote-control call, and the names a worker can find."""
 
-from gpuorch.celery_app import GpuorchCelery
-from gpuorch.monitoring.control import Mailbox
+from gpuorch.celery.app import create_celery_app
+from gpuorch.celery.monitoring.remote_control import Mailbox
 from gpuorch.settings import Settings
 
 
@@ -24,7 +24,7 @@ def test_a_worker_listens_on_a_queue_named_after_it():
 
 
 def test_the_app_mailbox_follows_the_namespace_setting():
-    app = GpuorchCelery(settings_loader=lambda: Settings(monitoring_namespace="staging"))
+    app = create_celery_app(Settings(monitoring_namespace="staging"))
     try:
         mailbox = app.control.mailbox
         assert mailbox.exchange.name == "staging.pidbox" and mailbox.reply_exchange.name == "staging.reply"

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from gpuorch.monitoring.leases import LEASE_S, LEASE_TAG, expired, lease_tags, sweep
+from gpuorch.celery.monitoring.leases import LEASE_S, LEASE_TAG, expired, lease_tags, sweep
 
 NOW = 1_800_000_000.0
 

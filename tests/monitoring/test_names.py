@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from gpuorch.monitoring.names import BroadcastNames, node_queue_name, reply_queue_name
+from gpuorch.celery.monitoring.names import BroadcastNames, node_queue_name, reply_queue_name
 from gpuorch.settings import Settings, SettingsError
 
 NAMES = BroadcastNames("ns")

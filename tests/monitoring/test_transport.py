@@ -15,9 +15,10 @@ import pytest
 from kombu import Consumer
 from kombu.exceptions import ChannelError
 
-from gpuorch.monitoring import transport
-from gpuorch.monitoring.leases import LEASE_TAG
-from gpuorch.settings import REPO_ROOT, settings_env
+from gpuorch.celery.monitoring import transport
+from gpuorch.celery.monitoring.leases import LEASE_TAG
+from gpuorch.settings import settings_env
+from gpuorch_dev.local.paths import CHECKOUT, PROCFILE
 from tests.monitoring.conftest import drain_until
 
 
@@ -117,7 +118,9 @@ RECEIVER = """
 import sys, time
 from functools import partial
 from kombu import Consumer
-from gpuorch.celery_app import app
+from gpuorch.celery.app import create_celery_app
+from gpuorch.settings import Settings
+app = create_celery_app(Settings.from_env())
 connection = app.connection_for_read()
 channel = connection.default_channel
 [consumer] = app.events.Receiver(connection).get_consumers(partial(Consumer, channel), channel)
@@ -131,7 +134,7 @@ time.sleep(600)
 
 def start_receiver_process(monitored, how: str) -> subprocess.Popen:
     process = subprocess.Popen(
-        [sys.executable, "-c", RECEIVER, how], cwd=REPO_ROOT, env={**os.environ, **settings_env(monitored)},
+        [sys.executable, "-c", RECEIVER, how], cwd=CHECKOUT, env={**os.environ, **settings_env(monitored)},
         stdout=subprocess.PIPE, text=True,
     )
     assert process.stdout.readline().strip(), "the receiver process did not start"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from gpuorch.comfyui.emulator import EmulatorConfig, RunningEmulator, start_in_thread
-from gpuorch.workflows import ModelFiles, WorkflowCatalog, load_catalog
+from gpuorch_dev.emulator import EmulatorConfig, RunningEmulator, start_in_thread
+from gpuorch.workflows import ModelFiles, WorkflowSet, load_workflows
 
 REPO = Path(__file__).resolve().parents[2]
 OBJECT_INFO = REPO / "configs" / "comfyui" / "object_info.json"
@@ -28,8 +28,8 @@ def held(*without: str) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="session")
-def catalog() -> WorkflowCatalog:
-    return load_catalog()
+def workflows() -> WorkflowSet:
+    return load_workflows()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpuorch.comfyui.emulator.catalogue import build_catalogue
+from gpuorch_dev.emulator.catalogue import build_catalogue
 from gpuorch.workflows.preflight import (
     CatalogueUnavailable,
     NodeCatalogue,
@@ -27,10 +27,10 @@ from tests.templates.conftest import MODELS, NO_CAMERA_LORA, OBJECT_INFO, held
         pytest.param({}, False, [], id="a saved catalogue: files assumed"),
     ],
 )
-def test_which_workflows_fail(catalog, object_info, files, models_known, failing):
+def test_which_workflows_fail(workflows, object_info, files, models_known, failing):
     catalogue = NodeCatalogue(build_catalogue(object_info, files), "test", models_known=models_known)
 
-    result = check_templates(catalog, catalogue, MODELS)
+    result = check_templates(workflows, catalogue, MODELS)
 
     assert list(result.problems) == ["camera-angle", "qwen-image-edit"]
     assert result.failed == failing
@@ -39,15 +39,15 @@ def test_which_workflows_fail(catalog, object_info, files, models_known, failing
     assert all(problem.startswith(tuple(failing)) for problem in result.all_problems())
 
 
-def test_a_missing_file_is_named_with_its_node_and_input(catalog, object_info):
+def test_a_missing_file_is_named_with_its_node_and_input(workflows, object_info):
     catalogue = NodeCatalogue(build_catalogue(object_info, held("camera_lora")), "test", models_known=True)
 
-    assert check_templates(catalog, catalogue, MODELS).all_problems() == [NO_CAMERA_LORA]
+    assert check_templates(workflows, catalogue, MODELS).all_problems() == [NO_CAMERA_LORA]
 
 
-def test_only_a_saved_catalogue_states_an_assumption(catalog, object_info):
-    live = check_templates(catalog, NodeCatalogue(object_info, "live", models_known=True), MODELS)
-    saved = check_templates(catalog, NodeCatalogue(object_info, "the file", models_known=False), MODELS)
+def test_only_a_saved_catalogue_states_an_assumption(workflows, object_info):
+    live = check_templates(workflows, NodeCatalogue(object_info, "live", models_known=True), MODELS)
+    saved = check_templates(workflows, NodeCatalogue(object_info, "the file", models_known=False), MODELS)
 
     assert live.assumption is None
     assert "model files were not checked" in saved.assumption and "the file" in saved.assumption

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from gpuorch.celery_app import GpuorchCelery
+from gpuorch.celery.app import create_celery_app
 from gpuorch.jobs import states
 from gpuorch.jobs.deadletters import read_dead_letter, reason_attributes, sweep_dead_letters
 
@@ -29,7 +29,7 @@ def test_read_dead_letter(body, job_id, task, problem):
 
 def test_sweep_fails_dead_lettered_jobs_once_and_leaves_finished_ones(provisioned):
     settings, aws, jobs = provisioned.settings, provisioned.aws, provisioned.jobs
-    app = GpuorchCelery(settings_loader=lambda: settings)  # publishes exactly as kombu does in production
+    app = create_celery_app(settings)  # publishes exactly as kombu does in production
     for job_id in ("dead", "done"):
         jobs.create(job_id, "camera-angle", {}, source="api")
         app.send_task("gpuorch.tasks.camera_angle", kwargs={}, task_id=job_id, queue=settings.gpu_dead_letter_queue)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gpuorch.celery_app import GpuorchCelery
-from gpuorch.execution.gate import MessageGate
+from gpuorch.celery.app import create_celery_app
+from gpuorch.celery.gate import MessageGate
 from gpuorch.jobs import states
 from gpuorch.jobs.deadletters import read_dead_letter
 
@@ -16,7 +16,7 @@ PARAMS = {"image": "s3://gpuorch-jobs/inputs/house.png", "move": "close_up"}
 
 @pytest.fixture
 def celery(provisioned):
-    app = GpuorchCelery(settings_loader=lambda: provisioned.settings)
+    app = create_celery_app(provisioned.settings)
     yield app
     app.close()
 

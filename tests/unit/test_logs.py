@@ -10,11 +10,11 @@ from celery import Celery
 from gpuorch.logs import ContextFilter, configure_logging, formatter
 
 
-def capture(record_logger, fmt="json", instance_id=None):
+def capture(record_logger, fmt="json", instance_id=None, job_tasks=()):
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter(fmt))
-    handler.addFilter(ContextFilter(instance_id))
+    handler.addFilter(ContextFilter(instance_id, job_tasks))
     record_logger.addHandler(handler)
     return stream, handler
 
@@ -31,14 +31,14 @@ def test_a_line_is_one_json_object_with_the_instance():
     assert line["job_id"] == "j1" and line["instance_id"] == "i-0abc" and "time" in line
 
 
-def test_inside_a_gpu_task_the_task_id_is_the_job_id():
+def test_inside_a_job_task_the_task_id_is_the_job_id():
     app = Celery("test", set_as_current=False)
     log = logging.getLogger("gpuorch.test.task")
     seen = {}
 
-    @app.task(name="gpuorch.tasks.example", bind=True)
+    @app.task(name="example.job_task", bind=True)
     def example(self):
-        stream, handler = capture(log)
+        stream, handler = capture(log, job_tasks={"example.job_task"})
         try:
             log.info("inside")
         finally:

@@ -14,9 +14,9 @@ from gpuorch.jobs.messages import (Envelope, MessageRejected, TaskCall, check_ta
                                    record_problem)
 from gpuorch.jobs.redrive import assess, redrive_job_id, selected
 from gpuorch.jobs.store import Job
-from gpuorch.workflows import load_catalog
+from gpuorch.workflows import load_workflows
 
-CATALOG = load_catalog()
+CATALOG = load_workflows()
 TASKS = {"gpuorch.tasks.camera_angle": "camera-angle", "gpuorch.tasks.qwen_image_edit": "qwen-image-edit",
          "gpuorch.tasks.run_workflow": None}
 IMAGE = "s3://gpuorch-jobs/inputs/house.png"
@@ -45,7 +45,7 @@ def sqs_body(headers: dict, args=(), kwargs=None) -> str:
     (envelope(job_id=7), "no usable task id"),
     (envelope(job_id="x" * 200), "no usable task id"),
     (envelope(task="gpuorch.tasks.mine_bitcoin"), "unknown task 'gpuorch.tasks.mine_bitcoin'"),
-    (envelope(task="lifecycle.check"), "unknown task 'lifecycle.check'"),
+    (envelope(task="lifecycle.live.check"), "unknown task 'lifecycle.live.check'"),
     (envelope(content_type="application/x-python-serialize"), "content type 'application/x-python-serialize'"),
     (envelope(body="{not json"), "its body is not JSON"),
     (envelope(body='{"args": []}'), "not a Celery protocol 2 body"),
@@ -128,7 +128,7 @@ GOOD_BODY = sqs_body({"task": "gpuorch.tasks.camera_angle", "id": "j1"}, kwargs=
     (sqs_body({"task": "gpuorch.tasks.camera_angle", "id": "j1"}, kwargs={"move": 1}), job(), "invalid camera-angle"),
 ])
 def test_redrive_decision(body, record, unfixable):
-    item = assess(letter(body), record, task_workflows=TASKS, catalog=CATALOG, max_receive_count=3)
+    item = assess(letter(body), record, task_workflows=TASKS, workflows=CATALOG, max_receive_count=3)
     assert (item.unfixable is None) == (unfixable is None)
     assert unfixable is None or unfixable in item.unfixable
     assert item.as_dict()["fixable"] == (unfixable is None)
@@ -145,7 +145,7 @@ def test_the_reason_says_who_put_it_there():
 
 def test_ids_select_by_message_job_or_original_message():
     item = assess(DeadLetter("m1", "j1", None, source_message_id="orig", body=GOOD_BODY), job(),
-                  task_workflows=TASKS, catalog=CATALOG, max_receive_count=3)
+                  task_workflows=TASKS, workflows=CATALOG, max_receive_count=3)
     assert [selected(item, {i}) for i in ("m1", "j1", "orig", "other")] == [True, True, True, False]
 
 

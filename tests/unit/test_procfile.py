@@ -2,8 +2,8 @@
 
 import pytest
 
-from gpuorch.local.procfile import ProcfileError, load_procfile, parse_procfile
-from gpuorch.settings import REPO_ROOT
+from gpuorch_dev.local.procfile import ProcfileError, load_procfile, parse_procfile
+from gpuorch_dev.local.paths import CHECKOUT, PROCFILE
 
 
 def test_parse_skips_comments_and_blanks():
@@ -20,6 +20,6 @@ def test_parse_errors_name_the_line(text, message):
 
 
 def test_shipped_procfile_runs_the_api_and_a_worker_on_the_gpu_queue():
-    processes = load_procfile(REPO_ROOT / "Procfile")
+    processes = load_procfile(PROCFILE)
     assert "webapp.wsgi:app" in processes["api"]
     assert processes["gpu_worker"] == "python -m workers.gpu"

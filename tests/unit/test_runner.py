@@ -8,7 +8,9 @@ from botocore.exceptions import (
     ClientError, ConnectionClosedError, EndpointConnectionError, ParamValidationError, ReadTimeoutError,
 )
 
+from gpuorch.celery import tasks
 from gpuorch.comfyui.progress import Progress
+from gpuorch.errors import JobDeferred
 from gpuorch.inputs import InputUnavailable
 from gpuorch.execution.retry import aws_retry, aws_transient
 from gpuorch.execution.runner import ProgressReporter, input_name, output_key, run_job
@@ -95,9 +97,14 @@ def test_a_job_whose_record_aws_cannot_reach_gives_its_message_back():
 
     jobs = SimpleNamespace(get=unreachable, transition=unreachable)
     services = SimpleNamespace(settings=SimpleNamespace(aws_write_attempts=2), jobs=jobs)
-    with pytest.raises(Reject) as rejected:
+    with pytest.raises(JobDeferred):
         run_job(services, "J", "camera-angle", {})
-    assert rejected.value.requeue is False  # left undeleted: SQS delivers it again after the visibility timeout
+    # The task gives the message back undeleted: SQS delivers it again after the visibility timeout.
+    task = SimpleNamespace(app=SimpleNamespace(services=services), request=SimpleNamespace(id="J"),
+                           update_state=lambda **_: None)
+    with pytest.raises(Reject) as rejected:
+        tasks.run(task, "camera-angle", {})
+    assert rejected.value.requeue is False
 
 
 def test_a_refused_aws_call_is_not_turned_into_a_redelivery():

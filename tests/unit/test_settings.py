@@ -2,6 +2,7 @@
 
 import pytest
 
+from gpuorch.inputs import InputPolicy
 from gpuorch.settings import Settings, SettingsError, documented_variables, settings_env
 
 
@@ -30,7 +31,7 @@ def test_values_are_parsed_by_type():
     assert settings.input_buckets == ("a", "b", "c")
     assert settings.comfyui_timeout == 2.5
     assert settings.models.camera_lora == "angles.safetensors"
-    assert settings.input_policy.allowed_buckets == {"gpuorch-jobs", "a", "b", "c"}
+    assert InputPolicy.from_settings(settings).allowed_buckets == {"gpuorch-jobs", "a", "b", "c"}
 
 
 @pytest.mark.parametrize("var,value,message", [

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gpuorch.aws.sqs_transport import Channel, received_messages
+from gpuorch.celery.sqs_transport import Channel, received_messages
 
 
 @pytest.mark.parametrize("answer,messages", [

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gpuorch.celery_app import GpuorchCelery
+from gpuorch.celery.app import create_celery_app
 from tests.conftest import unique_settings
 from webapp import create_app
 
@@ -28,7 +28,7 @@ def keyed(client, token: str):
 @pytest.fixture
 def celery_app(settings):
     """A Celery app of the test's own, so each test publishes to its own uniquely named queues."""
-    app = GpuorchCelery(settings_loader=lambda: settings)
+    app = create_celery_app(settings)
     yield app
     app.close()
 

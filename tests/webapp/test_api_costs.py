@@ -7,12 +7,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from gpuorch.celery_app import GpuorchCelery
+from gpuorch.celery.app import create_celery_app
 from gpuorch.jobs import states
 from gpuorch.jobs.store import JobStore
-from lifecycle.instances import PoolInstance
-from lifecycle.runs import RunLog
-from lifecycle.tasks import HOURLY_USD
+from lifecycle.live.pool import PoolInstance
+from lifecycle.live.runs import RunLog
+from lifecycle.prices import HOURLY_USD
 from tests.webapp.conftest import keyed
 from webapp import create_app
 
@@ -32,7 +32,7 @@ class Clock:
 
 def client_for(settings, key: str = "", clock=lambda: NOW):
     """A client of an app over `settings`, sending `key` (the costs are an operator route)."""
-    client = create_app(settings, celery_app=GpuorchCelery(settings_loader=lambda: settings), clock=clock).test_client()
+    client = create_app(settings, celery_app=create_celery_app(settings), clock=clock).test_client()
     return keyed(client, key) if key else client
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gpuorch.celery_app import GpuorchCelery
+from gpuorch.celery.app import create_celery_app
 from gpuorch.jobs import states
 from gpuorch.jobs.deadletters import read_dead_letter
 from gpuorch.jobs.redrive import redrive_job_id
@@ -13,7 +13,7 @@ PARAMS = {"image": "s3://gpuorch-jobs/inputs/house.png", "move": "close_up"}
 def dead_lettered(provisioned, settings, job_id: str) -> None:
     provisioned.jobs.create(job_id, "camera-angle", PARAMS, source="api", owner="alice")
     provisioned.jobs.transition(job_id, states.FAILED, error="reached the dead-letter queue")
-    GpuorchCelery(settings_loader=lambda: settings).send_task(
+    create_celery_app(settings).send_task(
         "gpuorch.tasks.camera_angle", kwargs=PARAMS, task_id=job_id, queue=settings.gpu_dead_letter_queue)
 
 

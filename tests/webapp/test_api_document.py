@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gpuorch.celery_app import GpuorchCelery
+from gpuorch.celery.app import create_celery_app
 from tests.webapp.conftest import keyed
 from webapp import create_app
 from webapp.request_body import image_fields
@@ -97,7 +97,7 @@ def test_wrong_method_is_405_naming_the_allowed_ones(client):
 
 
 def test_an_unexpected_failure_is_500_without_its_details(settings, operator_key):
-    app = create_app(settings, celery_app=GpuorchCelery(settings_loader=lambda: settings))
+    app = create_app(settings, celery_app=create_celery_app(settings))
 
     def crash():
         raise RuntimeError("secret internals")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lifecycle.instances import InstancePool
+from lifecycle.live.pool import InstancePool
 
 
 def test_the_pool_its_start_and_stop(operator, provisioned, settings):

@@ -7,12 +7,12 @@ import dataclasses
 import socket
 from datetime import datetime, timedelta, timezone
 
-from gpuorch.celery_app import GpuorchCelery
-from lifecycle.check import StatusStore
-from lifecycle.heartbeats import HeartbeatStore
-from lifecycle.instances import PoolInstance
+from gpuorch.celery.app import create_celery_app
+from lifecycle.live.check import StatusStore
+from lifecycle.live.heartbeats import HeartbeatStore
+from lifecycle.live.pool import PoolInstance
 from lifecycle.model import Action, Decision
-from lifecycle.runs import RunLog
+from lifecycle.live.runs import RunLog
 from webapp import create_app
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
@@ -27,7 +27,7 @@ def closed_port() -> int:
 
 
 def client_for(settings, clock=lambda: NOW):
-    return create_app(settings, celery_app=GpuorchCelery(settings_loader=lambda: settings), clock=clock).test_client()
+    return create_app(settings, celery_app=create_celery_app(settings), clock=clock).test_client()
 
 
 def decision(*actions: Action) -> Decision:

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from lifecycle.check import LifecycleStatus
+from lifecycle.live.check import LifecycleStatus
 from webapp.health import ComponentState, Finding, gpu_finding, run_probe, summarize
 
 

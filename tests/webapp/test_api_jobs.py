@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gpuorch.jobs.store import JobStore
-from lifecycle.check import StatusStore
+from lifecycle.live.check import StatusStore
 from lifecycle.model import Action, Decision
 
 

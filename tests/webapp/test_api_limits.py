@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from gpuorch.celery_app import GpuorchCelery
+from gpuorch.celery.app import create_celery_app
 from tests.conftest import make_key
 from tests.webapp.conftest import keyed
 from tests.webapp.images import data_uri, encode, png_of_exactly
@@ -41,7 +41,7 @@ def limited_settings(settings):
 def apps(limited_settings, provisioned):
     """Two API app instances (as two gunicorn workers or hosts would be) over the same tables, one clock."""
     clock = Clock()
-    celery_apps = [GpuorchCelery(settings_loader=lambda: limited_settings) for _ in range(2)]
+    celery_apps = [create_celery_app(limited_settings) for _ in range(2)]
     yield clock, [create_app(limited_settings, celery_app=c, clock=clock) for c in celery_apps]
     for c in celery_apps:
         c.close()
@@ -101,7 +101,7 @@ def test_reading_jobs_is_not_rate_limited(apps, limited_settings, api_key):
 @pytest.fixture
 def backlog_app(settings, provisioned):
     small = dataclasses.replace(settings, max_backlog=2, backlog_check_seconds=0)
-    celery_app = GpuorchCelery(settings_loader=lambda: small)
+    celery_app = create_celery_app(small)
     yield small, create_app(small, celery_app=celery_app)
     celery_app.close()
 
@@ -125,7 +125,7 @@ def test_past_the_backlog_a_submission_is_503_naming_the_numbers_and_changes_not
 def test_a_backlog_refusal_does_not_spend_the_rate_allowance(settings, provisioned, api_key, queues):
     full = dataclasses.replace(settings, max_backlog=1, backlog_check_seconds=0, rate_limit_per_minute=6,
                                rate_limit_burst=2)
-    celery_app = GpuorchCelery(settings_loader=lambda: full)
+    celery_app = create_celery_app(full)
     client = keyed(create_app(full, celery_app=celery_app, clock=Clock()).test_client(), api_key)
     assert client.post("/api/v1/camera-angle/jobs", json=body(full)).status_code == 202
     assert all(client.post("/api/v1/camera-angle/jobs", json=body(full)).status_code == 503 for _ in range(3))
@@ -135,7 +135,7 @@ def test_a_backlog_refusal_does_not_spend_the_rate_allowance(settings, provision
 @pytest.fixture
 def small_images(settings, provisioned):
     small = dataclasses.replace(settings, max_input_bytes=8192)
-    celery_app = GpuorchCelery(settings_loader=lambda: small)
+    celery_app = create_celery_app(small)
     yield create_app(small, celery_app=celery_app)
     celery_app.close()
 

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from gpuorch.celery_app import GpuorchCelery
+from gpuorch.celery.app import create_celery_app
 from gpuorch.jobs.store import utc_now
 from tests.webapp.images import encode
 from tests.webapp.conftest import keyed
@@ -48,7 +48,7 @@ def succeeded_job(services, settings, job_id: str, files: dict[str, bytes]) -> l
 
 def client_for(settings, key: str, **changes):
     changed = dataclasses.replace(settings, **changes)
-    celery_app = GpuorchCelery(settings_loader=lambda: changed)
+    celery_app = create_celery_app(changed)
     return keyed(create_app(changed, celery_app=celery_app).test_client(), key), celery_app
 
 

@@ -19,7 +19,7 @@ from schemathesis.checks import (
 )
 
 from gpuorch.aws.provision import Provisioner
-from gpuorch.celery_app import GpuorchCelery
+from gpuorch.celery.app import create_celery_app
 from gpuorch.services import Services
 from tests.conftest import make_key, unique_settings
 from tests.webapp.network import loopback_only
@@ -38,7 +38,7 @@ def api_schema(moto_endpoint):
     settings = dataclasses.replace(unique_settings(moto_endpoint), max_request_bytes=1024 * 1024)
     services = Services(settings)
     Provisioner(services.aws, settings).run()
-    celery_app = GpuorchCelery(settings_loader=lambda: settings)
+    celery_app = create_celery_app(settings)
     with loopback_only():  # a submission names https:// images; nothing may be fetched or even resolved
         schema = schemathesis.openapi.from_wsgi("/openapi.json", create_app(settings, celery_app=celery_app))
         # An operator key reaches every operation (and sees every job): the whole document is exercised.

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from gpuorch.celery_app import GpuorchCelery
+from gpuorch.celery.app import create_celery_app
 from tests.webapp.conftest import keyed
 from webapp import create_app
 
@@ -163,7 +163,7 @@ def test_a_paired_surrogate_escape_is_text(client, settings, provisioned):
 
 def test_an_oversized_body_is_413_in_the_error_shape(api_key, settings, queues, job_count):
     limited = dataclasses.replace(settings, max_request_bytes=256 * 1024)
-    celery_app = GpuorchCelery(settings_loader=lambda: limited)
+    celery_app = create_celery_app(limited)
     client = keyed(create_app(limited, celery_app=celery_app).test_client(), api_key)
 
     answer = client.post(
@@ -179,7 +179,7 @@ def test_an_oversized_body_is_413_in_the_error_shape(api_key, settings, queues, 
 def test_a_store_that_refuses_the_record_is_503_and_nothing_is_queued(api_key, provisioned, settings, queues):
     # A job table that does not exist: DynamoDB answers, but refuses the write.
     broken = dataclasses.replace(settings, job_table=f"{settings.job_table}_missing")
-    celery_app = GpuorchCelery(settings_loader=lambda: broken)
+    celery_app = create_celery_app(broken)
     client = keyed(create_app(broken, celery_app=celery_app).test_client(), api_key)
 
     answer = client.post("/api/v1/camera-angle/jobs", json={"image": image(settings), "move": "close_up"})

@@ -9,8 +9,8 @@ import json
 import pytest
 from kombu.exceptions import OperationalError
 
-from gpuorch import submission
-from gpuorch.celery_app import GpuorchCelery
+from gpuorch.jobs.submission import JobSubmitter
+from gpuorch.celery.app import create_celery_app
 from tests.webapp.images import data_uri, encode, png_of_exactly
 from tests.webapp.conftest import keyed
 from webapp import create_app
@@ -112,7 +112,7 @@ LIMITS = {"max_input_pixels": 40_000, "max_input_bytes": 8192}
 def limited(api_key, settings, provisioned):
     """A client whose limits make small images too big; the resources are the provisioned ones."""
     limited = dataclasses.replace(settings, **LIMITS)
-    celery_app = GpuorchCelery(settings_loader=lambda: limited)
+    celery_app = create_celery_app(limited)
     yield keyed(create_app(limited, celery_app=celery_app).test_client(), api_key)
     celery_app.close()
 
@@ -192,7 +192,7 @@ def test_a_form_that_breaks_the_convention_is_refused_and_leaves_nothing(
 
 def small_body_client(api_key, settings, max_input_bytes: int, **extra):
     small = dataclasses.replace(settings, max_input_bytes=max_input_bytes, **extra)
-    celery_app = GpuorchCelery(settings_loader=lambda: small)
+    celery_app = create_celery_app(small)
     return keyed(create_app(small, celery_app=celery_app).test_client(), api_key), celery_app
 
 
@@ -232,7 +232,7 @@ def test_a_body_over_the_set_limit_is_413_in_the_error_shape_and_leaves_nothing(
 
 def test_when_the_record_cannot_be_written_the_stored_images_are_deleted(api_key, settings, provisioned, queues, stored):
     broken = dataclasses.replace(settings, job_table=f"{settings.job_table}_missing")
-    celery_app = GpuorchCelery(settings_loader=lambda: broken)
+    celery_app = create_celery_app(broken)
     client = keyed(create_app(broken, celery_app=celery_app).test_client(), api_key)
 
     answer = post_form(client, "camera-angle", form({"move": "top_down"}, image=[PNG]))
@@ -244,7 +244,7 @@ def test_when_the_record_cannot_be_written_the_stored_images_are_deleted(api_key
 
 def test_when_the_bucket_refuses_an_image_nothing_is_recorded_or_queued(api_key, settings, provisioned, queues, job_count):
     broken = dataclasses.replace(settings, bucket=f"{settings.bucket}-missing")
-    celery_app = GpuorchCelery(settings_loader=lambda: broken)
+    celery_app = create_celery_app(broken)
     client = keyed(create_app(broken, celery_app=celery_app).test_client(), api_key)
 
     answer = post_form(client, "qwen-image-edit", form({"prompt": "x"}, images=[PNG, PNG]))
@@ -260,8 +260,7 @@ def test_when_publishing_fails_the_record_and_the_stored_images_are_removed(prov
         raise OperationalError("broker unreachable")
 
     with pytest.raises(OperationalError):
-        submission.accept(
-            provisioned, "camera-angle", {"image": data_uri(PNG), "move": "top_down"}, publish, source="api"
-        )
+        JobSubmitter(provisioned, publish).submit("camera-angle", {"image": data_uri(PNG), "move": "top_down"},
+                                                  source="api")
 
     assert (stored(), queues.total(), job_count()) == ({}, 0, 0)

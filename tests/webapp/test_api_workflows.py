@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from gpuorch.celery_app import GpuorchCelery
-from gpuorch.workflows import default_workflows_root
+from gpuorch.celery.app import create_celery_app
+from gpuorch.workflows import BUILTIN_WORKFLOWS
 from tests.webapp.conftest import keyed
 from webapp import create_app
 from webapp.request_schemas import request_json_schema
@@ -21,7 +21,7 @@ EXTRA = "reframe"
 def settings(settings, tmp_path):
     """The shared settings, with a workflows folder holding the shipped workflows and EXTRA."""
     root = tmp_path / "workflows"
-    shutil.copytree(default_workflows_root(), root)
+    shutil.copytree(BUILTIN_WORKFLOWS, root)
     shutil.copytree(root / "camera-angle", root / EXTRA)
     return dataclasses.replace(settings, workflows_dir=str(root))
 
@@ -45,10 +45,10 @@ def test_the_listing_names_every_workflow_with_its_request_schema(client, app):
     answer = client.get("/api/v1/workflows")
 
     assert answer.status_code == 200
-    catalog = app.extensions["gpuorch"].services.workflows
+    workflows = app.extensions["gpuorch"].services.workflows
     assert [w["name"] for w in answer.json["workflows"]] == ["camera-angle", "qwen-image-edit", EXTRA]
     for listed in answer.json["workflows"]:
-        workflow = catalog.get(listed["name"])
+        workflow = workflows.get(listed["name"])
         assert listed == {
             "name": workflow.name,
             "description": workflow.description,
@@ -177,7 +177,7 @@ def test_refused_requests_leave_nothing(client, queues, job_count, workflow, dat
 
 def test_a_store_that_refuses_the_record_is_503_and_nothing_is_queued(api_key, provisioned, settings, queues):
     broken = dataclasses.replace(settings, job_table=f"{settings.job_table}_missing")
-    celery_app = GpuorchCelery(settings_loader=lambda: broken)
+    celery_app = create_celery_app(broken)
     client = keyed(create_app(broken, celery_app=celery_app).test_client(), api_key)
 
     answer = client.post(f"/api/v1/workflows/{EXTRA}/jobs", json={"image": image(settings), "move": "close_up"})

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from lifecycle.check import LifecycleStatus
-from lifecycle.heartbeats import WorkerReport
+from lifecycle.live.check import LifecycleStatus
+from lifecycle.live.heartbeats import WorkerReport
 from lifecycle.model import Heartbeat
-from webapp.gpu_health import gpu_instances_detail, host_verdict
+from lifecycle.live.health import gpu_instances_detail, host_verdict
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
 LIMIT, GRACE = 45, 600

@@ -8,7 +8,7 @@ import pytest
 
 from gpuorch.inputs import InputRejected
 from gpuorch.settings import Settings
-from gpuorch.submission import (
+from gpuorch.jobs.submission import (
     InlineImage,
     decode_data_uri,
     field_path,
@@ -16,7 +16,7 @@ from gpuorch.submission import (
     input_key,
     stage_inline_images,
 )
-from gpuorch.workflows import default_workflows_root, load_catalog
+from gpuorch.workflows import BUILTIN_WORKFLOWS, load_workflows
 from tests.webapp.images import data_uri, encode, png_of_exactly
 
 PNG = encode("PNG")
@@ -24,8 +24,8 @@ JOB = "job-1"
 
 
 @pytest.fixture(scope="module")
-def catalog():
-    return load_catalog(default_workflows_root())
+def workflows():
+    return load_workflows(BUILTIN_WORKFLOWS)
 
 
 @pytest.mark.parametrize(
@@ -87,18 +87,18 @@ def test_input_key_names_the_job_and_the_field(field, image_format, key):
         pytest.param("qwen-image-edit", {}, [], id="absent"),
     ],
 )
-def test_inline_fields_finds_each_inline_image_by_its_dotted_field(catalog, workflow, params, fields):
-    found = inline_fields(catalog.get(workflow), params)
+def test_inline_fields_finds_each_inline_image_by_its_dotted_field(workflows, workflow, params, fields):
+    found = inline_fields(workflows.get(workflow), params)
 
     assert [field_path(name, index) for name, index, _ in found] == fields
 
 
-def test_staging_puts_an_s3_uri_where_each_inline_image_was(catalog):
+def test_staging_puts_an_s3_uri_where_each_inline_image_was(workflows):
     settings = Settings(bucket="jobs")
     jpeg = encode("JPEG")
     params = {"prompt": "x", "images": ["s3://other/a.png", data_uri(PNG), InlineImage(jpeg)]}
 
-    replaced, staged, errors, _too_large = stage_inline_images(settings, catalog.get("qwen-image-edit"), params, JOB)
+    replaced, staged, errors, _too_large = stage_inline_images(settings, workflows.get("qwen-image-edit"), params, JOB)
 
     assert replaced == {
         "prompt": "x",
@@ -128,11 +128,11 @@ def test_staging_puts_an_s3_uri_where_each_inline_image_was(catalog):
         pytest.param({}, "data:image/png;base64,###", "malformed", id="bad base64"),
     ],
 )
-def test_a_refused_image_is_named_by_its_field_and_nothing_is_staged(catalog, limits, value, reason):
+def test_a_refused_image_is_named_by_its_field_and_nothing_is_staged(workflows, limits, value, reason):
     settings = dataclasses.replace(Settings(bucket="jobs"), **limits)
     params = {"prompt": "x", "images": [InlineImage(encode("PNG", (2, 2))), value]}
 
-    replaced, staged, errors, too_large = stage_inline_images(settings, catalog.get("qwen-image-edit"), params, JOB)
+    replaced, staged, errors, too_large = stage_inline_images(settings, workflows.get("qwen-image-edit"), params, JOB)
 
     assert list(errors) == ["images.1"]
     assert reason in errors["images.1"][0]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gpuorch.errors import ParamsInvalid
-from gpuorch.submission import InlineImage
-from gpuorch.workflows import default_workflows_root, load_catalog
+from gpuorch.jobs.submission import InlineImage
+from gpuorch.workflows import BUILTIN_WORKFLOWS, load_workflows
 from webapp.request_body import base64_size, form_params, image_capacity, image_fields, request_body_limit
 
 CAMERA = {"image": False}
@@ -77,6 +77,6 @@ def test_the_body_limit_holds_the_most_images_as_base64_with_their_parameters(ma
     [("camera-angle", {"image": False}, 1), ("qwen-image-edit", {"images": True}, 3)],
 )
 def test_image_fields_and_capacity_of_the_shipped_workflows(workflow, fields, capacity):
-    loaded = load_catalog(default_workflows_root()).get(workflow)
+    loaded = load_workflows(BUILTIN_WORKFLOWS).get(workflow)
 
     assert (image_fields(loaded), image_capacity(loaded)) == (fields, capacity)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from gpuorch.workflows import default_workflows_root, load_catalog
+from gpuorch.workflows import BUILTIN_WORKFLOWS, load_workflows
 from tests.webapp.images import data_uri, encode
 from webapp.request_body import image_fields
 from webapp.request_schemas import form_body_schema, json_body_schema
@@ -14,12 +14,12 @@ DATA = data_uri(encode("PNG"))
 
 
 @pytest.fixture(scope="module")
-def catalog():
-    return load_catalog(default_workflows_root())
+def workflows():
+    return load_workflows(BUILTIN_WORKFLOWS)
 
 
-def json_body(catalog, name: str) -> dict:
-    workflow = catalog.get(name)
+def json_body(workflows, name: str) -> dict:
+    workflow = workflows.get(name)
     return json_body_schema(workflow.json_schema(), image_fields(workflow))
 
 
@@ -37,18 +37,18 @@ def json_body(catalog, name: str) -> dict:
         ("qwen-image-edit", {"prompt": "x", "images": DATA}, False),
     ],
 )
-def test_the_json_body_takes_uris_and_data_uris_and_keeps_every_other_rule(catalog, workflow, body, valid):
-    schema = json_body(catalog, workflow)
+def test_the_json_body_takes_uris_and_data_uris_and_keeps_every_other_rule(workflows, workflow, body, valid):
+    schema = json_body(workflows, workflow)
 
     jsonschema.Draft202012Validator.check_schema(schema)
     assert jsonschema.Draft202012Validator(schema).is_valid(body) is valid
 
 
-def test_widening_leaves_the_workflow_schema_alone_and_says_so_in_the_description(catalog):
-    workflow = catalog.get("camera-angle")
+def test_widening_leaves_the_workflow_schema_alone_and_says_so_in_the_description(workflows):
+    workflow = workflows.get("camera-angle")
     original = workflow.json_schema()
 
-    widened = json_body(catalog, "camera-angle")
+    widened = json_body(workflows, "camera-angle")
 
     assert workflow.json_schema() == original
     rest = {k: v for k, v in original.items() if k != "properties"}
@@ -70,8 +70,8 @@ def test_widening_leaves_the_workflow_schema_alone_and_says_so_in_the_descriptio
         ("qwen-image-edit", {"params": {"images": ["https://example.com/a.png"]}}, False),
     ],
 )
-def test_the_form_takes_params_and_a_file_part_per_image(catalog, workflow, parts, valid):
-    schema = form_body_schema(json_body(catalog, workflow), image_fields(catalog.get(workflow)), "Form")
+def test_the_form_takes_params_and_a_file_part_per_image(workflows, workflow, parts, valid):
+    schema = form_body_schema(json_body(workflows, workflow), image_fields(workflows.get(workflow)), "Form")
 
     jsonschema.Draft202012Validator.check_schema(schema)
     assert jsonschema.Draft202012Validator(schema).is_valid(parts) is valid

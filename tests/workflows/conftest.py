@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from gpuorch.workflows import ModelFiles, Workflow, load_catalog, load_workflow
-from gpuorch.workflows.catalog import WorkflowCatalog, default_workflows_root
+from gpuorch.workflows import ModelFiles, Workflow, load_workflows, load_workflow
+from gpuorch.workflows.folders import WorkflowSet, BUILTIN_WORKFLOWS
 
 REPO = Path(__file__).resolve().parents[2]
 OBJECT_INFO = REPO / "configs" / "comfyui" / "object_info.json"
@@ -20,18 +20,18 @@ Edit = Callable[[dict[str, Any]], None]
 
 
 @pytest.fixture(scope="session")
-def catalog() -> WorkflowCatalog:
-    return load_catalog()
+def workflows() -> WorkflowSet:
+    return load_workflows()
 
 
 @pytest.fixture(scope="session")
-def camera(catalog) -> Workflow:
-    return catalog.get("camera-angle")
+def camera(workflows) -> Workflow:
+    return workflows.get("camera-angle")
 
 
 @pytest.fixture(scope="session")
-def edit(catalog) -> Workflow:
-    return catalog.get("qwen-image-edit")
+def edit(workflows) -> Workflow:
+    return workflows.get("qwen-image-edit")
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +50,7 @@ def copy_workflow(tmp_path) -> Callable[..., Path]:
 
     def make(name: str, *, graph: Edit | None = None, params: Edit | None = None, as_name: str | None = None) -> Path:
         folder = tmp_path / (as_name or name)
-        shutil.copytree(default_workflows_root() / name, folder)
+        shutil.copytree(BUILTIN_WORKFLOWS / name, folder)
         for file_name, edit_json in (("graph.json", graph), ("params.json", params)):
             if edit_json is not None:
                 path = folder / file_name

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from gpuorch.workflows import BindError, ModelFiles, bind, derive_seed, resolve_params
-from gpuorch.workflows.catalog import default_workflows_root
+from gpuorch.workflows.folders import BUILTIN_WORKFLOWS
 from gpuorch.workflows.graph import is_link, structure_problems
 
 IMAGE = "s3://input-bucket/cat.png"
@@ -125,7 +125,7 @@ def test_no_link_points_at_a_missing_node(camera, edit):
 
 
 def test_the_template_is_never_modified(camera, edit):
-    on_disk = json.loads((default_workflows_root() / "qwen-image-edit" / "graph.json").read_text(encoding="utf-8"))
+    on_disk = json.loads((BUILTIN_WORKFLOWS / "qwen-image-edit" / "graph.json").read_text(encoding="utf-8"))
     before = copy.deepcopy(edit.graph)
     graph = bind_edit(edit, [IMAGE])
     graph["16"]["inputs"]["steps"] = 99

@@ -9,9 +9,9 @@ import pytest
 
 from gpuorch.workflows import WorkflowDefinitionError, load_camera_moves
 from gpuorch.workflows.camera import parse_camera_moves
-from gpuorch.workflows.catalog import default_workflows_root
+from gpuorch.workflows.folders import BUILTIN_WORKFLOWS
 
-TABLE = default_workflows_root() / "camera-angle" / "camera_moves.json"
+TABLE = BUILTIN_WORKFLOWS / "camera-angle" / "camera_moves.json"
 
 
 @pytest.fixture(scope="module")

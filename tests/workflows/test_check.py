@@ -26,14 +26,14 @@ def catalogue_with_files(object_info, files_by_folder):
 
 
 @pytest.mark.parametrize("name", ["camera-angle", "qwen-image-edit"])
-def test_shipped_templates_pass(catalog, object_info, models, name):
-    assert check_workflow(catalog.get(name), object_info, models, models_known=False) == []
+def test_shipped_templates_pass(workflows, object_info, models, name):
+    assert check_workflow(workflows.get(name), object_info, models, models_known=False) == []
 
 
 @pytest.mark.parametrize("name", ["camera-angle", "qwen-image-edit"])
-def test_pass_on_a_server_that_has_the_models(catalog, object_info, models, name):
+def test_pass_on_a_server_that_has_the_models(workflows, object_info, models, name):
     info = catalogue_with_files(object_info, models.by_folder())
-    assert check_workflow(catalog.get(name), info, models, models_known=True) == []
+    assert check_workflow(workflows.get(name), info, models, models_known=True) == []
 
 
 def test_missing_model_files_are_reported(camera, object_info, models):

@@ -10,8 +10,8 @@ jsonschema = pytest.importorskip("jsonschema")
 IMAGE = "s3://input-bucket/cat.png"
 
 
-def test_shape_follows_the_declared_parameters(catalog):
-    for workflow in catalog:
+def test_shape_follows_the_declared_parameters(workflows):
+    for workflow in workflows:
         schema = workflow.json_schema()
         jsonschema.Draft202012Validator.check_schema(schema)
         assert schema["type"] == "object"
@@ -73,8 +73,8 @@ EDIT_CASES = [
 @pytest.mark.parametrize(("workflow_name", "request_body"), [("camera-angle", c) for c in CAMERA_CASES] + [
     ("qwen-image-edit", c) for c in EDIT_CASES
 ])
-def test_json_schema_and_request_schema_agree(catalog, workflow_name, request_body):
-    workflow = catalog.get(workflow_name)
+def test_json_schema_and_request_schema_agree(workflows, workflow_name, request_body):
+    workflow = workflows.get(workflow_name)
     json_ok = jsonschema.Draft202012Validator(workflow.json_schema()).is_valid(request_body)
     try:
         workflow.request_schema().load(request_body)

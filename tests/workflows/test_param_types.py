@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from marshmallow import ValidationError
 
-from gpuorch.workflows.catalog import PARAM_TYPES, parse_param
+from gpuorch.workflows.folders import PARAM_TYPES, parse_param
 
 BIND = [{"node": "1", "input": "x"}]
 

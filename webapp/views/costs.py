@@ -8,7 +8,7 @@ import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from lifecycle.costs import PeriodError, parse_period
+from lifecycle.facade import PeriodError, parse_period
 from webapp.context import current
 from webapp.errors import ApiError, invalid_params_message
 from webapp.schemas import CostQuerySchema, CostReportSchema

@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from gpuorch.jobs.redrive import DeadLetters
-from gpuorch.tasks import gpu_task_workflows, publisher
+from gpuorch.celery.names import GPU_TASK_WORKFLOWS
 from webapp.context import current
 
 blp = Blueprint("dead_letters", __name__, url_prefix="/api/v1",
@@ -74,7 +74,7 @@ class RedriveAnswerSchema(ma.Schema):
 
 def dead_letters(*, publishing: bool) -> DeadLetters:
     context = current()
-    return DeadLetters(context.services, gpu_task_workflows(), publisher(context.celery) if publishing else None)
+    return DeadLetters(context.services, GPU_TASK_WORKFLOWS, context.submitter if publishing else None)
 
 
 @blp.route("/dead-letters")

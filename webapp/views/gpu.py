@@ -9,7 +9,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from lifecycle.instances import CapacityError, Ec2Unavailable, PoolInstance, UnknownInstance
+from lifecycle.facade import CapacityError, Ec2Unavailable, PoolInstance, UnknownInstance
 from webapp.context import current
 from webapp.errors import ApiError
 from webapp.schemas import GpuActionSchema, GpuPoolSchema
@@ -31,7 +31,7 @@ def act(instance_id: str, action: str) -> dict[str, Any]:
     """Start or stop an instance of the pool, as `gpuorch gpu start|stop` does; the outcome and the new state."""
     if not INSTANCE_ID.fullmatch(instance_id):
         raise ApiError(404, "instance_not_found", f"{instance_id[:40]!r} is not an EC2 instance id.")
-    pool = current().gpu_pool()
+    pool = current().lifecycle.pool
     try:
         outcome = getattr(pool, action)(instance_id)
         state = pool.get(instance_id).state
@@ -51,7 +51,7 @@ class GpuPoolView(MethodView):
     def get(self):
         """The pool's instances: id, state, type, market and launch time"""
         context = current()
-        return {"pool": context.services.settings.gpu_pool, "instances": [describe(i) for i in context.gpu_pool().describe()]}
+        return {"pool": context.services.settings.gpu_pool, "instances": [describe(i) for i in context.lifecycle.pool.describe()]}
 
 
 @blp.route("/gpu/<string:instance_id>/start")

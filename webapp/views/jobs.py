@@ -16,7 +16,7 @@ from flask_smorest import Blueprint
 
 from gpuorch.jobs import states
 from gpuorch.jobs.store import Job, TransitionRefused
-from lifecycle.check import LifecycleStatus
+from lifecycle.facade import LifecycleStatus
 from webapp.auth import caller
 from webapp.context import current
 from webapp.errors import ApiError

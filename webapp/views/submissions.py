@@ -44,7 +44,7 @@ def accept(workflow_name: str) -> tuple[Job, int, dict[str, str]]:
     # Before the body is read: a refused submission costs no parsing, and stores, records and queues nothing.
     context.admit(key)
     params = read_params(workflow)
-    job = context.submit(workflow_name, params, owner=key.owner)
+    job = context.submitter.submit(workflow.name, params, source="api", owner=key.owner)
     return job, 202, {"Location": job_url(job.job_id)}
 
 
@@ -83,7 +83,7 @@ _IMAGES_NOTE = (
 def _submit_view(blp: Blueprint, workflow: Workflow, component: str) -> type[MethodView]:
     name = workflow.name
 
-    # The body is read here and validated once, by the workflow (gpuorch.submission); the document
+    # The body is read here and validated once, by the workflow (gpuorch.jobs.submission); the document
     # shows schemas generated from the workflow's own JSON Schema, so neither is written twice.
     @blp.doc(
         summary=f"Submit a {name} job",

@@ -1,0 +1,60 @@
+"""The tasks the workers run: each takes what its message names, makes one call, and owns only how it ends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task, shared_task
+from celery.exceptions import Reject
+
+from gpuorch.celery import names
+from gpuorch.errors import JobCancelled, JobDeferred, JobFailed
+from gpuorch.execution.runner import run_job
+from gpuorch.jobs.deadletters import sweep_dead_letters
+from lifecycle.live.build import lifecycle_check
+
+# Expected ends of a job: Celery logs them as such, without a traceback.
+JOB_ENDS = (JobFailed, JobCancelled)
+
+
+def run(task: Task, workflow: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Run the job whose id is the task's id. A job that cannot go on now (its record unreachable, or missing)
+    gives its message back undeleted: SQS delivers it again, or moves it to the dead-letter queue at the last."""
+    try:
+        return run_job(task.app.services, task.request.id, workflow, params, update_state=task.update_state)
+    except JobDeferred as exc:
+        raise Reject(str(exc), requeue=False) from exc
+
+
+@shared_task(bind=True, name=names.CAMERA_ANGLE, throws=JOB_ENDS)
+def camera_angle(self: Task, **params: Any) -> dict[str, Any]:
+    """Change the camera angle of one image (8 steps, the multiple-angles LoRA)."""
+    return run(self, "camera-angle", params)
+
+
+@shared_task(bind=True, name=names.QWEN_IMAGE_EDIT, throws=JOB_ENDS)
+def qwen_image_edit(self: Task, **params: Any) -> dict[str, Any]:
+    """Edit an image from a prompt and up to 3 reference images (4 steps)."""
+    return run(self, "qwen-image-edit", params)
+
+
+@shared_task(bind=True, name=names.RUN_WORKFLOW, throws=JOB_ENDS)
+def run_workflow(self: Task, workflow: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Run any workflow by name."""
+    return run(self, workflow, params)
+
+
+@shared_task(bind=True, name=names.CHECK_GPU, ignore_result=True)
+def check_gpu(self: Task) -> None:
+    """Start the GPU when work waits, stop it when idle (control queue)."""
+    lifecycle_check(self.app.services).run()
+
+
+@shared_task(bind=True, name=names.SWEEP_DEAD_LETTERS, ignore_result=True)
+def sweep_dead_letter_queue(self: Task) -> int:
+    """Record as failed the jobs whose message reached the GPU dead-letter queue; returns how many were read."""
+    services = self.app.services
+    settings = services.settings
+    letters = sweep_dead_letters(services.aws.sqs, services.aws.queue_url(settings.gpu_dead_letter_queue),
+                                 services.jobs, max_receive_count=settings.max_receive_count)
+    return len(letters)

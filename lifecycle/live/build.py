@@ -1,0 +1,49 @@
+"""The live lifecycle check of one process, built from its settings and AWS clients."""
+
+from __future__ import annotations
+
+import functools
+
+from gpuorch.aws.clients import AwsClients
+from gpuorch.services import Services
+from gpuorch.settings import Settings
+from lifecycle.live.check import LifecycleCheck, StatusStore
+from lifecycle.live.heartbeats import HEARTBEAT_TTL_S, HeartbeatStore
+from lifecycle.live.lease import Lease, default_owner
+from lifecycle.live.metrics import lifecycle_metrics
+from lifecycle.live.pool import EC2_CLIENT_CONFIG, InstancePool
+from lifecycle.live.runs import RunLog
+from lifecycle.model import Policy, stale_after_s
+from lifecycle.prices import HOURLY_USD, hourly_price
+
+
+def policy_from(settings: Settings) -> Policy:
+    return Policy(
+        idle_stop_s=settings.idle_stop_seconds,
+        min_instances=settings.min_instances,
+        max_instances=settings.max_instances,
+        backlog_per_instance=settings.backlog_per_instance,
+        heartbeat_timeout_s=stale_after_s(settings.heartbeat_seconds),
+        monthly_budget_usd=settings.monthly_budget_usd or None,
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def lifecycle_check(services: Services) -> LifecycleCheck:
+    """The process's LifecycleCheck, built once from its services."""
+    settings, aws = services.settings, services.aws
+    table = settings.control_table
+    # The pool retries EC2 throttling itself: its client must not retry (or retry capacity errors) too.
+    ec2 = AwsClients(settings, EC2_CLIENT_CONFIG).ec2
+    return LifecycleCheck(
+        pool=InstancePool(ec2, settings.gpu_pool, fallback_types=settings.fallback_instance_types),
+        heartbeats=HeartbeatStore(aws.dynamodb, table, ttl_s=HEARTBEAT_TTL_S),
+        runs=RunLog(aws.dynamodb, table, prices=HOURLY_USD),
+        lease=Lease(aws.dynamodb, table, "lifecycle", owner=default_owner(), ttl_s=2 * settings.lifecycle_check_seconds),
+        status=StatusStore(aws.dynamodb, table),
+        sqs=aws.sqs,
+        queue_url=aws.queue_url(settings.gpu_queue),
+        policy=policy_from(settings),
+        hourly_price=hourly_price,
+        metrics=lifecycle_metrics(),
+    )

@@ -1,0 +1,180 @@
+"""One lifecycle check: gather the snapshot, decide, start or stop instances, keep the runs; one at a time."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from lifecycle.decision import decide
+from lifecycle.live.heartbeats import HeartbeatStore
+from lifecycle.live.pool import STARTED, STOPPING, CapacityError, InstancePool
+from lifecycle.live.lease import Lease
+from lifecycle.model import Decision, Instance, Policy, Snapshot
+from lifecycle.live.runs import RunLog
+
+if TYPE_CHECKING:
+    from lifecycle.live.metrics import LifecycleMetrics
+
+log = logging.getLogger(__name__)
+
+STATUS_KEY = {"pk": {"S": "status"}, "sk": {"S": "lifecycle"}}
+
+
+@dataclass(frozen=True)
+class LifecycleStatus:
+    """What the last check decided, for /health and for jobs waiting on a GPU that will not start."""
+
+    checked_at: str
+    blocked: tuple[str, ...]
+    actions: tuple[str, ...]
+    # The pool's instances as that check left them: {instance_id, state, instance_type, launched_at}.
+    instances: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def blocked_reason(self) -> str | None:
+        return "; ".join(self.blocked) or None
+
+
+class StatusStore:
+    """The last check's outcome, one item in the control table."""
+
+    def __init__(self, dynamodb, table: str):
+        self._db, self._table = dynamodb, table
+
+    def write(self, decision: Decision, now: datetime, instances: Iterable[Instance] = ()) -> None:
+        self._db.put_item(TableName=self._table, Item={
+            **STATUS_KEY,
+            "checked_at": {"S": now.isoformat()},
+            "blocked": {"S": json.dumps([a.reason for a in decision.blocked])},
+            "actions": {"S": json.dumps([str(a) for a in decision.actions])},
+            "instances": {"S": json.dumps([instance_view(i) for i in instances])},
+        })
+
+    def read(self) -> LifecycleStatus | None:
+        item = self._db.get_item(TableName=self._table, Key=STATUS_KEY).get("Item")
+        if item is None:
+            return None
+        return LifecycleStatus(
+            checked_at=item["checked_at"]["S"],
+            blocked=tuple(json.loads(item["blocked"]["S"])),
+            actions=tuple(json.loads(item["actions"]["S"])),
+            instances=tuple(json.loads(item.get("instances", {}).get("S", "[]"))),
+        )
+
+
+def instance_view(instance: Instance) -> dict[str, Any]:
+    return {
+        "instance_id": instance.instance_id,
+        "state": instance.state,
+        "instance_type": instance.instance_type,
+        "launched_at": instance.launched_at.isoformat() if instance.launched_at else None,
+    }
+
+
+def describe_decision(decision: Decision) -> str:
+    """The numbers a decision was made on, on one log line (as skypilot's autostop logs them)."""
+    idle = ", ".join(f"{i} {s:.0f}s" for i, s in decision.idle_s) or "-"
+    return (
+        f"visible={decision.queue_visible} in_flight={decision.queue_in_flight} running={decision.running} "
+        f"pending={decision.pending} stopping={decision.stopping} wanted={decision.wanted} "
+        f"busy={','.join(decision.busy) or '-'} idle={idle} month=${decision.month_spend_usd:.2f}"
+    )
+
+
+class LifecycleCheck:
+    """Gathers what `decide` needs, acts on its answer, and records instance runs for the cost."""
+
+    def __init__(self, *, pool: InstancePool, heartbeats: HeartbeatStore, runs: RunLog, lease: Lease,
+                 status: StatusStore, sqs, queue_url: str, policy: Policy, hourly_price: Callable[[str], float],
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 metrics: LifecycleMetrics | None = None):
+        self.pool, self.heartbeats, self.runs, self.lease, self.status = pool, heartbeats, runs, lease, status
+        self.sqs, self.queue_url = sqs, queue_url
+        self.policy, self.hourly_price, self.clock = policy, hourly_price, clock
+        self.metrics = metrics
+
+    def snapshot(self, instances: tuple | None = None) -> Snapshot:
+        now = self.clock()
+        instances = self.pool.describe() if instances is None else instances
+        counts = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        beats = self.heartbeats.all()
+        types = {i.instance_type for i in instances}
+        return Snapshot(
+            now=now,
+            instances=instances,
+            queue_visible=int(counts["ApproximateNumberOfMessages"]),
+            queue_in_flight=int(counts["ApproximateNumberOfMessagesNotVisible"]),
+            heartbeats=tuple(beat.heartbeat for beat in beats),
+            last_activity_at={beat.heartbeat.instance_id: beat.last_busy_at for beat in beats if beat.last_busy_at},
+            month_spend_usd=self.runs.month_spend(now),
+            hourly_price_usd=max((self.hourly_price(t) for t in types), default=self.hourly_price("")),
+        )
+
+    def run(self) -> Decision | None:
+        """One check; None when another check holds the lease (it decides for both)."""
+        if not self.lease.acquire():
+            log.info("lifecycle check skipped: another check is running")
+            return None
+        try:
+            instances = self.pool.describe()
+            # Runs are brought up to date before the month's spend is read for the budget.
+            self.runs.reconcile(instances)
+            decision = decide(self.snapshot(instances), self.policy)
+            log.info("lifecycle: %s", describe_decision(decision))
+            acted = False
+            for action in decision.actions:
+                if action.kind == "start":
+                    acted |= self._start(action.instance_id, action.reason)
+                elif action.kind == "stop":
+                    acted |= self._stop_if_still_idle(action.instance_id, action.reason)
+                elif action.kind == "blocked":
+                    log.warning("lifecycle: no start: %s", action.reason)
+            if acted:
+                instances = self.pool.describe()
+                self.runs.reconcile(instances)
+            now = self.clock()
+            self.status.write(decision, now, instances)
+            if self.metrics is not None:
+                # The spend as the decision read it: after a start it grows only by the new run's first seconds.
+                self.metrics.observe_check((i.state for i in instances), decision.month_spend_usd, now)
+            return decision
+        finally:
+            self.lease.release()
+
+    def _start(self, instance_id: str, reason: str) -> bool:
+        try:
+            outcome = self.pool.start(instance_id)
+        except CapacityError as exc:
+            # The next check tries again: EC2 capacity comes and goes.
+            log.warning("lifecycle: cannot start %s now: %s", instance_id, exc)
+            if self.metrics is not None:
+                self.metrics.start_refusals.inc()
+            return False
+        log.info("lifecycle: start %s (%s): %s", instance_id, reason, outcome)
+        if self.metrics is not None and outcome.startswith(STARTED):  # not when it was already pending or running
+            self.metrics.starts.inc()
+        return True
+
+    def _stop_if_still_idle(self, instance_id: str, reason: str) -> bool:
+        # A job may have arrived since the snapshot: decide again on fresh numbers just before stopping.
+        fresh = decide(self.snapshot(), self.policy)
+        if instance_id not in fresh.stops:
+            log.info("lifecycle: not stopping %s after all: %s", instance_id, describe_decision(fresh))
+            return False
+        outcome = self.pool.stop(instance_id)
+        log.info("lifecycle: stop %s (%s): %s", instance_id, reason, outcome)
+        if self.metrics is not None and outcome == STOPPING:  # not when it was already stopping or stopped
+            self.metrics.stops.inc()
+        return True
+
+
+def status_view(status: LifecycleStatus | None) -> dict[str, Any]:
+    if status is None:
+        return {"checked_at": None, "blocked": None, "actions": []}
+    return {"checked_at": status.checked_at, "blocked": status.blocked_reason, "actions": list(status.actions)}

@@ -1,0 +1,89 @@
+"""Each GPU instance's health for /health: its state, its worker's and ComfyUI's last heartbeat, and a verdict."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from lifecycle.live.check import LifecycleStatus
+from lifecycle.live.heartbeats import WorkerReport
+
+# Host verdicts. OFF: stopped (or stopping), the normal state of an idle GPU. STARTING: booting, or running
+# within the boot grace while its worker has not reported yet. OK: the worker and ComfyUI report within the
+# staleness limit. STOPPING: the worker said it is shutting down. STALE: running, but the worker's heartbeat
+# (or ComfyUI's answer to it) is older than the limit: jobs wait. UNKNOWN: a worker reports on an instance the
+# last lifecycle check did not list (no check yet, or another pool).
+OFF, STARTING, OK, STOPPING, STALE, UNKNOWN = "off", "starting", "ok", "stopping", "stale", "unknown"
+HOST_VERDICTS = (OFF, STARTING, OK, STOPPING, STALE, UNKNOWN)
+DOWN_STATES = frozenset({"stopping", "stopped", "shutting-down", "terminated"})
+
+
+def _age(now: datetime, then: datetime | None) -> float | None:
+    return None if then is None else round((now - then).total_seconds(), 1)
+
+
+def host_verdict(state: str | None, launched_at: datetime | None, report: WorkerReport | None, now: datetime,
+                 *, stale_after_s: float, boot_grace_s: float) -> tuple[str, str | None]:
+    """(verdict, why) for one GPU instance: its EC2 state as the last lifecycle check saw it (None: not
+    listed), its latest start, and its worker's latest report."""
+    if state in DOWN_STATES:
+        return OFF, None  # its worker's heartbeat goes stale as it should
+    if state == "pending":
+        return STARTING, None
+    worker_age = _age(now, report.heartbeat.at) if report is not None else None
+    if worker_age is not None and worker_age <= stale_after_s:
+        if not report.heartbeat.ready:
+            return STOPPING, "the GPU worker is shutting down"
+        comfyui_age = _age(now, report.comfyui_at)
+        if comfyui_age is None:
+            return STALE, "ComfyUI has not answered the GPU worker's heartbeat"
+        if comfyui_age > stale_after_s:
+            return STALE, f"ComfyUI last answered {comfyui_age:.0f} s ago (limit {stale_after_s:.0f} s)"
+        return OK, None
+    if state is None:
+        return UNKNOWN, None
+    since_start = _age(now, launched_at)
+    if since_start is not None and since_start < boot_grace_s:
+        return STARTING, None
+    if worker_age is None:
+        return STALE, "running, but its GPU worker has not reported"
+    return STALE, f"running, but its GPU worker last reported {worker_age:.0f} s ago (limit {stale_after_s:.0f} s)"
+
+
+def gpu_instances_detail(status: LifecycleStatus | None, reports: tuple[WorkerReport, ...], now: datetime, *,
+                         stale_after_s: float, boot_grace_s: float) -> tuple[bool, dict[str, Any]]:
+    """(any host stale, the component's detail): every instance the last check listed, and every instance a
+    worker reports on, each with its verdict."""
+    listed = {i["instance_id"]: i for i in (status.instances if status is not None else ())}
+    by_id = {r.heartbeat.instance_id: r for r in reports}
+    hosts = []
+    for instance_id in sorted(set(listed) | set(by_id)):
+        instance, report = listed.get(instance_id, {}), by_id.get(instance_id)
+        launched = instance.get("launched_at")
+        verdict, why = host_verdict(instance.get("state"), datetime.fromisoformat(launched) if launched else None,
+                                    report, now, stale_after_s=stale_after_s, boot_grace_s=boot_grace_s)
+        hosts.append({
+            "instance_id": instance_id,
+            "state": instance.get("state"),
+            "instance_type": instance.get("instance_type"),
+            "launched_at": launched,
+            "health": verdict,
+            "reason": why,
+            "worker": None if report is None else {
+                "heartbeat_at": report.heartbeat.at.isoformat(),
+                "age_s": _age(now, report.heartbeat.at),
+                "ready": report.heartbeat.ready,
+                "running_jobs": len(report.heartbeat.running_jobs),
+            },
+            "comfyui": None if report is None or report.comfyui_at is None else {
+                "answered_at": report.comfyui_at.isoformat(),
+                "age_s": _age(now, report.comfyui_at),
+            },
+        })
+    detail = {
+        "checked_at": status.checked_at if status is not None else None,
+        "stale_after_s": stale_after_s,
+        "instances": hosts,
+    }
+    return any(host["health"] == STALE for host in hosts), detail
+

@@ -1,0 +1,180 @@
+"""What GPU workers report: their heartbeats in the control table, and the worker's own EC2 instance id."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable, Iterable, Mapping
+
+import requests
+from botocore.exceptions import ClientError
+
+from gpuorch.jobs.store import timestamp, utc_now
+from lifecycle.model import Heartbeat
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_PK = "heartbeat"
+# A heartbeat item outlives the staleness limit (3 missed beats) by far, then expires.
+HEARTBEAT_TTL_S = 3600
+CONDITION_FAILED = "ConditionalCheckFailedException"
+IMDS_ENDPOINT = "http://169.254.169.254"
+IMDS_TOKEN_TTL_S = 60
+INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
+Clock = Callable[[], datetime]
+# (method, url, headers, timeout in seconds) -> response body; raises OSError (requests' errors are) on failure.
+HttpRequest = Callable[[str, str, Mapping[str, str], float], str]
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    """A worker's latest heartbeat, the latest moment it said it was running a job, and the latest moment
+    ComfyUI answered it (None: not known)."""
+
+    heartbeat: Heartbeat
+    last_busy_at: datetime | None = None
+    comfyui_at: datetime | None = None
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+class HeartbeatStore:
+    """One item per GPU instance (pk="heartbeat", sk=instance id), expiring `ttl_s` after its last beat.
+
+    `ttl_s` should exceed the lifecycle policy's heartbeat timeout, so the decision still sees a
+    stale heartbeat as stale before a dead worker's item vanishes.
+    """
+
+    def __init__(self, dynamodb_client, table: str, *, ttl_s: float, clock: Clock = utc_now):
+        if ttl_s <= 0:
+            raise ValueError("ttl_s must be positive")
+        self._db = dynamodb_client
+        self._table = table
+        self.ttl_s = ttl_s
+        self._clock = clock
+
+    def beat(self, instance_id: str, running_jobs: Iterable[str], ready: bool,
+             last_busy_at: datetime | None = None, *, comfyui_at: datetime | None = None) -> bool:
+        """Record a heartbeat; False when a newer one is already stored (a delayed beat changes nothing).
+
+        A beat without `last_busy_at` (or `comfyui_at`) keeps the one stored, so a restarted worker does not
+        forget it.
+        """
+        now = self._clock()
+        expires_at = math.ceil((now + timedelta(seconds=self.ttl_s)).timestamp())
+        names = {"#at": "at", "#ready": "ready", "#jobs": "running_jobs", "#exp": "expires_at"}
+        values = {
+            ":at": {"S": timestamp(now)},
+            ":ready": {"BOOL": bool(ready)},
+            ":jobs": {"L": [{"S": job} for job in running_jobs]},
+            ":exp": {"N": str(expires_at)},
+        }
+        update = "SET #at = :at, #ready = :ready, #jobs = :jobs, #exp = :exp"
+        if last_busy_at is not None:
+            names["#busy"] = "last_busy_at"
+            values[":busy"] = {"S": timestamp(last_busy_at)}
+            update += ", #busy = :busy"
+        if comfyui_at is not None:
+            names["#comfyui"] = "comfyui_at"
+            values[":comfyui"] = {"S": timestamp(comfyui_at)}
+            update += ", #comfyui = :comfyui"
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": HEARTBEAT_PK}, "sk": {"S": instance_id}},
+                UpdateExpression=update,
+                ConditionExpression="attribute_not_exists(#at) OR #at <= :at",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == CONDITION_FAILED:
+                log.debug("heartbeat %s at %s: a newer one is stored", instance_id, values[":at"]["S"])
+                return False
+            raise
+        return True
+
+    def all(self) -> tuple[WorkerReport, ...]:
+        """Every unexpired heartbeat, by instance id (expired ones are skipped: TTL deletion lags)."""
+        now = self._clock()
+        reports = []
+        for item in self._items():
+            if int(item["expires_at"]["N"]) <= now.timestamp():
+                continue
+            beat = Heartbeat(
+                instance_id=item["sk"]["S"],
+                at=_parse(item["at"]["S"]),
+                running_jobs=tuple(job["S"] for job in item.get("running_jobs", {}).get("L", [])),
+                ready=item.get("ready", {}).get("BOOL", False),
+            )
+            busy = item.get("last_busy_at", {}).get("S")
+            comfyui = item.get("comfyui_at", {}).get("S")
+            reports.append(WorkerReport(beat, _parse(busy) if busy else None, _parse(comfyui) if comfyui else None))
+        return tuple(sorted(reports, key=lambda r: r.heartbeat.instance_id))
+
+    def heartbeats(self) -> tuple[Heartbeat, ...]:
+        """The heartbeats alone, as `Snapshot.heartbeats` takes them."""
+        return tuple(r.heartbeat for r in self.all())
+
+    def _items(self) -> Iterable[dict]:
+        query = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": HEARTBEAT_PK}},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._db.query(**query)
+            yield from page["Items"]
+            if "LastEvaluatedKey" not in page:
+                return
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def last_activity(reports: Iterable[WorkerReport]) -> dict[str, datetime]:
+    """Each instance's reported last busy moment, as `Snapshot.last_activity_at` takes it."""
+    return {r.heartbeat.instance_id: r.last_busy_at for r in reports if r.last_busy_at is not None}
+
+
+class IdentityError(RuntimeError):
+    """The worker cannot tell which EC2 instance it runs on."""
+
+
+def http_request(method: str, url: str, headers: Mapping[str, str], timeout: float) -> str:
+    """One plain HTTP call (no proxy: the metadata address is link-local), its body on a 2xx answer."""
+    session = requests.Session()
+    session.trust_env = False
+    with session:
+        answer = session.request(method, url, headers=dict(headers), timeout=timeout, allow_redirects=False)
+        answer.raise_for_status()
+        return answer.text
+
+
+def instance_identity(configured: str, *, request: HttpRequest = http_request,
+                      endpoint: str = IMDS_ENDPOINT, timeout: float = 1.0) -> str:
+    """The configured instance id, else the one EC2's instance metadata service (IMDSv2) gives.
+
+    IMDSv2: PUT a session token, then GET the instance id with it. Short timeouts, because off EC2
+    the link-local address does not answer at all.
+    """
+    if configured.strip():
+        return configured.strip()
+    base = endpoint.rstrip("/")
+    try:
+        token = request("PUT", f"{base}/latest/api/token",
+                        {"X-aws-ec2-metadata-token-ttl-seconds": str(IMDS_TOKEN_TTL_S)}, timeout)
+        found = request("GET", f"{base}/latest/meta-data/instance-id",
+                        {"X-aws-ec2-metadata-token": token.strip()}, timeout).strip()
+    except OSError as exc:
+        raise IdentityError(
+            f"no instance id: GPUORCH_INSTANCE_ID is empty and the instance metadata service at {base} "
+            f"did not answer ({exc}); set GPUORCH_INSTANCE_ID when not on EC2"
+        ) from exc
+    if not INSTANCE_ID.match(found):
+        raise IdentityError(f"the instance metadata service at {base} answered {found[:40]!r}, not an instance id")
+    return found

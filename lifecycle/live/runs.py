@@ -1,0 +1,322 @@
+"""Every run of a GPU instance (start, stop, type, market, hourly price) in the control table, for the cost."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Iterable, Literal, Mapping
+
+from botocore.exceptions import ClientError
+
+from gpuorch.jobs.store import timestamp, utc_now
+from lifecycle import billing
+from lifecycle.live.pool import ON_DEMAND, SPOT, PoolInstance
+from lifecycle.model import G6E_2XLARGE, G6E_2XLARGE_HOURLY_USD, Instance
+
+log = logging.getLogger(__name__)
+
+# One item per instance: its open run (if any) and when its last run stopped.
+HEAD_PK = "run-head"
+# Closed runs, partitioned by the UTC month they stopped in ("run#2025-06"), sorted by start.
+CLOSED_PK_PREFIX = "run#"
+DEFAULT_PRICES: Mapping[str, float] = {G6E_2XLARGE: G6E_2XLARGE_HOURLY_USD}
+# States in which an instance is (or is about to be) billed; EC2 bills `running` only, from its LaunchTime.
+ACTIVE_STATES = ("pending", "running")
+CONDITION_FAILED = "ConditionalCheckFailedException"
+TRANSACTION_CANCELLED = "TransactionCanceledException"
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class OpenRun:
+    """A run that has started and not yet been seen to stop."""
+
+    instance_id: str
+    started_at: datetime
+    instance_type: str = G6E_2XLARGE
+    market: str = ON_DEMAND
+    hourly_usd: float = G6E_2XLARGE_HOURLY_USD
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of an instance; `stopped_at` is None while it runs."""
+
+    instance_id: str
+    started_at: datetime
+    stopped_at: datetime | None
+    instance_type: str
+    market: str
+    hourly_usd: float
+
+    def billing_run(self, now: datetime) -> billing.Run:
+        """The run on billing's seconds clock; an open run counts up to `now`."""
+        stopped = self.stopped_at or max(now, self.started_at)
+        return billing.Run(self.instance_id, self.started_at.timestamp(), stopped.timestamp())
+
+
+@dataclass(frozen=True)
+class RunAction:
+    """Open a run for an instance at `at`, or close its open run (the one that started at `run_started_at`)."""
+
+    kind: Literal["open", "close"]
+    instance_id: str
+    at: datetime
+    reason: str
+    instance_type: str = G6E_2XLARGE
+    market: str = ON_DEMAND
+    run_started_at: datetime | None = None
+    hourly_usd: float | None = None  # a closing run's price, fixed when it opened
+
+    def __str__(self) -> str:
+        return f"{self.kind} run of {self.instance_id} at {timestamp(self.at)}: {self.reason}"
+
+
+def market_of(instance: Instance) -> str:
+    return instance.market if isinstance(instance, PoolInstance) else ON_DEMAND
+
+
+def reconcile_actions(open_runs: Iterable[OpenRun], instances: Iterable[Instance], now: datetime,
+                      last_stopped: Mapping[str, datetime] | None = None) -> list[RunAction]:
+    """The runs to close and to open so that the log matches what EC2 shows now.
+
+    - An open run whose instance is stopping, stopped, gone, or missing closes now.
+    - An open run whose instance has a later LaunchTime missed a stop and a start between two looks:
+      it closes at that LaunchTime and a new run opens there.
+    - A running or pending instance without an open run opens one at its LaunchTime, but never before
+      its last run stopped (moto keeps the first LaunchTime forever) nor after now.
+    """
+    last_stopped = last_stopped or {}
+    by_id = {i.instance_id: i for i in instances}
+    open_by_id = {r.instance_id: r for r in open_runs}
+    actions: list[RunAction] = []
+    stopped_here: dict[str, datetime] = {}
+    for run in sorted(open_by_id.values(), key=lambda r: r.instance_id):
+        instance = by_id.get(run.instance_id)
+        if instance is None:
+            reason, at = "instance no longer in the pool", now
+        elif instance.state not in ACTIVE_STATES:
+            reason, at = f"instance {instance.state}", now
+        elif instance.launched_at is not None and instance.launched_at > run.started_at:
+            reason, at = f"instance restarted at {timestamp(instance.launched_at)}", instance.launched_at
+        else:
+            continue
+        at = max(at, run.started_at)
+        actions.append(RunAction("close", run.instance_id, at, reason, run.instance_type, run.market,
+                                 run.started_at, run.hourly_usd))
+        stopped_here[run.instance_id] = at
+    for instance in sorted(by_id.values(), key=lambda i: i.instance_id):
+        if instance.state not in ACTIVE_STATES:
+            continue
+        if instance.instance_id in open_by_id and instance.instance_id not in stopped_here:
+            continue
+        at = instance.launched_at or now
+        floor = stopped_here.get(instance.instance_id) or last_stopped.get(instance.instance_id)
+        if floor is not None and floor > at:
+            at = floor
+        at = min(at, now)
+        actions.append(RunAction("open", instance.instance_id, at, f"instance {instance.state}",
+                                 instance.instance_type, market_of(instance)))
+    return actions
+
+
+def month_start(now: datetime) -> datetime:
+    """Midnight UTC on the first day of `now`'s month."""
+    utc = now.astimezone(timezone.utc)
+    return utc.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def months_between(start: datetime, end: datetime) -> list[str]:
+    """The UTC months ("2025-06") from `start`'s to `end`'s, both included."""
+    year, month = start.astimezone(timezone.utc).year, start.astimezone(timezone.utc).month
+    last = end.astimezone(timezone.utc)
+    months = []
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def overlaps(record: RunRecord, start: datetime, end: datetime, now: datetime) -> bool:
+    """Whether the run has a part in [start, end), by billing's rule."""
+    run = record.billing_run(now)
+    return billing.clip(run, start.timestamp(), end.timestamp()) is not None
+
+
+def spend(records: Iterable[RunRecord], start: datetime, end: datetime, now: datetime) -> float:
+    """Dollars of the runs' parts in [start, end): per second, at least 60 s for a start inside it."""
+    by_price: dict[float, list[billing.Run]] = {}
+    for record in records:
+        by_price.setdefault(record.hourly_usd, []).append(record.billing_run(now))
+    period = (start.timestamp(), end.timestamp())
+    return sum(billing.report(runs, (), price, period=period).dollars for price, runs in by_price.items())
+
+
+def _n(value: float) -> dict:
+    return {"N": repr(float(value))}
+
+
+class RunLog:
+    """Instance runs in the control table, reconciled with what EC2 describes; written conditionally.
+
+    `prices` are on-demand hourly prices by instance type; a spot run is priced from `spot_prices`, else
+    at the on-demand price (what a spot instance costs at most by default). A type with no price is
+    priced at the dearest one known, so a budget check errs on the safe side.
+    """
+
+    def __init__(self, dynamodb_client, table: str, *, prices: Mapping[str, float] = DEFAULT_PRICES,
+                 spot_prices: Mapping[str, float] | None = None, clock: Clock = utc_now):
+        if not prices or any(p < 0 for p in prices.values()):
+            raise ValueError("prices must name at least one instance type, none negative")
+        self._db = dynamodb_client
+        self._table = table
+        self.prices = dict(prices)
+        self.spot_prices = dict(spot_prices or {})
+        self._clock = clock
+
+    def hourly_price(self, instance_type: str, market: str = ON_DEMAND) -> float:
+        if market == SPOT and instance_type in self.spot_prices:
+            return self.spot_prices[instance_type]
+        if instance_type in self.prices:
+            return self.prices[instance_type]
+        dearest = max(self.prices.values())
+        log.warning("runs: no price for %s; counting it at $%.2f/h, the dearest known", instance_type, dearest)
+        return dearest
+
+    def heads(self) -> tuple[tuple[OpenRun, ...], dict[str, datetime]]:
+        """The open runs, and each instance's last stop."""
+        open_runs, last_stopped = [], {}
+        for item in self._query({"KeyConditionExpression": "pk = :pk",
+                                 "ExpressionAttributeValues": {":pk": {"S": HEAD_PK}}}):
+            instance_id = item["sk"]["S"]
+            if "last_stopped_at" in item:
+                last_stopped[instance_id] = datetime.fromisoformat(item["last_stopped_at"]["S"])
+            if "started_at" in item:
+                open_runs.append(OpenRun(
+                    instance_id=instance_id,
+                    started_at=datetime.fromisoformat(item["started_at"]["S"]),
+                    instance_type=item["instance_type"]["S"],
+                    market=item["market"]["S"],
+                    hourly_usd=float(item["hourly_usd"]["N"]),
+                ))
+        return tuple(open_runs), last_stopped
+
+    def reconcile(self, instances: Iterable[Instance]) -> list[str]:
+        """Open and close runs to match `instances` (the whole pool, as described now); what changed."""
+        now = self._clock()
+        open_runs, last_stopped = self.heads()
+        done = []
+        for action in reconcile_actions(open_runs, tuple(instances), now, last_stopped):
+            applied = self._open(action) if action.kind == "open" else self._close(action)
+            if applied:
+                log.info("runs: %s", action)
+                done.append(str(action))
+            else:
+                log.info("runs: %s already done by another writer", action)
+        return done
+
+    def _open(self, action: RunAction) -> bool:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": HEAD_PK}, "sk": {"S": action.instance_id}},
+                UpdateExpression="SET started_at = :s, instance_type = :t, market = :m, hourly_usd = :p",
+                ConditionExpression="attribute_not_exists(started_at)",
+                ExpressionAttributeValues={
+                    ":s": {"S": timestamp(action.at)},
+                    ":t": {"S": action.instance_type},
+                    ":m": {"S": action.market},
+                    ":p": _n(self.hourly_price(action.instance_type, action.market)),
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == CONDITION_FAILED:
+                return False
+            raise
+        return True
+
+    def _close(self, action: RunAction) -> bool:
+        started = timestamp(action.run_started_at)
+        stopped = timestamp(action.at)
+        month = action.at.astimezone(timezone.utc).strftime("%Y-%m")
+        head_key = {"pk": {"S": HEAD_PK}, "sk": {"S": action.instance_id}}
+        try:
+            # The head's condition makes the close happen once; the transaction keeps both writes together.
+            self._db.transact_write_items(TransactItems=[
+                {"Update": {
+                    "TableName": self._table,
+                    "Key": head_key,
+                    "UpdateExpression": (
+                        "SET last_stopped_at = :stop REMOVE started_at, instance_type, market, hourly_usd"
+                    ),
+                    "ConditionExpression": "started_at = :start",
+                    "ExpressionAttributeValues": {":start": {"S": started}, ":stop": {"S": stopped}},
+                }},
+                {"Put": {
+                    "TableName": self._table,
+                    "Item": {
+                        "pk": {"S": CLOSED_PK_PREFIX + month},
+                        "sk": {"S": f"{started}#{action.instance_id}"},
+                        "instance_id": {"S": action.instance_id},
+                        "started_at": {"S": started},
+                        "stopped_at": {"S": stopped},
+                        "instance_type": {"S": action.instance_type},
+                        "market": {"S": action.market},
+                        "hourly_usd": _n(action.hourly_usd),
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }},
+            ])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == TRANSACTION_CANCELLED:
+                return False
+            raise
+        return True
+
+    def records(self, start: datetime, end: datetime, *, now: datetime | None = None) -> tuple[RunRecord, ...]:
+        """Every run with a part in [start, end), open ones (counted up to `now`) included, by start."""
+        now = now or self._clock()
+        found = [
+            RunRecord(r.instance_id, r.started_at, None, r.instance_type, r.market, r.hourly_usd)
+            for r in self.heads()[0]
+        ]
+        for month in months_between(start, max(now, end)):
+            for item in self._query({
+                "KeyConditionExpression": "pk = :pk AND sk < :end",
+                "ExpressionAttributeValues": {":pk": {"S": CLOSED_PK_PREFIX + month}, ":end": {"S": timestamp(end)}},
+            }):
+                found.append(RunRecord(
+                    instance_id=item["instance_id"]["S"],
+                    started_at=datetime.fromisoformat(item["started_at"]["S"]),
+                    stopped_at=datetime.fromisoformat(item["stopped_at"]["S"]),
+                    instance_type=item["instance_type"]["S"],
+                    market=item["market"]["S"],
+                    hourly_usd=float(item["hourly_usd"]["N"]),
+                ))
+        inside = [r for r in found if overlaps(r, start, end, now)]
+        return tuple(sorted(inside, key=lambda r: (r.started_at, r.instance_id)))
+
+    def runs(self, start: datetime, end: datetime, *, now: datetime | None = None) -> tuple[billing.Run, ...]:
+        """The runs with a part in [start, end), unclipped, on billing's seconds clock (open ones end at `now`)."""
+        now = now or self._clock()
+        return tuple(r.billing_run(now) for r in self.records(start, end, now=now))
+
+    def spend(self, start: datetime, end: datetime, *, now: datetime | None = None) -> float:
+        """GPU dollars of [start, end) by billing's rules, each run at the price it opened with."""
+        now = now or self._clock()
+        return spend(self.records(start, end, now=now), start, end, now)
+
+    def month_spend(self, now: datetime | None = None) -> float:
+        """GPU dollars since the start of `now`'s UTC month (default: the clock's now)."""
+        now = now or self._clock()
+        return self.spend(month_start(now), now, now=now)
+
+    def _query(self, query: dict) -> Iterable[dict]:
+        query = {"TableName": self._table, "ConsistentRead": True, **query}
+        while True:
+            page = self._db.query(**query)
+            yield from page["Items"]
+            if "LastEvaluatedKey" not in page:
+                return
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]

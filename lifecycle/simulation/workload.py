@@ -1,0 +1,145 @@
+"""Job-arrival traces (CSV `arrival_s,gpu_s`): reading, writing, and the seeded reference generators."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+TRACES_DIR = Path(__file__).resolve().parent / "traces"
+HEADER = ("arrival_s", "gpu_s")
+DAY_S = 86400.0
+HOUR_S = 3600.0
+
+# GPU seconds of one job on an L40S: a camera-angle move (8-step Lightning, the multiple-angles LoRA)
+# takes about 20-40 s, an image edit (4-step Lightning, one to three images) about 10-25 s.
+CAMERA_ANGLE_GPU_S = (20.0, 40.0)
+IMAGE_EDIT_GPU_S = (10.0, 25.0)
+
+
+class TraceError(ValueError):
+    """A trace file that cannot be read as `arrival_s,gpu_s` rows."""
+
+
+@dataclass(frozen=True, order=True)
+class Job:
+    """One job of a trace: when it is submitted (seconds from the trace's start) and its GPU seconds."""
+
+    arrival_s: float
+    gpu_s: float
+
+
+def job_gpu_s(rng: random.Random, camera_share: float = 0.5) -> float:
+    low, high = CAMERA_ANGLE_GPU_S if rng.random() < camera_share else IMAGE_EDIT_GPU_S
+    return rng.uniform(low, high)
+
+
+def _jobs(arrivals: Iterable[float], rng: random.Random) -> list[Job]:
+    return sorted(Job(round(a, 1), round(job_gpu_s(rng), 1)) for a in arrivals)
+
+
+def steady(seed: int = 1, days: int = 2, per_hour: float = 30.0) -> list[Job]:
+    """Jobs around the clock, a Poisson stream of `per_hour` jobs an hour (about 20% GPU load)."""
+    rng = random.Random(seed)
+    arrivals, t = [], rng.expovariate(per_hour / HOUR_S)
+    while t < days * DAY_S:
+        arrivals.append(t)
+        t += rng.expovariate(per_hour / HOUR_S)
+    return _jobs(arrivals, rng)
+
+
+def bursty(seed: int = 2, days: int = 5, bursts_per_hour: float = 1.5, open_h: float = 9.0,
+           close_h: float = 18.0, burst_jobs: tuple[int, int] = (3, 25), think_s: float = 60.0) -> list[Job]:
+    """Business-hours sessions over `days` weekdays: user sessions start as a Poisson stream of
+    `bursts_per_hour` between `open_h` and `close_h`, nothing at night. A session is one user's
+    burst of `burst_jobs` jobs, submitted `think_s` apart on average: about a minute, the time to look
+    at a result (which takes 10-40 s of GPU) and ask for the next edit; sessions overlap freely."""
+    rng = random.Random(seed)
+    arrivals = []
+    for day in range(days):
+        t = day * DAY_S + open_h * HOUR_S + rng.expovariate(bursts_per_hour / HOUR_S)
+        while t < day * DAY_S + close_h * HOUR_S:
+            at = t
+            for _ in range(rng.randint(*burst_jobs)):
+                arrivals.append(at)
+                at += rng.expovariate(1.0 / think_s)
+            t += rng.expovariate(bursts_per_hour / HOUR_S)
+    return _jobs(arrivals, rng)
+
+
+def sparse_nightly(seed: int = 3, days: int = 7, daytime_jobs: tuple[int, int] = (2, 6),
+                   batch_jobs: tuple[int, int] = (30, 60), batch_h: float = 2.0) -> list[Job]:
+    """A few lone jobs at random daytime hours (08:00-20:00) each day, and a nightly batch of
+    `batch_jobs` jobs submitted by a script within a minute of `batch_h` o'clock."""
+    rng = random.Random(seed)
+    arrivals = []
+    for day in range(days):
+        base = day * DAY_S
+        arrivals += [base + rng.uniform(8 * HOUR_S, 20 * HOUR_S) for _ in range(rng.randint(*daytime_jobs))]
+        start = base + batch_h * HOUR_S + rng.uniform(-600.0, 600.0)
+        arrivals += [start + rng.uniform(0.0, 60.0) for _ in range(rng.randint(*batch_jobs))]
+    return _jobs(arrivals, rng)
+
+
+# The reference traces shipped under lifecycle/simulation/traces/, each the output of its generator's defaults.
+REFERENCE_TRACES: dict[str, Callable[[], list[Job]]] = {
+    "steady": steady,
+    "bursty": bursty,
+    "sparse-nightly": sparse_nightly,
+}
+
+
+def reference_trace_path(name: str) -> Path:
+    if name not in REFERENCE_TRACES:
+        raise TraceError(f"unknown reference trace {name!r}; known: {', '.join(REFERENCE_TRACES)}")
+    return TRACES_DIR / f"{name}.csv"
+
+
+def to_csv(jobs: Sequence[Job]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(HEADER)
+    writer.writerows((f"{j.arrival_s:.1f}", f"{j.gpu_s:.1f}") for j in jobs)
+    return out.getvalue()
+
+
+def parse_csv(text: str, source: str = "trace") -> list[Job]:
+    """Jobs of a CSV trace, sorted by arrival; a header row `arrival_s,gpu_s` is required."""
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or tuple(c.strip() for c in rows[0]) != HEADER:
+        raise TraceError(f"{source}: the first row must be {','.join(HEADER)}")
+    jobs = []
+    for line, row in enumerate(rows[1:], start=2):
+        if not row or not "".join(row).strip():
+            continue
+        try:
+            arrival, gpu = (float(c) for c in row)
+        except ValueError:
+            raise TraceError(f"{source}:{line}: expected two numbers, got {','.join(row)!r}") from None
+        if arrival < 0 or gpu <= 0:
+            raise TraceError(f"{source}:{line}: arrival_s must be >= 0 and gpu_s > 0")
+        jobs.append(Job(arrival, gpu))
+    return sorted(jobs)
+
+
+def read_trace(path: str | Path) -> list[Job]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise TraceError(f"{path}: {exc.strerror or exc}") from None
+    return parse_csv(text, str(path))
+
+
+def write_reference_traces(directory: Path = TRACES_DIR) -> list[Path]:
+    """(Re)write every reference trace from its generator; returns the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, generate in REFERENCE_TRACES.items():
+        path = directory / f"{name}.csv"
+        path.write_text(to_csv(generate()))
+        paths.append(path)
+    return paths
