@@ -38,7 +38,7 @@ from gpuorch.aws.provision import Provisioner  # noqa: E402
 from gpuorch_dev.local.procfile import load_procfile  # noqa: E402
 from gpuorch_dev.local.stack import LocalStack, free_port, use_local_credentials  # noqa: E402
 from gpuorch.settings import Settings, settings_env
-from gpuorch_dev.local.paths import CHECKOUT, PROCFILE, RUNS  # noqa: E402
+from gpuorch_dev.local.paths import PROCFILE  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[1] / "gpuorch" / "local" / "sample-house.png"
 TERMINAL = ("succeeded", "failed", "cancelled")

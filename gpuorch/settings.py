@@ -6,7 +6,6 @@ import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
 from gpuorch.model_files import ModelFiles

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-from pathlib import Path
 
 from gpuorch.settings import Settings
+from tests.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 IAM_DIR = ROOT / "configs" / "deploy" / "iam"
 ACCOUNT = "123456789012"
 

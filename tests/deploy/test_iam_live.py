@@ -35,10 +35,11 @@ from tests.deploy import iam
 from tests.deploy.calls import ROLE_DOCUMENTS
 from tests.deploy.recording import Schema, read_recording
 from tests.deploy.policies import rendered
+from tests.paths import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 SAMPLE = ROOT / "gpuorch" / "local" / "sample-house.png"
 FLOWER = "flower" in load_procfile(ROOT / "Procfile") and Settings().monitoring
 MOTO_ACCOUNT = "123456789012"

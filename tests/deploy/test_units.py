@@ -16,8 +16,9 @@ import pytest
 from gpuorch_dev.local.procfile import load_procfile
 from gpuorch.settings import Settings, documented_variables
 from gpuorch.model_files import ModelFiles
+from tests.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 DEPLOY = ROOT / "configs" / "deploy"
 UNITS = DEPLOY / "systemd"
 RUN_PROCESS = DEPLOY / "run-process"

@@ -12,8 +12,8 @@ import pytest
 
 from gpuorch.workflows import ModelFiles, Workflow, load_workflows, load_workflow
 from gpuorch.workflows.folders import WorkflowSet, BUILTIN_WORKFLOWS
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 OBJECT_INFO = REPO / "configs" / "comfyui" / "object_info.json"
 
 Edit = Callable[[dict[str, Any]], None]

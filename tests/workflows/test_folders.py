@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
 from gpuorch.workflows import UnknownWorkflowError, WorkflowDefinitionError, load_workflows, load_workflow
 from gpuorch.workflows.folders import BUILTIN_WORKFLOWS
+from tests.paths import REPO
 
 
 def entry(params: dict, name: str) -> dict:
@@ -32,7 +32,7 @@ def test_unknown_workflow_is_a_key_error_naming_the_known_ones(workflows):
 
 
 def test_the_default_root_is_the_builtin_workflows():
-    assert BUILTIN_WORKFLOWS == Path(__file__).resolve().parents[2] / "gpuorch" / "workflows" / "builtin"
+    assert BUILTIN_WORKFLOWS == REPO / "gpuorch" / "workflows" / "builtin"
 
 
 def test_a_new_folder_is_a_new_workflow(tmp_path):

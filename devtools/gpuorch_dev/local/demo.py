@@ -23,7 +23,7 @@ from gpuorch.jobs import states
 from gpuorch_dev.local.agent import GpuHostAgent, local_gpu_host
 from gpuorch_dev.local.stack import LocalStack, free_port, use_local_credentials
 from gpuorch.settings import Settings, settings_env
-from gpuorch_dev.local.paths import CHECKOUT, PROCFILE, RUNS
+from gpuorch_dev.local.paths import RUNS
 from gpuorch.tasks import qwen_image_edit, use_app
 from lifecycle.live.pool import InstancePool
 from lifecycle.live.runs import RunLog

@@ -13,7 +13,7 @@ from lifecycle.live.pool import PoolInstance
 from lifecycle.live.runs import RunLog
 from lifecycle.prices import HOURLY_USD
 
-from tests.lifecycle_aws.conftest import Clock
+from tests.lifecycle.live.conftest import Clock
 
 JUNE = datetime(2026, 6, 1, tzinfo=timezone.utc)
 

@@ -18,8 +18,8 @@ from kombu.exceptions import ChannelError
 from gpuorch.celery.monitoring import transport
 from gpuorch.celery.monitoring.leases import LEASE_TAG
 from gpuorch.settings import settings_env
-from gpuorch_dev.local.paths import CHECKOUT, PROCFILE
-from tests.monitoring.conftest import drain_until
+from gpuorch_dev.local.paths import CHECKOUT
+from tests.celery.monitoring.conftest import drain_until
 
 
 def consume_events(app, connection, got: list):

@@ -15,7 +15,7 @@ from lifecycle.live.pool import (
 )
 from lifecycle.model import INSTANCE_STATES, Instance
 
-from tests.lifecycle_aws.conftest import Ec2Proxy, client_error
+from tests.lifecycle.live.conftest import Ec2Proxy, client_error
 
 
 @pytest.mark.parametrize("state, start, stop", [

@@ -11,7 +11,7 @@ from lifecycle.live.pool import InstancePool, PoolInstance
 from lifecycle.model import Instance
 from lifecycle.live.runs import HEAD_PK, RunLog, RunRecord
 
-from tests.lifecycle_aws.conftest import Clock
+from tests.lifecycle.live.conftest import Clock
 
 JUNE = datetime(2026, 6, 1, tzinfo=timezone.utc)
 PRICES = {"g6e.2xlarge": 2.24, "g6e.4xlarge": 3.0}

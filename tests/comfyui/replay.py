@@ -10,14 +10,12 @@ import struct
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
 from PIL import Image
+from tests.paths import CATALOGUE, TRACES
 
-TRACES = Path(__file__).resolve().parents[1] / "fixtures" / "comfyui" / "traces"
-CATALOGUE = Path(__file__).resolve().parents[2] / "configs" / "comfyui" / "object_info.json"
 # After these frames ComfyUI has written the history (see the contract's "Knowing when it is done").
 _HISTORY_WRITTEN_AFTER = frozenset({"execution_success", "execution_error", "execution_interrupted"})
 

@@ -3,7 +3,7 @@
 import pytest
 
 from gpuorch_dev.local.procfile import ProcfileError, load_procfile, parse_procfile
-from gpuorch_dev.local.paths import CHECKOUT, PROCFILE
+from gpuorch_dev.local.paths import PROCFILE
 
 
 def test_parse_skips_comments_and_blanks():

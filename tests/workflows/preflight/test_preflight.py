@@ -13,7 +13,7 @@ from gpuorch.workflows.preflight import (
     saved_catalogue,
 )
 from tests.conftest import free_port
-from tests.templates.conftest import MODELS, NO_CAMERA_LORA, OBJECT_INFO, held
+from tests.workflows.preflight.conftest import MODELS, NO_CAMERA_LORA, OBJECT_INFO, held
 
 
 @pytest.mark.parametrize(

@@ -9,13 +9,12 @@ import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import requests
 
 from .conftest import DEADLINE_S
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_cli_serves_and_stops_on_sigterm(tmp_path):

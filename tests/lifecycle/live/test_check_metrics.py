@@ -15,7 +15,7 @@ from lifecycle.live.pool import InstancePool
 from lifecycle.live.lease import Lease
 from lifecycle.model import Policy
 from lifecycle.live.runs import RunLog
-from tests.lifecycle_aws.conftest import Clock
+from tests.lifecycle.live.conftest import Clock
 
 
 def make_check(provisioned, ec2, pool_name, clock, metrics) -> LifecycleCheck:

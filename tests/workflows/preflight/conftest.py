@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gpuorch_dev.emulator import EmulatorConfig, RunningEmulator, start_in_thread
 from gpuorch.workflows import ModelFiles, WorkflowSet, load_workflows
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 OBJECT_INFO = REPO / "configs" / "comfyui" / "object_info.json"
 MODELS = ModelFiles()
 NO_CAMERA_LORA = (

@@ -8,7 +8,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +16,8 @@ import websocket
 from PIL import Image
 
 from gpuorch_dev.emulator import EmulatorConfig, ExecutionHooks, RunningEmulator, start_in_thread
+from tests.paths import TRACES
 
-TRACES = Path(__file__).resolve().parents[1] / "fixtures" / "comfyui" / "traces"
 MODEL_FILES = {
     "diffusion_models": ("qwen_image_edit_2509_fp8_e4m3fn.safetensors",),
     "text_encoders": ("qwen_2.5_vl_7b_fp8_scaled.safetensors",),

@@ -10,7 +10,7 @@ import sys
 from gpuorch.services import Services
 from gpuorch.settings import Settings, settings_env
 from tests.conftest import free_port
-from tests.templates.conftest import NO_CAMERA_LORA, REPO, held
+from tests.workflows.preflight.conftest import NO_CAMERA_LORA, REPO, held
 from workers.checks import template_problems
 
 

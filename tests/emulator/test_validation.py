@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
 from gpuorch.comfyui.validation import check_prompt, validate_node_input, validate_prompt
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 TRACE = json.loads((REPO / "tests/fixtures/comfyui/traces/http-and-ws-basic.json").read_text())
 BASE_CATALOGUE = json.loads((REPO / "configs/comfyui/object_info.json").read_text())
 

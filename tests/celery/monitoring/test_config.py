@@ -11,7 +11,7 @@ from gpuorch.celery.monitoring import remote_control, transport
 from workers import flower
 from gpuorch.celery.monitoring.names import NAMESPACE_OPTION
 from gpuorch.settings import Settings, SettingsError
-from gpuorch_dev.local.paths import CHECKOUT, PROCFILE
+from gpuorch_dev.local.paths import PROCFILE
 from workers import control as control_worker, gpu as gpu_worker
 
 ON = Settings(aws_endpoint_url="http://127.0.0.1:5000")

@@ -6,7 +6,7 @@ from click.testing import CliRunner, Result
 
 from gpuorch.cli import main
 from tests.conftest import free_port
-from tests.templates.conftest import NO_CAMERA_LORA, OBJECT_INFO, held
+from tests.workflows.preflight.conftest import NO_CAMERA_LORA, OBJECT_INFO, held
 
 
 def check(*args: str, comfyui_url: str | None = None) -> Result:
