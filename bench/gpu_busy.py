@@ -24,7 +24,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gpuorch.aws.clients import AwsClients  # noqa: E402
-from gpuorch.aws.provision import Provisioner  # noqa: E402
+from gpuorch.provision import Provisioner  # noqa: E402
 from gpuorch.celery.app import app  # noqa: E402
 from gpuorch_dev.local.demo import SAMPLE_IMAGE  # noqa: E402
 from gpuorch_dev.local.stack import LocalStack, StackError, use_local_credentials  # noqa: E402

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.submit import percentile, run_clients  # noqa: E402
 from gpuorch.access.keys import KeyStore  # noqa: E402
 from gpuorch.aws.clients import AwsClients  # noqa: E402
-from gpuorch.aws.provision import Provisioner  # noqa: E402
+from gpuorch.provision import Provisioner  # noqa: E402
 from gpuorch_dev.local.procfile import load_procfile  # noqa: E402
 from gpuorch_dev.local.stack import LocalStack, free_port, use_local_credentials  # noqa: E402
 from gpuorch.settings import Settings, settings_env

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from moto.server import ThreadedMotoServer
 
-from gpuorch.aws.provision import Provisioner
+from gpuorch.provision import Provisioner
 from gpuorch.services import Services
 from gpuorch.settings import Settings
 

@@ -13,7 +13,7 @@ from gpuorch.access.backlog import BacklogGauge
 from gpuorch.access.keys import KeyCache, KeyStore
 from gpuorch.access.ratelimit import RateLimiter
 from gpuorch.celery.app import GpuorchCelery, create_celery_app
-from gpuorch.jobs.store import utc_now
+from gpuorch.clock import utc_now
 from gpuorch.settings import Settings
 from lifecycle.facade import GpuLifecycle
 from webapp import auth

@@ -15,7 +15,8 @@ from gpuorch.access.backlog import BacklogGauge
 from gpuorch.access.keys import ApiKey, KeyCache
 from gpuorch.access.ratelimit import Limit, RateLimiter
 from gpuorch.celery.app import GpuorchCelery
-from gpuorch.jobs.store import Job, utc_now
+from gpuorch.clock import utc_now
+from gpuorch.jobs.store import Job
 from gpuorch.jobs.submission import JobSubmitter
 from gpuorch.services import Services
 from gpuorch.workflows import Workflow

@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from gpuorch.aws.clients import AwsClients, probe_config
-from gpuorch.jobs.store import STATUS_INDEX, utc_now
+from gpuorch.clock import utc_now
+from gpuorch.jobs.store import STATUS_INDEX
 from gpuorch.settings import Settings
 from lifecycle.facade import GpuLifecycle, LifecycleStatus
 

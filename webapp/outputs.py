@@ -10,7 +10,7 @@ from typing import Any, Callable
 from botocore.config import Config
 
 from gpuorch.aws.clients import DEFAULT_CONFIG, AwsClients
-from gpuorch.jobs.store import timestamp, utc_now
+from gpuorch.clock import timestamp, utc_now
 from gpuorch.settings import Settings
 
 # SigV4: S3 refuses SigV2 signatures on buckets made since 2020, and boto3 still presigns with SigV2 by default.

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from gpuorch.jobs.store import timestamp, utc_now
+from gpuorch.clock import timestamp, utc_now
 
 PREFIX = "gpo_"
 USER = "user"

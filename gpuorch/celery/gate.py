@@ -14,7 +14,8 @@ from gpuorch.celery import names
 from gpuorch.jobs import states
 from gpuorch.jobs.deadletters import reason_attributes
 from gpuorch.jobs.messages import Envelope, MessageRejected, TaskCall, check_task_message, record_problem
-from gpuorch.jobs.store import TransitionRefused, timestamp, utc_now
+from gpuorch.clock import timestamp, utc_now
+from gpuorch.jobs.store import TransitionRefused
 from gpuorch.services import Services
 
 log = logging.getLogger(__name__)

@@ -6,13 +6,14 @@ import base64
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from gpuorch.clock import Clock, timestamp, utc_now
 from gpuorch.jobs import states
 
 log = logging.getLogger(__name__)
@@ -20,19 +21,9 @@ log = logging.getLogger(__name__)
 STATUS_INDEX = "status-created_at-index"
 # Each API key's owner lists its own jobs through this index (jobs without an owner are not in it).
 OWNER_INDEX = "owner-created_at-index"
-Clock = Callable[[], datetime]
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def timestamp(moment: datetime) -> str:
-    """ISO 8601 in UTC with microseconds: sorts lexicographically in time order (the GSI's range key)."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class JobNotFound(LookupError):

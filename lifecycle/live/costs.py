@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Sequence
 
-from gpuorch.aws.provision import FOURTEEN_DAYS
-from gpuorch.jobs.store import Job, JobStore, timestamp
+from gpuorch.provision import FOURTEEN_DAYS
+from gpuorch.clock import timestamp
+from gpuorch.jobs.store import Job, JobStore
 from lifecycle import billing
 from lifecycle.billing import CostReport
 from lifecycle.live.runs import RunLog, RunRecord, month_start

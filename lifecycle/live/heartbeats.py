@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Mapping
 import requests
 from botocore.exceptions import ClientError
 
-from gpuorch.jobs.store import timestamp, utc_now
+from gpuorch.clock import Clock, timestamp, utc_now
 from lifecycle.model import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,6 @@ CONDITION_FAILED = "ConditionalCheckFailedException"
 IMDS_ENDPOINT = "http://169.254.169.254"
 IMDS_TOKEN_TTL_S = 60
 INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
-Clock = Callable[[], datetime]
 # (method, url, headers, timeout in seconds) -> response body; raises OSError (requests' errors are) on failure.
 HttpRequest = Callable[[str, str, Mapping[str, str], float], str]
 

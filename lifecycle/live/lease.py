@@ -9,17 +9,15 @@ import socket
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Callable
 
 from botocore.exceptions import ClientError
 
-from gpuorch.jobs.store import timestamp, utc_now
+from gpuorch.clock import Clock, timestamp, utc_now
 
 log = logging.getLogger(__name__)
 
 LOCK_PK = "lock"
 CONDITION_FAILED = "ConditionalCheckFailedException"
-Clock = Callable[[], datetime]
 
 
 class LeaseBusy(RuntimeError):

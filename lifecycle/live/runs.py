@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Literal, Mapping
+from typing import Iterable, Literal, Mapping
 
 from botocore.exceptions import ClientError
 
-from gpuorch.jobs.store import timestamp, utc_now
+from gpuorch.clock import Clock, timestamp, utc_now
 from lifecycle import billing
 from lifecycle.live.pool import ON_DEMAND, SPOT, PoolInstance
 from lifecycle.model import G6E_2XLARGE, G6E_2XLARGE_HOURLY_USD, Instance
@@ -25,7 +25,6 @@ DEFAULT_PRICES: Mapping[str, float] = {G6E_2XLARGE: G6E_2XLARGE_HOURLY_USD}
 ACTIVE_STATES = ("pending", "running")
 CONDITION_FAILED = "ConditionalCheckFailedException"
 TRANSACTION_CANCELLED = "TransactionCanceledException"
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 import json
 
 from gpuorch.aws.clients import AwsClients
-from gpuorch.aws.provision import Provisioner, attribute_drift, queue_attributes
+from gpuorch.provision import Provisioner, attribute_drift, queue_attributes
 from gpuorch.jobs.store import OWNER_INDEX, STATUS_INDEX
 
 

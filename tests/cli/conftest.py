@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner, Result
 
-from gpuorch.cli import main
+from gpuorch.cli.main import main
 from gpuorch.settings import Settings, settings_env
 
 

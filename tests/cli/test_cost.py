@@ -9,7 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gpuorch.jobs import states
-from gpuorch.jobs.store import JobStore, timestamp
+from gpuorch.clock import timestamp
+from gpuorch.jobs.store import JobStore
 from lifecycle.live.pool import PoolInstance
 from lifecycle.live.runs import RunLog, month_start
 from lifecycle.prices import HOURLY_USD

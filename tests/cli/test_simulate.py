@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from gpuorch.cli import main
+from gpuorch.cli.main import main
 from lifecycle.simulation.workload import REFERENCE_TRACES, reference_trace_path
 
 

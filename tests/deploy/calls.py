@@ -212,7 +212,7 @@ CALLS: dict[str, list[Call]] = {
                           ("ChangeMessageVisibility", "release on shutdown"), ("DeleteQueue", "on exit; sweep"))],
     ],
     "provision": [
-        Call("sqs", "GetQueueUrl", "every_queue", "gpuorch/aws/provision.py Provisioner.queue"),
+        Call("sqs", "GetQueueUrl", "every_queue", "gpuorch/provision.py Provisioner.queue"),
         Call("sqs", "CreateQueue", "every_queue", "Provisioner.queue"),
         Call("sqs", "GetQueueAttributes", "every_queue", "Provisioner.queue (drift, QueueArn)"),
         Call("sqs", "SetQueueAttributes", "every_queue", "Provisioner.queue (corrects drift)"),

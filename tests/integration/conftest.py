@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from gpuorch.access.keys import OPERATOR, USER, KeyStore
-from gpuorch.aws.provision import Provisioner
+from gpuorch.provision import Provisioner
 from gpuorch.celery.app import create_celery_app
 from gpuorch.tasks import use_app
 from gpuorch_dev.local.stack import LocalStack, Process, free_port

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from gpuorch.aws.provision import Provisioner
+from gpuorch.provision import Provisioner
 from gpuorch.celery.app import create_celery_app
 from gpuorch_dev.local.agent import GpuHostAgent, local_gpu_host
 from gpuorch_dev.local.stack import LocalStack, free_port

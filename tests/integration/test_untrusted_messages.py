@@ -10,7 +10,7 @@ import json
 
 from click.testing import CliRunner
 
-from gpuorch.cli import main as gpuorch_cli
+from gpuorch.cli.main import main as gpuorch_cli
 from gpuorch.jobs.redrive import redrive_job_id
 from gpuorch.settings import settings_env
 from tests.integration.conftest import wait_for

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from gpuorch.celery.app import create_celery_app
-from gpuorch.jobs.store import utc_now
+from gpuorch.clock import utc_now
 from tests.webapp.images import encode
 from tests.webapp.conftest import keyed
 from webapp import create_app

@@ -18,7 +18,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from gpuorch.aws.provision import Provisioner
+from gpuorch.provision import Provisioner
 from gpuorch.celery.app import create_celery_app
 from gpuorch.services import Services
 from tests.conftest import make_key, unique_settings

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from gpuorch.access.keys import KeyStore
 from gpuorch.aws.clients import AwsClients
-from gpuorch.aws.provision import Provisioner
+from gpuorch.provision import Provisioner
 from gpuorch.celery.app import create_celery_app
 from gpuorch.jobs import states
 from gpuorch_dev.local.agent import GpuHostAgent, local_gpu_host

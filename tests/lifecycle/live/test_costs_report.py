@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from gpuorch.jobs.store import Job, timestamp
+from gpuorch.clock import timestamp
+from gpuorch.jobs.store import Job
 from lifecycle.billing import CostReport, Run
 from lifecycle.live.costs import (
     JobTimes, MonthBudget, Period, PeriodError, boot_estimate, cost_document, format_document, job_times,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner, Result
 
-from gpuorch.cli import main
+from gpuorch.cli.main import main
 from tests.conftest import free_port
 from tests.workflows.preflight.conftest import NO_CAMERA_LORA, OBJECT_INFO, held
 

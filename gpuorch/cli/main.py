@@ -32,7 +32,7 @@ def main(ctx: click.Context) -> None:
 def provision(settings: Settings) -> None:
     """Create the queues, tables and bucket (idempotent: a second run changes nothing)."""
     from gpuorch.aws.clients import AwsClients
-    from gpuorch.aws.provision import Provisioner
+    from gpuorch.provision import Provisioner
 
     target = settings.aws_endpoint_url or f"AWS {settings.region}"
     click.echo(f"Provisioning on {target}:")
@@ -123,7 +123,8 @@ def cost(settings: Settings, from_: str | None, to: str | None, as_json: bool) -
     from botocore.exceptions import BotoCoreError, ClientError
 
     from gpuorch.aws.clients import AwsClients
-    from gpuorch.jobs.store import JobStore, utc_now
+    from gpuorch.clock import utc_now
+    from gpuorch.jobs.store import JobStore
     from lifecycle.live.costs import PeriodError, format_document, parse_period, period_costs, run_log_for
 
     now = utc_now()
@@ -166,8 +167,8 @@ def simulate(trace: str, policy: str | None) -> None:
 
 
 def _register() -> None:
-    """The subcommands that live in gpuorch.commands."""
-    from gpuorch.commands import dlq, gpu, jobs, keys
+    """The subcommands kept in modules of their own: jobs over the REST API, the GPU pool, dead letters, keys."""
+    from gpuorch.cli import dlq, gpu, jobs, keys
 
     for command in (jobs.submit, jobs.status, jobs.list_jobs, jobs.cancel, gpu.gpu, dlq.dlq, keys.keys):
         main.add_command(command)

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from gpuorch.commands.api import Api
+from gpuorch.cli.api import Api
 from gpuorch.jobs import states
 from gpuorch.settings import Settings
 

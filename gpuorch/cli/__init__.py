@@ -1,0 +1,1 @@
+"""The `gpuorch` command and its subcommands."""

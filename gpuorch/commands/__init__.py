@@ -1,1 +1,0 @@
-"""Subcommands of `gpuorch` kept out of gpuorch/cli.py: jobs over the REST API, the GPU pool, the dead letters."""
