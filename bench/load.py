@@ -40,7 +40,7 @@ from gpuorch_dev.local.stack import LocalStack, free_port, use_local_credentials
 from gpuorch.settings import Settings, settings_env
 from gpuorch_dev.local.paths import PROCFILE  # noqa: E402
 
-SAMPLE = Path(__file__).resolve().parents[1] / "gpuorch" / "local" / "sample-house.png"
+SAMPLE = SAMPLE_IMAGE
 TERMINAL = ("succeeded", "failed", "cancelled")
 REFUSALS = (429, 503)
 

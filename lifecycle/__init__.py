@@ -1,1 +1,1 @@
-"""The GPU lifecycle: the pure start/stop decision and billing, the live control loop, and the simulator."""
+"""The GPU lifecycle: the pure start/stop decision and billing, the live loop that acts on AWS, and the simulator."""

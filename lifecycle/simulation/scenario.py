@@ -12,7 +12,7 @@ from lifecycle.model import G6E_2XLARGE_HOURLY_USD
 
 @dataclass(frozen=True)
 class SimulationParams:
-    """The simulated hardware and control loop; the defaults are a stopped g6e.2xlarge and its model.
+    """The simulated hardware and lifecycle loop; the defaults are a stopped g6e.2xlarge and its model.
 
     `check_on_submit`: a submission also asks the control worker for a decision (a control-queue
     task sent beside the job), so a stopped GPU starts within a second, not at the next beat.

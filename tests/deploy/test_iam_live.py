@@ -35,12 +35,13 @@ from tests.deploy import iam
 from tests.deploy.calls import ROLE_DOCUMENTS
 from tests.deploy.recording import Schema, read_recording
 from tests.deploy.policies import rendered
+from gpuorch_dev.local.demo import SAMPLE_IMAGE
 from tests.paths import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 ROOT = REPO
-SAMPLE = ROOT / "gpuorch" / "local" / "sample-house.png"
+SAMPLE = SAMPLE_IMAGE
 FLOWER = "flower" in load_procfile(ROOT / "Procfile") and Settings().monitoring
 MOTO_ACCOUNT = "123456789012"
 # Keys whose calls are not a deployed process's: the test's own set-up and checks.

@@ -135,7 +135,7 @@ def test_restart_now_loses_queue_history_and_the_running_prompt(start_emulator, 
 def test_restart_closes_connections_for_the_next_requests(emulator):
     arm(emulator, kind="restart", for_requests=2)
     assert _get(emulator, "/system_stats") == "closed"
-    assert _get(emulator, "/emulator/stats") == 200  # the control routes are never refused
+    assert _get(emulator, "/emulator/stats") == 200  # the emulator's own routes are never refused
     assert _ws_status(emulator, new_client_id()) == "closed"
     assert _get(emulator, "/system_stats") == 200
     assert stats(emulator)["requests_refused"] == 2

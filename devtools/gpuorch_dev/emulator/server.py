@@ -1,6 +1,6 @@
 """The emulator's aiohttp application: ComfyUI's routes (also under ``/api``), bound to one :class:`Emulator`.
 
-The emulator's own ``/emulator/...`` routes (statistics, fault injection) live in ``control.py``.
+The emulator's own ``/emulator/...`` routes (statistics, fault injection) live in ``emulator_routes.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from aiohttp import WSMsgType, web
 
 from gpuorch import __version__
 from gpuorch_dev.emulator.config import EMULATOR_NAME, EmulatorConfig
-from gpuorch_dev.emulator.control import CONTROL_ROUTES, refuse_during_outages
+from gpuorch_dev.emulator.emulator_routes import EMULATOR_ROUTES, refuse_during_outages
 from gpuorch_dev.emulator.executor import ExecutionHooks
 from gpuorch_dev.emulator.instance import EMULATOR_KEY, Emulator
 from gpuorch_dev.emulator.prompt_queue import QueueItem
@@ -44,7 +44,7 @@ def create_app(config: EmulatorConfig, hooks: ExecutionHooks | None = None) -> w
     app.cleanup_ctx.append(_lifecycle)
     app.on_response_prepare.append(_server_header)
     for prefix in ("", "/api"):
-        for method, path, handler in (*_ROUTES, *CONTROL_ROUTES):
+        for method, path, handler in (*_ROUTES, *EMULATOR_ROUTES):
             app.router.add_route(method, prefix + path, handler)
     return app
 

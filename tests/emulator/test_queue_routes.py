@@ -1,4 +1,4 @@
-"""Queue, history and control routes: interrupt, queue delete, numbering, unexecutable classes, stats."""
+"""Queue and history routes: interrupt, queue delete, numbering, unexecutable classes, stats."""
 
 from __future__ import annotations
 

@@ -105,7 +105,7 @@ async def emulator_stats(request: web.Request) -> web.Response:
     )
 
 
-CONTROL_ROUTES = (
+EMULATOR_ROUTES = (
     ("GET", "/emulator/stats", emulator_stats),
     ("POST", "/emulator/faults", post_fault),
     ("GET", "/emulator/faults", get_faults),
