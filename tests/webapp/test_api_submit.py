@@ -9,6 +9,7 @@ import pytest
 from gpuorch.celery_app import GpuorchCelery
 from tests.webapp.conftest import keyed
 from webapp import create_app
+from webapp.request_body import MAX_JSON_DEPTH
 
 
 def image(settings, name: str = "cat.png") -> str:
@@ -141,6 +142,13 @@ def test_every_problem_is_named_at_once(client):
         # Escaped lone surrogates parse, but no store can encode them: the record's write failed, answered 503.
         pytest.param('{"prompt": "a\\ud800"}', "application/json", "invalid_json", id="lone surrogate"),
         pytest.param('{"x\\udfff": 1}', "application/json", "invalid_json", id="lone surrogate in a name"),
+        # json.loads(bytes) read these bytes as a lone surrogate, which the job table refused: a 503.
+        pytest.param(b'{"prompt": "a\xed\xa0\x80"}', "application/json", "invalid_json", id="UTF-8-encoded surrogate"),
+        # 2 kB: json's recursion ran out (a RecursionError, answered 500).
+        pytest.param('{"prompt": ' + "[" * 1000 + "]" * 1000 + "}", "application/json", "invalid_json",
+                     id="nested a thousand levels"),
+        pytest.param('{"prompt": ' + '{"a": ' * 1000 + "1" + "}" * 1000 + "}", "application/json", "invalid_json",
+                     id="objects nested a thousand levels"),
     ],
 )
 def test_a_body_that_is_not_a_json_object_is_400(client, queues, job_count, data, content_type, code):
@@ -151,6 +159,45 @@ def test_a_body_that_is_not_a_json_object_is_400(client, queues, job_count, data
     assert answer.json["error"]["message"]
     assert "fields" not in answer.json["error"]
     assert (queues.total(), job_count()) == (0, 0)
+
+
+def nested(levels: int) -> str:
+    """A camera-angle body whose arrays reach ``levels`` levels, the body itself being the first."""
+    return '{"image": "s3://b/k", "move": ' + "[" * (levels - 1) + "]" * (levels - 1) + "}"
+
+
+def test_a_body_nested_past_the_limit_is_400_naming_it_and_leaves_nothing(client, queues, job_count):
+    answer = client.post("/api/v1/camera-angle/jobs", data=nested(MAX_JSON_DEPTH + 1), content_type="application/json")
+
+    assert answer.status_code == 400
+    assert answer.json == {"error": {
+        "code": "invalid_json",
+        "message": f"The request body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels.",
+    }}
+    assert (queues.total(), job_count()) == (0, 0)
+
+
+def test_a_body_nested_to_the_limit_is_parsed_and_judged_by_the_schema(client, queues, job_count):
+    answer = client.post("/api/v1/camera-angle/jobs", data=nested(MAX_JSON_DEPTH), content_type="application/json")
+
+    assert answer.status_code == 422
+    assert "move" in answer.json["error"]["fields"]
+    assert (queues.total(), job_count()) == (0, 0)
+
+
+def test_raw_surrogate_bytes_are_refused_as_not_utf8(client):
+    answer = client.post("/api/v1/camera-angle/jobs", data=b'{"move": "\xed\xa0\x80"}', content_type="application/json")
+
+    assert answer.status_code == 400
+    assert answer.json["error"]["message"] == "The request body is not UTF-8: invalid continuation byte at byte 10."
+
+
+def test_a_byte_order_mark_before_the_body_is_skipped(client, settings):
+    body = f'{{"image": "{image(settings)}", "move": "close_up"}}'.encode()
+
+    answer = client.post("/api/v1/camera-angle/jobs", data=b"\xef\xbb\xbf" + body, content_type="application/json")
+
+    assert answer.status_code == 202, answer.json
 
 
 def test_a_paired_surrogate_escape_is_text(client, settings, provisioned):
