@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
 
     # No static folder: every route is an API route, and each needs a key unless listed in auth.OPEN_ENDPOINTS.
     app = Flask(__name__, static_folder=None)
-    # Its form parser keeps a text field's bytes, for read_params to decode strictly.
+    # Its body reading refuses a chunked body over MAX_CONTENT_LENGTH (413) and keeps a form field's bytes.
     app.request_class = ApiRequest
     app.config.update(
         MAX_CONTENT_LENGTH=body_limit,

@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import IO, Any
 
 from flask import Request, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser, MultiPartParser
+from werkzeug.utils import cached_property
+from werkzeug.wsgi import LimitedStream
 
 from gpuorch.errors import ParamsInvalid
 from gpuorch.submission import InlineImage
@@ -202,6 +205,30 @@ def _read_form(workflow: Workflow) -> dict[str, Any]:
     return form_params(params, files, image_fields(workflow), others)
 
 
+class _CappedBody(LimitedStream):
+    """The server's body stream, read up to a limit; a body over it is refused (413).
+
+    werkzeug's LimitedStream stops at the limit and returns what it has read as if it were the whole body: a
+    chunked JSON body over the limit was cut, then refused as malformed JSON (400), or taken if the part left
+    happened to parse. One byte more from the server's stream tells a body over the limit from one that ends
+    exactly at it.
+    """
+
+    def __init__(self, stream: IO[bytes], limit: int):
+        super().__init__(stream, limit, is_max=True)
+        self._server_stream = stream
+
+    def on_exhausted(self) -> None:
+        if self._server_stream.read(1):
+            raise RequestEntityTooLarge()
+
+    def readall(self) -> bytes:
+        data = super().readall()
+        if self.is_exhausted:
+            self.on_exhausted()
+        return data
+
+
 class _ByteKeepingMultiPartParser(MultiPartParser):
     def get_part_charset(self, headers: Any) -> str:
         return "latin-1"  # one character per byte: nothing is replaced or lost
@@ -225,6 +252,16 @@ class _ByteKeepingFormParser(FormDataParser):
 
 
 class ApiRequest(Request):
-    """Flask's request, reading a body as the API needs: a form's text fields keep their bytes."""
+    """Flask's request, reading a body as the API needs: a streamed body over the size limit is refused rather
+    than cut, and a form's text fields keep their bytes."""
 
     form_data_parser_class = _ByteKeepingFormParser
+
+    @cached_property
+    def stream(self) -> IO[bytes]:
+        stream = super().stream  # werkzeug's checks first: a Content-Length over the limit is a 413 at once
+        if self.max_content_length is not None and "wsgi.input_terminated" in self.environ:
+            # Where werkzeug reads the server's stream up to max_content_length: gunicorn ends a chunked body
+            # itself and says so (wsgi.input_terminated), so a chunked body comes this way.
+            return _CappedBody(self.environ["wsgi.input"], self.max_content_length)
+        return stream

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
 from gpuorch.celery_app import GpuorchCelery
 from tests.webapp.conftest import keyed
@@ -220,6 +222,32 @@ def test_an_oversized_body_is_413_in_the_error_shape(api_key, settings, queues, 
     assert answer.status_code == 413
     assert answer.json["error"]["code"] == "request_entity_too_large"
     assert (queues.total(), job_count()) == (0, 0)
+    celery_app.close()
+
+
+def post_chunked(client, path: str, body: bytes):
+    """POST ``body`` as gunicorn hands a chunked one to the app: no Content-Length, and a stream the server ends
+    itself (wsgi.input_terminated)."""
+    environ = EnvironBuilder(path=path, method="POST", data=body, content_type="application/json").get_environ()
+    del environ["CONTENT_LENGTH"]
+    environ.update({"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True})
+    return client.open(Request(environ))
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_cut(api_key, settings, queues, job_count):
+    limit = 256 * 1024
+    limited = dataclasses.replace(settings, max_request_bytes=limit)
+    celery_app = GpuorchCelery(settings_loader=lambda: limited)
+    client = keyed(create_app(limited, celery_app=celery_app).test_client(), api_key)
+    body = f'{{"image": "{image(settings)}", "move": "close_up"}}'.encode()
+
+    over = post_chunked(client, "/api/v1/camera-angle/jobs", body.ljust(limit + 1))
+    at_the_limit = post_chunked(client, "/api/v1/camera-angle/jobs", body.ljust(limit))
+
+    assert over.status_code == 413
+    assert over.json["error"]["code"] == "request_entity_too_large"
+    assert at_the_limit.status_code == 202, at_the_limit.json
+    assert (queues.count(settings.gpu_queue), job_count()) == (1, 1)
     celery_app.close()
 
 
