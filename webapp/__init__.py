@@ -23,7 +23,7 @@ from webapp.errors import GpuorchApi, register_error_handlers
 from webapp.health import HealthChecker
 from webapp.metrics import RequestMetrics
 from webapp.outputs import OutputLinks
-from webapp.request_body import image_capacity, request_body_limit
+from webapp.request_body import ApiRequest, image_capacity, request_body_limit
 from webapp.views import costs, deadletters, gpu, jobs, service, workflows
 from webapp.views.submissions import submissions_blueprint
 
@@ -57,6 +57,8 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
 
     # No static folder: every route is an API route, and each needs a key unless listed in auth.OPEN_ENDPOINTS.
     app = Flask(__name__, static_folder=None)
+    # Its body reading refuses a chunked body over MAX_CONTENT_LENGTH (413) and keeps a form field's bytes.
+    app.request_class = ApiRequest
     app.config.update(
         MAX_CONTENT_LENGTH=body_limit,
         # The params part of a form may hold data: URIs too; werkzeug would cap it at 500 kB.

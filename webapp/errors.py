@@ -89,7 +89,12 @@ def invalid_params_message(fields: Mapping[str, Any]) -> str:
 
 def http_error_code(error: HTTPException) -> str:
     """A werkzeug error's machine code: its name in snake case (not_found, method_not_allowed, ...)."""
-    return (error.name or "error").lower().replace(" ", "_").replace("'", "")
+    return reason_code(error.name or "error")
+
+
+def reason_code(reason: str) -> str:
+    """An HTTP reason phrase as a machine code: "URI Too Long" -> uri_too_long."""
+    return reason.lower().replace(" ", "_").replace("'", "")
 
 
 class GpuorchApi(Api):

@@ -13,6 +13,10 @@ _settings = Settings.from_env()
 _folder = metrics_folder(_settings.metrics_dir, "api")
 enable_multiprocess(_folder)
 
+# gthread, answering gunicorn's own refusals (414, 431, 400 before the app is called) in the API's JSON error shape.
+# The Procfile's api line names it too: a --worker-class on the command line wins over this file.
+worker_class = "webapp.gunicorn_worker.JsonErrorWorker"
+
 
 def child_exit(server, worker) -> None:
     mark_process_dead(worker.pid)

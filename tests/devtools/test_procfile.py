@@ -1,9 +1,8 @@
-"""The Procfile parser, and the shipped Procfile's processes."""
+"""The Procfile parser the local stack reads the processes with."""
 
 import pytest
 
-from gpuorch_dev.local.procfile import ProcfileError, load_procfile, parse_procfile
-from gpuorch_dev.local.paths import PROCFILE
+from gpuorch_dev.local.procfile import ProcfileError, parse_procfile
 
 
 def test_parse_skips_comments_and_blanks():
@@ -17,9 +16,3 @@ def test_parse_skips_comments_and_blanks():
 def test_parse_errors_name_the_line(text, message):
     with pytest.raises(ProcfileError, match=message):
         parse_procfile(text)
-
-
-def test_shipped_procfile_runs_the_api_and_a_worker_on_the_gpu_queue():
-    processes = load_procfile(PROCFILE)
-    assert "webapp.wsgi:app" in processes["api"]
-    assert processes["gpu_worker"] == "python -m workers.gpu"

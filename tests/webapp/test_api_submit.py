@@ -5,10 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
 from gpuorch.celery.app import create_celery_app
 from tests.webapp.conftest import keyed
 from webapp import create_app
+from webapp.request_body import MAX_JSON_DEPTH
 
 
 def image(settings, name: str = "cat.png") -> str:
@@ -141,6 +144,13 @@ def test_every_problem_is_named_at_once(client):
         # Escaped lone surrogates parse, but no store can encode them: the record's write failed, answered 503.
         pytest.param('{"prompt": "a\\ud800"}', "application/json", "invalid_json", id="lone surrogate"),
         pytest.param('{"x\\udfff": 1}', "application/json", "invalid_json", id="lone surrogate in a name"),
+        # json.loads(bytes) read these bytes as a lone surrogate, which the job table refused: a 503.
+        pytest.param(b'{"prompt": "a\xed\xa0\x80"}', "application/json", "invalid_json", id="UTF-8-encoded surrogate"),
+        # 2 kB: json's recursion ran out (a RecursionError, answered 500).
+        pytest.param('{"prompt": ' + "[" * 1000 + "]" * 1000 + "}", "application/json", "invalid_json",
+                     id="nested a thousand levels"),
+        pytest.param('{"prompt": ' + '{"a": ' * 1000 + "1" + "}" * 1000 + "}", "application/json", "invalid_json",
+                     id="objects nested a thousand levels"),
     ],
 )
 def test_a_body_that_is_not_a_json_object_is_400(client, queues, job_count, data, content_type, code):
@@ -151,6 +161,45 @@ def test_a_body_that_is_not_a_json_object_is_400(client, queues, job_count, data
     assert answer.json["error"]["message"]
     assert "fields" not in answer.json["error"]
     assert (queues.total(), job_count()) == (0, 0)
+
+
+def nested(levels: int) -> str:
+    """A camera-angle body whose arrays reach ``levels`` levels, the body itself being the first."""
+    return '{"image": "s3://b/k", "move": ' + "[" * (levels - 1) + "]" * (levels - 1) + "}"
+
+
+def test_a_body_nested_past_the_limit_is_400_naming_it_and_leaves_nothing(client, queues, job_count):
+    answer = client.post("/api/v1/camera-angle/jobs", data=nested(MAX_JSON_DEPTH + 1), content_type="application/json")
+
+    assert answer.status_code == 400
+    assert answer.json == {"error": {
+        "code": "invalid_json",
+        "message": f"The request body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels.",
+    }}
+    assert (queues.total(), job_count()) == (0, 0)
+
+
+def test_a_body_nested_to_the_limit_is_parsed_and_judged_by_the_schema(client, queues, job_count):
+    answer = client.post("/api/v1/camera-angle/jobs", data=nested(MAX_JSON_DEPTH), content_type="application/json")
+
+    assert answer.status_code == 422
+    assert "move" in answer.json["error"]["fields"]
+    assert (queues.total(), job_count()) == (0, 0)
+
+
+def test_raw_surrogate_bytes_are_refused_as_not_utf8(client):
+    answer = client.post("/api/v1/camera-angle/jobs", data=b'{"move": "\xed\xa0\x80"}', content_type="application/json")
+
+    assert answer.status_code == 400
+    assert answer.json["error"]["message"] == "The request body is not UTF-8: invalid continuation byte at byte 10."
+
+
+def test_a_byte_order_mark_before_the_body_is_skipped(client, settings):
+    body = f'{{"image": "{image(settings)}", "move": "close_up"}}'.encode()
+
+    answer = client.post("/api/v1/camera-angle/jobs", data=b"\xef\xbb\xbf" + body, content_type="application/json")
+
+    assert answer.status_code == 202, answer.json
 
 
 def test_a_paired_surrogate_escape_is_text(client, settings, provisioned):
@@ -173,6 +222,32 @@ def test_an_oversized_body_is_413_in_the_error_shape(api_key, settings, queues, 
     assert answer.status_code == 413
     assert answer.json["error"]["code"] == "request_entity_too_large"
     assert (queues.total(), job_count()) == (0, 0)
+    celery_app.close()
+
+
+def post_chunked(client, path: str, body: bytes):
+    """POST ``body`` as gunicorn hands a chunked one to the app: no Content-Length, and a stream the server ends
+    itself (wsgi.input_terminated)."""
+    environ = EnvironBuilder(path=path, method="POST", data=body, content_type="application/json").get_environ()
+    del environ["CONTENT_LENGTH"]
+    environ.update({"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True})
+    return client.open(Request(environ))
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_cut(api_key, settings, queues, job_count):
+    limit = 256 * 1024
+    limited = dataclasses.replace(settings, max_request_bytes=limit)
+    celery_app = create_celery_app(limited)
+    client = keyed(create_app(limited, celery_app=celery_app).test_client(), api_key)
+    body = f'{{"image": "{image(settings)}", "move": "close_up"}}'.encode()
+
+    over = post_chunked(client, "/api/v1/camera-angle/jobs", body.ljust(limit + 1))
+    at_the_limit = post_chunked(client, "/api/v1/camera-angle/jobs", body.ljust(limit))
+
+    assert over.status_code == 413
+    assert over.json["error"]["code"] == "request_entity_too_large"
+    assert at_the_limit.status_code == 202, at_the_limit.json
+    assert (queues.count(settings.gpu_queue), job_count()) == (1, 1)
     celery_app.close()
 
 

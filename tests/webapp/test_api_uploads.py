@@ -14,7 +14,7 @@ from gpuorch.celery.app import create_celery_app
 from tests.webapp.images import data_uri, encode, png_of_exactly
 from tests.webapp.conftest import keyed
 from webapp import create_app
-from webapp.request_body import request_body_limit
+from webapp.request_body import MAX_JSON_DEPTH, request_body_limit
 
 PNG = encode("PNG")
 
@@ -187,6 +187,55 @@ def test_a_form_that_breaks_the_convention_is_refused_and_leaves_nothing(
     assert answer.json["error"]["code"] == code
     if field:
         assert field in answer.json["error"]["fields"]
+    assert (stored(), queues.total(), job_count()) == ({}, 0, 0)
+
+
+BOUNDARY = "gpuorch-test-boundary"
+
+
+def raw_form(params: bytes, *, as_file: bool, **files: bytes) -> dict:
+    """A multipart body whose params part holds exactly ``params`` (a plain field, or a file part), then the files:
+    built by hand, since the test client writes a field's text as UTF-8 itself."""
+    disposition = 'form-data; name="params"' + ('; filename="request.json"' if as_file else "")
+    parts = [(disposition, params)] + [(f'form-data; name="{name}"; filename="{name}.png"', data)
+                                       for name, data in files.items()]
+    body = b"".join(f"--{BOUNDARY}\r\nContent-Disposition: {head}\r\n\r\n".encode() + data + b"\r\n"
+                    for head, data in parts)
+    return {"data": body + f"--{BOUNDARY}--\r\n".encode(), "content_type": f"multipart/form-data; boundary={BOUNDARY}"}
+
+
+@pytest.mark.parametrize("as_file", [False, True], ids=["field", "file part"])
+def test_a_params_part_in_utf8_reads_as_its_text(client, provisioned, as_file):
+    params = '{"prompt": "neige \u2744 sur la for\u00eat"}'.encode()  # the escapes are Python's: UTF-8 bytes
+
+    answer = client.post("/api/v1/qwen-image-edit/jobs", **raw_form(params, as_file=as_file, images=PNG))
+
+    assert answer.status_code == 202, answer.json
+    assert provisioned.jobs.get(answer.json["job_id"]).params["prompt"] == "neige \u2744 sur la for\u00eat"
+
+
+@pytest.mark.parametrize("as_file", [False, True], ids=["field", "file part"])
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        pytest.param(b'{"move": "top_down", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+                     f"deeper than {MAX_JSON_DEPTH} levels", id="nested a thousand levels"),
+        pytest.param(b'{"move": "top_down", "x": ' + b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH + b"}",
+                     f"deeper than {MAX_JSON_DEPTH} levels", id="nested one level too deep"),
+        pytest.param(b'{"move": "top\xed\xa0\x80"}', "is not UTF-8", id="UTF-8-encoded surrogate"),
+        pytest.param(b'{"move": "top\xff"}', "is not UTF-8", id="malformed UTF-8"),
+    ],
+)
+def test_a_params_part_nested_too_deep_or_not_utf8_is_400_and_leaves_nothing(
+    client, queues, job_count, stored, params, problem, as_file
+):
+    answer = client.post("/api/v1/camera-angle/jobs", **raw_form(params, as_file=as_file, image=PNG))
+
+    assert answer.status_code == 400
+    assert set(answer.json["error"]) == {"code", "message"}
+    assert answer.json["error"]["code"] == "invalid_json"
+    assert answer.json["error"]["message"].startswith("The params part ")
+    assert problem in answer.json["error"]["message"]
     assert (stored(), queues.total(), job_count()) == ({}, 0, 0)
 
 

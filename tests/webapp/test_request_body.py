@@ -1,13 +1,22 @@
-"""The multipart convention and the body size limit, as pure decisions."""
+"""The multipart convention, the body size limit and the nesting depth, as pure decisions."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
 from gpuorch.errors import ParamsInvalid
 from gpuorch.jobs.submission import InlineImage
 from gpuorch.workflows import BUILTIN_WORKFLOWS, load_workflows
-from webapp.request_body import base64_size, form_params, image_capacity, image_fields, request_body_limit
+from webapp.request_body import (
+    base64_size,
+    form_params,
+    image_capacity,
+    image_fields,
+    nests_deeper_than,
+    request_body_limit,
+)
 
 CAMERA = {"image": False}
 EDIT = {"images": True}
@@ -80,3 +89,38 @@ def test_image_fields_and_capacity_of_the_shipped_workflows(workflow, fields, ca
     loaded = load_workflows(BUILTIN_WORKFLOWS).get(workflow)
 
     assert (image_fields(loaded), image_capacity(loaded)) == (fields, capacity)
+
+
+def nested_value(levels: int) -> object:
+    """Arrays and objects, alternately, ``levels`` levels deep; its strings hold brackets, quotes and backslashes."""
+    value: object = "leaf [{\\\"}]"
+    for level in range(levels):
+        value = [1, value] if level % 2 else {"k": value, "other": "]"}
+    return value
+
+
+@pytest.mark.parametrize("levels", range(0, 21))
+@pytest.mark.parametrize("limit", [1, 2, 16])
+def test_nesting_depth_of_json_values(levels, limit):
+    text = json.dumps(nested_value(levels)).encode()
+
+    assert nests_deeper_than(text, limit) is (levels > limit)
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "deeper"),
+    [
+        pytest.param(b'{"a": "[[[[[[", "b": "{{{{"}', 1, False, id="brackets in strings"),
+        pytest.param(b'{"a": "\\"[[[[", "b": 1}', 1, False, id="after an escaped quote"),
+        pytest.param(b'{"a": "\\\\", "b": [[1]]}', 2, True, id="after an escaped backslash"),
+        pytest.param(b'{"a": "\\\\\\"[[", "b": [1]}', 2, False, id="after an escaped backslash and quote"),
+        pytest.param(b"[[[", 2, True, id="levels left open"),
+        pytest.param(b"[[[]]", 2, True, id="one left open"),
+        pytest.param(b"[" * 100_000, 16, True, id="a hundred thousand levels"),
+        pytest.param(b"[" + b"[]," * 100_000 + b"[]]", 1, True, id="many side by side, one too deep"),
+        pytest.param(b"[" + b"[]," * 100_000 + b"[]]", 2, False, id="many side by side"),
+        pytest.param('{"\u00e9": ["\u2744"]}'.encode(), 1, True, id="UTF-8 text"),
+    ],
+)
+def test_nesting_depth_counts_only_brackets_outside_strings(text, limit, deeper):
+    assert nests_deeper_than(text, limit) is deeper
