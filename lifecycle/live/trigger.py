@@ -9,8 +9,6 @@ from typing import Callable
 
 log = logging.getLogger(__name__)
 
-CHECK_TASK = "gpuorch.lifecycle.check"
-
 
 class CheckTrigger:
     """Asks for a check at most once per `min_interval_s` from this process: a burst of submissions

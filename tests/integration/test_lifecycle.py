@@ -15,7 +15,7 @@ from gpuorch_dev.local.stack import LocalStack, free_port
 from gpuorch.services import Services
 from gpuorch.settings import Settings, settings_env
 from lifecycle.live.pool import InstancePool
-from lifecycle.live.trigger import CHECK_TASK
+from gpuorch.celery.names import CHECK_GPU
 from tests.integration.conftest import SAMPLE, key_session, unique_settings, wait_for
 
 FAST = {"lifecycle_check_seconds": 1, "heartbeat_seconds": 1, "dead_letter_sweep_seconds": 60}
@@ -125,7 +125,7 @@ def test_simultaneous_checks_start_one_instance(gpu_lifecycle):
     # Through the control queue, to the control worker's four threads.
     sender = create_celery_app(gpu.settings)
     for _ in range(10):
-        sender.send_task(CHECK_TASK, queue=gpu.settings.control_queue)
+        sender.send_task(CHECK_GPU)  # routed to the control queue, as every check is
 
     wait_for(lambda: gpu.running(), 30, message="a check to start an instance")
     aws = gpu.services.aws
