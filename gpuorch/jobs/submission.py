@@ -192,7 +192,6 @@ def discard_inputs(services: Services, job_id: str, staged: Sequence[StagedInput
         log.error("job %s: could not delete input %s: %s", job_id, failure.get("Key"), failure.get("Message"))
 
 
-
 #: Queues a recorded job: (job id, workflow name, normalized parameters). The Celery layer provides it.
 Publish = Callable[[str, str, dict[str, Any]], None]
 
