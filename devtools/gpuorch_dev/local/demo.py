@@ -21,6 +21,7 @@ from gpuorch.provision import Provisioner
 from gpuorch.celery.app import create_celery_app
 from gpuorch.jobs import states
 from gpuorch_dev.local.agent import GpuHostAgent, local_gpu_host
+from gpuorch_dev.local.instances import create_local_instance
 from gpuorch_dev.local.stack import LocalStack, free_port, use_local_credentials
 from gpuorch.settings import Settings, settings_env
 from gpuorch_dev.local.paths import RUNS
@@ -160,7 +161,7 @@ def run_demo(base: Settings, output_dir: Path, step_seconds: float, echo: Callab
         key, token = KeyStore(aws.dynamodb, settings.key_table).create(DEMO_OWNER, name="gpuorch demo")
         settings = dataclasses.replace(settings, api_key=token)
         pool = InstancePool(aws.ec2, settings.gpu_pool)
-        instance_id = pool.create_local_instance()
+        instance_id = create_local_instance(aws.ec2, settings.gpu_pool)
         echo(f"GPU instance {instance_id} (g6e.2xlarge on moto): {pool.get(instance_id).state}")
 
         stack.env = settings_env(settings)
