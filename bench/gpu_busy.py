@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gpuorch.aws.clients import AwsClients  # noqa: E402
 from gpuorch.provision import Provisioner  # noqa: E402
 from gpuorch.celery.app import app  # noqa: E402
-from gpuorch_dev.local.demo import SAMPLE_IMAGE  # noqa: E402
+from gpuorch_dev.local.paths import SAMPLE_IMAGE  # noqa: E402
 from gpuorch_dev.local.stack import LocalStack, StackError, use_local_credentials  # noqa: E402
 from gpuorch.settings import Settings, settings_env  # noqa: E402
 from gpuorch.tasks import camera_angle  # noqa: E402

@@ -35,7 +35,7 @@ from tests.deploy import iam
 from tests.deploy.calls import ROLE_DOCUMENTS
 from tests.deploy.recording import Schema, read_recording
 from tests.deploy.policies import rendered
-from gpuorch_dev.local.demo import SAMPLE_IMAGE
+from gpuorch_dev.local.paths import SAMPLE_IMAGE
 from tests.paths import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

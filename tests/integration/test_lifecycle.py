@@ -10,7 +10,7 @@ import requests
 
 from gpuorch.provision import Provisioner
 from gpuorch.celery.app import create_celery_app
-from gpuorch_dev.local.agent import GpuHostAgent, local_gpu_host
+from gpuorch_dev.local.agent import EmulatedComfyUi, GpuHostAgent, local_gpu_host
 from gpuorch_dev.local.stack import LocalStack, free_port
 from gpuorch_dev.local.instances import create_local_instance
 from gpuorch.services import Services
@@ -72,9 +72,8 @@ def gpu_lifecycle(moto_endpoint, tmp_path):
         hosts = {}
         if agents:
             for instance_id in ids:
-                host = local_gpu_host(processes, instance_id=instance_id, comfyui_port=comfyui_port,
-                                      data_dir=tmp_path / "comfyui", model_files=settings.models.by_folder(),
-                                      step_seconds=step_seconds)
+                host = local_gpu_host(processes, instance_id=instance_id, emulator=EmulatedComfyUi(
+                    comfyui_port, tmp_path / "comfyui", settings.models.by_folder(), step_seconds))
                 hosts[instance_id] = GpuHostAgent(services.aws.ec2, instance_id, host, boot_delay_s=1.0)
                 hosts[instance_id].start()
         started.append(GpuLifecycle(settings, services, processes, pool, hosts, api_url,
