@@ -40,8 +40,6 @@ def demo(settings: Settings, output_dir: Path, step_seconds: float) -> None:
     sys.exit(0 if ok else 1)
 
 
-
-
 @main.command()
 @click.option("--comfyui-url", default="", metavar="URL",
               help="An existing ComfyUI (a GPU workstation's) for the GPU worker to drive instead of the emulator; "
