@@ -76,8 +76,8 @@ class Up:
     def processes(self) -> list[psutil.Process]:
         return [psutil.Process(pid) for pid in family(self.popen.pid)]
 
-    def interrupt(self, timeout: float = 90) -> int:
-        self.popen.send_signal(signal.SIGINT)
+    def interrupt(self, signum: int = signal.SIGINT, timeout: float = 90) -> int:
+        self.popen.send_signal(signum)
         return self.popen.wait(timeout)
 
     def kill_all(self) -> None:
@@ -237,7 +237,8 @@ def test_an_existing_comfyui_runs_the_jobs_with_no_emulator_of_its_own(tmp_path)
         assert not [p for p in started if "gpuorch_dev.emulator" in " ".join(p.cmdline())]
         stats = requests.get(f"{comfyui.url}/emulator/stats", timeout=10).json()
         assert list(stats["prompts"]) == [job_id]  # the job, and no warm-up prompt: --warmup-workflow '' reached it
-        assert running.interrupt() == 0
+        assert running.interrupt(signal.SIGTERM) == 0  # as a service manager stops it
+        assert running.lines[-1] == STOPPED_LINE
         assert still_alive(started) == []
     finally:
         if running.popen.poll() is None:
