@@ -108,7 +108,8 @@ def main() -> int:
     parser.add_argument("--round-size", type=int, default=50, help="Calls per alternating round.")
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--quick", action="store_true",
-                        help="2 clients, 20 requests in rounds of 10: checks the bench runs (make test), measures nothing")
+                        help="2 clients, 20 requests in rounds of 10: checks the bench runs (make test), "
+                             "measures nothing")
     args = parser.parse_args()
     if args.quick:
         args.clients, args.requests, args.round_size = 2, 20, 10

@@ -74,8 +74,9 @@ class LocalDeployment:
     def addresses(self) -> list[str]:
         """Where everything is, one `label: value` line each."""
         settings = self.settings
-        metrics = (f"{self.api_url}/metrics (operator key), http://127.0.0.1:{settings.control_metrics_port}/metrics "
-                   f"(control worker), http://127.0.0.1:{settings.gpu_metrics_port}/metrics (GPU worker, while it runs)")
+        metrics = (f"{self.api_url}/metrics (operator key), "
+                   f"http://127.0.0.1:{settings.control_metrics_port}/metrics (control worker), "
+                   f"http://127.0.0.1:{settings.gpu_metrics_port}/metrics (GPU worker, while it runs)")
         lines = [
             f"API: {self.api_url} (the OpenAPI page: {self.api_url}/docs)",
             f"User key (owner {settings.submit_owner}): {settings.api_key}",
