@@ -1,4 +1,5 @@
-# make demo: run both workflows on the local stack.  make test: the whole test suite.
+# make demo: run both workflows on the local stack.  make up: keep it running to try by hand.
+# make test: the whole test suite.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Debian's browser, for the Flower dashboard test (tests/integration/browser.py); playwright drives it.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo test test-unit test-integration bench clean
+.PHONY: install demo up test test-unit test-integration bench clean
 
 $(STAMP): setup.cfg pyproject.toml devtools/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,10 @@ $(CHROMIUM):
 
 demo: $(STAMP)
 	$(BIN)/gpuorch-dev demo
+
+# Its options in ARGS: make up ARGS='--comfyui-url http://gpu-box:8188'
+up: $(STAMP)
+	$(BIN)/gpuorch-dev up $(ARGS)
 
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/pytest

@@ -6,6 +6,7 @@ check a submission asks for, to show what that check is worth), and set beside t
 (lifecycle/simulation/optimum.py); one table per trace, then the targets checked on the bursty trace.
 Last line: `bursty cost <usd> replaced <usd> optimum <usd> p95 wait <s> replaced p95 <s>`
 (target: cost at least 30% under the replaced rule's at no worse p95 wait, and within 1.3x the optimum).
+`--quick` replays the bursty trace alone (tests/bench/test_benches.py runs it so the bench keeps working).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def main() -> int:
                         help="seconds the worker then spends loading the models")
     parser.add_argument("--hourly-price", type=float, default=SimulationParams.hourly_price,
                         help="USD per hour of the instance (on demand, or a spot price)")
+    parser.add_argument("--quick", action="store_true",
+                        help="the bursty trace only, whose figures the last line gives (make test runs this)")
     args = parser.parse_args()
     params = SimulationParams(boot_s=args.boot_s, warmup_s=args.warmup_s, hourly_price=args.hourly_price)
 
@@ -53,7 +56,7 @@ def main() -> int:
           f"cold start {params.cold_start_s:.0f} s; ${params.hourly_price:.2f}/h; checks every "
           f"{params.check_interval_s:.0f} s and on each submission")
     by_trace = {}
-    for name in REFERENCE_TRACES:
+    for name in ("bursty",) if args.quick else REFERENCE_TRACES:
         results, best = compare(name, params)
         by_trace[name] = (results, best)
         print(f"\n{name} ({results[0].jobs} jobs)")

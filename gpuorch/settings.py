@@ -137,7 +137,13 @@ class Settings:
     )
     instance_id: str = env(
         "GPUORCH_INSTANCE_ID", "",
-        "The GPU worker's EC2 instance id; empty: asked of the instance metadata service at start.",
+        "The GPU worker's EC2 instance id; empty: asked of the instance metadata service at start (on EC2 only, "
+        "see GPUORCH_INSTANCE_METADATA_URL).",
+    )
+    instance_metadata_url: str = env(
+        "GPUORCH_INSTANCE_METADATA_URL", "",
+        "EC2's instance metadata service (IMDSv2), asked for the instance id; empty: http://169.254.169.254, asked "
+        "only on an EC2 instance (its DMI says so), never elsewhere. A URL: that endpoint, asked anywhere.",
     )
     result_table: str = env(
         "GPUORCH_RESULT_TABLE", "celery_results", "DynamoDB table of Celery's result backend."
@@ -372,6 +378,8 @@ class Settings:
             raise SettingsError("GPUORCH_RATE_LIMIT_BURST must be at least 1")
         if self.max_backlog < 0:
             raise SettingsError("GPUORCH_MAX_BACKLOG must be 0 (no limit) or positive")
+        if self.instance_metadata_url and not self.instance_metadata_url.startswith(("http://", "https://")):
+            raise SettingsError("GPUORCH_INSTANCE_METADATA_URL must be empty (EC2's, on EC2 only) or an http(s) URL")
 
     @property
     def models(self) -> ModelFiles:

@@ -35,9 +35,11 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session", autouse=True)
 def aws_credentials(tmp_path_factory):
-    """Fake credentials, so nothing in the suite can reach a real AWS account."""
+    """Fake credentials, so nothing in the suite can reach a real AWS account; and botocore never asks the instance
+    metadata service (for credentials or a region), in this process or in any it starts."""
     mp = pytest.MonkeyPatch()
     for var, value in {
+        "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",

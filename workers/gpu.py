@@ -22,8 +22,8 @@ from gpuorch.logs import configure_logging
 from gpuorch.celery.monitoring.worker import broadcast_flags
 from gpuorch.services import Services
 from gpuorch.settings import Settings
-from lifecycle.live.heartbeats import HeartbeatStore, IdentityError, instance_identity
-from lifecycle.live.heartbeats import HEARTBEAT_TTL_S
+from lifecycle.live.heartbeats import HEARTBEAT_TTL_S, HeartbeatStore
+from lifecycle.live.identity import IdentityError, instance_identity
 from workers.checks import queue_visibility_timeout, template_problems, visibility_problems
 from gpuorch.metrics.exposition import (enable_multiprocess, exposition_registry, mark_process_dead, metrics_folder,
                                         serve)
@@ -115,16 +115,17 @@ def warmup_problems(services: Services) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format, job_tasks=names.GPU_TASKS)
+    try:
+        # The heartbeat names the instance, so the lifecycle never stops it under a running job. First, before
+        # any connection: off EC2 without an id, the refusal is the only thing the worker does.
+        instance_id = instance_identity(settings.instance_id, settings.instance_metadata_url)
+    except IdentityError as exc:
+        return 2 if refused([str(exc)]) else 0
     serve_metrics = prepare_metrics(settings)
     services = Services(settings)
     visibility = queue_visibility_timeout(services.aws.sqs, services.aws.queue_url(settings.gpu_queue))
     if refused(visibility_problems(visibility, settings.task_time_limit)):
         return 2
-    try:
-        # The heartbeat names the instance, so the lifecycle never stops it under a running job.
-        instance_id = instance_identity(settings.instance_id)
-    except IdentityError as exc:
-        return 2 if refused([str(exc)]) else 0
     configure_logging(settings.log_level, settings.log_format, instance_id,  # every line names the instance
                       job_tasks=names.GPU_TASKS)
     stats = wait_for_comfyui(settings.comfyui_url, settings.comfyui_ready_timeout)

@@ -1,15 +1,13 @@
-"""What GPU workers report: their heartbeats in the control table, and the worker's own EC2 instance id."""
+"""What GPU workers report: their heartbeats in the control table."""
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Iterable, Mapping
+from typing import Iterable
 
-import requests
 from botocore.exceptions import ClientError
 
 from gpuorch.clock import Clock, timestamp, utc_now
@@ -21,11 +19,6 @@ HEARTBEAT_PK = "heartbeat"
 # A heartbeat item outlives the staleness limit (3 missed beats) by far, then expires.
 HEARTBEAT_TTL_S = 3600
 CONDITION_FAILED = "ConditionalCheckFailedException"
-IMDS_ENDPOINT = "http://169.254.169.254"
-IMDS_TOKEN_TTL_S = 60
-INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
-# (method, url, headers, timeout in seconds) -> response body; raises OSError (requests' errors are) on failure.
-HttpRequest = Callable[[str, str, Mapping[str, str], float], str]
 
 
 @dataclass(frozen=True)
@@ -138,42 +131,3 @@ class HeartbeatStore:
 def last_activity(reports: Iterable[WorkerReport]) -> dict[str, datetime]:
     """Each instance's reported last busy moment, as `Snapshot.last_activity_at` takes it."""
     return {r.heartbeat.instance_id: r.last_busy_at for r in reports if r.last_busy_at is not None}
-
-
-class IdentityError(RuntimeError):
-    """The worker cannot tell which EC2 instance it runs on."""
-
-
-def http_request(method: str, url: str, headers: Mapping[str, str], timeout: float) -> str:
-    """One plain HTTP call (no proxy: the metadata address is link-local), its body on a 2xx answer."""
-    session = requests.Session()
-    session.trust_env = False
-    with session:
-        answer = session.request(method, url, headers=dict(headers), timeout=timeout, allow_redirects=False)
-        answer.raise_for_status()
-        return answer.text
-
-
-def instance_identity(configured: str, *, request: HttpRequest = http_request,
-                      endpoint: str = IMDS_ENDPOINT, timeout: float = 1.0) -> str:
-    """The configured instance id, else the one EC2's instance metadata service (IMDSv2) gives.
-
-    IMDSv2: PUT a session token, then GET the instance id with it. Short timeouts, because off EC2
-    the link-local address does not answer at all.
-    """
-    if configured.strip():
-        return configured.strip()
-    base = endpoint.rstrip("/")
-    try:
-        token = request("PUT", f"{base}/latest/api/token",
-                        {"X-aws-ec2-metadata-token-ttl-seconds": str(IMDS_TOKEN_TTL_S)}, timeout)
-        found = request("GET", f"{base}/latest/meta-data/instance-id",
-                        {"X-aws-ec2-metadata-token": token.strip()}, timeout).strip()
-    except OSError as exc:
-        raise IdentityError(
-            f"no instance id: GPUORCH_INSTANCE_ID is empty and the instance metadata service at {base} "
-            f"did not answer ({exc}); set GPUORCH_INSTANCE_ID when not on EC2"
-        ) from exc
-    if not INSTANCE_ID.match(found):
-        raise IdentityError(f"the instance metadata service at {base} answered {found[:40]!r}, not an instance id")
-    return found

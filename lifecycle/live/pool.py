@@ -15,13 +15,12 @@ import time
 from dataclasses import dataclass
 from datetime import timezone
 from typing import Callable
-from urllib.parse import urlparse
 
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_attempt, wait_exponential
 
-from lifecycle.model import G6E_2XLARGE, INSTANCE_STATES, Instance
+from lifecycle.model import INSTANCE_STATES, Instance
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +33,6 @@ SPOT = "spot"
 # with this, e.g. `AwsClients(settings, config=EC2_CLIENT_CONFIG).ec2`.
 EC2_CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
 LIVE_STATES = tuple(s for s in INSTANCE_STATES if s != "terminated")
-# A Linux AMI that moto's EC2 knows; any id works there, since moto does not validate AMIs by default.
-LOCAL_IMAGE_ID = "ami-1e749f67"
 
 THROTTLING_CODES = frozenset({
     "RequestLimitExceeded", "Throttling", "ThrottlingException", "RequestThrottled",
@@ -325,27 +322,3 @@ class InstancePool:
         self._call("create_tags", Resources=[instance_id], Tags=[{"Key": POOL_TAG, "Value": self.pool}])
         log.info("tag %s: adopted into pool %s", instance_id, self.pool)
         return f"tagged into pool {self.pool}"
-
-    def create_local_instance(self, *, image_id: str = LOCAL_IMAGE_ID, instance_type: str = G6E_2XLARGE) -> str:
-        """For the local stack only: create a tagged, stopped instance on the moto server; returns its id.
-
-        Refused against an AWS endpoint, where it would launch (and bill) a real GPU instance.
-        """
-        host = urlparse(self._ec2.meta.endpoint_url).hostname or ""
-        if host.endswith("amazonaws.com") or host.endswith("amazonaws.com.cn"):
-            raise InstanceError("create_local_instance only runs against a local moto server, not AWS")
-        answer = self._call(
-            "run_instances",
-            ImageId=image_id,
-            InstanceType=instance_type,
-            MinCount=1,
-            MaxCount=1,
-            TagSpecifications=[{
-                "ResourceType": "instance",
-                "Tags": [{"Key": POOL_TAG, "Value": self.pool}, {"Key": "Name", "Value": f"gpuorch-{self.pool}"}],
-            }],
-        )
-        instance_id = answer["Instances"][0]["InstanceId"]
-        self._call("stop_instances", InstanceIds=[instance_id])
-        log.info("created local instance %s (%s) in pool %s, stopped", instance_id, instance_type, self.pool)
-        return instance_id

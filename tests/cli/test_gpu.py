@@ -2,12 +2,13 @@
 
 import json
 
+from gpuorch_dev.local.instances import create_local_instance
 from lifecycle.live.pool import InstancePool
 
 
 def test_status_start_and_stop(gpuorch, provisioned, settings):
     pool = InstancePool(provisioned.aws.ec2, settings.gpu_pool)
-    instance_id = pool.create_local_instance()
+    instance_id = create_local_instance(provisioned.aws.ec2, settings.gpu_pool)
 
     listed = gpuorch("gpu", "status", "--json")
     assert listed.exit_code == 0, listed.output

@@ -237,7 +237,6 @@ CALLS: dict[str, list[Call]] = {
 
 # boto3 operations the code names that no deployed process calls against AWS.
 NOT_CALLED_ON_AWS = {
-    "run_instances": "InstancePool.create_local_instance: local moto server only, refused against AWS",
     "create_tags": "InstancePool.tag: no process calls it; the operator tags the GPU instance (DEPLOYMENT.md)",
     "describe_instances": "also devtools/gpuorch_dev/local/agent.py, the local host agent (not deployed)",
 }

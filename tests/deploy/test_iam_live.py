@@ -28,14 +28,14 @@ import requests
 from gpuorch.aws.clients import AwsClients
 from gpuorch_dev.local.procfile import load_procfile
 from gpuorch_dev.local.stack import LocalStack, free_port
+from gpuorch_dev.local.instances import create_local_instance
 from gpuorch.settings import Settings, settings_env
-from lifecycle.live.pool import InstancePool
 from tests.conftest import wait_for
 from tests.deploy import iam
 from tests.deploy.calls import ROLE_DOCUMENTS
 from tests.deploy.recording import Schema, read_recording
 from tests.deploy.policies import rendered
-from gpuorch_dev.local.demo import SAMPLE_IMAGE
+from gpuorch_dev.local.paths import SAMPLE_IMAGE
 from tests.paths import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -150,7 +150,7 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
 
         setup = AwsClients(settings)
         setup.s3.upload_file(str(SAMPLE), settings.bucket, "inputs/house.png")
-        instance_id = InstancePool(setup.ec2, settings.gpu_pool).create_local_instance()
+        instance_id = create_local_instance(setup.ec2, settings.gpu_pool)
         settings = dataclasses.replace(settings, instance_id=instance_id)
 
         comfyui_url = stack.start_emulator(tmp / "comfyui", settings.models.by_folder(), 0.02)

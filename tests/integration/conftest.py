@@ -18,7 +18,7 @@ from gpuorch.services import Services
 from gpuorch.settings import Settings, settings_env
 from tests.conftest import unique_settings as shared_unique_settings
 from tests.conftest import wait_for  # noqa: F401 - the integration tests import it from here
-from gpuorch_dev.local.demo import SAMPLE_IMAGE
+from gpuorch_dev.local.paths import SAMPLE_IMAGE
 
 SAMPLE = SAMPLE_IMAGE
 

@@ -10,8 +10,9 @@ import requests
 
 from gpuorch.provision import Provisioner
 from gpuorch.celery.app import create_celery_app
-from gpuorch_dev.local.agent import GpuHostAgent, local_gpu_host
+from gpuorch_dev.local.agent import EmulatedComfyUi, GpuHostAgent, local_gpu_host
 from gpuorch_dev.local.stack import LocalStack, free_port
+from gpuorch_dev.local.instances import create_local_instance
 from gpuorch.services import Services
 from gpuorch.settings import Settings, settings_env
 from lifecycle.live.pool import InstancePool
@@ -61,7 +62,7 @@ def gpu_lifecycle(moto_endpoint, tmp_path):
         Provisioner(services.aws, settings).run()
         services.aws.s3.upload_file(str(SAMPLE), settings.bucket, "inputs/house.png")
         pool = InstancePool(services.aws.ec2, settings.gpu_pool)
-        ids = [pool.create_local_instance() for _ in range(instances)]
+        ids = [create_local_instance(services.aws.ec2, settings.gpu_pool) for _ in range(instances)]
         processes = LocalStack(run_dir=tmp_path / f"lifecycle{len(started)}", env=settings_env(settings))
         api_port = free_port()
         [api, _control, _beat] = processes.start_procfile(
@@ -71,9 +72,8 @@ def gpu_lifecycle(moto_endpoint, tmp_path):
         hosts = {}
         if agents:
             for instance_id in ids:
-                host = local_gpu_host(processes, instance_id=instance_id, comfyui_port=comfyui_port,
-                                      data_dir=tmp_path / "comfyui", model_files=settings.models.by_folder(),
-                                      step_seconds=step_seconds)
+                host = local_gpu_host(processes, instance_id=instance_id, emulator=EmulatedComfyUi(
+                    comfyui_port, tmp_path / "comfyui", settings.models.by_folder(), step_seconds))
                 hosts[instance_id] = GpuHostAgent(services.aws.ec2, instance_id, host, boot_delay_s=1.0)
                 hosts[instance_id].start()
         started.append(GpuLifecycle(settings, services, processes, pool, hosts, api_url,

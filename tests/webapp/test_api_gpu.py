@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from gpuorch_dev.local.instances import create_local_instance
 from lifecycle.live.pool import InstancePool
 
 
 def test_the_pool_its_start_and_stop(operator, provisioned, settings):
     pool = InstancePool(provisioned.aws.ec2, settings.gpu_pool)
-    instance_id = pool.create_local_instance()
+    instance_id = create_local_instance(provisioned.aws.ec2, settings.gpu_pool)
 
     listed = operator.get("/api/v1/gpu")
     assert listed.status_code == 200
@@ -30,7 +31,7 @@ def test_the_pool_its_start_and_stop(operator, provisioned, settings):
 
 
 def test_an_instance_outside_the_pool_is_404(operator, provisioned, settings):
-    other = InstancePool(provisioned.aws.ec2, f"{settings.gpu_pool}-other").create_local_instance()
+    other = create_local_instance(provisioned.aws.ec2, f"{settings.gpu_pool}-other")
 
     for instance_id in ("i-0123456789abcdef0", other):
         for action in ("start", "stop"):

@@ -5,13 +5,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
-from pathlib import Path
-
 from gpuorch_dev.local.stack import LocalStack, Process
+from gpuorch_dev.local.supervise import SupervisedProcess, Unit
 
 log = logging.getLogger(__name__)
+
+# The RestartSec of the units on the GPU instance (configs/deploy/systemd/comfyui.service and
+# gpuorch-gpu-worker.service; tests/devtools/test_supervise.py keeps them equal).
+COMFYUI_RESTART_S = 5.0
+GPU_WORKER_RESTART_S = 30.0
 
 
 def host_should_run(state: str, running_since: float | None, now: float, boot_delay_s: float) -> bool:
@@ -22,19 +28,24 @@ def host_should_run(state: str, running_since: float | None, now: float, boot_de
 class GpuHostAgent(threading.Thread):
     """Watches one EC2 instance and plays its boot and shutdown with local processes.
 
-    On AWS the instance's own systemd starts ComfyUI and the GPU worker at boot and stops them at
-    shutdown; on the local stack this agent does it, after `boot_delay_s` to stand for the boot.
+    On AWS the instance's own systemd starts ComfyUI and the GPU worker at boot, restarts either when it fails,
+    and stops them at shutdown; on the local stack this agent does it, after `boot_delay_s` to stand for the boot.
     """
 
-    def __init__(self, ec2, instance_id: str, start_host: Callable[[], list[Process]], *,
+    def __init__(self, ec2, instance_id: str, units: list[Unit], *,
                  boot_delay_s: float, poll_s: float = 0.25, clock: Callable[[], float] = time.monotonic):
         super().__init__(name=f"gpu-host-{instance_id}", daemon=True)
-        self.ec2, self.instance_id, self.start_host = ec2, instance_id, start_host
+        self.ec2, self.instance_id, self.units = ec2, instance_id, units
         self.boot_delay_s, self.poll_s, self.clock = boot_delay_s, poll_s, clock
-        self.processes: list[Process] = []
+        self.supervised: list[SupervisedProcess] = []
         self.running_since: float | None = None
         self.boots = 0
         self.halt = threading.Event()
+
+    @property
+    def processes(self) -> list[Process]:
+        """The host's current processes (each unit's latest start), while the instance runs."""
+        return [supervised.process for supervised in self.supervised]
 
     def state(self) -> str:
         reservations = self.ec2.describe_instances(InstanceIds=[self.instance_id])["Reservations"]
@@ -47,24 +58,29 @@ class GpuHostAgent(threading.Thread):
         else:
             self.running_since = None
         should_run = host_should_run(state, self.running_since, now, self.boot_delay_s)
-        if should_run and not self.processes:
+        if should_run and not self.supervised:
             self.boots += 1
-            log.info("GPU instance %s booted: starting ComfyUI and the GPU worker", self.instance_id)
-            self.processes = self.start_host()
-        elif not should_run and self.processes and state != "running":
+            log.info("GPU instance %s booted: starting %s", self.instance_id, ", ".join(u.name for u in self.units))
+            # In order, as systemd's After= orders them: ComfyUI answers before the GPU worker starts.
+            for unit in self.units:
+                self.supervised.append(SupervisedProcess(unit, self.clock))
+        elif should_run:
+            for supervised in self.supervised:
+                supervised.check()
+        elif self.supervised and state != "running":
             log.info("GPU instance %s is %s: stopping its processes", self.instance_id, state)
             self.stop_host()
 
     def stop_host(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
-        self.processes = []
+        for supervised in reversed(self.supervised):
+            supervised.stop()
+        self.supervised = []
 
     def run(self) -> None:
         while not self.halt.is_set():
             try:
                 self.step()
-            except Exception:  # noqa: BLE001 - a failed look at EC2 is retried at the next poll
+            except Exception:  # noqa: BLE001 - a failed look at EC2 (or a failed boot) is tried again at the next poll
                 log.exception("GPU host agent: could not check the instance")
             self.halt.wait(self.poll_s)
 
@@ -74,13 +90,30 @@ class GpuHostAgent(threading.Thread):
         self.stop_host()
 
 
-def local_gpu_host(stack: LocalStack, *, instance_id: str, comfyui_port: int, data_dir: Path,
-                   model_files: dict[str, list[str]], step_seconds: float) -> Callable[[], list[Process]]:
-    """What the GPU instance runs at boot, locally: the ComfyUI emulator, then the Procfile's gpu_worker."""
+@dataclass(frozen=True)
+class EmulatedComfyUi:
+    """The ComfyUI emulator a local GPU host runs: its port, data folder, model files and time per sampler step."""
 
-    def start() -> list[Process]:
-        _url, comfyui = stack.start_emulator_process(data_dir, model_files, step_seconds, port=comfyui_port)
+    port: int
+    data_dir: Path
+    model_files: dict[str, list[str]]
+    step_seconds: float
+
+
+def local_gpu_host(stack: LocalStack, *, instance_id: str, emulator: EmulatedComfyUi | None) -> list[Unit]:
+    """What the GPU instance's systemd starts at boot, locally: ComfyUI (the emulator; none when an existing
+    ComfyUI serves, at the settings' GPUORCH_COMFYUI_URL), then the Procfile's gpu_worker."""
+
+    def start_worker() -> Process:
         [worker] = stack.start_procfile(["gpu_worker"], {"GPUORCH_INSTANCE_ID": instance_id})
-        return [comfyui, worker]
+        return worker
 
-    return start
+    units = [Unit("gpu_worker", start_worker, GPU_WORKER_RESTART_S)]
+    if emulator is None:
+        return units
+
+    def start_emulator() -> Process:
+        return stack.start_emulator_process(emulator.data_dir, emulator.model_files, emulator.step_seconds,
+                                            port=emulator.port)[1]
+
+    return [Unit("comfyui-emulator", start_emulator, COMFYUI_RESTART_S), *units]

@@ -9,3 +9,5 @@ CHECKOUT = Path(__file__).resolve().parents[3]
 PROCFILE = CHECKOUT / "Procfile"
 # Each run's logs and data, under a folder named after its start.
 RUNS = CHECKOUT / ".local-stack"
+# The picture the local stack's sample jobs edit (package data of the dev tools).
+SAMPLE_IMAGE = Path(__file__).resolve().parent / "sample-house.png"

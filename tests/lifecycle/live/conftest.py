@@ -10,7 +10,8 @@ from botocore.exceptions import ClientError
 
 from gpuorch.aws.clients import AwsClients
 from gpuorch.settings import Settings
-from lifecycle.live.pool import EC2_CLIENT_CONFIG, InstancePool
+from gpuorch_dev.local.instances import create_local_instance
+from lifecycle.live.pool import EC2_CLIENT_CONFIG
 
 
 class Clock:
@@ -79,7 +80,7 @@ def pool_name() -> str:
 
 @pytest.fixture
 def stopped_instance(ec2, pool_name) -> str:
-    return InstancePool(ec2, pool_name).create_local_instance()
+    return create_local_instance(ec2, pool_name)
 
 
 @pytest.fixture

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import timezone
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from gpuorch_dev.local.instances import create_local_instance
 from lifecycle.live.pool import (
-    ALREADY_RUNNING, ALREADY_STOPPED, ALREADY_STOPPING, CALL, GONE, PENDING, POOL_TAG, STARTED, STOPPING, WAIT,
+    ALREADY_RUNNING, ALREADY_STOPPED, ALREADY_STOPPING, CALL, GONE, PENDING, STARTED, STOPPING, WAIT,
     CapacityError, Ec2Unavailable, InstanceError, InstancePool, PoolInstance, UnknownInstance, is_retryable,
     plan_start, plan_stop, start_candidates,
 )
@@ -79,11 +79,11 @@ def state_of(ec2, instance_id) -> tuple[str, str]:
 
 def test_describe_lists_the_pools_live_instances(ec2, pool_name):
     pool = InstancePool(ec2, pool_name)
-    first = pool.create_local_instance()
-    second = pool.create_local_instance(instance_type="g6e.4xlarge")
-    gone = pool.create_local_instance()
+    first = create_local_instance(ec2, pool_name)
+    second = create_local_instance(ec2, pool_name, instance_type="g6e.4xlarge")
+    gone = create_local_instance(ec2, pool_name)
     ec2.terminate_instances(InstanceIds=[gone])
-    InstancePool(ec2, "someone-else").create_local_instance()
+    create_local_instance(ec2, "someone-else")
     pool.start(second)
 
     described = pool.describe()
@@ -156,7 +156,7 @@ def test_a_vanishing_instance_is_unknown(ec2, pool_name, stopped_instance, state
 
 
 def test_instances_outside_the_pool_are_unknown(ec2, pool_name):
-    other = InstancePool(ec2, "another-pool").create_local_instance()
+    other = create_local_instance(ec2, "another-pool")
     pool = InstancePool(ec2, pool_name)
     for instance_id in (other, "i-0123456789abcdef0", "not-an-id"):
         with pytest.raises(UnknownInstance):
@@ -284,18 +284,6 @@ def test_tag_adopts_an_instance_once(ec2, pool_name):
         InstancePool(ec2, "another-pool").tag(instance_id)
     with pytest.raises(UnknownInstance):
         pool.tag("i-0123456789abcdef0")
-
-
-def test_create_local_instance_is_tagged_and_stopped(ec2, pool_name, stopped_instance):
-    item = ec2.describe_instances(InstanceIds=[stopped_instance])["Reservations"][0]["Instances"][0]
-    assert item["State"]["Name"] == "stopped" and item["InstanceType"] == "g6e.2xlarge"
-    assert {"Key": POOL_TAG, "Value": pool_name} in item["Tags"]
-
-
-def test_create_local_instance_refuses_aws():
-    real = boto3.client("ec2", region_name="us-east-1")
-    with pytest.raises(InstanceError, match="moto"):
-        InstancePool(real, "gpu").create_local_instance()
 
 
 def test_pool_instances_are_lifecycle_instances():

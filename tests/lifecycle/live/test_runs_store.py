@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from lifecycle import billing
+from gpuorch_dev.local.instances import create_local_instance
 from lifecycle.live.pool import InstancePool, PoolInstance
 from lifecycle.model import Instance
 from lifecycle.live.runs import HEAD_PK, RunLog, RunRecord
@@ -137,7 +138,7 @@ def test_prices(dynamodb, control_table):
 def test_the_pool_feeds_the_run_log(ec2, pool_name, dynamodb, control_table):
     """End to end on the moto server: what InstancePool describes is what RunLog reconciles."""
     pool = InstancePool(ec2, pool_name)
-    instance_id = pool.create_local_instance()
+    instance_id = create_local_instance(ec2, pool_name)
     clock = Clock(datetime.now(timezone.utc))
     log = RunLog(dynamodb, control_table, prices=PRICES, clock=clock)
     assert log.reconcile(pool.describe()) == []

@@ -1,0 +1,86 @@
+"""Restart=on-failure for the local GPU host's processes, as systemd does for the units on the GPU instance.
+
+On AWS, comfyui.service and gpuorch-gpu-worker.service restart a process that failed (a non-zero exit, or a
+signal other than the clean ones) after their RestartSec, and leave one that exited cleanly alone. The local GPU
+host keeps its processes the same way, so a crash behaves locally as it does in production.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from gpuorch_dev.local.stack import Process, StackError
+
+log = logging.getLogger(__name__)
+
+# systemd's clean exits besides 0: death by these signals is a requested stop, not a failure (systemd.service).
+CLEAN_SIGNALS = frozenset({signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE})
+
+# What SupervisedProcess.check() found.
+RUNNING = "running"
+STOPPED = "stopped"  # exited cleanly: not restarted
+WAITING = "waiting"  # failed: restarted once its restart delay has passed
+RESTARTED = "restarted"
+
+
+def exited_cleanly(returncode: int) -> bool:
+    """Exit status 0, or death by a clean signal (Popen's returncode is minus the signal's number)."""
+    return returncode == 0 or (returncode < 0 and -returncode in CLEAN_SIGNALS)
+
+
+def after_exit(returncode: int | None, exited_at: float | None, now: float, restart_s: float) -> str:
+    """Pure: what becomes of a process that has `returncode` (None: still running), seen exited at `exited_at`."""
+    if returncode is None:
+        return RUNNING
+    if exited_cleanly(returncode):
+        return STOPPED
+    return RESTARTED if exited_at is not None and now - exited_at >= restart_s else WAITING
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One process of the host, as a systemd unit describes it: how it starts, and its RestartSec."""
+
+    name: str
+    start: Callable[[], Process]
+    restart_s: float
+
+
+class SupervisedProcess:
+    """A unit's process, started at once and restarted on failure whenever `check()` finds its delay passed."""
+
+    def __init__(self, unit: Unit, clock: Callable[[], float] = time.monotonic):
+        self.unit = unit
+        self.clock = clock
+        self.process = unit.start()
+        self.starts = 1
+        self.exited_at: float | None = None
+
+    def check(self) -> str:
+        returncode = self.process.popen.poll()
+        now = self.clock()
+        if returncode is not None and self.exited_at is None:
+            self.exited_at = now
+            if not exited_cleanly(returncode):
+                log.warning("%s exited with %d; restarting it in %.0f s (Restart=on-failure)\n%s", self.unit.name,
+                            returncode, self.unit.restart_s, self.process.tail(10))
+        outcome = after_exit(returncode, self.exited_at, now, self.unit.restart_s)
+        if outcome == RESTARTED:
+            self.starts += 1
+            try:
+                self.process = self.unit.start()
+            except StackError as exc:
+                # A start that failed counts as a failed run: the next try waits the restart delay again.
+                log.error("%s did not start again (start %d): %s", self.unit.name, self.starts, exc)
+                self.exited_at = now
+                return WAITING
+            self.exited_at = None
+            log.info("%s started again (start %d)", self.unit.name, self.starts)
+        return outcome
+
+    def stop(self) -> None:
+        self.process.stop()
