@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from gpuorch.aws.sqs import queue_depth
 from lifecycle.decision import decide
 from lifecycle.live.heartbeats import HeartbeatStore
 from lifecycle.live.pool import STARTED, STOPPING, CapacityError, InstancePool
@@ -99,17 +100,14 @@ class LifecycleCheck:
     def snapshot(self, instances: tuple | None = None) -> Snapshot:
         now = self.clock()
         instances = self.pool.describe() if instances is None else instances
-        counts = self.sqs.get_queue_attributes(
-            QueueUrl=self.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
+        depth = queue_depth(self.sqs, self.queue_url)
         beats = self.heartbeats.all()
         types = {i.instance_type for i in instances}
         return Snapshot(
             now=now,
             instances=instances,
-            queue_visible=int(counts["ApproximateNumberOfMessages"]),
-            queue_in_flight=int(counts["ApproximateNumberOfMessagesNotVisible"]),
+            queue_visible=depth.visible,
+            queue_in_flight=depth.in_flight,
             heartbeats=tuple(beat.heartbeat for beat in beats),
             last_activity_at={beat.heartbeat.instance_id: beat.last_busy_at for beat in beats if beat.last_busy_at},
             month_spend_usd=self.runs.month_spend(now),
