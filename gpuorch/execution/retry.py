@@ -5,23 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
 from tenacity import (
     before_sleep_log, retry, retry_if_exception, retry_if_exception_type, stop_after_attempt, wait_exponential,
 )
 
+from gpuorch.aws.failures import is_transient
 from gpuorch.comfyui.errors import ComfyUnavailable
 from gpuorch.inputs import InputUnavailable
 
 log = logging.getLogger(__name__)
-
-# AWS error codes that say "not now" rather than "never" (throttling is spelled several ways).
-TRANSIENT_AWS_CODES = frozenset({
-    "SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
-    "RequestLimitExceeded", "TooManyRequestsException", "ProvisionedThroughputExceededException",
-    "RequestTimeout", "InternalError", "InternalServerError", "InternalFailure", "ServiceUnavailable",
-})
 
 
 def comfy_retry(attempts: int, *, max_wait: float = 20.0, on_retry: Callable[[], None] | None = None):
@@ -44,17 +36,8 @@ def comfy_retry(attempts: int, *, max_wait: float = 20.0, on_retry: Callable[[],
 
 
 def aws_transient(exc: BaseException) -> bool:
-    """Whether an AWS failure may pass if tried again: unreachable, timed out, throttled or a server error.
-
-    A refused condition, a missing table or bad parameters would fail the same way again.
-    """
-    if isinstance(exc, (BotoConnectionError, HTTPClientError, InputUnavailable)):
-        return True
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        return error.get("Code") in TRANSIENT_AWS_CODES or status >= 500 or status == 429
-    return False
+    """Whether an AWS failure (an input read from S3 included) may pass if tried again (gpuorch.aws.failures)."""
+    return isinstance(exc, InputUnavailable) or is_transient(exc)
 
 
 def aws_retry(attempts: int, *, max_wait: float = 10.0):

@@ -21,6 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_attempt, wait_exponential
 
+from gpuorch.aws.failures import error_code, is_transient
 from lifecycle.model import G6E_2XLARGE, INSTANCE_STATES, Instance
 
 log = logging.getLogger(__name__)
@@ -37,11 +38,6 @@ LIVE_STATES = tuple(s for s in INSTANCE_STATES if s != "terminated")
 # A Linux AMI that moto's EC2 knows; any id works there, since moto does not validate AMIs by default.
 LOCAL_IMAGE_ID = "ami-1e749f67"
 
-THROTTLING_CODES = frozenset({
-    "RequestLimitExceeded", "Throttling", "ThrottlingException", "RequestThrottled",
-    "RequestThrottledException", "TooManyRequestsException",
-})
-SERVER_ERROR_CODES = frozenset({"InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable"})
 CAPACITY_CODE = "InsufficientInstanceCapacity"
 NOT_FOUND_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
 WRONG_STATE_CODE = "IncorrectInstanceState"
@@ -103,23 +99,13 @@ class Ec2Unavailable(InstanceError):
     """EC2 throttled or failed every attempt; retrying later may succeed."""
 
 
-def error_code(exc: BaseException) -> str | None:
-    return exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
-
-
 def is_retryable(exc: BaseException) -> bool:
-    """Throttling and server errors only: anything else would fail the same way again.
+    """A transient AWS failure (throttled, a server error, unreachable: gpuorch.aws.failures), but no capacity.
 
     EC2 answers InsufficientInstanceCapacity with HTTP 500, but retrying at once rarely finds capacity:
     it is the caller's to handle (a fallback type, or a later check).
     """
-    if not isinstance(exc, ClientError):
-        return False
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-    code = error_code(exc)
-    if code == CAPACITY_CODE:
-        return False
-    return code in THROTTLING_CODES or code in SERVER_ERROR_CODES or status >= 500
+    return is_transient(exc) and error_code(exc) != CAPACITY_CODE
 
 
 def plan_start(state: str) -> str:
@@ -197,7 +183,7 @@ class InstancePool:
         method = getattr(self._ec2, operation)
         try:
             return self._retrying.copy()(method, **kwargs)
-        except ClientError as exc:
+        except Exception as exc:
             if is_retryable(exc):
                 raise Ec2Unavailable(f"ec2 {operation}: {exc}") from exc
             raise

@@ -6,7 +6,7 @@ from datetime import timezone
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from lifecycle.live.pool import (
     ALREADY_RUNNING, ALREADY_STOPPED, ALREADY_STOPPING, CALL, GONE, PENDING, POOL_TAG, STARTED, STOPPING, WAIT,
@@ -53,6 +53,10 @@ def test_only_throttling_and_server_errors_are_retried(code, status, retryable):
 
 def test_other_exceptions_are_not_retried():
     assert not is_retryable(ValueError("x"))
+
+
+def test_an_unreachable_ec2_is_retried_like_a_throttled_one():
+    assert is_retryable(EndpointConnectionError(endpoint_url="http://ec2"))
 
 
 @pytest.mark.parametrize("current, preferred, fallbacks, expected", [
@@ -195,6 +199,15 @@ def test_throttling_that_does_not_stop_is_ec2_unavailable(ec2, pool_name, stoppe
         pool.describe()
     assert isinstance(caught.value, InstanceError) and isinstance(caught.value.__cause__, ClientError)
     assert len(sleeps) == 2
+
+
+def test_an_ec2_that_stays_unreachable_is_ec2_unavailable(ec2, pool_name, stopped_instance):
+    errors = [EndpointConnectionError(endpoint_url="http://ec2")] * 3
+    sleeps = Sleeps()
+    pool = InstancePool(Failing(ec2, "describe_instances", errors), pool_name, attempts=3, sleep=sleeps)
+    with pytest.raises(Ec2Unavailable) as caught:
+        pool.describe()
+    assert isinstance(caught.value.__cause__, EndpointConnectionError) and len(sleeps) == 2
 
 
 def test_other_errors_are_not_retried(ec2, pool_name, stopped_instance):
