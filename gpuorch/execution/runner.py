@@ -14,6 +14,7 @@ from typing import Any, Callable
 from botocore.exceptions import BotoCoreError, ClientError
 from celery.exceptions import SoftTimeLimitExceeded
 
+from gpuorch.aws.s3 import S3Uri
 from gpuorch.comfyui.client import ComfyClient, PollPolicy
 from gpuorch.comfyui.errors import ComfyError, ComfyPromptLost, ComfyTimeout, ComfyUnavailable
 from gpuorch.comfyui.progress import Progress
@@ -360,7 +361,7 @@ class JobExecution:
             ) from exc
         log.info("job %s: stored %s (%d bytes)", self.job.job_id, key, len(data))
         return StoredOutput(
-            uri=f"s3://{self.settings.bucket}/{key}",
+            uri=str(S3Uri(self.settings.bucket, key)),
             filename=ref.filename,
             node_id=str(ref.node_id),
             media=ref.media,

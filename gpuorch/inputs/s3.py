@@ -7,9 +7,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from gpuorch.aws.failures import error_code, http_status, is_transient
+from gpuorch.aws.s3 import S3Uri
 from gpuorch.inputs.errors import InputRejected, InputUnavailable
 from gpuorch.inputs.policy import InputPolicy
-from gpuorch.inputs.uri import S3Uri
 
 __all__ = ["fetch_s3"]
 

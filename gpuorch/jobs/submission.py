@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from marshmallow import ValidationError
 
+from gpuorch.aws.s3 import S3Uri
 from gpuorch.errors import InputTooLarge, ParamsInvalid, UnknownWorkflow
 from gpuorch.inputs import InputPolicy, InputRejected, inspect_image, parse_input_uri
 from gpuorch.jobs import states
@@ -131,7 +132,7 @@ def stage_inline_images(
         else:
             key = input_key(job_id, field_name, info.format)
             staged.append(StagedInput(field_name, key, data, IMAGE_TYPES[info.format][1]))
-        uri = f"s3://{settings.bucket}/{key}"
+        uri = str(S3Uri(settings.bucket, key))
         if index is None:
             replaced[name] = uri
         else:

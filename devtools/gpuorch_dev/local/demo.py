@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from gpuorch.access.keys import KeyStore
 from gpuorch.aws.clients import AwsClients
+from gpuorch.aws.s3 import S3Uri, parse_s3_uri
 from gpuorch.provision import Provisioner
 from gpuorch.celery.app import create_celery_app
 from gpuorch.jobs import states
@@ -130,10 +131,10 @@ def follow_jobs(api: str, job_ids: dict[str, str], deadline_s: float, echo: Call
 def download_outputs(aws: AwsClients, record: dict, target: Path) -> list[Path]:
     paths = []
     for output in record.get("outputs", []):
-        bucket, key = output["uri"][len("s3://"):].split("/", 1)
+        uri = parse_s3_uri(output["uri"])
         path = target / record["job_id"] / output["filename"]
         path.parent.mkdir(parents=True, exist_ok=True)
-        aws.s3.download_file(bucket, key, str(path))
+        aws.s3.download_file(uri.bucket, uri.key, str(path))
         paths.append(path)
     return paths
 
@@ -197,7 +198,7 @@ def submit_and_follow(settings: Settings, aws: AwsClients, pool: InstancePool, i
     api = settings.api_base_url
     image_key = "inputs/samples/house.png"
     aws.s3.upload_file(str(SAMPLE_IMAGE), settings.bucket, image_key)
-    image_uri = f"s3://{settings.bucket}/{image_key}"
+    image_uri = str(S3Uri(settings.bucket, image_key))
 
     session = api_session(settings.api_key)
     answer = session.post(
