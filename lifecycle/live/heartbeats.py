@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterable, Mapping
@@ -12,6 +11,7 @@ from typing import Callable, Iterable, Mapping
 import requests
 from botocore.exceptions import ClientError
 
+from gpuorch.aws.ec2 import is_instance_id
 from gpuorch.clock import Clock, timestamp, utc_now
 from lifecycle.model import Heartbeat
 
@@ -23,7 +23,6 @@ HEARTBEAT_TTL_S = 3600
 CONDITION_FAILED = "ConditionalCheckFailedException"
 IMDS_ENDPOINT = "http://169.254.169.254"
 IMDS_TOKEN_TTL_S = 60
-INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
 # (method, url, headers, timeout in seconds) -> response body; raises OSError (requests' errors are) on failure.
 HttpRequest = Callable[[str, str, Mapping[str, str], float], str]
 
@@ -174,6 +173,6 @@ def instance_identity(configured: str, *, request: HttpRequest = http_request,
             f"no instance id: GPUORCH_INSTANCE_ID is empty and the instance metadata service at {base} "
             f"did not answer ({exc}); set GPUORCH_INSTANCE_ID when not on EC2"
         ) from exc
-    if not INSTANCE_ID.match(found):
+    if not is_instance_id(found):
         raise IdentityError(f"the instance metadata service at {base} answered {found[:40]!r}, not an instance id")
     return found

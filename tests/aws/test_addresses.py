@@ -1,9 +1,10 @@
-"""Addresses in AWS: s3://bucket/key URIs, parsed and written in one place."""
+"""Addresses in AWS: s3://bucket/key URIs and EC2 instance ids, parsed and recognised in one place each."""
 
 from __future__ import annotations
 
 import pytest
 
+from gpuorch.aws.ec2 import is_instance_id
 from gpuorch.aws.s3 import S3Uri, parse_s3_uri
 
 
@@ -33,3 +34,18 @@ def test_an_s3_uri_is_its_bucket_and_key(text, uri):
 def test_anything_else_is_refused_saying_why(text, reason):
     with pytest.raises(ValueError, match=reason):
         parse_s3_uri(text)
+
+
+@pytest.mark.parametrize("text, valid", [
+    ("i-0123456789abcdef0", True),  # 17 hex digits: every instance since 2016
+    ("i-0123abcd", True),  # 8: older ones
+    ("i-0123456789ab", False),  # neither length
+    ("i-0123456789ABCDEF0", False),
+    ("i-0123456789abcdef0\n", False),
+    ("i-0123456789abcdef0 ", False),
+    ("i-test-gpu", False),
+    ("0123456789abcdef0", False),
+    ("", False),
+])
+def test_an_instance_id_is_i_and_8_or_17_hex_digits(text, valid):
+    assert is_instance_id(text) is valid

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from http import HTTPStatus
 from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from gpuorch.aws.ec2 import is_instance_id
 from lifecycle.facade import CapacityError, Ec2Unavailable, PoolInstance, UnknownInstance
 from webapp.context import current
 from webapp.errors import ApiError
@@ -22,14 +22,11 @@ def describe(instance: PoolInstance) -> dict[str, Any]:
             "market": instance.market, "launched_at": instance.launched_at}
 
 
-# EC2's instance ids: "i-" and 8 or 17 hex digits. Anything else names no instance and is not sent to EC2, which
-# answers some spellings (control characters) with XML botocore cannot parse.
-INSTANCE_ID = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
-
-
 def act(instance_id: str, action: str) -> dict[str, Any]:
     """Start or stop an instance of the pool, as `gpuorch gpu start|stop` does; the outcome and the new state."""
-    if not INSTANCE_ID.fullmatch(instance_id):
+    # Anything else names no instance and is not sent to EC2, which answers some spellings (control characters)
+    # with XML botocore cannot parse.
+    if not is_instance_id(instance_id):
         raise ApiError(404, "instance_not_found", f"{instance_id[:40]!r} is not an EC2 instance id.")
     pool = current().lifecycle.pool
     try:
