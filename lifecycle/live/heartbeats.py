@@ -18,7 +18,7 @@ from lifecycle.model import Heartbeat
 log = logging.getLogger(__name__)
 
 HEARTBEAT_PK = "heartbeat"
-# A heartbeat item outlives the staleness limit (3 missed beats) by far, then expires.
+# A heartbeat item outlives the staleness limit (lifecycle.model.stale_after_s) by far, then expires.
 HEARTBEAT_TTL_S = 3600
 CONDITION_FAILED = "ConditionalCheckFailedException"
 IMDS_ENDPOINT = "http://169.254.169.254"
