@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from gpuorch.access.backlog import BacklogFull
 from gpuorch.access.ratelimit import RateLimited, retry_after_header
-from gpuorch.errors import InputTooLarge, ParamsInvalid, UnknownWorkflow
+from gpuorch.errors import InputTooLarge, ParamsInvalid, RequestRefused, UnknownWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,9 @@ class ErrorSchema(ma.Schema):
     error = ma.fields.Nested(ErrorDetailSchema, required=True)
 
 
-class ApiError(Exception):
-    """An error the API answers with directly: its status, code, message and offending fields."""
+class ApiError(RequestRefused):
+    """A refusal the API words where it raises it (no key, a body that is not JSON, ...): its status, code,
+    message, offending fields and headers."""
 
     def __init__(self, status: int, code: str, message: str, fields: Mapping[str, list[str]] | None = None,
                  headers: Mapping[str, str] | None = None):

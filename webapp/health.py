@@ -15,6 +15,7 @@ from typing import Any
 from gpuorch.aws.clients import AwsClients, probe_config
 from gpuorch.aws.sqs import queue_depth
 from gpuorch.clock import utc_now
+from gpuorch.errors import Unavailable
 from gpuorch.jobs.store import STATUS_INDEX
 from gpuorch.settings import Settings
 from lifecycle.facade import GpuLifecycle, LifecycleStatus
@@ -54,7 +55,7 @@ class Finding:
     detail: dict[str, Any]
 
 
-class ProbeFailed(RuntimeError):
+class ProbeFailed(Unavailable):
     """The service answered, but not with what the API needs."""
 
 

@@ -8,17 +8,17 @@ import time
 from typing import Callable
 
 from gpuorch.aws.sqs import queue_depth
+from gpuorch.errors import AdmissionRefused
 
 # What a refused client is told to wait: the backlog drains at the GPU's pace, a job every few seconds at best.
 RETRY_AFTER_S = 30
 
 
-class BacklogFull(Exception):
+class BacklogFull(AdmissionRefused):
     """The GPU queue holds too many jobs; the message names the numbers."""
 
     def __init__(self, message: str):
-        super().__init__(message)
-        self.retry_after = RETRY_AFTER_S
+        super().__init__(message, RETRY_AFTER_S)
 
 
 def backlog_refusal(depth: int, max_backlog: int) -> str | None:

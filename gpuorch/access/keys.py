@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 from gpuorch.aws.dynamodb import decode_item, encode_item
 from gpuorch.aws.failures import condition_failed
 from gpuorch.clock import timestamp, utc_now
+from gpuorch.errors import RequestRefused
 
 PREFIX = "gpo_"
 USER = "user"
@@ -30,11 +31,11 @@ KEY_ID = re.compile(r"^[0-9a-f]{12}$")
 OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 
-class UnknownKey(LookupError):
+class UnknownKey(RequestRefused, LookupError):
     """No key has this id."""
 
 
-class InvalidKey(ValueError):
+class InvalidKey(RequestRefused, ValueError):
     """A key's fields are not acceptable (owner, role, limits); the message names the field."""
 
 

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from gpuorch.aws.dynamodb import decode_item, encode_item
 from gpuorch.aws.failures import condition_failed
+from gpuorch.errors import AdmissionRefused
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,13 @@ def retry_after_header(seconds: float) -> int:
     return max(1, math.ceil(seconds))
 
 
-class RateLimited(Exception):
+class RateLimited(AdmissionRefused):
     """The key has spent its allowance; `retry_after` (seconds) says when the next submission is allowed."""
 
     def __init__(self, key_id: str, limit: Limit, retry_after: float):
-        self.key_id, self.limit, self.retry_after = key_id, limit, retry_after
-        super().__init__(f"key {key_id}: over {limit.per_minute:g} submissions per minute (burst {limit.burst})")
+        self.key_id, self.limit = key_id, limit
+        super().__init__(f"key {key_id}: over {limit.per_minute:g} submissions per minute (burst {limit.burst})",
+                         retry_after)
 
 
 class RateLimiter:

@@ -18,7 +18,7 @@ from gpuorch.aws.s3 import S3Uri
 from gpuorch.comfyui.client import ComfyClient, PollPolicy
 from gpuorch.comfyui.errors import ComfyError, ComfyPromptLost, ComfyTimeout, ComfyUnavailable
 from gpuorch.comfyui.progress import Progress
-from gpuorch.errors import JobCancelled, JobDeferred, JobFailed
+from gpuorch.errors import JobCancelled, JobDeferred, JobFailed, Unavailable
 from gpuorch.execution.retry import aws_retry, aws_transient, comfy_retry
 from gpuorch.inputs import InputPolicy, InputRejected, InputUnavailable, fetch_input, inspect_image
 from gpuorch.jobs import states
@@ -89,7 +89,7 @@ class ProgressReporter:
             log.warning("job %s: progress not recorded: %s", self._job_id, exc)
 
 
-class OutputsNotStored(Exception):
+class OutputsNotStored(Unavailable):
     """An output could not be put in S3, even after the retries."""
 
 

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from gpuorch.aws.dynamodb import decode_item, encode, encode_item
 from gpuorch.aws.failures import condition_failed
 from gpuorch.clock import Clock, timestamp, utc_now
+from gpuorch.errors import Conflict, RequestRefused
 from gpuorch.jobs import states
 
 log = logging.getLogger(__name__)
@@ -22,11 +23,7 @@ STATUS_INDEX = "status-created_at-index"
 # Each API key's owner lists its own jobs through this index (jobs without an owner are not in it).
 OWNER_INDEX = "owner-created_at-index"
 
-class JobNotFound(LookupError):
-    """No job record has this id."""
-
-
-class TransitionRefused(RuntimeError):
+class TransitionRefused(Conflict):
     """The record's status does not allow the requested move (a late or duplicate writer)."""
 
     def __init__(self, job_id: str, target: str, current: str | None):
@@ -34,7 +31,7 @@ class TransitionRefused(RuntimeError):
         super().__init__(f"job {job_id}: cannot move from {current} to {target}")
 
 
-class InvalidCursor(ValueError):
+class InvalidCursor(RequestRefused, ValueError):
     """A list cursor that this service did not hand out."""
 
 

@@ -15,6 +15,7 @@ from gpuorch.aws.dynamodb import decode_item, encode_item
 from gpuorch.aws.ec2 import is_instance_id
 from gpuorch.aws.failures import condition_failed
 from gpuorch.clock import Clock, timestamp, utc_now
+from gpuorch.errors import ConfigurationError
 from lifecycle.model import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def last_activity(reports: Iterable[WorkerReport]) -> dict[str, datetime]:
     return {r.heartbeat.instance_id: r.last_busy_at for r in reports if r.last_busy_at is not None}
 
 
-class IdentityError(RuntimeError):
+class IdentityError(ConfigurationError):
     """The worker cannot tell which EC2 instance it runs on."""
 
 

@@ -15,13 +15,14 @@ from botocore.exceptions import ClientError
 from gpuorch.aws.dynamodb import decode_item, encode_item
 from gpuorch.aws.failures import condition_failed
 from gpuorch.clock import Clock, timestamp, utc_now
+from gpuorch.errors import Conflict
 
 log = logging.getLogger(__name__)
 
 LOCK_PK = "lock"
 
 
-class LeaseBusy(RuntimeError):
+class LeaseBusy(Conflict):
     """Another owner holds the lease: raised by `with lease:`; the caller skips its turn."""
 
 

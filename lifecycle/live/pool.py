@@ -1,11 +1,10 @@
 """The GPU pool on EC2: describe, start and stop the instances tagged into it, idempotent and filtered by state.
 
-Errors, caught by meaning:
+Errors, caught by meaning (their branches of gpuorch.errors' tree in brackets):
 
-    InstanceError
-    ├── UnknownInstance   the id names no live instance of this pool (never, or no longer)
-    ├── CapacityError     EC2 has no capacity for the instance type(s) tried; `.reasons` says why
-    └── Ec2Unavailable    EC2 kept throttling or failing after the retries; try again later
+    UnknownInstance   (Conflict)      the id names no live instance of this pool (never, or no longer)
+    CapacityError     (Unavailable)   EC2 has no capacity for the instance type(s) tried; `.reasons` says why
+    Ec2Unavailable    (Unavailable)   EC2 kept throttling, failing or not answering after the retries
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from botocore.exceptions import ClientError
 from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_attempt, wait_exponential
 
 from gpuorch.aws.failures import error_code, is_transient
+from gpuorch.errors import ConfigurationError, Conflict, Unavailable
 from lifecycle.model import G6E_2XLARGE, INSTANCE_STATES, Instance
 
 log = logging.getLogger(__name__)
@@ -72,15 +72,11 @@ STOP_PLAN: dict[str, str] = {
 }
 
 
-class InstanceError(RuntimeError):
-    """Something about a pool instance that the caller must handle."""
-
-
-class UnknownInstance(InstanceError):
+class UnknownInstance(Conflict):
     """The id names no live instance of this pool."""
 
 
-class CapacityError(InstanceError):
+class CapacityError(Unavailable):
     """EC2 had no capacity for any instance type tried; `reasons` pairs each type with EC2's message."""
 
     def __init__(self, instance_id: str, reasons: tuple[tuple[str, str], ...]):
@@ -95,8 +91,8 @@ class CapacityError(InstanceError):
         return self.reasons[-1][1] if self.reasons else CAPACITY_CODE
 
 
-class Ec2Unavailable(InstanceError):
-    """EC2 throttled or failed every attempt; retrying later may succeed."""
+class Ec2Unavailable(Unavailable):
+    """EC2 throttled, failed or did not answer every attempt; retrying later may succeed."""
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -307,7 +303,7 @@ class InstancePool:
         if owner == self.pool:
             return f"already in pool {self.pool}"
         if owner is not None:
-            raise InstanceError(f"{instance_id} belongs to pool {owner!r}, not {self.pool!r}")
+            raise Conflict(f"{instance_id} belongs to pool {owner!r}, not {self.pool!r}")
         self._call("create_tags", Resources=[instance_id], Tags=[{"Key": POOL_TAG, "Value": self.pool}])
         log.info("tag %s: adopted into pool %s", instance_id, self.pool)
         return f"tagged into pool {self.pool}"
@@ -319,7 +315,7 @@ class InstancePool:
         """
         host = urlparse(self._ec2.meta.endpoint_url).hostname or ""
         if host.endswith("amazonaws.com") or host.endswith("amazonaws.com.cn"):
-            raise InstanceError("create_local_instance only runs against a local moto server, not AWS")
+            raise ConfigurationError("create_local_instance only runs against a local moto server, not AWS")
         answer = self._call(
             "run_instances",
             ImageId=image_id,

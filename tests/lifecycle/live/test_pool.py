@@ -8,9 +8,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from gpuorch.errors import ConfigurationError, Conflict, Unavailable
 from lifecycle.live.pool import (
     ALREADY_RUNNING, ALREADY_STOPPED, ALREADY_STOPPING, CALL, GONE, PENDING, POOL_TAG, STARTED, STOPPING, WAIT,
-    CapacityError, Ec2Unavailable, InstanceError, InstancePool, PoolInstance, UnknownInstance, is_retryable,
+    CapacityError, Ec2Unavailable, InstancePool, PoolInstance, UnknownInstance, is_retryable,
     plan_start, plan_stop, start_candidates,
 )
 from lifecycle.model import INSTANCE_STATES, Instance
@@ -197,7 +198,7 @@ def test_throttling_that_does_not_stop_is_ec2_unavailable(ec2, pool_name, stoppe
     pool = InstancePool(Failing(ec2, "describe_instances", errors), pool_name, attempts=3, sleep=sleeps)
     with pytest.raises(Ec2Unavailable) as caught:
         pool.describe()
-    assert isinstance(caught.value, InstanceError) and isinstance(caught.value.__cause__, ClientError)
+    assert isinstance(caught.value, Unavailable) and isinstance(caught.value.__cause__, ClientError)
     assert len(sleeps) == 2
 
 
@@ -293,7 +294,7 @@ def test_tag_adopts_an_instance_once(ec2, pool_name):
     assert pool.tag(instance_id) == f"tagged into pool {pool_name}"
     assert pool.tag(instance_id) == f"already in pool {pool_name}"
     assert [i.instance_id for i in pool.describe()] == [instance_id]
-    with pytest.raises(InstanceError, match="belongs to pool"):
+    with pytest.raises(Conflict, match="belongs to pool"):
         InstancePool(ec2, "another-pool").tag(instance_id)
     with pytest.raises(UnknownInstance):
         pool.tag("i-0123456789abcdef0")
@@ -307,7 +308,7 @@ def test_create_local_instance_is_tagged_and_stopped(ec2, pool_name, stopped_ins
 
 def test_create_local_instance_refuses_aws():
     real = boto3.client("ec2", region_name="us-east-1")
-    with pytest.raises(InstanceError, match="moto"):
+    with pytest.raises(ConfigurationError, match="moto"):
         InstancePool(real, "gpu").create_local_instance()
 
 
