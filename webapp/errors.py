@@ -158,8 +158,10 @@ def _admission_retry_after(error: AdmissionRefused) -> float:
     return error.retry_after
 
 
-UNAVAILABLE = Answer(503, "unavailable", lambda error: "The job service cannot reach its queue or store; try again "
-                     "shortly.", logged=True)
+UNAVAILABLE_MESSAGE = "The job service cannot reach its queue or store; try again shortly."
+UNAVAILABLE = Answer(503, "unavailable", lambda error: UNAVAILABLE_MESSAGE, logged=True)
+# EC2's throttling and brief outages pass within seconds to a minute: half a minute is a fair first wait.
+EC2_RETRY_AFTER_S = 30
 
 #: Each error's answer: that of the first class of its MRO found here, so a class before its branch.
 ANSWERS: dict[type[BaseException], Answer] = {
@@ -180,7 +182,7 @@ ANSWERS: dict[type[BaseException], Answer] = {
     # A dependency cannot serve now; AWS's and the broker's own errors are answered as such.
     CapacityError: Answer(409, "no_capacity"),
     Ec2Unavailable: Answer(503, "unavailable", lambda error: f"EC2 did not answer: {error}.",
-                           retry_after=lambda error: 30),
+                           retry_after=lambda error: EC2_RETRY_AFTER_S),
     Unavailable: UNAVAILABLE,
     BotoCoreError: UNAVAILABLE,
     ClientError: UNAVAILABLE,
