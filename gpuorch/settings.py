@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from gpuorch.errors import ConfigurationError
 from gpuorch.model_files import ModelFiles
 
 # S3 refuses a SigV4 presigned URL valid for longer than seven days.
@@ -19,7 +20,7 @@ SOFT_LIMIT_MARGIN = 15
 NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,30}$")
 
 
-class SettingsError(ValueError):
+class SettingsError(ConfigurationError, ValueError):
     """An environment variable holds a value gpuorch cannot use."""
 
 

@@ -15,10 +15,10 @@ from lifecycle.live.health import HOST_VERDICTS, gpu_instances_detail
 from lifecycle.live.heartbeats import HEARTBEAT_TTL_S, HeartbeatStore
 from lifecycle.live.pool import (EC2_CLIENT_CONFIG, CapacityError, Ec2Unavailable, InstancePool, PoolInstance,
                                  UnknownInstance)
-from lifecycle.model import INSTANCE_STATES, stale_after_s
+from lifecycle.model import INSTANCE_STATES, MISSED_REPORTS, stale_after_s
 
 __all__ = [
-    "HOST_VERDICTS", "INSTANCE_STATES", "MAX_SPAN", "CapacityError", "Ec2Unavailable", "GpuLifecycle",
+    "HOST_VERDICTS", "INSTANCE_STATES", "MAX_SPAN", "MISSED_REPORTS", "CapacityError", "Ec2Unavailable", "GpuLifecycle",
     "LifecycleStatus", "Period", "PeriodError", "PoolInstance", "UnknownInstance", "parse_period",
 ]
 

@@ -96,7 +96,8 @@ class Policy:
     - backlog_per_instance: visible jobs one running or pending instance may face; more starts another.
       Ten jobs of 10-40 s are about four minutes of work, close to two cold starts: a second
       instance started for less would be ready only when the backlog is nearly gone.
-    - heartbeat_timeout_s: a heartbeat older than this is stale (three missed 30 s heartbeats).
+    - heartbeat_timeout_s: a heartbeat older than this is stale (stale_after_s of the heartbeat period; the
+      live check passes GPUORCH_HEARTBEAT_SECONDS's, the default is a 30 s heartbeat's).
     - monthly_budget_usd: no start when this month's spend plus one hour of it would pass this.
     """
 
@@ -104,7 +105,7 @@ class Policy:
     min_instances: int = 0
     max_instances: int = 1
     backlog_per_instance: int = 10
-    heartbeat_timeout_s: float = 90.0
+    heartbeat_timeout_s: float = stale_after_s(30.0)
     monthly_budget_usd: float | None = None
 
     def __post_init__(self) -> None:

@@ -1,9 +1,10 @@
-"""The one JSON error shape of the API, and the handlers that turn every failure into it."""
+"""The one JSON error shape of the API, and the one table that answers each error by its branch of the tree."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import marshmallow as ma
@@ -15,12 +16,13 @@ from werkzeug.exceptions import HTTPException
 
 from gpuorch.access.backlog import BacklogFull
 from gpuorch.access.ratelimit import RateLimited, retry_after_header
-from gpuorch.errors import InputTooLarge, ParamsInvalid, UnknownWorkflow
+from gpuorch.errors import (
+    AdmissionRefused, Conflict, InputTooLarge, ParamsInvalid, RequestRefused, Unavailable, UnknownWorkflow,
+)
+from gpuorch.jobs.store import TransitionRefused
+from lifecycle.facade import CapacityError, Ec2Unavailable, UnknownInstance
 
 log = logging.getLogger(__name__)
-
-# Raised when AWS (the job table or the broker) cannot be reached: the request is refused as a whole.
-UNAVAILABLE_ERRORS = (BotoCoreError, ClientError, OperationalError)
 
 
 class ErrorDetailSchema(ma.Schema):
@@ -44,8 +46,9 @@ class ErrorSchema(ma.Schema):
     error = ma.fields.Nested(ErrorDetailSchema, required=True)
 
 
-class ApiError(Exception):
-    """An error the API answers with directly: its status, code, message and offending fields."""
+class ApiError(RequestRefused):
+    """A refusal the API words where it raises it (no key, a body that is not JSON, ...): its status, code,
+    message, offending fields and headers."""
 
     def __init__(self, status: int, code: str, message: str, fields: Mapping[str, list[str]] | None = None,
                  headers: Mapping[str, str] | None = None):
@@ -118,48 +121,92 @@ class GpuorchApi(Api):
         return error_body(code, message, fields), error.code, headers
 
 
-def _api_error(error: ApiError):
-    return error_body(error.code, error.message, error.fields), error.status, error.headers
+@dataclass(frozen=True)
+class Answer:
+    """How the API answers one kind of error: its status and code, and what of the error it shows."""
+
+    status: int
+    code: str
+    message: Callable[[Any], str] = lambda error: sentence(str(error))
+    fields: Callable[[Any], Mapping[str, Any] | None] = lambda error: None
+    # Seconds a client should wait before trying again (Retry-After); None: no header.
+    retry_after: Callable[[Any], float | None] = lambda error: None
+    # Logged with its traceback: a dependency failed, which an operator wants to see.
+    logged: bool = False
 
 
-def _input_too_large(error: InputTooLarge):
+def sentence(text: str) -> str:
+    return text if text.endswith(".") else f"{text}."
+
+
+def _too_large_message(error: InputTooLarge) -> str:
     others = sorted(set(flatten_fields(error.errors)) - set(error.too_large))
-    message = f"Inline image over the size limit: {', '.join(error.too_large)}." + (
+    return f"Inline image over the size limit: {', '.join(error.too_large)}." + (
         f" Also refused: {', '.join(others)}." if others else "")
-    return error_body("image_too_large", message, error.errors), 413
 
 
-def _rate_limited(error: RateLimited):
-    wait = retry_after_header(error.retry_after)
-    message = (f"This API key may submit {error.limit.per_minute:g} jobs a minute (bursts of {error.limit.burst}); "
-               f"try again in {wait} s.")
-    return error_body("rate_limited", message), 429, {"Retry-After": str(wait)}
+def _rate_limited_message(error: RateLimited) -> str:
+    return (f"This API key may submit {error.limit.per_minute:g} jobs a minute (bursts of {error.limit.burst}); "
+            f"try again in {retry_after_header(error.retry_after)} s.")
 
 
-def _backlog_full(error: BacklogFull):
-    return error_body("backlog_full", str(error)), 503, {"Retry-After": str(error.retry_after)}
+def _not_cancellable_message(error: TransitionRefused) -> str:
+    return f"Job {error.job_id} is already {error.current}; only queued or running jobs can be cancelled."
 
 
-def _params_invalid(error: ParamsInvalid):
-    return error_body("invalid_params", invalid_params_message(error.errors), error.errors), 422
+def _admission_retry_after(error: AdmissionRefused) -> float:
+    return error.retry_after
 
 
-def _unknown_workflow(error: UnknownWorkflow):
-    return error_body("unknown_workflow", str(error)), 404
+UNAVAILABLE_MESSAGE = "The job service cannot reach its queue or store; try again shortly."
+UNAVAILABLE = Answer(503, "unavailable", lambda error: UNAVAILABLE_MESSAGE, logged=True)
+# EC2's throttling and brief outages pass within seconds to a minute: half a minute is a fair first wait.
+EC2_RETRY_AFTER_S = 30
+
+#: Each error's answer: that of the first class of its MRO found here, so a class before its branch.
+ANSWERS: dict[type[BaseException], Answer] = {
+    # Never acceptable as sent.
+    InputTooLarge: Answer(413, "image_too_large", _too_large_message, fields=lambda error: error.errors),
+    ParamsInvalid: Answer(422, "invalid_params", lambda error: invalid_params_message(error.errors),
+                          fields=lambda error: error.errors),
+    UnknownWorkflow: Answer(404, "unknown_workflow"),
+    RequestRefused: Answer(400, "bad_request"),
+    # Not now: Retry-After says when.
+    RateLimited: Answer(429, "rate_limited", _rate_limited_message, retry_after=_admission_retry_after),
+    BacklogFull: Answer(503, "backlog_full", retry_after=_admission_retry_after),
+    AdmissionRefused: Answer(429, "too_many_requests", retry_after=_admission_retry_after),
+    # The record's state does not allow it (only cancelling moves a job's status from a route).
+    TransitionRefused: Answer(409, "job_finished", _not_cancellable_message),
+    UnknownInstance: Answer(404, "instance_not_found"),
+    Conflict: Answer(409, "conflict"),
+    # A dependency cannot serve now; AWS's and the broker's own errors are answered as such.
+    CapacityError: Answer(409, "no_capacity"),
+    Ec2Unavailable: Answer(503, "unavailable", lambda error: f"EC2 did not answer: {error}.",
+                           retry_after=lambda error: EC2_RETRY_AFTER_S),
+    Unavailable: UNAVAILABLE,
+    BotoCoreError: UNAVAILABLE,
+    ClientError: UNAVAILABLE,
+    OperationalError: UNAVAILABLE,
+}
 
 
-def _unavailable(error: Exception):
-    log.exception("%s %s refused: a backing service failed: %s", request.method, request.path, error)
-    return error_body("unavailable", "The job service cannot reach its queue or store; try again shortly."), 503
+def answer_for(error: BaseException) -> Answer | None:
+    """The table's answer for the error (None for an error it does not name: Flask answers it 500)."""
+    return next((ANSWERS[kind] for kind in type(error).__mro__ if kind in ANSWERS), None)
+
+
+def _answer(error: Exception):
+    if isinstance(error, ApiError):
+        return error_body(error.code, error.message, error.fields), error.status, error.headers
+    answer = answer_for(error)
+    if answer.logged:
+        log.exception("%s %s refused: a backing service failed: %s", request.method, request.path, error)
+    wait = answer.retry_after(error)
+    headers = {"Retry-After": str(retry_after_header(wait))} if wait is not None else {}
+    return error_body(answer.code, answer.message(error), answer.fields(error)), answer.status, headers
 
 
 def register_error_handlers(app: Flask) -> None:
-    """Handlers for the errors raised below the routes; HTTP errors are GpuorchApi's."""
-    app.register_error_handler(ApiError, _api_error)
-    app.register_error_handler(InputTooLarge, _input_too_large)
-    app.register_error_handler(RateLimited, _rate_limited)
-    app.register_error_handler(BacklogFull, _backlog_full)
-    app.register_error_handler(ParamsInvalid, _params_invalid)
-    app.register_error_handler(UnknownWorkflow, _unknown_workflow)
-    for kind in UNAVAILABLE_ERRORS:
-        app.register_error_handler(kind, _unavailable)
+    """One handler for every error the table names (and the API's own); HTTP errors are GpuorchApi's."""
+    for kind in ANSWERS:
+        app.register_error_handler(kind, _answer)

@@ -13,7 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from gpuorch.aws.clients import AwsClients, probe_config
+from gpuorch.aws.sqs import queue_depth
 from gpuorch.clock import utc_now
+from gpuorch.errors import Unavailable
 from gpuorch.jobs.store import STATUS_INDEX
 from gpuorch.settings import Settings
 from lifecycle.facade import GpuLifecycle, LifecycleStatus
@@ -53,7 +55,7 @@ class Finding:
     detail: dict[str, Any]
 
 
-class ProbeFailed(RuntimeError):
+class ProbeFailed(Unavailable):
     """The service answered, but not with what the API needs."""
 
 
@@ -131,15 +133,8 @@ class HealthChecker:
 
 
 def probe_sqs(sqs, queue: str) -> dict[str, Any]:
-    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
-    return {
-        "queue": queue,
-        "messages": int(attributes.get("ApproximateNumberOfMessages", 0)),
-        "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
-    }
+    depth = queue_depth(sqs, sqs.get_queue_url(QueueName=queue)["QueueUrl"])
+    return {"queue": queue, "messages": depth.visible, "in_flight": depth.in_flight}
 
 
 def probe_dynamodb(dynamodb, table_name: str) -> dict[str, Any]:

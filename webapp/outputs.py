@@ -10,20 +10,12 @@ from typing import Any, Callable
 from botocore.config import Config
 
 from gpuorch.aws.clients import DEFAULT_CONFIG, AwsClients
+from gpuorch.aws.s3 import parse_s3_uri
 from gpuorch.clock import timestamp, utc_now
 from gpuorch.settings import Settings
 
 # SigV4: S3 refuses SigV2 signatures on buckets made since 2020, and boto3 still presigns with SigV2 by default.
 SIGNING_CONFIG = DEFAULT_CONFIG.merge(Config(signature_version="s3v4"))
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """(bucket, key) of an ``s3://bucket/key`` URI; ValueError for anything else."""
-    scheme, _, rest = uri.partition("://")
-    bucket, _, key = rest.partition("/")
-    if scheme != "s3" or not bucket or not key:
-        raise ValueError(f"not an s3://bucket/key URI: {uri!r}")
-    return bucket, key
 
 
 def expiry(signed_at: datetime, seconds: int) -> datetime:
@@ -48,9 +40,9 @@ class OutputLinks:
         return cls(AwsClients(settings, config=SIGNING_CONFIG), settings.output_url_seconds)
 
     def link(self, output: Mapping[str, Any]) -> dict[str, Any]:
-        bucket, key = split_s3_uri(output["uri"])
+        uri = parse_s3_uri(output["uri"])
         signed_at = self.clock()
         url = self.aws.s3.generate_presigned_url(
-            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=self.seconds
+            "get_object", Params={"Bucket": uri.bucket, "Key": uri.key}, ExpiresIn=self.seconds
         )
         return {**output, "url": url, "url_expires_at": timestamp(expiry(signed_at, self.seconds))}

@@ -11,7 +11,7 @@ from flask import url_for
 
 from gpuorch.jobs import states
 from gpuorch.jobs.store import InvalidCursor, Job, decode_cursor
-from lifecycle.facade import HOST_VERDICTS, INSTANCE_STATES, MAX_SPAN
+from lifecycle.facade import HOST_VERDICTS, INSTANCE_STATES, MAX_SPAN, MISSED_REPORTS
 from webapp.context import current
 from webapp.health import COMPONENT_STATES
 
@@ -194,10 +194,10 @@ class ComponentSchema(ma.Schema):
         metadata={
             "enum": list(COMPONENT_STATES),
             "description": "blocked: it works, but the GPU lifecycle refused to start a GPU (detail.blocked says "
-            "why); jobs are still accepted and wait. stale: no lifecycle check ran for three of its intervals (gpu: "
-            "detail.stale says so; is the control worker or beat down?), or a running GPU instance's worker or "
-            "ComfyUI stopped reporting (gpu_instances); jobs are still accepted and wait. Only error makes the "
-            "answer a 503.",
+            f"why); jobs are still accepted and wait. stale: no lifecycle check ran for {MISSED_REPORTS} of its "
+            "intervals (gpu: detail.stale says so; is the control worker or beat down?), or a running GPU instance's "
+            "worker or ComfyUI stopped reporting (gpu_instances); jobs are still accepted and wait. Only error makes "
+            "the answer a 503.",
         },
     )
     latency_ms = ma.fields.Float(required=True)
@@ -246,7 +246,8 @@ class GpuInstancesDetailSchema(ma.Schema):
     checked_at = _nullable(ma.fields.String, "When the lifecycle check that read the instance states ran.",
                            format="date-time")
     stale_after_s = ma.fields.Float(required=True, metadata={
-        "description": "Heartbeats older than this are stale: 3 x GPUORCH_HEARTBEAT_SECONDS, the lifecycle's own limit."})
+        "description": f"Heartbeats older than this are stale: {MISSED_REPORTS} x GPUORCH_HEARTBEAT_SECONDS, the "
+                       "lifecycle's own limit."})
     instances = ma.fields.List(ma.fields.Nested(GpuInstanceHealthSchema), required=True)
 
 

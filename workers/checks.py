@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from gpuorch.errors import ConfigurationError, Unavailable
 from gpuorch.services import Services
-from gpuorch.workflows.errors import WorkflowDefinitionError
-from gpuorch.workflows.preflight import CatalogueUnavailable, check_templates, live_catalogue
+from gpuorch.workflows.preflight import check_templates, live_catalogue
 
 # Time allowed beyond the jobs themselves: receiving, uploading outputs, the final DynamoDB writes.
 SAFETY_MARGIN_S = 30
@@ -44,6 +44,6 @@ def template_problems(services: Services) -> list[str]:
     try:
         workflows = list(services.workflows)
         catalogue = live_catalogue(settings.comfyui_url, timeout=settings.comfyui_timeout)
-    except (WorkflowDefinitionError, CatalogueUnavailable) as exc:
+    except (ConfigurationError, Unavailable) as exc:  # a malformed workflow folder; no catalogue from ComfyUI
         return [str(exc)]
     return check_templates(workflows, catalogue, settings.models).all_problems()

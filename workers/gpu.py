@@ -17,6 +17,7 @@ from gpuorch.celery import names
 from gpuorch.celery.app import create_celery_app
 from gpuorch.comfyui.client import ComfyClient
 from gpuorch.comfyui.errors import ComfyError, ComfyUnavailable
+from gpuorch.errors import UnknownWorkflow
 from gpuorch.execution.warmup import warm_up
 from gpuorch.logs import configure_logging
 from gpuorch.celery.monitoring.worker import broadcast_flags
@@ -103,7 +104,7 @@ def warmup_problems(services: Services) -> list[str]:
     comfy = ComfyClient(settings.comfyui_url, client_id="gpuorch-warmup", timeout=settings.comfyui_timeout)
     try:
         workflow = services.workflows.get(settings.warmup_workflow)
-    except KeyError:
+    except UnknownWorkflow:
         return [f"GPUORCH_WARMUP_WORKFLOW names no workflow: {settings.warmup_workflow!r}"]
     try:
         warm_up(comfy, workflow, settings.models, timeout=settings.comfyui_ready_timeout)

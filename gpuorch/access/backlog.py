@@ -7,16 +7,18 @@ import threading
 import time
 from typing import Callable
 
+from gpuorch.aws.sqs import queue_depth
+from gpuorch.errors import AdmissionRefused
+
 # What a refused client is told to wait: the backlog drains at the GPU's pace, a job every few seconds at best.
 RETRY_AFTER_S = 30
 
 
-class BacklogFull(Exception):
+class BacklogFull(AdmissionRefused):
     """The GPU queue holds too many jobs; the message names the numbers."""
 
     def __init__(self, message: str):
-        super().__init__(message)
-        self.retry_after = RETRY_AFTER_S
+        super().__init__(message, RETRY_AFTER_S)
 
 
 def backlog_refusal(depth: int, max_backlog: int) -> str | None:
@@ -28,7 +30,7 @@ def backlog_refusal(depth: int, max_backlog: int) -> str | None:
 
 
 class BacklogGauge:
-    """The GPU queue's depth (visible + in flight: one GetQueueAttributes), reused for `ttl_s` per process."""
+    """The GPU queue's depth (visible + in flight), reused for `ttl_s` per process."""
 
     def __init__(self, sqs_client, queue_url: Callable[[], str], *, ttl_s: float,
                  monotonic: Callable[[], float] = time.monotonic):
@@ -44,11 +46,7 @@ class BacklogGauge:
             now = self._monotonic()
             if self._read is not None and now - self._read[0] < self._ttl:
                 return self._read[1]
-        attributes = self._sqs.get_queue_attributes(
-            QueueUrl=self._queue_url(),
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        depth = int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        depth = queue_depth(self._sqs, self._queue_url()).total
         with self._lock:
             self._read = (now, depth)
         return depth

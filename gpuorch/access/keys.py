@@ -18,7 +18,10 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
+from gpuorch.aws.dynamodb import decode_item, encode_item
+from gpuorch.aws.failures import condition_failed
 from gpuorch.clock import timestamp, utc_now
+from gpuorch.errors import RequestRefused
 
 PREFIX = "gpo_"
 USER = "user"
@@ -28,11 +31,11 @@ KEY_ID = re.compile(r"^[0-9a-f]{12}$")
 OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 
-class UnknownKey(LookupError):
+class UnknownKey(RequestRefused, LookupError):
     """No key has this id."""
 
 
-class InvalidKey(ValueError):
+class InvalidKey(RequestRefused, ValueError):
     """A key's fields are not acceptable (owner, role, limits); the message names the field."""
 
 
@@ -88,15 +91,11 @@ class ApiKey:
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> "ApiKey":
-        def text(name: str) -> str | None:
-            return item[name]["S"] if name in item and "S" in item[name] else None
-
-        def number(name: str) -> str | None:
-            return item[name]["N"] if name in item and "N" in item[name] else None
-
-        rate, burst = number("rate_per_minute"), number("burst")
-        return cls(key_id=text("key_id"), owner=text("owner"), role=text("role"), name=text("name") or "",
-                   created_at=text("created_at"), key_hash=text("key_hash"), revoked_at=text("revoked_at"),
+        record = decode_item(item)
+        rate, burst = record.get("rate_per_minute"), record.get("burst")
+        return cls(key_id=record.get("key_id"), owner=record.get("owner"), role=record.get("role"),
+                   name=record.get("name") or "", created_at=record.get("created_at"), key_hash=record.get("key_hash"),
+                   revoked_at=record.get("revoked_at"),
                    rate_per_minute=float(rate) if rate is not None else None,
                    burst=int(burst) if burst is not None else None)
 
@@ -128,19 +127,19 @@ class KeyStore:
         key_id, token = new_token()
         key = ApiKey(key_id=key_id, owner=owner, role=role, name=name, created_at=timestamp(self._clock()),
                      key_hash=token_hash(token), rate_per_minute=rate_per_minute, burst=burst)
-        item: dict[str, Any] = {name_: {"S": value} for name_, value in (
-            ("key_id", key.key_id), ("owner", key.owner), ("role", key.role), ("name", key.name),
-            ("created_at", key.created_at), ("key_hash", key.key_hash))}
+        item: dict[str, Any] = {"key_id": key.key_id, "owner": key.owner, "role": key.role, "name": key.name,
+                                "created_at": key.created_at, "key_hash": key.key_hash}
         if rate_per_minute is not None:
-            item["rate_per_minute"] = {"N": repr(float(rate_per_minute))}
+            item["rate_per_minute"] = float(rate_per_minute)
         if burst is not None:
-            item["burst"] = {"N": str(int(burst))}
+            item["burst"] = int(burst)
         # A 48-bit id colliding is as good as impossible; the condition makes it an error, not an overwrite.
-        self._db.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(key_id)")
+        self._db.put_item(TableName=self._table, Item=encode_item(item),
+                          ConditionExpression="attribute_not_exists(key_id)")
         return key, token
 
     def get(self, key_id: str) -> ApiKey | None:
-        answer = self._db.get_item(TableName=self._table, Key={"key_id": {"S": key_id}}, ConsistentRead=True)
+        answer = self._db.get_item(TableName=self._table, Key=encode_item({"key_id": key_id}), ConsistentRead=True)
         return ApiKey.from_item(answer["Item"]) if "Item" in answer else None
 
     def verify(self, token: str) -> ApiKey | None:
@@ -167,14 +166,14 @@ class KeyStore:
         try:
             answer = self._db.update_item(
                 TableName=self._table,
-                Key={"key_id": {"S": key_id}},
+                Key=encode_item({"key_id": key_id}),
                 UpdateExpression="SET revoked_at = if_not_exists(revoked_at, :now)",
                 ConditionExpression="attribute_exists(key_id)",
-                ExpressionAttributeValues={":now": {"S": timestamp(self._clock())}},
+                ExpressionAttributeValues=encode_item({":now": timestamp(self._clock())}),
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 raise UnknownKey(f"no key has the id {key_id!r}") from None
             raise
         return ApiKey.from_item(answer["Attributes"])

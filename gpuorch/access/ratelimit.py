@@ -15,6 +15,10 @@ from typing import Callable
 
 from botocore.exceptions import ClientError
 
+from gpuorch.aws.dynamodb import decode_item, encode_item
+from gpuorch.aws.failures import condition_failed
+from gpuorch.errors import AdmissionRefused
+
 log = logging.getLogger(__name__)
 
 PARTITION = "rate#"
@@ -56,12 +60,13 @@ def retry_after_header(seconds: float) -> int:
     return max(1, math.ceil(seconds))
 
 
-class RateLimited(Exception):
+class RateLimited(AdmissionRefused):
     """The key has spent its allowance; `retry_after` (seconds) says when the next submission is allowed."""
 
     def __init__(self, key_id: str, limit: Limit, retry_after: float):
-        self.key_id, self.limit, self.retry_after = key_id, limit, retry_after
-        super().__init__(f"key {key_id}: over {limit.per_minute:g} submissions per minute (burst {limit.burst})")
+        self.key_id, self.limit = key_id, limit
+        super().__init__(f"key {key_id}: over {limit.per_minute:g} submissions per minute (burst {limit.burst})",
+                         retry_after)
 
 
 class RateLimiter:
@@ -73,7 +78,7 @@ class RateLimiter:
         self._clock = clock
 
     def _key(self, key_id: str) -> dict:
-        return {"pk": {"S": PARTITION + key_id}, "sk": {"S": SORT_KEY}}
+        return encode_item({"pk": PARTITION + key_id, "sk": SORT_KEY})
 
     def spend(self, key_id: str, limit: Limit) -> None:
         """Take one submission from the key's allowance; RateLimited when there is none left.
@@ -89,25 +94,25 @@ class RateLimiter:
             now = self._clock()
             if seen is _UNREAD:
                 decision = gcra(None, now, limit)
-                condition, values = "attribute_not_exists(pk) OR tat_ms <= :now", {":now": {"N": str(int(now * 1000))}}
+                condition, values = "attribute_not_exists(pk) OR tat_ms <= :now", {":now": int(now * 1000)}
             else:
                 decision = gcra(seen / 1000 if seen is not None else None, now, limit)
                 if not decision.allowed:
                     raise RateLimited(key_id, limit, decision.retry_after)
                 condition, values = ("attribute_not_exists(pk)", {}) if seen is None else (
-                    "tat_ms = :seen", {":seen": {"N": str(seen)}})
+                    "tat_ms = :seen", {":seen": seen})
             try:
                 self._db.put_item(
                     TableName=self._table,
-                    Item={**self._key(key_id), "tat_ms": {"N": str(math.ceil(decision.tat * 1000))},
-                          "expires_at": {"N": str(int(decision.tat) + EXPIRY_S)}},
+                    Item={**self._key(key_id), **encode_item({"tat_ms": math.ceil(decision.tat * 1000),
+                                                              "expires_at": int(decision.tat) + EXPIRY_S})},
                     ConditionExpression=condition,
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                    **({"ExpressionAttributeValues": values} if values else {}),
+                    **({"ExpressionAttributeValues": encode_item(values)} if values else {}),
                 )
                 return
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                if not condition_failed(exc):
                     raise
                 # In a burst, or another process spent from this key meanwhile: decide again on the stored TAT.
                 seen = self._stored(key_id, exc.response.get("Item"))
@@ -118,7 +123,7 @@ class RateLimiter:
         """The stored TAT in ms: from the refused write's answer, or read when that carried none."""
         if item is None:
             item = self._db.get_item(TableName=self._table, Key=self._key(key_id), ConsistentRead=True).get("Item")
-        return int(item["tat_ms"]["N"]) if item else None
+        return int(decode_item(item)["tat_ms"]) if item else None
 
 
 _UNREAD = object()

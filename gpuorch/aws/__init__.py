@@ -1,1 +1,1 @@
-"""AWS access: boto3 clients built from the settings, and the resources gpuorch needs."""
+"""AWS access: boto3 clients built from the settings, and the one copy of each AWS primitive gpuorch uses."""

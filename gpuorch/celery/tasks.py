@@ -8,21 +8,22 @@ from celery import Task, shared_task
 from celery.exceptions import Reject
 
 from gpuorch.celery import names
-from gpuorch.errors import JobCancelled, JobDeferred, JobFailed
+from gpuorch.errors import JobOutcome, Unavailable
 from gpuorch.execution.runner import run_job
 from gpuorch.jobs.deadletters import sweep_dead_letters
 from lifecycle.live.build import lifecycle_check
 
-# Expected ends of a job: Celery logs them as such, without a traceback.
-JOB_ENDS = (JobFailed, JobCancelled)
+# Expected ends of a job (failed, cancelled): Celery logs them as such, without a traceback.
+JOB_ENDS = (JobOutcome,)
 
 
 def run(task: Task, workflow: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Run the job whose id is the task's id. A job that cannot go on now (its record unreachable, or missing)
-    gives its message back undeleted: SQS delivers it again, or moves it to the dead-letter queue at the last."""
+    """Run the job whose id is the task's id. A job that cannot go on now (what it needs is unavailable: its
+    record, unreachable or missing) gives its message back undeleted: SQS delivers it again, or moves it to the
+    dead-letter queue at the last."""
     try:
         return run_job(task.app.services, task.request.id, workflow, params, update_state=task.update_state)
-    except JobDeferred as exc:
+    except Unavailable as exc:
         raise Reject(str(exc), requeue=False) from exc
 
 

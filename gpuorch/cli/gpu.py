@@ -9,8 +9,9 @@ import click
 from botocore.exceptions import BotoCoreError, ClientError
 
 from gpuorch.aws.clients import AwsClients
+from gpuorch.errors import Conflict, Unavailable
 from gpuorch.settings import Settings
-from lifecycle.live.pool import EC2_CLIENT_CONFIG, CapacityError, InstanceError, InstancePool, UnknownInstance
+from lifecycle.live.pool import EC2_CLIENT_CONFIG, CapacityError, InstancePool
 
 
 def _pool(settings: Settings) -> InstancePool:
@@ -19,13 +20,13 @@ def _pool(settings: Settings) -> InstancePool:
 
 
 def _run(action):
-    """Run an EC2 action; exit 1 when EC2 refuses it, 2 when AWS cannot be reached."""
+    """Run an EC2 action; exit 1 when EC2 refuses it (no such instance, no capacity), 2 when AWS cannot be reached."""
     try:
         return action()
-    except (UnknownInstance, CapacityError) as exc:
+    except (Conflict, CapacityError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except (InstanceError, BotoCoreError, ClientError) as exc:
+    except (Unavailable, BotoCoreError, ClientError) as exc:
         click.echo(f"error: EC2 did not answer: {exc}", err=True)
         sys.exit(2)
 

@@ -8,8 +8,9 @@ import sys
 import click
 from botocore.exceptions import BotoCoreError, ClientError
 
-from gpuorch.access.keys import OPERATOR, USER, InvalidKey, KeyStore, UnknownKey
+from gpuorch.access.keys import OPERATOR, USER, KeyStore
 from gpuorch.aws.clients import AwsClients
+from gpuorch.errors import RequestRefused
 from gpuorch.settings import Settings
 
 
@@ -21,7 +22,7 @@ def _run(settings: Settings, action):
     """Run a key-table action; exit 1 when it is refused, 2 when AWS cannot be reached."""
     try:
         return action()
-    except (InvalidKey, UnknownKey) as exc:
+    except RequestRefused as exc:  # a field a key cannot have, or an id no key has
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except (BotoCoreError, ClientError) as exc:

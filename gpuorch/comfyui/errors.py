@@ -1,18 +1,17 @@
 """Errors raised by the ComfyUI client, grouped by what the caller should do about them.
 
-Callers catch by meaning, never by parsing messages::
+Callers catch by meaning, never by parsing messages; two also sit on a branch of gpuorch.errors' tree::
 
-    ComfyError                    anything that went wrong talking to ComfyUI or running on it
-     ├── ComfyUnavailable         retryable: refused/reset connection, HTTP timeout, 5xx answer
-     │    └── ComfyPromptLost     the prompt is neither queued, running nor in history (ComfyUI restarted)
-     ├── ComfyRejected            ComfyUI refused the request as sent (400 graph validation, other 4xx)
-     ├── ComfyProtocolError       an answer whose shape is not ComfyUI's (wrong URL, incompatible server)
-     ├── ComfyExecutionError      a node raised while the prompt ran (history ``execution_error``)
-     ├── ComfyInterrupted         the prompt was interrupted (history ``execution_interrupted``)
-     └── ComfyTimeout             the caller's deadline for the prompt passed; it may still be running
+    ComfyError                                  anything that went wrong talking to ComfyUI or running on it
+     ├── ComfyUnavailable   (Unavailable)       refused/reset connection, HTTP timeout, 5xx answer
+     │    └── ComfyPromptLost                   the prompt is neither queued, running nor in history (restarted)
+     ├── ComfyRejected      (RequestRefused)    ComfyUI refused the request as sent (400 graph validation, 4xx)
+     ├── ComfyProtocolError                     an answer whose shape is not ComfyUI's (wrong URL, other server)
+     ├── ComfyExecutionError                    a node raised while the prompt ran (history ``execution_error``)
+     ├── ComfyInterrupted                       the prompt was interrupted (history ``execution_interrupted``)
+     └── ComfyTimeout                           the caller's deadline for the prompt passed; it may still run
 
-Only ``ComfyUnavailable`` (and so ``ComfyPromptLost``) is worth retrying as is; ``retryable`` says so
-on every class, for code that decides retries from a table rather than from an ``except`` ladder.
+Only ``ComfyUnavailable`` (and so ``ComfyPromptLost``) is worth retrying as is: it is an ``Unavailable``.
 """
 
 from __future__ import annotations
@@ -20,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from gpuorch.errors import GpuorchError, RequestRefused, Unavailable
 
 __all__ = [
     "ComfyError",
@@ -34,16 +35,12 @@ __all__ = [
 ]
 
 
-class ComfyError(Exception):
+class ComfyError(GpuorchError):
     """Base class of every error the ComfyUI client raises."""
 
-    retryable = False
 
-
-class ComfyUnavailable(ComfyError):
+class ComfyUnavailable(ComfyError, Unavailable):
     """ComfyUI could not be reached or answered with a server error; trying again later may work."""
-
-    retryable = True
 
 
 class ComfyPromptLost(ComfyUnavailable):
@@ -109,7 +106,7 @@ def _node_problems(node_errors: Mapping[str, Any]) -> tuple[NodeProblem, ...]:
     return tuple(problems)
 
 
-class ComfyRejected(ComfyError):
+class ComfyRejected(ComfyError, RequestRefused):
     """ComfyUI refused the request as sent; sending it again unchanged will fail again.
 
     For ``POST /prompt`` this is the 400 validation answer: ``error`` is its ``error`` object and

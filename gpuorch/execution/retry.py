@@ -1,31 +1,22 @@
-"""Retry policies of a GPU job: ComfyUI while it is unreachable, AWS while it is unreachable or throttling."""
+"""Retry policies of a GPU job: a call is tried again only while a dependency is unavailable or AWS is struggling."""
 
 from __future__ import annotations
 
 import logging
 from typing import Callable
 
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
 from tenacity import (
     before_sleep_log, retry, retry_if_exception, retry_if_exception_type, stop_after_attempt, wait_exponential,
 )
 
-from gpuorch.comfyui.errors import ComfyUnavailable
-from gpuorch.inputs import InputUnavailable
+from gpuorch.aws.failures import is_transient
+from gpuorch.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
-# AWS error codes that say "not now" rather than "never" (throttling is spelled several ways).
-TRANSIENT_AWS_CODES = frozenset({
-    "SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
-    "RequestLimitExceeded", "TooManyRequestsException", "ProvisionedThroughputExceededException",
-    "RequestTimeout", "InternalError", "InternalServerError", "InternalFailure", "ServiceUnavailable",
-})
-
 
 def comfy_retry(attempts: int, *, max_wait: float = 20.0, on_retry: Callable[[], None] | None = None):
-    """A decorator factory: retry a ComfyUI call on ComfyUnavailable only, with exponential backoff;
+    """A decorator factory: retry a ComfyUI call while ComfyUI is unavailable, with exponential backoff;
     `on_retry` is called before each retry (to count them)."""
     logged = before_sleep_log(log, logging.WARNING)
 
@@ -35,7 +26,7 @@ def comfy_retry(attempts: int, *, max_wait: float = 20.0, on_retry: Callable[[],
             on_retry()
 
     return retry(
-        retry=retry_if_exception_type(ComfyUnavailable),
+        retry=retry_if_exception_type(Unavailable),
         stop=stop_after_attempt(attempts),
         wait=wait_exponential(multiplier=0.5, max=max_wait),
         before_sleep=before_sleep,
@@ -43,18 +34,10 @@ def comfy_retry(attempts: int, *, max_wait: float = 20.0, on_retry: Callable[[],
     )
 
 
-def aws_transient(exc: BaseException) -> bool:
-    """Whether an AWS failure may pass if tried again: unreachable, timed out, throttled or a server error.
-
-    A refused condition, a missing table or bad parameters would fail the same way again.
-    """
-    if isinstance(exc, (BotoConnectionError, HTTPClientError, InputUnavailable)):
-        return True
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        return error.get("Code") in TRANSIENT_AWS_CODES or status >= 500 or status == 429
-    return False
+def transient(exc: BaseException) -> bool:
+    """Whether a failure may pass if tried again: gpuorch's Unavailable (an input its host could not serve now, ...),
+    or AWS throttled, failing or unreachable (gpuorch.aws.failures: botocore raises those outside gpuorch's tree)."""
+    return isinstance(exc, Unavailable) or is_transient(exc)
 
 
 def aws_retry(attempts: int, *, max_wait: float = 10.0):
@@ -64,7 +47,7 @@ def aws_retry(attempts: int, *, max_wait: float = 10.0):
     outer layer waits longer between attempts, so a job outlives an outage of about a minute.
     """
     return retry(
-        retry=retry_if_exception(aws_transient),
+        retry=retry_if_exception(transient),
         stop=stop_after_attempt(attempts),
         wait=wait_exponential(multiplier=1, max=max_wait),
         before_sleep=before_sleep_log(log, logging.WARNING),

@@ -14,12 +14,14 @@ from typing import Any, Callable
 from botocore.exceptions import BotoCoreError, ClientError
 from celery.exceptions import SoftTimeLimitExceeded
 
+from gpuorch.aws.failures import is_transient
+from gpuorch.aws.s3 import S3Uri
 from gpuorch.comfyui.client import ComfyClient, PollPolicy
 from gpuorch.comfyui.errors import ComfyError, ComfyPromptLost, ComfyTimeout, ComfyUnavailable
 from gpuorch.comfyui.progress import Progress
-from gpuorch.errors import JobCancelled, JobDeferred, JobFailed
-from gpuorch.execution.retry import aws_retry, aws_transient, comfy_retry
-from gpuorch.inputs import InputPolicy, InputRejected, InputUnavailable, fetch_input, inspect_image
+from gpuorch.errors import JobCancelled, JobDeferred, JobFailed, RequestRefused, Unavailable
+from gpuorch.execution.retry import aws_retry, comfy_retry
+from gpuorch.inputs import InputError, InputPolicy, fetch_input, inspect_image
 from gpuorch.jobs import states
 from gpuorch.jobs.store import Job, TransitionRefused
 from gpuorch.metrics.jobs import JobMetrics, job_metrics
@@ -27,6 +29,11 @@ from gpuorch.services import Services
 from gpuorch.workflows import bind
 
 log = logging.getLogger(__name__)
+
+# What ends a running job as failed: its request refused after all (an input, its binding, ComfyUI's validation),
+# a dependency still unavailable after the retries (ComfyUI, an input, S3 for the outputs), anything else ComfyUI
+# reports, or the time limit. AWS failing the job's own record is not among them: the message goes back instead.
+JOB_FAILURES = (SoftTimeLimitExceeded, RequestRefused, Unavailable, ComfyError)
 
 
 @dataclass(frozen=True)
@@ -88,7 +95,7 @@ class ProgressReporter:
             log.warning("job %s: progress not recorded: %s", self._job_id, exc)
 
 
-class OutputsNotStored(Exception):
+class OutputsNotStored(Unavailable):
     """An output could not be put in S3, even after the retries."""
 
 
@@ -105,7 +112,7 @@ def run_job(services: Services, job_id: str, workflow_name: str, params: dict[st
         return _run_job(services, job_id, workflow_name, update_state,
                         metrics if metrics is not None else job_metrics())
     except Exception as exc:
-        if not aws_transient(exc):
+        if not is_transient(exc):
             raise
         log.error("job %s: AWS unavailable after %d attempts (%s); its message goes back to SQS",
                   job_id, services.settings.aws_write_attempts, exc)
@@ -137,8 +144,8 @@ def _run_job(services: Services, job_id: str, workflow_name: str, update_state: 
         log.info("job %s: cancelled while running; ComfyUI told to drop it", job_id)
         metrics.duration.labels(job.workflow, states.CANCELLED).observe(execution.elapsed())
         raise
-    except (SoftTimeLimitExceeded, ComfyTimeout, InputRejected, InputUnavailable, ComfyError, OutputsNotStored) as exc:
-        if isinstance(exc, (SoftTimeLimitExceeded, ComfyTimeout)):
+    except JOB_FAILURES as exc:
+        if timed_out(exc):
             execution.stop_in_comfyui()
         metrics.duration.labels(job.workflow, states.FAILED).observe(execution.elapsed())
         metrics.failures.labels(job.workflow, failure_class(exc)).inc()
@@ -164,29 +171,31 @@ def record_start(metrics: JobMetrics, job: Job) -> None:
         metrics.queue_wait.labels(job.workflow).observe(max(0.0, wait))
 
 
+def timed_out(exc: BaseException) -> bool:
+    """The soft time limit, or ComfyUI's deadline for the prompt (set just inside it)."""
+    return isinstance(exc, (SoftTimeLimitExceeded, ComfyTimeout))
+
+
 def failure_class(exc: BaseException) -> str:
-    """A failure's reason as a bounded class, for the failures counter."""
-    if isinstance(exc, (SoftTimeLimitExceeded, ComfyTimeout)):
+    """A failure's reason as a bounded class, for the failures counter: a timeout, the outputs, or the part that
+    failed (the job's inputs and parameters, or ComfyUI) and whether it refused or was unavailable."""
+    if timed_out(exc):
         return "timeout"
-    if isinstance(exc, InputRejected):
-        return "input_rejected"
-    if isinstance(exc, InputUnavailable):
-        return "input_unavailable"
-    if isinstance(exc, ComfyUnavailable):
-        return "comfyui_unavailable"
     if isinstance(exc, OutputsNotStored):
         return "outputs_not_stored"
-    return "comfyui_error"
+    if isinstance(exc, ComfyError):
+        return "comfyui_unavailable" if isinstance(exc, Unavailable) else "comfyui_error"
+    return "input_unavailable" if isinstance(exc, Unavailable) else "input_rejected"
 
 
 def failure_reason(exc: BaseException, execution: "JobExecution") -> str:
     """What the job record says about a failure."""
     settings = execution.settings
-    if isinstance(exc, (SoftTimeLimitExceeded, ComfyTimeout)):
+    if timed_out(exc):
         return (f"timed out after {execution.elapsed():.0f} s (GPUORCH_TASK_TIME_LIMIT={settings.task_time_limit}); "
                 "ComfyUI interrupted")
-    if isinstance(exc, (InputRejected, InputUnavailable)):
-        return f"input {'rejected' if isinstance(exc, InputRejected) else 'unavailable'}: {exc}"
+    if isinstance(exc, InputError):
+        return f"input {'unavailable' if isinstance(exc, Unavailable) else 'rejected'}: {exc}"
     if isinstance(exc, ComfyUnavailable):
         return f"ComfyUI unreachable at {settings.comfyui_url}: {exc}"
     if isinstance(exc, OutputsNotStored):
@@ -360,7 +369,7 @@ class JobExecution:
             ) from exc
         log.info("job %s: stored %s (%d bytes)", self.job.job_id, key, len(data))
         return StoredOutput(
-            uri=f"s3://{self.settings.bucket}/{key}",
+            uri=str(S3Uri(self.settings.bucket, key)),
             filename=ref.filename,
             node_id=str(ref.node_id),
             media=ref.media,

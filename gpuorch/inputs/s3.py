@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from gpuorch.aws.failures import error_code, http_status, is_transient
+from gpuorch.aws.s3 import S3Uri
 from gpuorch.inputs.errors import InputRejected, InputUnavailable
 from gpuorch.inputs.policy import InputPolicy
-from gpuorch.inputs.uri import S3Uri
 
-__all__ = ["classify_s3_error", "fetch_s3"]
-
-_CHUNK = 1024 * 1024
-# Error codes that say "not now" rather than "never"; S3 and STS spell throttling several ways.
-_TRANSIENT_CODES = frozenset({
-    "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
-    "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable", "503",
-})
-
-
-def classify_s3_error(code: str, http_status: int | None) -> Literal["rejected", "unavailable"]:
-    """Whether an S3 error answer means the input is wrong or the service is struggling."""
-    if code in _TRANSIENT_CODES or (http_status is not None and (http_status >= 500 or http_status == 429)):
-        return "unavailable"
-    return "rejected"
+__all__ = ["fetch_s3"]
 
 
 def fetch_s3(uri: S3Uri, policy: InputPolicy, s3_client: Any) -> bytes:
@@ -40,13 +27,11 @@ def fetch_s3(uri: S3Uri, policy: InputPolicy, s3_client: Any) -> bytes:
         finally:
             body.close()
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = error_code(exc)
         if code == "InvalidRange":  # a Range past the end: the object is empty
             raise InputRejected(f"{uri} is empty") from exc
-        message = f"{uri}: {code or status} {error.get('Message', '')}".rstrip()
-        if classify_s3_error(code, status) == "unavailable":
+        message = f"{uri}: {code or http_status(exc)} {exc.response.get('Error', {}).get('Message', '')}".rstrip()
+        if is_transient(exc):
             raise InputUnavailable(message) from exc
         raise InputRejected(message) from exc
     except (BotoCoreError, OSError) as exc:  # endpoint unreachable, timeouts, broken stream

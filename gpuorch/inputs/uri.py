@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+from gpuorch.aws.s3 import S3Uri, parse_s3_uri
 from gpuorch.inputs.addresses import address_refusal
 from gpuorch.inputs.errors import InputRejected
 from gpuorch.inputs.policy import InputPolicy
@@ -15,21 +16,10 @@ from gpuorch.inputs.policy import InputPolicy
 __all__ = ["HttpUri", "S3Uri", "parse_input_uri"]
 
 MAX_URI_LENGTH = 2048
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 # Labels made only of digits or hex: resolvers read such a host as an IPv4 address in one of the
 # old spellings (``2130706433``, ``0177.0.0.1``, ``0x7f.1``), which hide what they point at.
 _NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+")
-
-
-@dataclass(frozen=True)
-class S3Uri:
-    bucket: str
-    key: str
-    scheme: Literal["s3"] = "s3"
-
-    def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
 
 
 @dataclass(frozen=True)
@@ -56,15 +46,13 @@ class HttpUri:
 
 
 def _parse_s3(text: str, policy: InputPolicy) -> S3Uri:
-    # Like the AWS CLI, everything after the bucket is the key, ``?`` and ``#`` included.
-    bucket, _, key = text[len("s3://"):].partition("/")
-    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
-        raise InputRejected(f"{bucket!r} is not a valid S3 bucket name")
-    if not key:
-        raise InputRejected("an s3:// URI needs an object key after the bucket")
-    if bucket not in policy.allowed_buckets:
-        raise InputRejected(f"bucket {bucket!r} is not one inputs may be read from")
-    return S3Uri(bucket=bucket, key=key)
+    try:
+        uri = parse_s3_uri(text)
+    except ValueError as exc:
+        raise InputRejected(str(exc)) from None
+    if uri.bucket not in policy.allowed_buckets:
+        raise InputRejected(f"bucket {uri.bucket!r} is not one inputs may be read from")
+    return uri
 
 
 def _check_host(host: str, policy: InputPolicy) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 
+from gpuorch.errors import RequestRefused, UnknownWorkflow
 from gpuorch.jobs.store import Job
 
 JSON = "application/json"
@@ -20,7 +21,7 @@ MAX_JOB_ID = 128
 MAX_REASON = 1000
 
 
-class MessageRejected(ValueError):
+class MessageRejected(RequestRefused, ValueError):
     """A message that can never run: `reason` says why; `job_id` when the message names one."""
 
     def __init__(self, reason: str, job_id: str | None = None):
@@ -93,7 +94,7 @@ def check_task_message(envelope: Envelope, task_workflows: Mapping[str, str | No
     workflow_name, params = _workflow_and_params(task, task_workflows[task], kwargs, job_id)
     try:
         workflow = workflows.get(workflow_name)
-    except KeyError:
+    except UnknownWorkflow:
         raise MessageRejected(f"unknown workflow {workflow_name!r}", job_id) from None
     try:
         clean = workflow.request_schema().load(params)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gpuorch.errors import Conflict
 from gpuorch.jobs import states
 from gpuorch.jobs.deadletters import DeadLetter, dead_letter_reason, read_dead_letter, receive_all, release
 from gpuorch.jobs.messages import MessageRejected, TaskCall, check_task_message, decode_sqs_body, record_problem
@@ -218,5 +219,5 @@ class DeadLetters:
             raise RedriveRefused(f"job {old.job_id} was redriven as another job already")
 
 
-class RedriveRefused(RuntimeError):
+class RedriveRefused(Conflict):
     """A fixable dead letter that this redrive could not resubmit after all; it stays in the queue."""

@@ -7,13 +7,14 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from gpuorch.aws.dynamodb import decode_item, encode, encode_item
+from gpuorch.aws.failures import condition_failed
 from gpuorch.clock import Clock, timestamp, utc_now
+from gpuorch.errors import Conflict, RequestRefused
 from gpuorch.jobs import states
 
 log = logging.getLogger(__name__)
@@ -22,15 +23,7 @@ STATUS_INDEX = "status-created_at-index"
 # Each API key's owner lists its own jobs through this index (jobs without an owner are not in it).
 OWNER_INDEX = "owner-created_at-index"
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-
-class JobNotFound(LookupError):
-    """No job record has this id."""
-
-
-class TransitionRefused(RuntimeError):
+class TransitionRefused(Conflict):
     """The record's status does not allow the requested move (a late or duplicate writer)."""
 
     def __init__(self, job_id: str, target: str, current: str | None):
@@ -38,7 +31,7 @@ class TransitionRefused(RuntimeError):
         super().__init__(f"job {job_id}: cannot move from {current} to {target}")
 
 
-class InvalidCursor(ValueError):
+class InvalidCursor(RequestRefused, ValueError):
     """A list cursor that this service did not hand out."""
 
 
@@ -65,7 +58,7 @@ class Job:
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> "Job":
-        data = {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+        data = decode_item(item)
         return cls(
             job_id=data["task_id"],
             workflow=data["workflow"],
@@ -86,27 +79,6 @@ class Job:
             redriven_as=data.get("redriven_as"),
             owner=data.get("owner"),
         )
-
-
-def _plain(value: Any) -> Any:
-    """DynamoDB numbers come back as Decimal; give callers ints and floats."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def _dynamo(value: Any) -> dict[str, Any]:
-    if isinstance(value, float):
-        value = Decimal(str(value))
-    elif isinstance(value, dict):
-        return {"M": {k: _dynamo(v) for k, v in value.items()}}
-    elif isinstance(value, list):
-        return {"L": [_dynamo(v) for v in value]}
-    return _serializer.serialize(value)
 
 
 def encode_cursor(created_at: str, job_id: str) -> str:
@@ -170,24 +142,28 @@ class JobStore:
         try:
             self._db.put_item(
                 TableName=self._table,
-                Item={k: _dynamo(v) for k, v in item.items()},
+                Item=encode_item(item),
                 ConditionExpression="attribute_not_exists(task_id)",
             )
         except ClientError as exc:
-            if _condition_failed(exc):
+            if condition_failed(exc):
                 raise TransitionRefused(job_id, states.QUEUED, "existing") from None
             raise
-        return Job.from_item({k: _dynamo(v) for k, v in item.items()})
+        return Job.from_item(encode_item(item))
+
+    @staticmethod
+    def _key(job_id: str) -> dict[str, Any]:
+        return encode_item({"task_id": job_id})
 
     def get(self, job_id: str, *, consistent: bool = True) -> Job | None:
         answer = self._db.get_item(
-            TableName=self._table, Key={"task_id": {"S": job_id}}, ConsistentRead=consistent
+            TableName=self._table, Key=self._key(job_id), ConsistentRead=consistent
         )
         return Job.from_item(answer["Item"]) if "Item" in answer else None
 
     def delete(self, job_id: str) -> None:
         """Remove a record that never reached the queue (its message could not be sent)."""
-        self._db.delete_item(TableName=self._table, Key={"task_id": {"S": job_id}})
+        self._db.delete_item(TableName=self._table, Key=self._key(job_id))
 
     def list(self, *, status: str | None, limit: int, cursor: str | None = None,
              owner: str | None = None) -> tuple[list[Job], str | None]:
@@ -213,13 +189,13 @@ class JobStore:
             "IndexName": OWNER_INDEX,
             "KeyConditionExpression": "#o = :o",
             "ExpressionAttributeNames": {"#o": "owner"},
-            "ExpressionAttributeValues": {":o": {"S": owner}},
+            "ExpressionAttributeValues": encode_item({":o": owner}),
             "ScanIndexForward": False,
         }
         if status:
             query["FilterExpression"] = "#s = :s"
             query["ExpressionAttributeNames"]["#s"] = "status"
-            query["ExpressionAttributeValues"][":s"] = {"S": status}
+            query["ExpressionAttributeValues"][":s"] = encode(status)
         return query
 
     def _query_status(self, status: str, limit: int, after: tuple[str, str] | None) -> list[Job]:
@@ -229,7 +205,7 @@ class JobStore:
             "IndexName": STATUS_INDEX,
             "KeyConditionExpression": "#s = :s",
             "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": {":s": {"S": status}},
+            "ExpressionAttributeValues": encode_item({":s": status}),
             "ScanIndexForward": False,
         }
         return self._query_index(query, limit, after)
@@ -238,7 +214,7 @@ class JobStore:
         """Up to `limit` records of an index query older than `after`, newest first."""
         if after is not None:
             query["KeyConditionExpression"] += " AND created_at <= :c"
-            query["ExpressionAttributeValues"][":c"] = {"S": after[0]}
+            query["ExpressionAttributeValues"][":c"] = encode(after[0])
         jobs: list[Job] = []
         while True:
             # Ask for one more than needed: records sharing the cursor's timestamp are filtered out after.
@@ -265,13 +241,13 @@ class JobStore:
                 "KeyConditionExpression": "#s = :s AND created_at BETWEEN :c0 AND :c1",
                 "FilterExpression": "finished_at >= :f0 AND finished_at < :f1",
                 "ExpressionAttributeNames": {"#s": "status"},
-                "ExpressionAttributeValues": {
-                    ":s": {"S": status},
-                    ":c0": {"S": timestamp(created_since)},
-                    ":c1": {"S": timestamp(end)},
-                    ":f0": {"S": timestamp(start)},
-                    ":f1": {"S": timestamp(end)},
-                },
+                "ExpressionAttributeValues": encode_item({
+                    ":s": status,
+                    ":c0": timestamp(created_since),
+                    ":c1": timestamp(end),
+                    ":f0": timestamp(start),
+                    ":f1": timestamp(end),
+                }),
             }
             while True:
                 answer = self._db.query(**query)
@@ -293,27 +269,27 @@ class JobStore:
             if target == states.SUCCEEDED:
                 updates["progress"] = 100
         names = {f"#f{i}": name for i, name in enumerate(updates)}
-        values = {f":v{i}": _dynamo(value) for i, value in enumerate(updates.values())}
+        values = {f":v{i}": value for i, value in enumerate(updates.values())}
         expression = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(updates)))
         if target == states.RUNNING:
             expression += " ADD attempts :one"
-            values[":one"] = {"N": "1"}
+            values[":one"] = 1
         names["#status"] = "status"
-        allowed_values = {f":a{i}": {"S": s} for i, s in enumerate(allowed)}
+        allowed_values = {f":a{i}": s for i, s in enumerate(allowed)}
         values.update(allowed_values)
         condition = "attribute_exists(task_id) AND #status IN (" + ", ".join(allowed_values) + ")"
         try:
             answer = self._db.update_item(
                 TableName=self._table,
-                Key={"task_id": {"S": job_id}},
+                Key=self._key(job_id),
                 UpdateExpression=expression,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+                ExpressionAttributeValues=encode_item(values),
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if _condition_failed(exc):
+            if condition_failed(exc):
                 current = self.get(job_id)
                 raise TransitionRefused(job_id, target, current.status if current else None) from None
             raise
@@ -328,18 +304,18 @@ class JobStore:
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key={"task_id": {"S": job_id}},
+                Key=self._key(job_id),
                 UpdateExpression="SET redriven_as = :n, updated_at = :u",
                 ConditionExpression="#s = :failed AND (attribute_not_exists(redriven_as) OR redriven_as = :n)",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":n": {"S": new_job_id},
-                    ":u": {"S": timestamp(self._clock())},
-                    ":failed": {"S": states.FAILED},
-                },
+                ExpressionAttributeValues=encode_item({
+                    ":n": new_job_id,
+                    ":u": timestamp(self._clock()),
+                    ":failed": states.FAILED,
+                }),
             )
         except ClientError as exc:
-            if _condition_failed(exc):
+            if condition_failed(exc):
                 return False
             raise
         return True
@@ -349,23 +325,19 @@ class JobStore:
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key={"task_id": {"S": job_id}},
+                Key=self._key(job_id),
                 UpdateExpression="SET progress = :p, #n = :n, updated_at = :u",
                 ConditionExpression="#s = :running AND progress < :p",
                 ExpressionAttributeNames={"#s": "status", "#n": "node"},
-                ExpressionAttributeValues={
-                    ":p": {"N": str(int(progress))},
-                    ":n": _dynamo(node),
-                    ":u": {"S": timestamp(self._clock())},
-                    ":running": {"S": states.RUNNING},
-                },
+                ExpressionAttributeValues=encode_item({
+                    ":p": int(progress),
+                    ":n": node,
+                    ":u": timestamp(self._clock()),
+                    ":running": states.RUNNING,
+                }),
             )
         except ClientError as exc:
-            if _condition_failed(exc):
+            if condition_failed(exc):
                 return False
             raise
         return True
-
-
-def _condition_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"

@@ -12,13 +12,14 @@ from typing import Any, Callable
 
 from marshmallow import ValidationError
 
-from gpuorch.errors import InputTooLarge, ParamsInvalid, UnknownWorkflow
+from gpuorch.aws.s3 import S3Uri
+from gpuorch.errors import InputTooLarge, ParamsInvalid
 from gpuorch.inputs import InputPolicy, InputRejected, inspect_image, parse_input_uri
 from gpuorch.jobs import states
 from gpuorch.jobs.store import Job, TransitionRefused
 from gpuorch.services import Services
 from gpuorch.settings import Settings
-from gpuorch.workflows import UnknownWorkflowError, Workflow
+from gpuorch.workflows import Workflow
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def stage_inline_images(
         else:
             key = input_key(job_id, field_name, info.format)
             staged.append(StagedInput(field_name, key, data, IMAGE_TYPES[info.format][1]))
-        uri = f"s3://{settings.bucket}/{key}"
+        uri = str(S3Uri(settings.bucket, key))
         if index is None:
             replaced[name] = uri
         else:
@@ -210,10 +211,7 @@ class JobSubmitter:
 
     def workflow(self, name: str) -> Workflow:
         """The workflow of that name; UnknownWorkflow naming the known ones otherwise."""
-        try:
-            return self.services.workflows.get(name)
-        except UnknownWorkflowError as exc:
-            raise UnknownWorkflow(f"No workflow is named {name!r}; known: {', '.join(exc.known)}.") from None
+        return self.services.workflows.get(name)
 
     def submit(self, workflow_name: str, params: dict[str, Any], *, source: str, owner: str | None = None,
                job_id: str | None = None) -> Job:

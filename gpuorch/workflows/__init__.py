@@ -4,7 +4,7 @@ from gpuorch.workflows.binding import bind, resolve_params
 from gpuorch.workflows.camera import CameraMove, CameraMoves, load_camera_moves
 from gpuorch.workflows.folders import WorkflowSet, BUILTIN_WORKFLOWS, load_workflows, load_workflow
 from gpuorch.workflows.check import check_workflow
-from gpuorch.workflows.errors import BindError, UnknownWorkflowError, WorkflowDefinitionError, WorkflowError
+from gpuorch.workflows.errors import BindError, UnknownWorkflow, WorkflowDefinitionError
 from gpuorch.model_files import ModelFiles
 from gpuorch.workflows.params import MAX_SAFE_SEED, Param, derive_seed
 from gpuorch.workflows.workflow import Workflow, image_uris
@@ -16,11 +16,10 @@ __all__ = [
     "CameraMoves",
     "ModelFiles",
     "Param",
-    "UnknownWorkflowError",
+    "UnknownWorkflow",
     "Workflow",
     "WorkflowSet",
     "WorkflowDefinitionError",
-    "WorkflowError",
     "bind",
     "check_workflow",
     "BUILTIN_WORKFLOWS",

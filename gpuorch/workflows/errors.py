@@ -1,9 +1,8 @@
-"""Errors of the workflow package.
+"""Errors of the workflow package, in gpuorch.errors' tree.
 
-    WorkflowError
-    ├── WorkflowDefinitionError   a workflow folder is malformed (names file and problem)
-    ├── UnknownWorkflowError      no workflow of that name (also a KeyError)
-    └── BindError                 parameters or image names that do not fit the workflow (also a ValueError)
+    ConfigurationError > WorkflowDefinitionError   a workflow folder is malformed (names file and problem)
+    RequestRefused     > BindError                 parameters or image names that do not fit the workflow
+    RequestRefused     > UnknownWorkflow           no workflow of that name (gpuorch.errors; also a KeyError)
 
 Request validation errors are marshmallow's ``ValidationError``, with ``{field: [reasons]}`` messages.
 """
@@ -12,14 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["BindError", "UnknownWorkflowError", "WorkflowDefinitionError", "WorkflowError"]
+from gpuorch.errors import ConfigurationError, RequestRefused, UnknownWorkflow
+
+__all__ = ["BindError", "UnknownWorkflow", "WorkflowDefinitionError"]
 
 
-class WorkflowError(Exception):
-    """Base class of every error raised by gpuorch.workflows."""
-
-
-class WorkflowDefinitionError(WorkflowError):
+class WorkflowDefinitionError(ConfigurationError):
     """A workflow folder cannot be used; the message names the file and what is wrong with it."""
 
     def __init__(self, path: Path | str, problem: str):
@@ -28,18 +25,5 @@ class WorkflowDefinitionError(WorkflowError):
         super().__init__(f"{self.path}: {problem}")
 
 
-class UnknownWorkflowError(WorkflowError, KeyError):
-    """No workflow of that name is in the catalogue."""
-
-    def __init__(self, name: str, known: list[str]):
-        self.name = name
-        self.known = known
-        super().__init__(name)
-
-    def __str__(self) -> str:
-        # KeyError would print the repr of its argument; say what is known instead.
-        return f"no workflow named {self.name!r} (known: {', '.join(self.known) or 'none'})"
-
-
-class BindError(WorkflowError, ValueError):
+class BindError(RequestRefused, ValueError):
     """The parameters or image names handed to bind() do not fit the workflow."""

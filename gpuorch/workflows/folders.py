@@ -12,7 +12,7 @@ from typing import Any
 from marshmallow import ValidationError
 
 from gpuorch.workflows.camera import CameraMoveParam
-from gpuorch.workflows.errors import UnknownWorkflowError, WorkflowDefinitionError
+from gpuorch.workflows.errors import UnknownWorkflow, WorkflowDefinitionError
 from gpuorch.workflows.graph import OUTPUT_PREFIX, find_placeholders, is_link, structure_problems
 from gpuorch.workflows.image_params import ImageListParam, ImageParam
 from gpuorch.model_files import ModelFiles
@@ -59,7 +59,7 @@ BUILTIN_WORKFLOWS = Path(__file__).resolve().parent / "builtin"
 
 
 class WorkflowSet:
-    """The loaded workflows by name. ``get`` and ``[]`` raise UnknownWorkflowError (a KeyError)."""
+    """The loaded workflows by name. ``get`` and ``[]`` raise UnknownWorkflow (a KeyError)."""
 
     def __init__(self, workflows: Iterable[Workflow]):
         self._by_name: dict[str, Workflow] = {}
@@ -72,7 +72,7 @@ class WorkflowSet:
         try:
             return self._by_name[name]
         except KeyError:
-            raise UnknownWorkflowError(name, self.names()) from None
+            raise UnknownWorkflow(name, self.names()) from None
 
     __getitem__ = get
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from marshmallow import fields
 
+from gpuorch.aws.s3 import S3Uri
 from gpuorch.workflows.fields import ImageUri, ImageUriList
 from gpuorch.workflows.params import Param
 from gpuorch.workflows.spec import ABSENT, SpecReader, Target
@@ -19,7 +20,7 @@ __all__ = ["ImageListParam", "ImageParam", "ImageSlot", "sample_image_uri"]
 
 def sample_image_uri(index: int) -> str:
     """A syntactically valid image URI for workflow checks (never fetched)."""
-    return f"s3://gpuorch-check/sample-{index}.png"
+    return str(S3Uri("gpuorch-check", f"sample-{index}.png"))
 
 
 @dataclass(frozen=True, kw_only=True)

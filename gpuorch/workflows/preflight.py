@@ -10,6 +10,7 @@ from typing import Any
 
 from gpuorch.comfyui.client import ComfyClient
 from gpuorch.comfyui.errors import ComfyError, ComfyUnavailable
+from gpuorch.errors import Unavailable
 from gpuorch.workflows.check import check_workflow
 from gpuorch.model_files import ModelFiles
 from gpuorch.workflows.workflow import Workflow
@@ -24,7 +25,7 @@ __all__ = [
 ]
 
 
-class CatalogueUnavailable(Exception):
+class CatalogueUnavailable(Unavailable):
     """No node catalogue to check against: the server did not answer as ComfyUI, or the file is not one."""
 
 

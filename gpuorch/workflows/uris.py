@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from gpuorch.aws.s3 import parse_s3_uri
+
 __all__ = ["IMAGE_URI_JSON_SCHEMA", "MAX_URI_LENGTH", "image_uri_problem"]
 
 MAX_URI_LENGTH = 2048
@@ -17,9 +19,6 @@ IMAGE_URI_JSON_SCHEMA = {
     "maxLength": MAX_URI_LENGTH,
 }
 
-# S3's own bucket naming rule (3-63 characters, lower case, digits, dots, hyphens, letter or digit at
-# both ends); anything else can never name a real bucket.
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _HOST = re.compile(r"[a-z0-9.-]+|[0-9a-f:.]+")
 
 
@@ -34,13 +33,12 @@ def image_uri_problem(value: str) -> str | None:
     if not value.isprintable() or any(ch.isspace() for ch in value):
         return "must not contain spaces or control characters"
     # Schemes are matched in lower case only, as the fetcher spells them.
-    scheme, _, rest = value.partition("://")
+    scheme = value.partition("://")[0]
     if scheme == "s3":
-        bucket, _, key = rest.partition("/")
-        if not _BUCKET.fullmatch(bucket):
-            return f"{bucket!r} is not a valid S3 bucket name"
-        if not key:
-            return "an s3:// URI needs an object key after the bucket: s3://bucket/key"
+        try:
+            parse_s3_uri(value)
+        except ValueError as exc:
+            return str(exc)
         return None
     if scheme == "https":
         parts = urlsplit(value)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from gpuorch.aws.dynamodb import decode_item, encode_item
+from gpuorch.aws.sqs import queue_depth
 from lifecycle.decision import decide
 from lifecycle.live.heartbeats import HeartbeatStore
 from lifecycle.live.pool import STARTED, STOPPING, CapacityError, InstancePool
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STATUS_KEY = {"pk": {"S": "status"}, "sk": {"S": "lifecycle"}}
+STATUS_KEY = {"pk": "status", "sk": "lifecycle"}
 
 
 @dataclass(frozen=True)
@@ -45,23 +47,24 @@ class StatusStore:
         self._db, self._table = dynamodb, table
 
     def write(self, decision: Decision, now: datetime, instances: Iterable[Instance] = ()) -> None:
-        self._db.put_item(TableName=self._table, Item={
+        self._db.put_item(TableName=self._table, Item=encode_item({
             **STATUS_KEY,
-            "checked_at": {"S": now.isoformat()},
-            "blocked": {"S": json.dumps([a.reason for a in decision.blocked])},
-            "actions": {"S": json.dumps([str(a) for a in decision.actions])},
-            "instances": {"S": json.dumps([instance_view(i) for i in instances])},
-        })
+            "checked_at": now.isoformat(),
+            "blocked": json.dumps([a.reason for a in decision.blocked]),
+            "actions": json.dumps([str(a) for a in decision.actions]),
+            "instances": json.dumps([instance_view(i) for i in instances]),
+        }))
 
     def read(self) -> LifecycleStatus | None:
-        item = self._db.get_item(TableName=self._table, Key=STATUS_KEY).get("Item")
+        item = self._db.get_item(TableName=self._table, Key=encode_item(STATUS_KEY)).get("Item")
         if item is None:
             return None
+        status = decode_item(item)
         return LifecycleStatus(
-            checked_at=item["checked_at"]["S"],
-            blocked=tuple(json.loads(item["blocked"]["S"])),
-            actions=tuple(json.loads(item["actions"]["S"])),
-            instances=tuple(json.loads(item.get("instances", {}).get("S", "[]"))),
+            checked_at=status["checked_at"],
+            blocked=tuple(json.loads(status["blocked"])),
+            actions=tuple(json.loads(status["actions"])),
+            instances=tuple(json.loads(status.get("instances", "[]"))),
         )
 
 
@@ -99,17 +102,14 @@ class LifecycleCheck:
     def snapshot(self, instances: tuple | None = None) -> Snapshot:
         now = self.clock()
         instances = self.pool.describe() if instances is None else instances
-        counts = self.sqs.get_queue_attributes(
-            QueueUrl=self.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
+        depth = queue_depth(self.sqs, self.queue_url)
         beats = self.heartbeats.all()
         types = {i.instance_type for i in instances}
         return Snapshot(
             now=now,
             instances=instances,
-            queue_visible=int(counts["ApproximateNumberOfMessages"]),
-            queue_in_flight=int(counts["ApproximateNumberOfMessagesNotVisible"]),
+            queue_visible=depth.visible,
+            queue_in_flight=depth.in_flight,
             heartbeats=tuple(beat.heartbeat for beat in beats),
             last_activity_at={beat.heartbeat.instance_id: beat.last_busy_at for beat in beats if beat.last_busy_at},
             month_spend_usd=self.runs.month_spend(now),

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 from gpuorch.provision import FOURTEEN_DAYS
 from gpuorch.clock import timestamp
+from gpuorch.errors import ParamsInvalid
 from gpuorch.jobs.store import Job, JobStore
 from lifecycle import billing
 from lifecycle.billing import CostReport
@@ -26,11 +27,11 @@ EARLIEST = datetime(2024, 1, 1, tzinfo=timezone.utc)
 LONGEST_JOB_LIFE = timedelta(seconds=FOURTEEN_DAYS, hours=1)
 
 
-class PeriodError(ValueError):
+class PeriodError(ParamsInvalid):
     """A period that cannot be reported: `field` ("from" or "to") names the part to blame."""
 
     def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
+        super().__init__({field: [reason]}, f"{field}: {reason}")
         self.field, self.reason = field, reason
 
 

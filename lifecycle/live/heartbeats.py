@@ -10,15 +10,16 @@ from typing import Iterable
 
 from botocore.exceptions import ClientError
 
+from gpuorch.aws.dynamodb import decode_item, encode_item
+from gpuorch.aws.failures import condition_failed
 from gpuorch.clock import Clock, timestamp, utc_now
 from lifecycle.model import Heartbeat
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_PK = "heartbeat"
-# A heartbeat item outlives the staleness limit (3 missed beats) by far, then expires.
+# A heartbeat item outlives the staleness limit (lifecycle.model.stale_after_s) by far, then expires.
 HEARTBEAT_TTL_S = 3600
-CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 @dataclass(frozen=True)
@@ -60,33 +61,28 @@ class HeartbeatStore:
         now = self._clock()
         expires_at = math.ceil((now + timedelta(seconds=self.ttl_s)).timestamp())
         names = {"#at": "at", "#ready": "ready", "#jobs": "running_jobs", "#exp": "expires_at"}
-        values = {
-            ":at": {"S": timestamp(now)},
-            ":ready": {"BOOL": bool(ready)},
-            ":jobs": {"L": [{"S": job} for job in running_jobs]},
-            ":exp": {"N": str(expires_at)},
-        }
+        values = {":at": timestamp(now), ":ready": bool(ready), ":jobs": list(running_jobs), ":exp": expires_at}
         update = "SET #at = :at, #ready = :ready, #jobs = :jobs, #exp = :exp"
         if last_busy_at is not None:
             names["#busy"] = "last_busy_at"
-            values[":busy"] = {"S": timestamp(last_busy_at)}
+            values[":busy"] = timestamp(last_busy_at)
             update += ", #busy = :busy"
         if comfyui_at is not None:
             names["#comfyui"] = "comfyui_at"
-            values[":comfyui"] = {"S": timestamp(comfyui_at)}
+            values[":comfyui"] = timestamp(comfyui_at)
             update += ", #comfyui = :comfyui"
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key={"pk": {"S": HEARTBEAT_PK}, "sk": {"S": instance_id}},
+                Key=encode_item({"pk": HEARTBEAT_PK, "sk": instance_id}),
                 UpdateExpression=update,
                 ConditionExpression="attribute_not_exists(#at) OR #at <= :at",
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+                ExpressionAttributeValues=encode_item(values),
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == CONDITION_FAILED:
-                log.debug("heartbeat %s at %s: a newer one is stored", instance_id, values[":at"]["S"])
+            if condition_failed(exc):
+                log.debug("heartbeat %s at %s: a newer one is stored", instance_id, values[":at"])
                 return False
             raise
         return True
@@ -95,17 +91,17 @@ class HeartbeatStore:
         """Every unexpired heartbeat, by instance id (expired ones are skipped: TTL deletion lags)."""
         now = self._clock()
         reports = []
-        for item in self._items():
-            if int(item["expires_at"]["N"]) <= now.timestamp():
+        for item in map(decode_item, self._items()):
+            if item["expires_at"] <= now.timestamp():
                 continue
             beat = Heartbeat(
-                instance_id=item["sk"]["S"],
-                at=_parse(item["at"]["S"]),
-                running_jobs=tuple(job["S"] for job in item.get("running_jobs", {}).get("L", [])),
-                ready=item.get("ready", {}).get("BOOL", False),
+                instance_id=item["sk"],
+                at=_parse(item["at"]),
+                running_jobs=tuple(item.get("running_jobs", ())),
+                ready=item.get("ready", False),
             )
-            busy = item.get("last_busy_at", {}).get("S")
-            comfyui = item.get("comfyui_at", {}).get("S")
+            busy = item.get("last_busy_at")
+            comfyui = item.get("comfyui_at")
             reports.append(WorkerReport(beat, _parse(busy) if busy else None, _parse(comfyui) if comfyui else None))
         return tuple(sorted(reports, key=lambda r: r.heartbeat.instance_id))
 
@@ -117,7 +113,7 @@ class HeartbeatStore:
         query = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": HEARTBEAT_PK}},
+            "ExpressionAttributeValues": encode_item({":pk": HEARTBEAT_PK}),
             "ConsistentRead": True,
         }
         while True:

@@ -9,16 +9,17 @@ UUID sign is left out: only root may read it, and the GPU worker does not run as
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
 import requests
 
+from gpuorch.aws.ec2 import is_instance_id
+from gpuorch.errors import ConfigurationError
+
 IMDS_ENDPOINT = "http://169.254.169.254"
 IMDS_TOKEN_TTL_S = 60
-INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
 EC2_VENDOR = "Amazon EC2"
 DMI_DIR = Path("/sys/devices/virtual/dmi/id")
 HYPERVISOR_UUID = Path("/sys/hypervisor/uuid")
@@ -26,7 +27,7 @@ HYPERVISOR_UUID = Path("/sys/hypervisor/uuid")
 HttpRequest = Callable[[str, str, Mapping[str, str], float], str]
 
 
-class IdentityError(RuntimeError):
+class IdentityError(ConfigurationError):
     """The worker cannot tell which EC2 instance it runs on."""
 
 
@@ -60,7 +61,7 @@ def read_platform_signs(dmi_dir: Path = DMI_DIR, hypervisor_uuid: Path = HYPERVI
 def runs_on_ec2(signs: PlatformSigns) -> bool:
     """True when the machine's own signs say it is an EC2 instance (Nitro or Xen)."""
     return (
-        bool(INSTANCE_ID.match(signs.board_asset_tag))
+        is_instance_id(signs.board_asset_tag)
         or EC2_VENDOR in (signs.sys_vendor, signs.bios_vendor)
         or signs.hypervisor_uuid.lower().startswith("ec2")
     )
@@ -123,6 +124,6 @@ def instance_identity(configured_id: str, metadata_url: str = "", *,
             f"no instance id: GPUORCH_INSTANCE_ID is empty and the instance metadata service at {endpoint} "
             f"did not answer ({exc}); set GPUORCH_INSTANCE_ID"
         ) from exc
-    if not INSTANCE_ID.match(found):
+    if not is_instance_id(found):
         raise IdentityError(f"the instance metadata service at {endpoint} answered {found[:40]!r}, not an instance id")
     return found

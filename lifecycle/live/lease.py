@@ -12,15 +12,17 @@ from decimal import Decimal
 
 from botocore.exceptions import ClientError
 
+from gpuorch.aws.dynamodb import decode_item, encode_item
+from gpuorch.aws.failures import condition_failed
 from gpuorch.clock import Clock, timestamp, utc_now
+from gpuorch.errors import Conflict
 
 log = logging.getLogger(__name__)
 
 LOCK_PK = "lock"
-CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
-class LeaseBusy(RuntimeError):
+class LeaseBusy(Conflict):
     """Another owner holds the lease: raised by `with lease:`; the caller skips its turn."""
 
 
@@ -55,7 +57,7 @@ class Lease:
         self._clock = clock
 
     def _key(self) -> dict:
-        return {"pk": {"S": LOCK_PK}, "sk": {"S": self.name}}
+        return encode_item({"pk": LOCK_PK, "sk": self.name})
 
     def acquire(self) -> bool:
         """Take (or extend) the lease; False when another owner holds an unexpired one."""
@@ -65,18 +67,14 @@ class Lease:
         try:
             self._db.put_item(
                 TableName=self._table,
-                Item={
-                    **self._key(),
-                    "owner": {"S": self.owner},
-                    "acquired_at": {"S": timestamp(now)},
-                    "expires_at": {"N": str(expires_at)},
-                },
+                Item={**self._key(), **encode_item({"owner": self.owner, "acquired_at": timestamp(now),
+                                                    "expires_at": expires_at})},
                 ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now OR #owner = :owner",
                 ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":now": {"N": str(epoch(now))}, ":owner": {"S": self.owner}},
+                ExpressionAttributeValues=encode_item({":now": epoch(now), ":owner": self.owner}),
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == CONDITION_FAILED:
+            if condition_failed(exc):
                 log.debug("lease %s: held by another owner; %s skips", self.name, self.owner)
                 return False
             raise
@@ -91,10 +89,10 @@ class Lease:
                 Key=self._key(),
                 ConditionExpression="#owner = :owner",
                 ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":owner": {"S": self.owner}},
+                ExpressionAttributeValues=encode_item({":owner": self.owner}),
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == CONDITION_FAILED:
+            if condition_failed(exc):
                 log.warning("lease %s: %s no longer held it at release (it expired)", self.name, self.owner)
                 return False
             raise
@@ -103,9 +101,10 @@ class Lease:
     def holder(self) -> str | None:
         """The owner of the unexpired lease, if any (for logs and operators)."""
         item = self._db.get_item(TableName=self._table, Key=self._key(), ConsistentRead=True).get("Item")
-        if item is None or Decimal(item["expires_at"]["N"]) <= epoch(self._clock()):
+        if item is None:
             return None
-        return item["owner"]["S"]
+        lease = decode_item(item)
+        return lease["owner"] if lease["expires_at"] > epoch(self._clock()) else None
 
     def __enter__(self) -> "Lease":
         if not self.acquire():

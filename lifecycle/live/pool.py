@@ -1,11 +1,10 @@
 """The GPU pool on EC2: describe, start and stop the instances tagged into it, idempotent and filtered by state.
 
-Errors, caught by meaning:
+Errors, caught by meaning (their branches of gpuorch.errors' tree in brackets):
 
-    InstanceError
-    ├── UnknownInstance   the id names no live instance of this pool (never, or no longer)
-    ├── CapacityError     EC2 has no capacity for the instance type(s) tried; `.reasons` says why
-    └── Ec2Unavailable    EC2 kept throttling or failing after the retries; try again later
+    UnknownInstance   (Conflict)      the id names no live instance of this pool (never, or no longer)
+    CapacityError     (Unavailable)   EC2 has no capacity for the instance type(s) tried; `.reasons` says why
+    Ec2Unavailable    (Unavailable)   EC2 kept throttling, failing or not answering after the retries
 """
 
 from __future__ import annotations
@@ -20,6 +19,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_attempt, wait_exponential
 
+from gpuorch.aws.failures import error_code, is_transient
+from gpuorch.errors import Conflict, Unavailable
 from lifecycle.model import INSTANCE_STATES, Instance
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,6 @@ SPOT = "spot"
 EC2_CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
 LIVE_STATES = tuple(s for s in INSTANCE_STATES if s != "terminated")
 
-THROTTLING_CODES = frozenset({
-    "RequestLimitExceeded", "Throttling", "ThrottlingException", "RequestThrottled",
-    "RequestThrottledException", "TooManyRequestsException",
-})
-SERVER_ERROR_CODES = frozenset({"InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable"})
 CAPACITY_CODE = "InsufficientInstanceCapacity"
 NOT_FOUND_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
 WRONG_STATE_CODE = "IncorrectInstanceState"
@@ -73,15 +69,11 @@ STOP_PLAN: dict[str, str] = {
 }
 
 
-class InstanceError(RuntimeError):
-    """Something about a pool instance that the caller must handle."""
-
-
-class UnknownInstance(InstanceError):
+class UnknownInstance(Conflict):
     """The id names no live instance of this pool."""
 
 
-class CapacityError(InstanceError):
+class CapacityError(Unavailable):
     """EC2 had no capacity for any instance type tried; `reasons` pairs each type with EC2's message."""
 
     def __init__(self, instance_id: str, reasons: tuple[tuple[str, str], ...]):
@@ -96,27 +88,17 @@ class CapacityError(InstanceError):
         return self.reasons[-1][1] if self.reasons else CAPACITY_CODE
 
 
-class Ec2Unavailable(InstanceError):
-    """EC2 throttled or failed every attempt; retrying later may succeed."""
-
-
-def error_code(exc: BaseException) -> str | None:
-    return exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+class Ec2Unavailable(Unavailable):
+    """EC2 throttled, failed or did not answer every attempt; retrying later may succeed."""
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Throttling and server errors only: anything else would fail the same way again.
+    """A transient AWS failure (throttled, a server error, unreachable: gpuorch.aws.failures), but no capacity.
 
     EC2 answers InsufficientInstanceCapacity with HTTP 500, but retrying at once rarely finds capacity:
     it is the caller's to handle (a fallback type, or a later check).
     """
-    if not isinstance(exc, ClientError):
-        return False
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-    code = error_code(exc)
-    if code == CAPACITY_CODE:
-        return False
-    return code in THROTTLING_CODES or code in SERVER_ERROR_CODES or status >= 500
+    return is_transient(exc) and error_code(exc) != CAPACITY_CODE
 
 
 def plan_start(state: str) -> str:
@@ -194,7 +176,7 @@ class InstancePool:
         method = getattr(self._ec2, operation)
         try:
             return self._retrying.copy()(method, **kwargs)
-        except ClientError as exc:
+        except Exception as exc:
             if is_retryable(exc):
                 raise Ec2Unavailable(f"ec2 {operation}: {exc}") from exc
             raise
@@ -318,7 +300,7 @@ class InstancePool:
         if owner == self.pool:
             return f"already in pool {self.pool}"
         if owner is not None:
-            raise InstanceError(f"{instance_id} belongs to pool {owner!r}, not {self.pool!r}")
+            raise Conflict(f"{instance_id} belongs to pool {owner!r}, not {self.pool!r}")
         self._call("create_tags", Resources=[instance_id], Tags=[{"Key": POOL_TAG, "Value": self.pool}])
         log.info("tag %s: adopted into pool %s", instance_id, self.pool)
         return f"tagged into pool {self.pool}"

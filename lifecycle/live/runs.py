@@ -9,6 +9,8 @@ from typing import Iterable, Literal, Mapping
 
 from botocore.exceptions import ClientError
 
+from gpuorch.aws.dynamodb import decode_item, encode_item
+from gpuorch.aws.failures import condition_failed, error_code
 from gpuorch.clock import Clock, timestamp, utc_now
 from lifecycle import billing
 from lifecycle.live.pool import ON_DEMAND, SPOT, PoolInstance
@@ -23,7 +25,6 @@ CLOSED_PK_PREFIX = "run#"
 DEFAULT_PRICES: Mapping[str, float] = {G6E_2XLARGE: G6E_2XLARGE_HOURLY_USD}
 # States in which an instance is (or is about to be) billed; EC2 bills `running` only, from its LaunchTime.
 ACTIVE_STATES = ("pending", "running")
-CONDITION_FAILED = "ConditionalCheckFailedException"
 TRANSACTION_CANCELLED = "TransactionCanceledException"
 
 
@@ -152,10 +153,6 @@ def spend(records: Iterable[RunRecord], start: datetime, end: datetime, now: dat
     return sum(billing.report(runs, (), price, period=period).dollars for price, runs in by_price.items())
 
 
-def _n(value: float) -> dict:
-    return {"N": repr(float(value))}
-
-
 class RunLog:
     """Instance runs in the control table, reconciled with what EC2 describes; written conditionally.
 
@@ -187,17 +184,17 @@ class RunLog:
         """The open runs, and each instance's last stop."""
         open_runs, last_stopped = [], {}
         for item in self._query({"KeyConditionExpression": "pk = :pk",
-                                 "ExpressionAttributeValues": {":pk": {"S": HEAD_PK}}}):
-            instance_id = item["sk"]["S"]
+                                 "ExpressionAttributeValues": encode_item({":pk": HEAD_PK})}):
+            instance_id = item["sk"]
             if "last_stopped_at" in item:
-                last_stopped[instance_id] = datetime.fromisoformat(item["last_stopped_at"]["S"])
+                last_stopped[instance_id] = datetime.fromisoformat(item["last_stopped_at"])
             if "started_at" in item:
                 open_runs.append(OpenRun(
                     instance_id=instance_id,
-                    started_at=datetime.fromisoformat(item["started_at"]["S"]),
-                    instance_type=item["instance_type"]["S"],
-                    market=item["market"]["S"],
-                    hourly_usd=float(item["hourly_usd"]["N"]),
+                    started_at=datetime.fromisoformat(item["started_at"]),
+                    instance_type=item["instance_type"],
+                    market=item["market"],
+                    hourly_usd=float(item["hourly_usd"]),
                 ))
         return tuple(open_runs), last_stopped
 
@@ -219,18 +216,19 @@ class RunLog:
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key={"pk": {"S": HEAD_PK}, "sk": {"S": action.instance_id}},
+                Key=encode_item({"pk": HEAD_PK, "sk": action.instance_id}),
                 UpdateExpression="SET started_at = :s, instance_type = :t, market = :m, hourly_usd = :p",
                 ConditionExpression="attribute_not_exists(started_at)",
-                ExpressionAttributeValues={
-                    ":s": {"S": timestamp(action.at)},
-                    ":t": {"S": action.instance_type},
-                    ":m": {"S": action.market},
-                    ":p": _n(self.hourly_price(action.instance_type, action.market)),
-                },
+                ExpressionAttributeValues=encode_item({
+                    ":s": timestamp(action.at),
+                    ":t": action.instance_type,
+                    ":m": action.market,
+                    # A float, so that a whole-dollar price is stored as 3.0 like every other one.
+                    ":p": float(self.hourly_price(action.instance_type, action.market)),
+                }),
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == CONDITION_FAILED:
+            if condition_failed(exc):
                 return False
             raise
         return True
@@ -239,7 +237,7 @@ class RunLog:
         started = timestamp(action.run_started_at)
         stopped = timestamp(action.at)
         month = action.at.astimezone(timezone.utc).strftime("%Y-%m")
-        head_key = {"pk": {"S": HEAD_PK}, "sk": {"S": action.instance_id}}
+        head_key = encode_item({"pk": HEAD_PK, "sk": action.instance_id})
         try:
             # The head's condition makes the close happen once; the transaction keeps both writes together.
             self._db.transact_write_items(TransactItems=[
@@ -250,25 +248,25 @@ class RunLog:
                         "SET last_stopped_at = :stop REMOVE started_at, instance_type, market, hourly_usd"
                     ),
                     "ConditionExpression": "started_at = :start",
-                    "ExpressionAttributeValues": {":start": {"S": started}, ":stop": {"S": stopped}},
+                    "ExpressionAttributeValues": encode_item({":start": started, ":stop": stopped}),
                 }},
                 {"Put": {
                     "TableName": self._table,
-                    "Item": {
-                        "pk": {"S": CLOSED_PK_PREFIX + month},
-                        "sk": {"S": f"{started}#{action.instance_id}"},
-                        "instance_id": {"S": action.instance_id},
-                        "started_at": {"S": started},
-                        "stopped_at": {"S": stopped},
-                        "instance_type": {"S": action.instance_type},
-                        "market": {"S": action.market},
-                        "hourly_usd": _n(action.hourly_usd),
-                    },
+                    "Item": encode_item({
+                        "pk": CLOSED_PK_PREFIX + month,
+                        "sk": f"{started}#{action.instance_id}",
+                        "instance_id": action.instance_id,
+                        "started_at": started,
+                        "stopped_at": stopped,
+                        "instance_type": action.instance_type,
+                        "market": action.market,
+                        "hourly_usd": float(action.hourly_usd),
+                    }),
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }},
             ])
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == TRANSACTION_CANCELLED:
+            if error_code(exc) == TRANSACTION_CANCELLED:
                 return False
             raise
         return True
@@ -283,15 +281,15 @@ class RunLog:
         for month in months_between(start, max(now, end)):
             for item in self._query({
                 "KeyConditionExpression": "pk = :pk AND sk < :end",
-                "ExpressionAttributeValues": {":pk": {"S": CLOSED_PK_PREFIX + month}, ":end": {"S": timestamp(end)}},
+                "ExpressionAttributeValues": encode_item({":pk": CLOSED_PK_PREFIX + month, ":end": timestamp(end)}),
             }):
                 found.append(RunRecord(
-                    instance_id=item["instance_id"]["S"],
-                    started_at=datetime.fromisoformat(item["started_at"]["S"]),
-                    stopped_at=datetime.fromisoformat(item["stopped_at"]["S"]),
-                    instance_type=item["instance_type"]["S"],
-                    market=item["market"]["S"],
-                    hourly_usd=float(item["hourly_usd"]["N"]),
+                    instance_id=item["instance_id"],
+                    started_at=datetime.fromisoformat(item["started_at"]),
+                    stopped_at=datetime.fromisoformat(item["stopped_at"]),
+                    instance_type=item["instance_type"],
+                    market=item["market"],
+                    hourly_usd=float(item["hourly_usd"]),
                 ))
         inside = [r for r in found if overlaps(r, start, end, now)]
         return tuple(sorted(inside, key=lambda r: (r.started_at, r.instance_id)))
@@ -312,10 +310,11 @@ class RunLog:
         return self.spend(month_start(now), now, now=now)
 
     def _query(self, query: dict) -> Iterable[dict]:
+        """The query's items, every page, decoded."""
         query = {"TableName": self._table, "ConsistentRead": True, **query}
         while True:
             page = self._db.query(**query)
-            yield from page["Items"]
+            yield from map(decode_item, page["Items"])
             if "LastEvaluatedKey" not in page:
                 return
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]

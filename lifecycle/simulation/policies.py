@@ -6,6 +6,7 @@ import dataclasses
 import re
 from typing import Mapping
 
+from gpuorch.errors import ConfigurationError
 from lifecycle.model import Policy
 from lifecycle.simulation.replaced import ReplacedRule
 
@@ -15,7 +16,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Policy)}
 _INTEGERS = {"min_instances", "max_instances", "backlog_per_instance"}
 
 
-class PolicyError(ValueError):
+class PolicyError(ConfigurationError, ValueError):
     """A policy name or override that names no policy."""
 
 

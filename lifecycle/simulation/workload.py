@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from gpuorch.errors import ConfigurationError
+
 TRACES_DIR = Path(__file__).resolve().parent / "traces"
 HEADER = ("arrival_s", "gpu_s")
 DAY_S = 86400.0
@@ -20,7 +22,7 @@ CAMERA_ANGLE_GPU_S = (20.0, 40.0)
 IMAGE_EDIT_GPU_S = (10.0, 25.0)
 
 
-class TraceError(ValueError):
+class TraceError(ConfigurationError, ValueError):
     """A trace file that cannot be read as `arrival_s,gpu_s` rows."""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gpuorch.aws.sqs import queue_depth
 from gpuorch.celery.app import create_celery_app
 from gpuorch.celery.gate import MessageGate
 from gpuorch.jobs import states
@@ -36,10 +37,8 @@ def receive(celery, provisioned):
 
 
 def queue_counts(provisioned, name: str) -> tuple[int, int]:
-    attributes = provisioned.aws.sqs.get_queue_attributes(
-        QueueUrl=provisioned.aws.queue_url(name),
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+    depth = queue_depth(provisioned.aws.sqs, provisioned.aws.queue_url(name))
+    return depth.visible, depth.in_flight
 
 
 def dead_letters(provisioned) -> list:

@@ -2,6 +2,7 @@
 
 import json
 
+from gpuorch.aws.sqs import queue_depth
 from gpuorch.celery.app import create_celery_app
 from gpuorch.jobs import states
 from gpuorch.jobs.deadletters import read_dead_letter, reason_attributes
@@ -38,10 +39,7 @@ def drain(provisioned, queue: str) -> list[dict]:
 
 
 def counts(provisioned, queue: str) -> int:
-    attributes = provisioned.aws.sqs.get_queue_attributes(
-        QueueUrl=provisioned.aws.queue_url(queue),
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+    return queue_depth(provisioned.aws.sqs, provisioned.aws.queue_url(queue)).total
 
 
 def test_list_shows_each_reason_and_removes_nothing(gpuorch, provisioned, settings):

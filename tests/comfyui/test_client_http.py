@@ -6,6 +6,7 @@ import pytest
 
 from gpuorch.comfyui.client import HistoryEntry, OutputRef, QueueState
 from gpuorch.comfyui.errors import ComfyProtocolError, ComfyRejected, ComfyUnavailable
+from gpuorch.errors import RequestRefused, Unavailable
 
 from .replay import load_trace, png
 
@@ -46,7 +47,7 @@ def test_invalid_graph_is_rejected_with_a_readable_reason(replay, connect) -> No
     assert "node 3 (ImageScaleBy) input 'scale_by': value_bigger_than_max: Value 100.0 bigger than max of 8.0" \
         in str(caught.value)
     assert caught.value.node_errors.keys() == {"1", "3"}
-    assert not caught.value.retryable
+    assert isinstance(caught.value, RequestRefused) and not isinstance(caught.value, Unavailable)
 
 
 def test_server_errors_are_retryable(replay, connect) -> None:
@@ -61,7 +62,7 @@ def test_connection_refused_is_retryable(connect, closed_port) -> None:
                  lambda: client.upload_image("a.png", b"x")):
         with pytest.raises(ComfyUnavailable) as caught:
             call()
-        assert caught.value.retryable
+        assert isinstance(caught.value, Unavailable)
 
 
 def test_an_answer_that_is_not_comfyui_is_a_protocol_error(connect, web_page_url) -> None:

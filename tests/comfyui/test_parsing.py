@@ -23,6 +23,7 @@ from gpuorch.comfyui.errors import (
     ComfyTimeout,
     ComfyUnavailable,
 )
+from gpuorch.errors import GpuorchError, RequestRefused, Unavailable
 
 from .replay import load_trace
 
@@ -169,7 +170,7 @@ def test_failures_become_exceptions(failure: Failure, expected_type: type, text:
 
 
 @pytest.mark.parametrize(
-    ("error", "retryable"),
+    ("error", "unavailable"),
     [
         (ComfyUnavailable("down"), True),
         (ComfyPromptLost("p"), True),
@@ -180,6 +181,8 @@ def test_failures_become_exceptions(failure: Failure, expected_type: type, text:
         (ComfyTimeout("p", 5), False),
     ],
 )
-def test_errors_say_whether_to_retry(error: ComfyError, retryable: bool) -> None:
-    assert isinstance(error, ComfyError)
-    assert error.retryable is retryable
+def test_errors_say_whether_to_retry(error: ComfyError, unavailable: bool) -> None:
+    """Only an unavailable ComfyUI is worth retrying as is; a refusal is a refused request."""
+    assert isinstance(error, ComfyError) and isinstance(error, GpuorchError)
+    assert isinstance(error, Unavailable) is unavailable
+    assert isinstance(error, RequestRefused) is isinstance(error, ComfyRejected)

@@ -1,4 +1,4 @@
-"""Pure parts of the job runner: stable names, output keys, advisory progress writes, which AWS errors to retry."""
+"""Pure parts of the job runner: stable names, output keys, advisory progress writes, which failures to retry."""
 
 from types import SimpleNamespace
 
@@ -9,10 +9,11 @@ from botocore.exceptions import (
 )
 
 from gpuorch.celery import tasks
+from gpuorch.comfyui.errors import ComfyUnavailable
 from gpuorch.comfyui.progress import Progress
 from gpuorch.errors import JobDeferred
-from gpuorch.inputs import InputUnavailable
-from gpuorch.execution.retry import aws_retry, aws_transient
+from gpuorch.inputs import InputRejected, InputUnavailable
+from gpuorch.execution.retry import aws_retry, transient
 from gpuorch.execution.runner import ProgressReporter, input_name, output_key, run_job
 
 
@@ -58,7 +59,7 @@ def client_error(code: str, status: int) -> ClientError:
     return ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
 
 
-@pytest.mark.parametrize("error,transient", [
+@pytest.mark.parametrize("error,worth_retrying", [
     (client_error("SlowDown", 503), True),
     (client_error("ThrottlingException", 400), True),
     (client_error("ProvisionedThroughputExceededException", 400), True),
@@ -72,10 +73,13 @@ def client_error(code: str, status: int) -> ClientError:
     (ReadTimeoutError(endpoint_url="http://x"), True),
     (ParamValidationError(report="bad"), False),
     (InputUnavailable("s3://b/k: SlowDown"), True),
+    (ComfyUnavailable("connection refused"), True),
+    (InputRejected("not an image"), False),
+    (JobDeferred("no job record"), True),
     (ValueError("not AWS"), False),
 ])
-def test_aws_failures_worth_retrying(error, transient):
-    assert aws_transient(error) is transient
+def test_failures_worth_retrying(error, worth_retrying):
+    assert transient(error) is worth_retrying
 
 
 def test_aws_retry_gives_up_after_its_attempts_and_raises_the_last_error():

@@ -11,7 +11,6 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
 from gpuorch.inputs import InputPolicy, InputRejected, InputUnavailable, fetch_image, fetch_input
-from gpuorch.inputs.s3 import classify_s3_error
 
 from .conftest import png_bytes
 
@@ -60,25 +59,6 @@ def test_refused_objects(s3: Any, body: bytes | None, key: str, reason: str) -> 
 def test_an_object_exactly_at_the_limit_is_read_whole(s3: Any) -> None:
     s3.put_object(Bucket="gpuorch-inputs", Key="edge.bin", Body=b"e" * 4096)
     assert fetch_input("s3://gpuorch-inputs/edge.bin", POLICY, s3_client=s3) == b"e" * 4096
-
-
-@pytest.mark.parametrize(
-    ("code", "status", "expected"),
-    [
-        ("SlowDown", 503, "unavailable"),
-        ("ThrottlingException", 400, "unavailable"),
-        ("RequestTimeout", 400, "unavailable"),
-        ("InternalError", 500, "unavailable"),
-        ("", 502, "unavailable"),
-        ("TooManyRequestsException", 429, "unavailable"),
-        ("NoSuchKey", 404, "rejected"),
-        ("NoSuchBucket", 404, "rejected"),
-        ("AccessDenied", 403, "rejected"),
-        ("InvalidObjectState", 403, "rejected"),
-    ],
-)
-def test_classify_s3_error(code: str, status: int, expected: str) -> None:
-    assert classify_s3_error(code, status) == expected
 
 
 class _FailingS3:

@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from gpuorch.access.keys import OPERATOR, USER, KeyStore
+from gpuorch.aws.sqs import queue_depth
 from gpuorch.provision import Provisioner
 from gpuorch.celery.app import create_celery_app
 from gpuorch.tasks import use_app
@@ -66,11 +67,7 @@ class Stack:
 
     def gpu_queue_empty(self) -> bool:
         """Nothing visible or in flight on the GPU queue: every message has been acknowledged."""
-        attributes = self.services.aws.sqs.get_queue_attributes(
-            QueueUrl=self.services.aws.queue_url(self.settings.gpu_queue),
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return attributes == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
+        return queue_depth(self.services.aws.sqs, self.services.aws.queue_url(self.settings.gpu_queue)).total == 0
 
     def restart_comfyui(self, model_files: dict[str, list[str]], step_seconds: float = 0.05) -> None:
         """Stop the emulator and start a new one on the same port (queue and history are lost, as on a restart)."""

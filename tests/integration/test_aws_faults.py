@@ -13,6 +13,7 @@ import base64
 
 import pytest
 
+from gpuorch.aws.sqs import queue_depth
 from gpuorch_dev.local.stack import Process
 from tests.integration.conftest import SAMPLE, start_stack, wait_for
 from tests.support.aws_proxy import AwsProxy
@@ -83,11 +84,7 @@ def job_table_ids(stack) -> set[str]:
 
 
 def messages_waiting(stack) -> int:
-    attributes = stack.services.aws.sqs.get_queue_attributes(
-        QueueUrl=stack.services.aws.queue_url(stack.settings.gpu_queue),
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return sum(int(count) for count in attributes.values())
+    return queue_depth(stack.services.aws.sqs, stack.services.aws.queue_url(stack.settings.gpu_queue)).total
 
 
 def input_keys(stack) -> list[str]:

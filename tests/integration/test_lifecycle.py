@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
+from gpuorch.aws.sqs import queue_depth
 from gpuorch.provision import Provisioner
 from gpuorch.celery.app import create_celery_app
 from gpuorch_dev.local.agent import EmulatedComfyUi, GpuHostAgent, local_gpu_host
@@ -130,8 +131,5 @@ def test_simultaneous_checks_start_one_instance(gpu_lifecycle):
     wait_for(lambda: gpu.running(), 30, message="a check to start an instance")
     aws = gpu.services.aws
     control_queue = aws.queue_url(gpu.settings.control_queue)
-    wait_for(lambda: aws.sqs.get_queue_attributes(
-        QueueUrl=control_queue, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"] == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"},
-        60, message="every check to run")
+    wait_for(lambda: queue_depth(aws.sqs, control_queue).total == 0, 60, message="every check to run")
     assert len(gpu.running()) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import requests
 
+from gpuorch.aws.sqs import queue_depth
 from tests.integration.conftest import key_session
 
 
@@ -15,11 +16,7 @@ def submit(stack, headers: dict[str, str]) -> requests.Response:
 
 
 def gpu_queue_depth(stack) -> int:
-    attributes = stack.services.aws.sqs.get_queue_attributes(
-        QueueUrl=stack.services.aws.queue_url(stack.settings.gpu_queue),
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+    return queue_depth(stack.services.aws.sqs, stack.services.aws.queue_url(stack.settings.gpu_queue)).total
 
 
 def job_count(stack) -> int:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-
+from gpuorch.aws.s3 import parse_s3_uri
 from gpuorch.tasks import camera_angle, qwen_image_edit
 from tests.integration.conftest import wait_for
 
 
 def s3_object(stack, uri: str) -> bytes:
-    bucket, key = uri[len("s3://"):].split("/", 1)
-    return stack.services.aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    address = parse_s3_uri(uri)
+    return stack.services.aws.s3.get_object(Bucket=address.bucket, Key=address.key)["Body"].read()
 
 
 def assert_outputs_in_s3(stack, record: dict) -> None:

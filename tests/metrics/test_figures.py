@@ -6,11 +6,12 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from prometheus_client import CollectorRegistry
 
-from gpuorch.comfyui.errors import ComfyError, ComfyTimeout, ComfyUnavailable
-from gpuorch.execution.runner import failure_class
+from gpuorch.comfyui.errors import ComfyError, ComfyPromptLost, ComfyRejected, ComfyTimeout, ComfyUnavailable
+from gpuorch.execution.runner import OutputsNotStored, failure_class
 from gpuorch.inputs import InputRejected, InputUnavailable
 from gpuorch.metrics.api import submission_outcome
 from gpuorch.metrics.jobs import BUSY_SECONDS, BusyShareCollector, JobMetrics, busy_share, counter_total
+from gpuorch.workflows import BindError
 
 
 @pytest.mark.parametrize("status,outcome", [
@@ -26,6 +27,8 @@ def test_submission_outcome(status, outcome):
     (SoftTimeLimitExceeded(), "timeout"), (ComfyTimeout("p", 30), "timeout"),
     (InputRejected("not an image"), "input_rejected"), (InputUnavailable("404"), "input_unavailable"),
     (ComfyUnavailable("refused"), "comfyui_unavailable"), (ComfyError("node error"), "comfyui_error"),
+    (ComfyPromptLost("p"), "comfyui_unavailable"), (ComfyRejected("invalid prompt"), "comfyui_error"),
+    (BindError("2 images named, 1 given"), "input_rejected"), (OutputsNotStored("S3 refused"), "outputs_not_stored"),
 ])
 def test_failure_class(exc, reason):
     assert failure_class(exc) == reason

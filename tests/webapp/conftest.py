@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from gpuorch.aws.sqs import queue_depth
 from gpuorch.celery.app import create_celery_app
 from tests.conftest import unique_settings
 from webapp import create_app
@@ -59,11 +60,7 @@ class QueueReader:
         self.settings = settings
 
     def count(self, queue: str) -> int:
-        url = self.sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        return queue_depth(self.sqs, self.sqs.get_queue_url(QueueName=queue)["QueueUrl"]).total
 
     def total(self) -> int:
         return sum(self.count(q) for q in (self.settings.gpu_queue, self.settings.control_queue))

@@ -14,7 +14,7 @@ from gpuorch.clock import utc_now
 from tests.webapp.images import encode
 from tests.webapp.conftest import keyed
 from webapp import create_app
-from webapp.outputs import expiry, split_s3_uri
+from webapp.outputs import expiry
 
 PNG = encode("PNG")
 
@@ -116,21 +116,3 @@ def test_the_listing_carries_urls_too(client, provisioned, settings):
 )
 def test_expiry_counts_from_the_whole_second_the_signature_carries(signed_at, seconds, until):
     assert expiry(signed_at, seconds) == until
-
-
-@pytest.mark.parametrize(
-    ("uri", "expected"),
-    [
-        ("s3://bucket/results/j/out.png", ("bucket", "results/j/out.png")),
-        ("s3://bucket/a b?c#d", ("bucket", "a b?c#d")),
-        ("https://bucket/key", None),
-        ("s3://bucket", None),
-        ("s3:///key", None),
-    ],
-)
-def test_split_s3_uri(uri, expected):
-    if expected is None:
-        with pytest.raises(ValueError):
-            split_s3_uri(uri)
-    else:
-        assert split_s3_uri(uri) == expected

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from gpuorch.workflows import UnknownWorkflowError, WorkflowDefinitionError, load_workflows, load_workflow
+from gpuorch.workflows import UnknownWorkflow, WorkflowDefinitionError, load_workflows, load_workflow
 from gpuorch.workflows.folders import BUILTIN_WORKFLOWS
 from tests.paths import REPO
 
@@ -27,8 +27,8 @@ def test_the_shipped_catalogue(workflows):
 def test_unknown_workflow_is_a_key_error_naming_the_known_ones(workflows):
     with pytest.raises(KeyError) as caught:
         workflows.get("upscale")
-    assert isinstance(caught.value, UnknownWorkflowError)
-    assert str(caught.value) == "no workflow named 'upscale' (known: camera-angle, qwen-image-edit)"
+    assert isinstance(caught.value, UnknownWorkflow)
+    assert str(caught.value) == "No workflow is named 'upscale'; known: camera-angle, qwen-image-edit."
 
 
 def test_the_default_root_is_the_builtin_workflows():

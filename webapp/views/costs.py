@@ -8,9 +8,8 @@ import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from lifecycle.facade import PeriodError, parse_period
+from lifecycle.facade import parse_period
 from webapp.context import current
-from webapp.errors import ApiError, invalid_params_message
 from webapp.schemas import CostQuerySchema, CostReportSchema
 
 blp = Blueprint("costs", __name__, url_prefix="/api/v1", description="What the GPU cost.")
@@ -33,9 +32,5 @@ class CostView(MethodView):
         """
         context = current()
         now = context.clock()
-        try:
-            period = parse_period(from_, to, now)
-        except PeriodError as exc:
-            fields = {exc.field: [exc.reason]}
-            raise ApiError(422, "invalid_params", invalid_params_message(fields), fields) from None
-        return context.costs(period, now)
+        # A bad period raises PeriodError, an invalid request answered 422 naming its field.
+        return context.costs(parse_period(from_, to, now), now)

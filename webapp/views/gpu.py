@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from http import HTTPStatus
 from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from lifecycle.facade import CapacityError, Ec2Unavailable, PoolInstance, UnknownInstance
+from gpuorch.aws.ec2 import is_instance_id
+from lifecycle.facade import PoolInstance
 from webapp.context import current
 from webapp.errors import ApiError
 from webapp.schemas import GpuActionSchema, GpuPoolSchema
@@ -22,26 +22,17 @@ def describe(instance: PoolInstance) -> dict[str, Any]:
             "market": instance.market, "launched_at": instance.launched_at}
 
 
-# EC2's instance ids: "i-" and 8 or 17 hex digits. Anything else names no instance and is not sent to EC2, which
-# answers some spellings (control characters) with XML botocore cannot parse.
-INSTANCE_ID = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
-
-
 def act(instance_id: str, action: str) -> dict[str, Any]:
-    """Start or stop an instance of the pool, as `gpuorch gpu start|stop` does; the outcome and the new state."""
-    if not INSTANCE_ID.fullmatch(instance_id):
+    """Start or stop an instance of the pool, as `gpuorch gpu start|stop` does; the outcome and the new state.
+
+    An instance not in the pool is a 404, no EC2 capacity a 409, EC2 not answering a 503 (webapp.errors)."""
+    # What is not an instance id names none and is not sent to EC2, which answers some spellings (control
+    # characters) with XML botocore cannot parse.
+    if not is_instance_id(instance_id):
         raise ApiError(404, "instance_not_found", f"{instance_id[:40]!r} is not an EC2 instance id.")
     pool = current().lifecycle.pool
-    try:
-        outcome = getattr(pool, action)(instance_id)
-        state = pool.get(instance_id).state
-    except UnknownInstance as exc:
-        raise ApiError(404, "instance_not_found", f"{exc}.") from None
-    except CapacityError as exc:
-        raise ApiError(409, "no_capacity", f"{exc}.") from None
-    except Ec2Unavailable as exc:
-        raise ApiError(503, "unavailable", f"EC2 did not answer: {exc}.", headers={"Retry-After": "30"}) from None
-    return {"instance_id": instance_id, "outcome": outcome, "state": state}
+    outcome = getattr(pool, action)(instance_id)
+    return {"instance_id": instance_id, "outcome": outcome, "state": pool.get(instance_id).state}
 
 
 @blp.route("/gpu")

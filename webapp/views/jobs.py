@@ -64,11 +64,9 @@ class JobCancelView(MethodView):
         try:
             return context.services.jobs.transition(job_id, states.CANCELLED)
         except TransitionRefused as refused:
-            if refused.current is None:
+            if refused.current is None:  # deleted meanwhile
                 raise job_not_found(job_id) from None
-            raise ApiError(
-                409, "job_finished", f"Job {job_id} is already {refused.current}; only queued or running jobs can be cancelled."
-            ) from None
+            raise  # already finished: answered 409 (job_finished)
 
 
 @blp.route("/jobs")

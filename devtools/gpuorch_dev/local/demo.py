@@ -14,6 +14,7 @@ import requests
 from tqdm import tqdm
 
 from gpuorch.aws.clients import AwsClients
+from gpuorch.aws.s3 import parse_s3_uri
 from gpuorch.celery.app import create_celery_app
 from gpuorch.jobs import states
 from gpuorch.settings import Settings
@@ -94,10 +95,10 @@ def follow_jobs(api: str, job_ids: dict[str, str], deadline_s: float, echo: Call
 def download_outputs(aws: AwsClients, record: dict, target: Path) -> list[Path]:
     paths = []
     for output in record.get("outputs", []):
-        bucket, key = output["uri"][len("s3://"):].split("/", 1)
+        uri = parse_s3_uri(output["uri"])
         path = target / record["job_id"] / output["filename"]
         path.parent.mkdir(parents=True, exist_ok=True)
-        aws.s3.download_file(bucket, key, str(path))
+        aws.s3.download_file(uri.bucket, uri.key, str(path))
         paths.append(path)
     return paths
 

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from gpuorch.aws.sqs import queue_depth
 from gpuorch.celery.app import create_celery_app
 from gpuorch.celery.monitoring.names import BroadcastNames
 
@@ -61,11 +62,8 @@ class Broadcasts:
 
     def counts(self, name: str) -> tuple[int, int]:
         """(visible, in flight) messages of a queue."""
-        attributes = self.aws.sqs.get_queue_attributes(
-            QueueUrl=self.url(name),
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        depth = queue_depth(self.aws.sqs, self.url(name))
+        return depth.visible, depth.in_flight
 
 
 @pytest.fixture

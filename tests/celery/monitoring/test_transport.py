@@ -15,6 +15,7 @@ import pytest
 from kombu import Consumer
 from kombu.exceptions import ChannelError
 
+from gpuorch.aws.sqs import QueueDepth, queue_depth
 from gpuorch.celery.monitoring import transport
 from gpuorch.celery.monitoring.leases import LEASE_TAG
 from gpuorch.settings import settings_env
@@ -50,8 +51,7 @@ def test_an_event_reaches_every_receiver_and_no_task_queue(app, broadcasts, name
     for got in (got_one, got_two):
         assert [(e["type"], e["hostname"], e["freq"]) for e in got] == [("worker-heartbeat", "gpu@test", 2.0)]
     for queue in (monitored.gpu_queue, monitored.control_queue):
-        attributes = aws.sqs.get_queue_attributes(QueueUrl=aws.queue_url(queue), AttributeNames=["All"])["Attributes"]
-        assert attributes["ApproximateNumberOfMessages"] == attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+        assert queue_depth(aws.sqs, aws.queue_url(queue)) == QueueDepth(visible=0, in_flight=0)
     assert broadcasts.queues() == [] and broadcasts.subscriptions() == []  # closed: both went with it
 
 

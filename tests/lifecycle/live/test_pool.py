@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import timezone
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
+from gpuorch.errors import Conflict, Unavailable
 from gpuorch_dev.local.instances import create_local_instance
 from lifecycle.live.pool import (
     ALREADY_RUNNING, ALREADY_STOPPED, ALREADY_STOPPING, CALL, GONE, PENDING, STARTED, STOPPING, WAIT,
-    CapacityError, Ec2Unavailable, InstanceError, InstancePool, PoolInstance, UnknownInstance, is_retryable,
+    CapacityError, Ec2Unavailable, InstancePool, PoolInstance, UnknownInstance, is_retryable,
     plan_start, plan_stop, start_candidates,
 )
 from lifecycle.model import INSTANCE_STATES, Instance
@@ -53,6 +54,10 @@ def test_only_throttling_and_server_errors_are_retried(code, status, retryable):
 
 def test_other_exceptions_are_not_retried():
     assert not is_retryable(ValueError("x"))
+
+
+def test_an_unreachable_ec2_is_retried_like_a_throttled_one():
+    assert is_retryable(EndpointConnectionError(endpoint_url="http://ec2"))
 
 
 @pytest.mark.parametrize("current, preferred, fallbacks, expected", [
@@ -193,8 +198,17 @@ def test_throttling_that_does_not_stop_is_ec2_unavailable(ec2, pool_name, stoppe
     pool = InstancePool(Failing(ec2, "describe_instances", errors), pool_name, attempts=3, sleep=sleeps)
     with pytest.raises(Ec2Unavailable) as caught:
         pool.describe()
-    assert isinstance(caught.value, InstanceError) and isinstance(caught.value.__cause__, ClientError)
+    assert isinstance(caught.value, Unavailable) and isinstance(caught.value.__cause__, ClientError)
     assert len(sleeps) == 2
+
+
+def test_an_ec2_that_stays_unreachable_is_ec2_unavailable(ec2, pool_name, stopped_instance):
+    errors = [EndpointConnectionError(endpoint_url="http://ec2")] * 3
+    sleeps = Sleeps()
+    pool = InstancePool(Failing(ec2, "describe_instances", errors), pool_name, attempts=3, sleep=sleeps)
+    with pytest.raises(Ec2Unavailable) as caught:
+        pool.describe()
+    assert isinstance(caught.value.__cause__, EndpointConnectionError) and len(sleeps) == 2
 
 
 def test_other_errors_are_not_retried(ec2, pool_name, stopped_instance):
@@ -280,7 +294,7 @@ def test_tag_adopts_an_instance_once(ec2, pool_name):
     assert pool.tag(instance_id) == f"tagged into pool {pool_name}"
     assert pool.tag(instance_id) == f"already in pool {pool_name}"
     assert [i.instance_id for i in pool.describe()] == [instance_id]
-    with pytest.raises(InstanceError, match="belongs to pool"):
+    with pytest.raises(Conflict, match="belongs to pool"):
         InstancePool(ec2, "another-pool").tag(instance_id)
     with pytest.raises(UnknownInstance):
         pool.tag("i-0123456789abcdef0")
