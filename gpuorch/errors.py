@@ -39,7 +39,7 @@
     └── ConfigurationError       settings, workflow folders or the environment cannot work; a process refuses to start
         ├── SettingsError        a GPUORCH_* variable gpuorch cannot use (gpuorch.settings)
         ├── WorkflowDefinitionError  a workflow folder that cannot be used (gpuorch.workflows)
-        ├── IdentityError        a GPU worker that cannot tell which EC2 instance it runs on (lifecycle.live.heartbeats)
+        ├── IdentityError        a GPU worker that cannot tell which EC2 instance it runs on (lifecycle.live.identity)
         ├── TraceError           a simulator trace that cannot be read (lifecycle.simulation)
         └── PolicyError          a simulator policy that names none (lifecycle.simulation)
 
