@@ -38,6 +38,7 @@ from gpuorch.provision import Provisioner  # noqa: E402
 from gpuorch_dev.local.procfile import load_procfile  # noqa: E402
 from gpuorch_dev.local.stack import LocalStack, free_port, use_local_credentials  # noqa: E402
 from gpuorch.settings import Settings, settings_env
+from gpuorch_dev.local.demo import SAMPLE_IMAGE  # noqa: E402
 from gpuorch_dev.local.paths import PROCFILE  # noqa: E402
 
 SAMPLE = SAMPLE_IMAGE
