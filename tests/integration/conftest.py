@@ -18,6 +18,7 @@ from gpuorch.services import Services
 from gpuorch.settings import Settings, settings_env
 from tests.conftest import unique_settings as shared_unique_settings
 from tests.conftest import wait_for  # noqa: F401 - the integration tests import it from here
+from tests.support.aws_proxy import AwsProxy
 from gpuorch_dev.local.demo import SAMPLE_IMAGE
 
 SAMPLE = SAMPLE_IMAGE
@@ -171,6 +172,13 @@ def stack(moto_endpoint, tmp_path_factory):
     yield running
     use_app(None)
     running.processes.stop()
+
+
+@pytest.fixture
+def aws_proxy(moto_endpoint):
+    """The fault-injecting proxy in front of moto (tests/support/aws_proxy.py): make_stack(aws_via=aws_proxy.url)."""
+    with AwsProxy(moto_endpoint) as running:
+        yield running
 
 
 @pytest.fixture
