@@ -10,9 +10,10 @@ import uuid
 import pytest
 from moto.server import ThreadedMotoServer
 
-from gpuorch.provision import Provisioner
+from gpuorch.aws.clients import AwsClients
 from gpuorch.services import Services
 from gpuorch.settings import Settings
+from tests.support.resource_pool import ResourcePool, ResourceSet, new_names
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.05, message: str = "condition"):
@@ -56,27 +57,25 @@ def aws_credentials(tmp_path_factory):
 def moto_endpoint(aws_credentials) -> str:
     """A moto server on loopback, reached over HTTP exactly as AWS would be."""
     port = free_port()
+    # The resource pool purges a set's queues between tests, seconds apart: SQS (and moto by default) allows one
+    # purge a minute per queue.
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR", "false")
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"
     server.stop()
+    mp.undo()
 
 
-def unique_settings(endpoint: str, **overrides) -> Settings:
-    """Settings on `endpoint` with resource names unique to the caller, so tests never see each other's jobs."""
-    suffix = uuid.uuid4().hex[:8]
+def unique_settings(endpoint: str, names: dict[str, str] | None = None, **overrides) -> Settings:
+    """Settings on `endpoint` with resource names unique to the caller, so tests never see each other's jobs:
+    `names` (a pooled set's, see `resources`) or new ones."""
     return dataclasses.replace(
         Settings(),
         aws_endpoint_url=endpoint,
-        gpu_queue=f"gpu_tasks_queue_{suffix}",
-        gpu_dead_letter_queue=f"gpu_tasks_queue_dlq_{suffix}",
-        control_queue=f"gpu_control_queue_{suffix}",
-        job_table=f"task_store_{suffix}",
-        result_table=f"celery_results_{suffix}",
-        control_table=f"gpuorch_control_{suffix}",
-        key_table=f"gpuorch_keys_{suffix}",
-        bucket=f"gpuorch-jobs-{suffix}",
-        gpu_pool=f"pool-{suffix}",
+        **(names or new_names()),
+        gpu_pool=f"pool-{uuid.uuid4().hex[:8]}",
         receive_wait_seconds=1,
         instance_id="i-test-gpu",  # never ask the instance metadata service from a test
         # No fixed metrics ports: tests (and other checkouts' tests) run side by side; a test that scrapes picks one.
@@ -84,16 +83,33 @@ def unique_settings(endpoint: str, **overrides) -> Settings:
     )
 
 
-@pytest.fixture
-def settings(moto_endpoint) -> Settings:
-    return unique_settings(moto_endpoint, allow_insecure_inputs=True)
+@pytest.fixture(scope="session")
+def resource_pool(moto_endpoint) -> ResourcePool:
+    return ResourcePool(AwsClients(unique_settings(moto_endpoint)))
 
 
 @pytest.fixture
-def provisioned(settings) -> Services:
-    """Services over freshly provisioned queues, tables and bucket."""
+def resources(request, resource_pool) -> ResourceSet:
+    """The test's queue, table and bucket names. A test that asks for `provisioned` gets a pooled set, provisioned
+    once and emptied for it (tests/support/resource_pool.py); any other test, names of resources that do not exist."""
+    if "provisioned" not in request.fixturenames:
+        yield ResourceSet(new_names())
+        return
+    taken = resource_pool.take()
+    yield taken
+    resource_pool.give_back(taken)
+
+
+@pytest.fixture
+def settings(moto_endpoint, resources) -> Settings:
+    return unique_settings(moto_endpoint, resources.names, allow_insecure_inputs=True)
+
+
+@pytest.fixture
+def provisioned(settings, resources, resource_pool) -> Services:
+    """Services over provisioned queues, tables and bucket of the test's own, empty when it starts."""
     services = Services(settings)
-    Provisioner(services.aws, settings).run()
+    resource_pool.provision(resources, settings)
     return services
 
 

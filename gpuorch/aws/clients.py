@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
+import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import boto3
 from botocore.config import Config
@@ -25,25 +26,40 @@ def probe_config(timeout: float) -> Config:
     return Config(connect_timeout=timeout, read_timeout=timeout, retries={"mode": "standard", "total_max_attempts": 1})
 
 
+# Creating clients from one session is not thread-safe.
+_SESSION_LOCK = threading.Lock()
+
+
+def _unlock_in_child() -> None:
+    # A forked child (Celery's pool, gunicorn's workers) starts with one thread: a lock some other thread of the
+    # parent held at the fork would never be released there.
+    global _SESSION_LOCK
+    _SESSION_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_unlock_in_child)
+
+
+@functools.cache
+def _process_session() -> boto3.session.Session:
+    """The process's one boto3 session: a session parses each service's model once, and that parse is the costly
+    part of a client (the API alone builds four AwsClients: jobs, health probes, output links, the GPU pool)."""
+    return boto3.session.Session()
+
+
 @dataclass(frozen=True)
 class AwsClients:
-    """Lazily built boto3 clients sharing one session (clients are thread-safe once built)."""
+    """Lazily built boto3 clients from the process's one session (clients are thread-safe once built)."""
 
     settings: Settings
     config: Config | None = None  # None: client_config(settings)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    @functools.cached_property
-    def _session(self) -> boto3.session.Session:
-        # One session per AwsClients: loading botocore's models is the costly part of a client.
-        return boto3.session.Session()
 
     def _client(self, service: str):
         kwargs = {"region_name": self.settings.region, "config": self.config or client_config(self.settings)}
         if self.settings.aws_endpoint_url:
             kwargs["endpoint_url"] = self.settings.aws_endpoint_url
-        with self._lock:  # creating clients from one session is not thread-safe
-            return self._session.client(service, **kwargs)
+        with _SESSION_LOCK:
+            return _process_session().client(service, **kwargs)
 
     @functools.cached_property
     def sqs(self):

@@ -20,6 +20,7 @@ from gpuorch.settings import Settings, settings_env
 from tests.conftest import unique_settings as shared_unique_settings
 from tests.conftest import wait_for  # noqa: F401 - the integration tests import it from here
 from gpuorch_dev.local.paths import SAMPLE_IMAGE
+from tests.support.aws_proxy import AwsProxy
 
 SAMPLE = SAMPLE_IMAGE
 
@@ -45,6 +46,13 @@ class Stack:
     session: requests.Session
     #: Sends an operator key (owner "ops").
     operator: requests.Session
+
+    def stop(self) -> None:
+        """Close the test's sessions, then stop the processes: an API worker stopping gracefully first waits out
+        its clients' open keep-alive connections (gunicorn's keepalive, 2 s)."""
+        self.session.close()
+        self.operator.close()
+        self.processes.stop()
 
     def submit(self, move: str = "top_down", timeout: float = 60) -> requests.Response:
         """POST one camera-angle job on the sample image; the answer as it came (202, or why not)."""
@@ -167,7 +175,14 @@ def stack(moto_endpoint, tmp_path_factory):
     use_app(create_celery_app(running.settings))
     yield running
     use_app(None)
-    running.processes.stop()
+    running.stop()
+
+
+@pytest.fixture
+def aws_proxy(moto_endpoint):
+    """The fault-injecting proxy in front of moto (tests/support/aws_proxy.py): make_stack(aws_via=aws_proxy.url)."""
+    with AwsProxy(moto_endpoint) as running:
+        yield running
 
 
 @pytest.fixture
@@ -181,4 +196,4 @@ def make_stack(moto_endpoint, tmp_path):
 
     yield make
     for running in started:
-        running.processes.stop()
+        running.stop()

@@ -37,7 +37,7 @@ def faulty_stack(proxy, moto_endpoint, tmp_path_factory):
         running.wait_worker_ready()
         yield running
     finally:
-        running.processes.stop()
+        running.stop()
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def shared_stack(moto_endpoint, tmp_path_factory):
         running.wait_worker_ready()
         yield running
     finally:
-        running.processes.stop()
+        running.stop()
 
 
 @pytest.fixture

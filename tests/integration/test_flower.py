@@ -11,7 +11,7 @@ import requests
 from gpuorch_dev.local.stack import free_port
 from gpuorch.celery.monitoring.names import BroadcastNames
 from tests.integration.browser import browser_page
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import start_stack, wait_for
 
 AUTH = ("ops", "flower-test-password")
 # Dashboard pages, and API routes that answer 200 with nothing to show.
@@ -54,19 +54,34 @@ class Flower:
         return None
 
 
-def flower_stack(make_stack, run=("gpu_worker",)):
+def monitoring(**overrides) -> tuple[BroadcastNames, dict]:
+    """A broadcast namespace of the test's own, and the stack's settings with it and Flower's login."""
     names = BroadcastNames(f"t{uuid.uuid4().hex[:8]}")  # topics and queues of this test's own
-    stack = make_stack(step_seconds=0.05, monitoring_namespace=names.namespace, flower_port=free_port(),
-                       flower_basic_auth=":".join(AUTH), run=run)
-    return stack, Flower(stack), names
+    return names, {"step_seconds": 0.05, "monitoring_namespace": names.namespace, "flower_port": free_port(),
+                   "flower_basic_auth": ":".join(AUTH), **overrides}
+
+
+@pytest.fixture(scope="module")
+def monitored_stack(moto_endpoint, tmp_path_factory):
+    """One stack with the GPU worker and Flower for the tests that watch them (the restart test leaves both
+    running again)."""
+    names, settings = monitoring()
+    stack = start_stack(tmp_path_factory.mktemp("flower"), moto_endpoint, **settings)
+    try:
+        flower = Flower(stack)
+        flower.start()
+        stack.wait_worker_ready()
+        yield stack, flower, names
+    finally:
+        stack.stop()
 
 
 @pytest.fixture
-def monitored(make_stack):
-    stack, flower, names = flower_stack(make_stack)
-    flower.start()
-    stack.wait_worker_ready()
-    return stack, flower, names
+def monitored(monitored_stack):
+    """The shared stack, idle: every job of an earlier test acknowledged."""
+    stack, _flower, _names = monitored_stack
+    wait_for(stack.gpu_queue_empty, 30, message="the GPU queue to be empty")
+    return monitored_stack
 
 
 def broadcast_resources(stack, names: BroadcastNames) -> tuple[list[str], list[tuple[str, str]]]:
@@ -156,7 +171,10 @@ def test_restarting_flower_and_the_worker_leaves_no_queue_or_subscription_behind
 
 
 def test_flower_answers_its_dashboard_and_api_only_with_its_login(make_stack):
-    stack, flower, _ = flower_stack(make_stack, run=())
+    # No worker: Flower's inspect calls (at its start) wait out their timeout, and so does each of its stops.
+    _names, settings = monitoring(run=(), flower_inspect_timeout=1.0)
+    stack = make_stack(**settings)
+    flower = Flower(stack)
 
     # Without a login (and no development permission) it does not start at all.
     [refused] = stack.processes.start_procfile(["flower"], {"GPUORCH_FLOWER_BASIC_AUTH": ""})

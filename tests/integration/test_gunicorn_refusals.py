@@ -25,7 +25,7 @@ def api(moto_endpoint, tmp_path_factory):
     running = start_stack(tmp_path_factory.mktemp("refusals"), moto_endpoint, step_seconds=0.05, run=(),
                           max_request_bytes=BODY_LIMIT)
     yield running
-    running.processes.stop()
+    running.stop()
 
 
 class Answer(NamedTuple):

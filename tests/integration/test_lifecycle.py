@@ -85,6 +85,7 @@ def gpu_lifecycle(moto_endpoint, tmp_path):
     for stack in started:
         for agent in stack.agents.values():
             agent.shutdown()
+        stack.session.close()  # else the API's graceful stop waits out its keep-alive connection
         stack.processes.stop()
 
 

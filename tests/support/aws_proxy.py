@@ -10,6 +10,8 @@ decides whether a request gets there. Every AWS call of the stack is plain HTTP/
                               the next 3 matching requests answer a throttling error; the rest pass
     fail(..., error="lost")   the request reaches moto, its answer is dropped (the connection reset):
                               the caller cannot tell whether its write happened
+    observe(callback)         callback(request, status, body) for every request moto answered, before the
+                              answer is relayed (or dropped): e.g. tests/support/held_messages.py
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 
 # Headers that describe one hop, not the message: the proxy sets its own.
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "te", "upgrade"}
@@ -133,6 +136,7 @@ class AwsProxy:
         self.refused = 0  # requests reset while down
         self.refused_requests: list[Request] = []  # those requests, their bodies cut to 2 KiB
         self.operations: collections.Counter[str] = collections.Counter()  # every request seen, by operation
+        self._observers: list[Callable[[Request, int, bytes], None]] = []
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -184,6 +188,17 @@ class AwsProxy:
         with self._lock:
             self._rules.append(rule)
         return rule
+
+    def observe(self, callback: Callable[[Request, int, bytes], None]) -> None:
+        """Call `callback(request, status, body)` for every request moto answers, before its answer goes back."""
+        with self._lock:
+            self._observers.append(callback)
+
+    def _answered(self, request: Request, status: int, body: bytes) -> None:
+        with self._lock:
+            observers = list(self._observers)
+        for callback in observers:
+            callback(request, status, body)
 
     def clear(self) -> None:
         """Remove every rule and bring the endpoint up."""
@@ -260,7 +275,8 @@ class AwsProxy:
                     return
                 if verdict == "lost":
                     try:
-                        self._forward(request)
+                        status, _pairs, body = self._forward(request)
+                        proxy._answered(request, status, body)
                     finally:
                         self._reset()
                     return
@@ -274,6 +290,7 @@ class AwsProxy:
                         self._reset()
                         return
                     proxy.count("forwarded")
+                    proxy._answered(request, status, body)
                 self.send_response_only(status)
                 for name, value in pairs:
                     if name.lower() not in HOP_BY_HOP:

@@ -15,9 +15,10 @@ from webapp import create_app
 
 
 @pytest.fixture
-def settings(moto_endpoint):
+def settings(moto_endpoint, resources):
     """No rate or backlog limit: those are tested on their own (test_api_limits.py), the rest submit freely."""
-    return unique_settings(moto_endpoint, allow_insecure_inputs=True, rate_limit_per_minute=0, max_backlog=0)
+    return unique_settings(moto_endpoint, resources.names, allow_insecure_inputs=True, rate_limit_per_minute=0,
+                           max_backlog=0)
 
 
 def keyed(client, token: str):

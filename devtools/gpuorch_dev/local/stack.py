@@ -49,6 +49,8 @@ class Process:
     name: str
     popen: subprocess.Popen
     log_path: Path
+    # A Procfile process (API, workers, beat, Flower): it uses moto and ComfyUI but no other Procfile process.
+    from_procfile: bool = False
 
     @property
     def running(self) -> bool:
@@ -66,14 +68,22 @@ class Process:
         except ProcessLookupError:
             pass
 
-    def stop(self, timeout: float = 20.0) -> int | None:
-        """SIGTERM the whole group (gunicorn and Celery children too); SIGKILL what is left at the deadline."""
+    def terminate(self) -> None:
+        """SIGTERM the whole group (gunicorn and Celery children too): the start of a graceful stop."""
         if self.running:
             self.signal_group(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in %.0f s; killing it", self.name, timeout)
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """terminate(), then SIGKILL what is left of the group at the deadline."""
+        self.terminate()
+        return self.wait_stopped(timeout)
+
+    def wait_stopped(self, timeout: float = 20.0) -> int | None:
+        """Wait for a terminated process to exit; SIGKILL what is left of its group at the deadline."""
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop in %.0f s; killing it", self.name, timeout)
         self.signal_group(signal.SIGKILL)
         return self.popen.wait()
 
@@ -99,7 +109,8 @@ class LocalStack:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def start(self, name: str, command: str | list[str], extra_env: dict[str, str] | None = None) -> Process:
+    def start(self, name: str, command: str | list[str], extra_env: dict[str, str] | None = None, *,
+              from_procfile: bool = False) -> Process:
         """Start one process in its own group, its output in run_dir/<name>.log."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.run_dir / f"{name}.log"
@@ -109,7 +120,7 @@ class LocalStack:
                 argv, cwd=CHECKOUT, env=self.child_env(extra_env), stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
-        process = Process(name, popen, log_path)
+        process = Process(name, popen, log_path, from_procfile)
         self.processes.append(process)
         log.info("started %s (pid %d), log %s", name, popen.pid, log_path)
         return process
@@ -119,7 +130,7 @@ class LocalStack:
         missing = [n for n in names if n not in commands]
         if missing:
             raise StackError(f"Procfile has no process named {', '.join(missing)}")
-        return [self.start(name, commands[name], extra_env) for name in names]
+        return [self.start(name, commands[name], extra_env, from_procfile=True) for name in names]
 
     def start_moto(self) -> str:
         """A moto server on a free loopback port; returns its endpoint once it answers."""
@@ -164,6 +175,14 @@ class LocalStack:
         raise StackError(f"{process.name} not ready after {timeout:.0f} s:\n{process.tail()}")
 
     def stop(self) -> None:
+        """Stop the Procfile processes together (their graceful shutdowns overlap), then the others one by one in
+        reverse order of start: moto and the ComfyUI emulator outlive the workers' last calls."""
+        together = [process for process in reversed(self.processes) if process.from_procfile]
+        for process in together:
+            process.terminate()
+        for process in together:
+            process.wait_stopped()
         for process in reversed(self.processes):
-            process.stop()
+            if not process.from_procfile:
+                process.stop()
         self.processes.clear()
