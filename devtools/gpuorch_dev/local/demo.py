@@ -1,4 +1,4 @@
-"""`gpuorch demo`: the local stack from a stopped GPU: a cold start, one job of each kind, the idle stop."""
+"""`gpuorch-dev demo`: the local stack from a stopped GPU: a cold start, one job of each kind, the idle stop."""
 
 from __future__ import annotations
 
