@@ -48,4 +48,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/submit.py
 
 clean:
-	rm -rf $(VENV) .local-stack demo-output *.egg-info
+	rm -rf $(VENV) .local-stack demo-output *.egg-info devtools/*.egg-info
