@@ -6,6 +6,7 @@ import dataclasses
 import heapq
 import itertools
 import math
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -15,6 +16,9 @@ from typing import Mapping, Sequence
 from lifecycle.simulation import replaced
 from lifecycle.decision import decide
 from lifecycle.billing import Run, billed_seconds, report
+from lifecycle.learning import (
+    HOUR_S, PREWARM_SHARE, Economics, History, backlog_per_instance, learned_idle_s, prewarm_share,
+)
 from lifecycle.model import Action, Heartbeat, Instance, Policy, Snapshot
 from lifecycle.simulation.optimum import optimum
 from lifecycle.simulation.policies import parse_policy
@@ -219,6 +223,52 @@ class _AlarmReplay:
         return replaced.on_submit(sim.snapshot(now).instances)
 
 
+@dataclass(frozen=True)
+class Learned:
+    """A policy that learns from the trace's jobs before each check (lifecycle.learning.plan), from `base`."""
+
+    economics: Economics
+    base: Policy = Policy()
+    name: str = "learned"
+
+
+class _LearningLoop:
+    """celery beat running `decide` on the policy `plan` learns from the jobs seen so far, as the live check does
+    from the job table; the idle time is learned once per simulated hour (it reads hours of history)."""
+
+    def __init__(self, learned: Learned, params: SimulationParams, jobs: Sequence[_Job]) -> None:
+        self.learned = learned
+        self.tick_s = params.check_interval_s
+        self.floor = learned.base.min_instances
+        self.on_submit = params.check_on_submit
+        self.arrivals = [job.arrival_s for job in jobs]
+        # A job's GPU seconds are known once it has run; until then the plan assumes the mean.
+        self.gpu_s = [learned.economics.mean_job_s] * len(jobs)
+        self.idle: tuple[int, float] | None = None
+        self.plans: list[str] = []
+
+    def finished(self, job: _Job) -> None:
+        self.gpu_s[job.index] = job.gpu_s
+
+    def policy(self, now: float) -> Policy:
+        history = History(self.arrivals, self.gpu_s, end=bisect_left(self.arrivals, now))
+        economics = self.learned.economics
+        hour = int(now // HOUR_S)
+        if self.idle is None or self.idle[0] != hour:
+            self.idle = (hour, learned_idle_s(history, now, economics)[0])
+        warm = prewarm_share(history, now, economics.cold_start_s) >= PREWARM_SHARE
+        return dataclasses.replace(
+            self.learned.base, idle_stop_s=self.idle[1],
+            min_instances=max(self.learned.base.min_instances, 1 if warm else 0),
+            backlog_per_instance=min(self.learned.base.backlog_per_instance, backlog_per_instance(economics)))
+
+    def tick(self, sim: _Sim, now: float) -> list[Action]:
+        return list(decide(sim.snapshot(now), self.policy(now)).actions)
+
+    def submitted(self, sim: _Sim, now: float) -> list[Action]:
+        return self.tick(sim, now) if self.on_submit else []
+
+
 class _DecideLoop:
     """celery beat running `decide` every `check_interval_s`, and (`check_on_submit`) each submission."""
 
@@ -235,7 +285,7 @@ class _DecideLoop:
         return list(decide(sim.snapshot(now), self.policy).actions) if self.on_submit else []
 
 
-def simulate(trace: Sequence[Job], policy: Policy | ReplacedRule, *, name: str | None = None,
+def simulate(trace: Sequence[Job], policy: Policy | ReplacedRule | Learned, *, name: str | None = None,
              instances: int | None = None, params: SimulationParams | None = None,
              **param_overrides: float) -> SimulationResult:
     """Replay `trace` under `policy`; keyword arguments override `SimulationParams` fields
@@ -261,13 +311,16 @@ def simulate(trace: Sequence[Job], policy: Policy | ReplacedRule, *, name: str |
     params = params or SimulationParams()
     if param_overrides:
         params = dataclasses.replace(params, **param_overrides)
+    jobs = [_Job(n, j.arrival_s, j.gpu_s) for n, j in enumerate(sorted(trace))]
     if isinstance(policy, ReplacedRule):
-        controller: _AlarmReplay | _DecideLoop = _AlarmReplay(policy)
+        controller: _AlarmReplay | _DecideLoop | _LearningLoop = _AlarmReplay(policy)
         pool = instances or 1
+    elif isinstance(policy, Learned):
+        controller = _LearningLoop(policy, params, jobs)
+        pool = instances or policy.base.max_instances
     else:
         controller = _DecideLoop(policy, params)
         pool = instances or policy.max_instances
-    jobs = [_Job(n, j.arrival_s, j.gpu_s) for n, j in enumerate(sorted(trace))]
     sim = _Sim(jobs, params, [_Instance(f"i-gpu{n}") for n in range(pool)])
     for job in jobs:
         sim.at(job.arrival_s, _ARRIVAL, "arrival", job)
@@ -292,6 +345,8 @@ def simulate(trace: Sequence[Job], policy: Policy | ReplacedRule, *, name: str |
             sim.apply(controller.submitted(sim, now), now)
         elif kind == "done":
             sim.job_done(*payload, now)
+            if isinstance(controller, _LearningLoop):
+                controller.finished(payload[2])
         elif kind == "visible":
             sim.message_visible(payload[0])
         else:

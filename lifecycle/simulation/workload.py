@@ -86,11 +86,57 @@ def sparse_nightly(seed: int = 3, days: int = 7, daytime_jobs: tuple[int, int] =
     return _jobs(arrivals, rng)
 
 
-# The reference traces shipped under lifecycle/simulation/traces/, each the output of its generator's defaults.
+def office(seed: int = 4, weeks: int = 4, sessions_per_hour: float = 1.2, open_h: float = 9.0,
+           close_h: float = 18.0, lunch: tuple[float, float] = (12.0, 13.0), lunch_share: float = 0.3,
+           session_jobs: tuple[int, int] = (3, 20), think_s: float = 60.0) -> list[Job]:
+    """An office's four weeks: sessions as in `bursty` on weekdays between `open_h` and `close_h`, fewer over
+    lunch (`lunch_share` of the rate), none at night or on Saturdays and Sundays (day 0 is a Monday)."""
+    rng = random.Random(seed)
+    arrivals = []
+    for day in range(weeks * 7):
+        if day % 7 >= 5:
+            continue
+        t = day * DAY_S + open_h * HOUR_S
+        while True:
+            hour = (t - day * DAY_S) / HOUR_S
+            rate = sessions_per_hour * (lunch_share if lunch[0] <= hour < lunch[1] else 1.0)
+            t += rng.expovariate(rate / HOUR_S)
+            if t >= day * DAY_S + close_h * HOUR_S:
+                break
+            at = t
+            for _ in range(rng.randint(*session_jobs)):
+                arrivals.append(at)
+                at += rng.expovariate(1.0 / think_s)
+    return _jobs(arrivals, rng)
+
+
+def trickle(seed: int = 5, days: int = 7, per_hour: float = 1.6) -> list[Job]:
+    """A round-the-clock trickle: a Poisson stream of `per_hour` jobs an hour, day and night (an integration
+    that submits now and then)."""
+    return steady(seed=seed, days=days, per_hour=per_hour)
+
+
+def nightly_batch(seed: int = 6, days: int = 7, batch_jobs: tuple[int, int] = (180, 220),
+                  batch_h: float = 1.0) -> list[Job]:
+    """A nightly batch and nothing else: `batch_jobs` jobs submitted by a script within two minutes of
+    `batch_h` o'clock each night."""
+    rng = random.Random(seed)
+    arrivals = []
+    for day in range(days):
+        start = day * DAY_S + batch_h * HOUR_S + rng.uniform(-300.0, 300.0)
+        arrivals += [start + rng.uniform(0.0, 120.0) for _ in range(rng.randint(*batch_jobs))]
+    return _jobs(arrivals, rng)
+
+
+# The reference traces shipped under lifecycle/simulation/traces/, each the output of its generator's defaults:
+# the three the default policy was chosen on, and three shapes users have that it was never tuned on.
 REFERENCE_TRACES: dict[str, Callable[[], list[Job]]] = {
     "steady": steady,
     "bursty": bursty,
     "sparse-nightly": sparse_nightly,
+    "office": office,
+    "trickle": trickle,
+    "nightly-batch": nightly_batch,
 }
 
 
