@@ -21,8 +21,8 @@ BENCHES = [
                  marks=pytest.mark.integration, id="submit"),
     pytest.param("load.py", rf"^load submitted \d+ accepted \d+ lost (?P<lost>\d+) p99 submit {NUMBER}$",
                  marks=pytest.mark.integration, id="load"),
-    pytest.param("cost.py", rf"^bursty cost {NUMBER} replaced {NUMBER} optimum {NUMBER} p95 wait {NUMBER} "
-                            rf"replaced p95 {NUMBER}$", id="cost"),
+    pytest.param("cost.py", rf"^cost vs serverless median {NUMBER} max {NUMBER}; p95 wait vs serverless median "
+                            rf"{NUMBER}; worst p95 vs replaced {NUMBER}$", id="cost"),
     pytest.param("gpu_busy.py", rf"^gpu busy {NUMBER} sequential {NUMBER}$",
                  marks=pytest.mark.integration, id="gpu_busy"),
 ]
