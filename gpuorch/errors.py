@@ -17,7 +17,8 @@
     │   └── ApiError             the API's own refusals: no key, a body that is not JSON, ... (webapp.errors)
     ├── AdmissionRefused         refused for now, nothing recorded; `retry_after` says when to try again
     │   ├── RateLimited          the API key spent its allowance (gpuorch.access.ratelimit)
-    │   └── BacklogFull          the GPU queue holds GPUORCH_MAX_BACKLOG jobs (gpuorch.access.backlog)
+    │   ├── BacklogFull          the GPU queue holds GPUORCH_MAX_BACKLOG jobs (gpuorch.access.backlog)
+    │   └── SpendCapReached      the key's owner spent its GPU cap this month (gpuorch.access.spend)
     ├── JobOutcome               a job ended other than succeeded: what a GPU task and AsyncResult.get() raise
     │   ├── JobFailed            ... failed; the message is its record's reason
     │   └── JobCancelled         ... was cancelled

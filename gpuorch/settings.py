@@ -198,6 +198,17 @@ class Settings:
         "GPUORCH_MAX_BACKLOG", 200,
         "Jobs queued or in flight on the GPU queue past which API submissions are refused (503); 0: no limit.",
     )
+    owner_monthly_cap_usd: float = env(
+        "GPUORCH_OWNER_MONTHLY_CAP_USD", 0.0,
+        "Each owner's GPU spend this month (its jobs' part of the cost, as GET /api/v1/costs?by=owner splits it) "
+        "past which its API submissions are refused (402); a key may have its own (`gpuorch keys create "
+        "--monthly-cap-usd`); 0: no cap.",
+    )
+    spend_check_seconds: float = env(
+        "GPUORCH_SPEND_CHECK_SECONDS", 60.0,
+        "Seconds an API process reuses an owner's spend this month before reading the runs and jobs again (a cap "
+        "can be passed by what is submitted meanwhile).",
+    )
     backlog_check_seconds: float = env(
         "GPUORCH_BACKLOG_CHECK_SECONDS", 2.0,
         "Seconds an API process reuses the GPU queue's depth before asking SQS again; 0: every submission.",
@@ -371,6 +382,10 @@ class Settings:
             raise SettingsError("GPUORCH_FLOWER_INSPECT_TIMEOUT must be positive")
         if self.key_cache_seconds < 0:
             raise SettingsError("GPUORCH_KEY_CACHE_SECONDS must not be negative")
+        if self.owner_monthly_cap_usd < 0:
+            raise SettingsError("GPUORCH_OWNER_MONTHLY_CAP_USD must be 0 (no cap) or positive")
+        if self.spend_check_seconds < 0:
+            raise SettingsError("GPUORCH_SPEND_CHECK_SECONDS must not be negative")
         if self.backlog_check_seconds < 0:
             raise SettingsError("GPUORCH_BACKLOG_CHECK_SECONDS must not be negative")
         if self.rate_limit_per_minute < 0:

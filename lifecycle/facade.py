@@ -10,7 +10,10 @@ from gpuorch.aws.clients import AwsClients
 from gpuorch.jobs.store import JobStore
 from gpuorch.settings import Settings
 from lifecycle.live.check import LifecycleStatus, StatusStore
-from lifecycle.live.costs import MAX_SPAN, Period, PeriodError, parse_period, period_costs, run_log_for
+from lifecycle.live.chargeback import seconds_to_next_month
+from lifecycle.live.costs import (
+    MAX_SPAN, Period, PeriodError, owner_month_spend, parse_period, period_costs, run_log_for,
+)
 from lifecycle.live.health import HOST_VERDICTS, gpu_instances_detail
 from lifecycle.live.heartbeats import HEARTBEAT_TTL_S, HeartbeatStore
 from lifecycle.live.pool import (EC2_CLIENT_CONFIG, CapacityError, Ec2Unavailable, InstancePool, PoolInstance,
@@ -20,6 +23,7 @@ from lifecycle.model import INSTANCE_STATES, MISSED_REPORTS, stale_after_s
 __all__ = [
     "HOST_VERDICTS", "INSTANCE_STATES", "MAX_SPAN", "MISSED_REPORTS", "CapacityError", "Ec2Unavailable", "GpuLifecycle",
     "LifecycleStatus", "Period", "PeriodError", "PoolInstance", "UnknownInstance", "parse_period",
+    "seconds_to_next_month",
 ]
 
 # A lifecycle check that has not run for this long at least reads as stale, however often beat asks for one.
@@ -43,10 +47,15 @@ class GpuLifecycle:
         """This month's GPU spend so far, in dollars."""
         return run_log_for(self._dynamodb, self._table).month_spend(now)
 
-    def costs(self, jobs: JobStore, period: Period, now: datetime) -> dict[str, Any]:
-        """The GPU cost document of `period` (lifecycle.live.costs.period_costs)."""
+    def costs(self, jobs: JobStore, period: Period, now: datetime, *, by_owner: bool = False) -> dict[str, Any]:
+        """The GPU cost document of `period` (lifecycle.live.costs.cost_document); with `by_owner`, each owner's
+        part of it (lifecycle.live.chargeback)."""
         return period_costs(run_log_for(self._dynamodb, self._table), jobs, period, now=now,
-                            monthly_budget_usd=self.settings.monthly_budget_usd)
+                            monthly_budget_usd=self.settings.monthly_budget_usd, by_owner=by_owner)
+
+    def owner_month_spend(self, jobs: JobStore, owner: str, now: datetime) -> float:
+        """What `owner`'s jobs cost this UTC month so far."""
+        return owner_month_spend(run_log_for(self._dynamodb, self._table), jobs, owner, now)
 
     def check_stale_after_s(self) -> float:
         """How old the last lifecycle check may be before the control worker or beat reads as down."""

@@ -12,10 +12,11 @@ import gpuorch
 from gpuorch.access.backlog import BacklogGauge
 from gpuorch.access.keys import KeyCache, KeyStore
 from gpuorch.access.ratelimit import RateLimiter
+from gpuorch.access.spend import SpendGauge
 from gpuorch.celery.app import GpuorchCelery, create_celery_app
 from gpuorch.clock import utc_now
 from gpuorch.settings import Settings
-from lifecycle.facade import GpuLifecycle
+from lifecycle.facade import GpuLifecycle, seconds_to_next_month
 from webapp import auth
 from webapp.auth import OPERATOR, USER
 from webapp.context import EXTENSION, ApiContext
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
     api = GpuorchApi(app, spec_kwargs={"extra_plugins": [auth.access_responses(app)]})
     register_error_handlers(app)
     services = celery_app.services
+    lifecycle = GpuLifecycle(settings, services.aws.dynamodb, clock=clock)
     app.extensions[EXTENSION] = ApiContext(
         celery=celery_app,
         health=HealthChecker(settings, clock=clock),
@@ -86,7 +88,10 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
         limiter=RateLimiter(services.aws.dynamodb, settings.control_table, clock=lambda: clock().timestamp()),
         backlog=BacklogGauge(services.aws.sqs, lambda: services.aws.queue_url(settings.gpu_queue),
                              ttl_s=settings.backlog_check_seconds, monotonic=monotonic),
-        lifecycle=GpuLifecycle(settings, services.aws.dynamodb, clock=clock),
+        spend=SpendGauge(lambda owner: lifecycle.owner_month_spend(services.jobs, owner, clock()),
+                         ttl_s=settings.spend_check_seconds, until_reset=lambda: seconds_to_next_month(clock()),
+                         monotonic=monotonic),
+        lifecycle=lifecycle,
         clock=clock,
     )
     auth.install(app, api)

@@ -14,6 +14,7 @@ from flask import current_app
 from gpuorch.access.backlog import BacklogGauge
 from gpuorch.access.keys import ApiKey, KeyCache
 from gpuorch.access.ratelimit import Limit, RateLimiter
+from gpuorch.access.spend import SpendGauge, cap_for
 from gpuorch.celery.app import GpuorchCelery
 from gpuorch.clock import utc_now
 from gpuorch.jobs.store import Job
@@ -37,6 +38,7 @@ class ApiContext:
     keys: KeyCache
     limiter: RateLimiter
     backlog: BacklogGauge
+    spend: SpendGauge
     lifecycle: GpuLifecycle
     clock: Callable[[], datetime] = utc_now
 
@@ -53,10 +55,12 @@ class ApiContext:
         return self.submitter.workflow(name)
 
     def admit(self, key: ApiKey) -> None:
-        """Let one submission of `key` through the limits: BacklogFull when the GPU queue is full (nothing
-        spent), RateLimited when the key's allowance is spent."""
+        """Let one submission of `key` through the limits: BacklogFull when the GPU queue is full and
+        SpendCapReached when its owner spent its monthly cap (nothing spent), RateLimited when the key's allowance
+        is spent."""
         settings = self.services.settings
         self.backlog.check(settings.max_backlog)
+        self.spend.check(key.owner, cap_for(key.monthly_cap_usd, settings.owner_monthly_cap_usd))
         per_minute = key.rate_per_minute if key.rate_per_minute is not None else settings.rate_limit_per_minute
         self.limiter.spend(key.key_id, Limit(per_minute, key.burst or settings.rate_limit_burst))
 
@@ -77,9 +81,9 @@ class ApiContext:
             log.warning("cannot read the lifecycle status: %s", exc)
             return None
 
-    def costs(self, period: Period, now: datetime) -> dict[str, Any]:
-        """The GPU cost document of `period`."""
-        return self.lifecycle.costs(self.services.jobs, period, now)
+    def costs(self, period: Period, now: datetime, *, by_owner: bool = False) -> dict[str, Any]:
+        """The GPU cost document of `period` (with each owner's part, when asked)."""
+        return self.lifecycle.costs(self.services.jobs, period, now, by_owner=by_owner)
 
 
 def current() -> ApiContext:

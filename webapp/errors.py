@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from gpuorch.access.backlog import BacklogFull
 from gpuorch.access.ratelimit import RateLimited, retry_after_header
+from gpuorch.access.spend import SpendCapReached
 from gpuorch.errors import (
     AdmissionRefused, Conflict, InputTooLarge, ParamsInvalid, RequestRefused, Unavailable, UnknownWorkflow,
 )
@@ -174,6 +175,7 @@ ANSWERS: dict[type[BaseException], Answer] = {
     # Not now: Retry-After says when.
     RateLimited: Answer(429, "rate_limited", _rate_limited_message, retry_after=_admission_retry_after),
     BacklogFull: Answer(503, "backlog_full", retry_after=_admission_retry_after),
+    SpendCapReached: Answer(402, "spend_cap_reached", retry_after=_admission_retry_after),
     AdmissionRefused: Answer(429, "too_many_requests", retry_after=_admission_retry_after),
     # The record's state does not allow it (only cancelling moves a job's status from a route).
     TransitionRefused: Answer(409, "job_finished", _not_cancellable_message),

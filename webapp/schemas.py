@@ -295,6 +295,10 @@ class CostQuerySchema(ma.Schema):
             f"At most {MAX_SPAN.days} days after from."
         },
     )
+    by = ma.fields.String(
+        validate=ma.validate.OneOf(["owner"]),
+        metadata={"description": "owner: also each owner's part of the cost (chargeback)."},
+    )
 
 
 class CostPeriodSchema(ma.Schema):
@@ -315,6 +319,19 @@ def _share(what: str) -> ma.fields.Float:
     return ma.fields.Float(
         required=True, metadata={"minimum": 0, "maximum": 1, "description": f"Share of the billed time {what}."}
     )
+
+
+class OwnerCostSchema(ma.Schema):
+    """One owner's part of a period's cost: its jobs' GPU seconds and, in the same proportion, the boot and idle
+    time around them."""
+
+    owner = ma.fields.String(required=True, allow_none=True, metadata={
+        "description": "The API key owner the jobs belong to; null for jobs submitted from Python without "
+                       "GPUORCH_SUBMIT_OWNER."})
+    jobs = ma.fields.Integer(required=True, metadata={"description": "Its jobs that ran on the GPU and finished."})
+    gpu_seconds = ma.fields.Float(required=True, metadata={"description": "Their GPU (ComfyUI execution) seconds."})
+    dollars = ma.fields.Float(required=True, metadata={
+        "description": "The period's dollars times its share of the GPU seconds: busy time, boot and idle alike."})
 
 
 class CostReportSchema(ma.Schema):
@@ -340,6 +357,9 @@ class CostReportSchema(ma.Schema):
         allow_none=True,
         metadata={"description": "This month's spend beside GPUORCH_MONTHLY_BUDGET_USD; null when no budget is set."},
     )
+    owners = ma.fields.List(ma.fields.Nested(OwnerCostSchema), metadata={
+        "description": "With by=owner: each owner's part of `dollars`, dearest first (they add up to it when any "
+                       "job ran on the GPU)."})
 
 
 class GpuInstanceSchema(ma.Schema):

@@ -74,6 +74,9 @@ class ApiKey:
     revoked_at: str | None = None
     rate_per_minute: float | None = None
     burst: int | None = None
+    # A cap on its owner's GPU spend this month, in dollars, for submissions with this key (0: none; None: the
+    # deployment's GPUORCH_OWNER_MONTHLY_CAP_USD).
+    monthly_cap_usd: float | None = None
 
     @property
     def operator(self) -> bool:
@@ -87,20 +90,22 @@ class ApiKey:
         """What `gpuorch keys list` shows: everything but the hash."""
         return {"key_id": self.key_id, "owner": self.owner, "role": self.role, "name": self.name,
                 "created_at": self.created_at, "revoked_at": self.revoked_at,
-                "rate_per_minute": self.rate_per_minute, "burst": self.burst}
+                "rate_per_minute": self.rate_per_minute, "burst": self.burst, "monthly_cap_usd": self.monthly_cap_usd}
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> "ApiKey":
         record = decode_item(item)
-        rate, burst = record.get("rate_per_minute"), record.get("burst")
+        rate, burst, cap = record.get("rate_per_minute"), record.get("burst"), record.get("monthly_cap_usd")
         return cls(key_id=record.get("key_id"), owner=record.get("owner"), role=record.get("role"),
                    name=record.get("name") or "", created_at=record.get("created_at"), key_hash=record.get("key_hash"),
                    revoked_at=record.get("revoked_at"),
                    rate_per_minute=float(rate) if rate is not None else None,
-                   burst=int(burst) if burst is not None else None)
+                   burst=int(burst) if burst is not None else None,
+                   monthly_cap_usd=float(cap) if cap is not None else None)
 
 
-def check_fields(owner: str, role: str, rate_per_minute: float | None, burst: int | None) -> None:
+def check_fields(owner: str, role: str, rate_per_minute: float | None, burst: int | None,
+                 monthly_cap_usd: float | None = None) -> None:
     """Refuse fields a key cannot have, naming the field."""
     if not OWNER.match(owner or ""):
         raise InvalidKey("owner: 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit")
@@ -110,6 +115,8 @@ def check_fields(owner: str, role: str, rate_per_minute: float | None, burst: in
         raise InvalidKey("rate_per_minute: must not be negative (0: no limit)")
     if burst is not None and burst < 1:
         raise InvalidKey("burst: must be at least 1")
+    if monthly_cap_usd is not None and not 0 <= monthly_cap_usd < float("inf"):
+        raise InvalidKey("monthly_cap_usd: dollars, 0 or more (0: no cap)")
 
 
 class KeyStore:
@@ -121,18 +128,21 @@ class KeyStore:
         self._clock = clock
 
     def create(self, owner: str, *, role: str = USER, name: str = "", rate_per_minute: float | None = None,
-               burst: int | None = None) -> tuple[ApiKey, str]:
+               burst: int | None = None, monthly_cap_usd: float | None = None) -> tuple[ApiKey, str]:
         """A new key and its token; the token is returned once and never stored."""
-        check_fields(owner, role, rate_per_minute, burst)
+        check_fields(owner, role, rate_per_minute, burst, monthly_cap_usd)
         key_id, token = new_token()
         key = ApiKey(key_id=key_id, owner=owner, role=role, name=name, created_at=timestamp(self._clock()),
-                     key_hash=token_hash(token), rate_per_minute=rate_per_minute, burst=burst)
+                     key_hash=token_hash(token), rate_per_minute=rate_per_minute, burst=burst,
+                     monthly_cap_usd=monthly_cap_usd)
         item: dict[str, Any] = {"key_id": key.key_id, "owner": key.owner, "role": key.role, "name": key.name,
                                 "created_at": key.created_at, "key_hash": key.key_hash}
         if rate_per_minute is not None:
             item["rate_per_minute"] = float(rate_per_minute)
         if burst is not None:
             item["burst"] = int(burst)
+        if monthly_cap_usd is not None:
+            item["monthly_cap_usd"] = float(monthly_cap_usd)
         # A 48-bit id colliding is as good as impossible; the condition makes it an error, not an overwrite.
         self._db.put_item(TableName=self._table, Item=encode_item(item),
                           ConditionExpression="attribute_not_exists(key_id)")

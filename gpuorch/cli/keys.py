@@ -45,16 +45,20 @@ def keys() -> None:
               help="This key's submissions per minute (0: no limit).  [default: GPUORCH_RATE_LIMIT_PER_MINUTE]")
 @click.option("--burst", type=click.IntRange(1), default=None,
               help="This key's burst of submissions.  [default: GPUORCH_RATE_LIMIT_BURST]")
+@click.option("--monthly-cap-usd", type=click.FloatRange(0), default=None,
+              help="Refuse this key's submissions once its owner's GPU spend this month reaches this many dollars "
+                   "(0: no cap).  [default: GPUORCH_OWNER_MONTHLY_CAP_USD]")
 @click.option("--json", "as_json", is_flag=True, help="Print the key's record and its token as JSON.")
 @click.pass_obj
 def keys_create(settings: Settings, owner: str, operator: bool, name: str, rate_per_minute: float | None,
-                burst: int | None, as_json: bool) -> None:
+                burst: int | None, monthly_cap_usd: float | None, as_json: bool) -> None:
     """Create a key and print its token, once: only its hash is stored.
 
     Exit status: 0; 1 for a bad owner; 2 when AWS cannot be reached.
     """
     key, token = _run(settings, lambda: _store(settings).create(
-        owner, role=OPERATOR if operator else USER, name=name, rate_per_minute=rate_per_minute, burst=burst))
+        owner, role=OPERATOR if operator else USER, name=name, rate_per_minute=rate_per_minute, burst=burst,
+        monthly_cap_usd=monthly_cap_usd))
     if as_json:
         click.echo(json.dumps({**key.public(), "token": token}, indent=2))
         return

@@ -111,14 +111,16 @@ def config() -> None:
               help="Start: an ISO 8601 date (its midnight UTC) or date-time.  [default: the start of the month]")
 @click.option("--to", metavar="DATE",
               help="End, excluded: an ISO 8601 date (that whole day included) or date-time.  [default: now]")
+@click.option("--by", type=click.Choice(["owner"]), help="Also each owner's part of the cost (chargeback).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (as GET /api/v1/costs answers it).")
 @click.pass_obj
-def cost(settings: Settings, from_: str | None, to: str | None, as_json: bool) -> None:
+def cost(settings: Settings, from_: str | None, to: str | None, by: str | None, as_json: bool) -> None:
     """What the GPU cost over a period (default: this month so far).
 
     Hours billed (per second, at least 60 s per start, at each run's price), dollars, the shares of that time
     spent busy, idle and booting, jobs and cost per job, and this month's spend beside the budget when one is
-    set. Exit status: 0; 1 for a bad date or period; 2 when AWS cannot be reached.
+    set; with --by owner, each owner's part: its jobs' GPU seconds and, in the same proportion, the boot and idle
+    time around them. Exit status: 0; 1 for a bad date or period; 2 when AWS cannot be reached.
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -137,7 +139,7 @@ def cost(settings: Settings, from_: str | None, to: str | None, as_json: bool) -
     jobs = JobStore(aws.dynamodb, settings.job_table, ttl_seconds=settings.job_ttl_seconds)
     try:
         document = period_costs(run_log_for(aws.dynamodb, settings.control_table), jobs, period, now=now,
-                                monthly_budget_usd=settings.monthly_budget_usd)
+                                monthly_budget_usd=settings.monthly_budget_usd, by_owner=by == "owner")
     except (BotoCoreError, ClientError) as exc:
         target = settings.aws_endpoint_url or f"AWS {settings.region}"
         click.echo(f"error: cannot read the runs and jobs from {target}: {exc}", err=True)

@@ -14,6 +14,7 @@ from gpuorch.errors import ParamsInvalid
 from gpuorch.jobs.store import Job, JobStore
 from lifecycle import billing
 from lifecycle.billing import CostReport
+from lifecycle.live.chargeback import owner_costs
 from lifecycle.live.runs import RunLog, RunRecord, month_start
 from lifecycle.prices import HOURLY_USD
 
@@ -173,12 +174,19 @@ def period_report(records: Sequence[RunRecord], jobs: Sequence[Job], period: Per
     )
 
 
+def period_inputs(run_log: RunLog, jobs_store: JobStore, period: Period, *,
+                  now: datetime) -> tuple[list[RunRecord], list[Job]]:
+    """The runs the log holds over the period (open ones count up to `now`) and the succeeded and failed jobs
+    that finished in it."""
+    records = run_log.records(period.start, period.end, now=now)
+    jobs = jobs_store.finished_between(period.start, period.end, created_since=period.start - LONGEST_JOB_LIFE)
+    return records, jobs
+
+
 def cost_report(run_log: RunLog, jobs_store: JobStore, start: datetime, end: datetime, *, now: datetime) -> CostReport:
-    """The cost report of [start, end): the runs the log holds (open ones count up to `now`) and the
-    succeeded and failed jobs that finished in it."""
+    """The cost report of [start, end) (period_inputs, then period_report)."""
     period = Period(start, end)
-    records = run_log.records(start, end, now=now)
-    jobs = jobs_store.finished_between(start, end, created_since=start - LONGEST_JOB_LIFE)
+    records, jobs = period_inputs(run_log, jobs_store, period, now=now)
     return period_report(records, jobs, period, now)
 
 
@@ -204,10 +212,29 @@ def run_log_for(dynamodb, control_table: str) -> RunLog:
 
 
 def period_costs(run_log: RunLog, jobs_store: JobStore, period: Period, *, now: datetime,
-                 monthly_budget_usd: float) -> dict[str, Any]:
-    """The cost document of a period, with this month's spend beside the budget when one is set."""
-    report = cost_report(run_log, jobs_store, period.start, period.end, now=now)
-    return cost_document(report, period, month_budget(run_log, monthly_budget_usd, now))
+                 monthly_budget_usd: float, by_owner: bool = False) -> dict[str, Any]:
+    """The cost document of a period, with this month's spend beside the budget when one is set, and with
+    `by_owner` each owner's part of it (lifecycle.live.chargeback)."""
+    records, jobs = period_inputs(run_log, jobs_store, period, now=now)
+    report = period_report(records, jobs, period, now)
+    document = cost_document(report, period, month_budget(run_log, monthly_budget_usd, now))
+    if by_owner:
+        document["owners"] = [cost.as_dict() for cost in owner_costs(report.dollars, owner_work(jobs))]
+    return document
+
+
+def owner_work(jobs: Sequence[Job]) -> list[tuple[str | None, float | None]]:
+    """Each job's owner and GPU seconds, as chargeback splits a cost by."""
+    return [(job.owner, job_times(job).gpu_s) for job in jobs]
+
+
+def owner_month_spend(run_log: RunLog, jobs_store: JobStore, owner: str, now: datetime) -> float:
+    """What `owner`'s jobs cost this UTC month so far: its part of the month's cost (0 when it ran nothing)."""
+    period = Period(month_start(now), now)
+    records, jobs = period_inputs(run_log, jobs_store, period, now=now)
+    report = period_report(records, jobs, period, now)
+    costs = owner_costs(report.dollars, owner_work(jobs))
+    return next((cost.dollars for cost in costs if cost.owner == owner), 0.0)
 
 
 def cost_document(report: CostReport, period: Period, budget: MonthBudget | None) -> dict[str, Any]:
@@ -248,5 +275,8 @@ def format_document(document: dict[str, Any]) -> str:
     budget = document["budget"]
     if budget is not None:
         rows.append((f"budget {budget['month']}", f"${budget['spend_usd']:.2f} spent of ${budget['budget_usd']:.2f}"))
+    for owner in document.get("owners", ()):
+        rows.append((f"owner {owner['owner'] or '(none)'}",
+                     f"${owner['dollars']:.2f} for {owner['jobs']} job(s), {owner['gpu_seconds']:.0f} GPU s"))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)

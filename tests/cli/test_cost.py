@@ -44,9 +44,9 @@ def write(provisioned, settings):
             run_log.reconcile([PoolInstance("i-1", "stopped", kind, start)])
 
         @staticmethod
-        def job(job_id: str, created: datetime, started: datetime, gpu_seconds: float) -> None:
+        def job(job_id: str, created: datetime, started: datetime, gpu_seconds: float, owner: str | None = None) -> None:
             clock.now = created
-            jobs.create(job_id, "camera-angle", {}, source="api")
+            jobs.create(job_id, "camera-angle", {}, source="api", owner=owner)
             clock.now = started
             jobs.transition(job_id, states.RUNNING)
             clock.now = started + timedelta(seconds=gpu_seconds + 5)
@@ -82,6 +82,20 @@ def test_a_period_as_a_table(gpuorch, may_runs):
         "boot       2%",
         "jobs       4",
         "per job    $1.1200",
+    ]
+
+
+def test_by_owner_adds_a_line_per_owner(gpuorch, write):
+    write.run(may(3, 10), may(3, 11))  # $2.24
+    write.job("a", may(3, 10) - timedelta(seconds=3), may(3, 10) + timedelta(seconds=180), 900.0, owner="alice")
+    write.job("b", may(3, 10.5), may(3, 10.5) + timedelta(seconds=10), 300.0, owner="bob")
+
+    result = gpuorch("cost", "--from", "2026-05-01", "--to", "2026-05-31", "--by", "owner")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-2:] == [
+        "owner alice  $1.68 for 1 job(s), 900 GPU s",
+        "owner bob    $0.56 for 1 job(s), 300 GPU s",
     ]
 
 

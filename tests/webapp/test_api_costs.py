@@ -52,9 +52,10 @@ def tables(provisioned, settings):
             run_log.reconcile([PoolInstance(instance_id, "stopped", kind, start)])
 
         @staticmethod
-        def job(job_id: str, created: datetime, started: datetime, finished: datetime, gpu_seconds: float) -> None:
+        def job(job_id: str, created: datetime, started: datetime, finished: datetime, gpu_seconds: float,
+                owner: str | None = None) -> None:
             clock.now = created
-            jobs.create(job_id, "camera-angle", {}, source="api")
+            jobs.create(job_id, "camera-angle", {}, source="api", owner=owner)
             clock.now = started
             jobs.transition(job_id, states.RUNNING)
             clock.now = finished
@@ -142,7 +143,7 @@ def test_the_openapi_document_describes_the_report(settings):
     document = client_for(settings).get("/openapi.json").json
 
     operation = document["paths"]["/api/v1/costs"]["get"]
-    assert {p["name"] for p in operation["parameters"]} == {"from", "to"}
+    assert {p["name"] for p in operation["parameters"]} == {"from", "to", "by"}
     assert {"200", "422", "503"} <= set(operation["responses"])
     assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/CostReport"
@@ -150,6 +151,32 @@ def test_the_openapi_document_describes_the_report(settings):
     report = document["components"]["schemas"]["CostReport"]
     assert set(report["properties"]) == {
         "period", "starts", "gpu_hours", "dollars", "busy_share", "idle_share", "boot_share", "jobs", "cost_per_job",
-        "budget",
+        "budget", "owners",
     }
     assert set(document["components"]["schemas"]["CostPeriod"]["properties"]) == {"from", "to"}
+
+
+def test_by_owner_each_owner_pays_its_share_of_the_gpu_seconds_boot_and_idle_included(tables, settings,
+                                                                                       operator_key):
+    start = JUNE + timedelta(days=2)
+    tables.run("i-a", start, start + timedelta(hours=1))  # $2.24
+    tables.job("a1", start, start + timedelta(seconds=150), start + timedelta(minutes=4), 300.0, owner="alice")
+    tables.job("a2", start, start + timedelta(minutes=5), start + timedelta(minutes=9), 300.0, owner="alice")
+    tables.job("b1", start, start + timedelta(minutes=10), start + timedelta(minutes=14), 600.0, owner="bob")
+    tables.job("p1", start, start + timedelta(minutes=15), start + timedelta(minutes=16), 0.0)  # from Python
+
+    answer = client_for(settings, operator_key).get("/api/v1/costs?by=owner")
+
+    assert answer.status_code == 200, answer.json
+    owners = answer.json["owners"]
+    assert owners == [
+        {"owner": "alice", "jobs": 2, "gpu_seconds": 600.0, "dollars": 1.12},
+        {"owner": "bob", "jobs": 1, "gpu_seconds": 600.0, "dollars": 1.12},
+        {"owner": None, "jobs": 1, "gpu_seconds": 0.0, "dollars": 0.0},
+    ]
+    assert sum(o["dollars"] for o in owners) == pytest.approx(answer.json["dollars"])
+
+
+def test_by_anything_else_is_a_422_naming_it(settings, operator_key, provisioned):
+    answer = client_for(settings, operator_key).get("/api/v1/costs?by=team")
+    assert answer.status_code == 422 and "by" in answer.json["error"]["fields"]

@@ -76,7 +76,9 @@ _IMAGES_NOTE = (
     "(image_too_large) naming its field, and so is a body over the size limit (request_entity_too_large)."
     "\n\nEach API key may submit GPUORCH_RATE_LIMIT_PER_MINUTE jobs a minute, in bursts of "
     "GPUORCH_RATE_LIMIT_BURST, across every API host: past it, 429 with Retry-After. When the GPU queue holds "
-    "GPUORCH_MAX_BACKLOG jobs, 503 (backlog_full) with Retry-After. Neither records or queues anything."
+    "GPUORCH_MAX_BACKLOG jobs, 503 (backlog_full) with Retry-After. When the key's owner has spent its monthly cap "
+    "(the key's own, or GPUORCH_OWNER_MONTHLY_CAP_USD), 402 (spend_cap_reached) with Retry-After until the month "
+    "ends. None of these records or queues anything."
 )
 
 
@@ -95,6 +97,7 @@ def _submit_view(blp: Blueprint, workflow: Workflow, component: str) -> type[Met
     @blp.response(202, JobAcceptedSchema, description="Accepted and queued.", headers={"Location": _LOCATION})
     @blp.alt_response(400, response=HTTPStatus.BAD_REQUEST.name)
     @blp.alt_response(413, response=HTTPStatus.REQUEST_ENTITY_TOO_LARGE.name)
+    @blp.alt_response(402, response=HTTPStatus.PAYMENT_REQUIRED.name)
     @blp.alt_response(422, response=HTTPStatus.UNPROCESSABLE_ENTITY.name)
     @blp.alt_response(429, response=HTTPStatus.TOO_MANY_REQUESTS.name)
     @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
@@ -124,6 +127,7 @@ def _submit_any_view(blp: Blueprint, components: Mapping[str, str], encoding: di
     @blp.alt_response(400, response=HTTPStatus.BAD_REQUEST.name)
     @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
     @blp.alt_response(413, response=HTTPStatus.REQUEST_ENTITY_TOO_LARGE.name)
+    @blp.alt_response(402, response=HTTPStatus.PAYMENT_REQUIRED.name)
     @blp.alt_response(422, response=HTTPStatus.UNPROCESSABLE_ENTITY.name)
     @blp.alt_response(429, response=HTTPStatus.TOO_MANY_REQUESTS.name)
     @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
