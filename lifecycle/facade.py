@@ -10,6 +10,7 @@ from gpuorch.aws.clients import AwsClients
 from gpuorch.jobs.store import JobStore
 from gpuorch.settings import Settings
 from lifecycle.live.check import LifecycleStatus, StatusStore
+from lifecycle.advice import compare_period
 from lifecycle.live.chargeback import seconds_to_next_month
 from lifecycle.live.costs import (
     MAX_SPAN, Period, PeriodError, owner_month_spend, parse_period, period_costs, run_log_for,
@@ -52,6 +53,11 @@ class GpuLifecycle:
         part of it (lifecycle.live.chargeback)."""
         return period_costs(run_log_for(self._dynamodb, self._table), jobs, period, now=now,
                             monthly_budget_usd=self.settings.monthly_budget_usd, by_owner=by_owner)
+
+    def compare(self, jobs: JobStore, period: Period, now: datetime) -> dict[str, Any]:
+        """The period's jobs beside the replaced rule, fixed idle times, the learning policy and serverless
+        (lifecycle.advice)."""
+        return compare_period(run_log_for(self._dynamodb, self._table), jobs, period, now=now)
 
     def owner_month_spend(self, jobs: JobStore, owner: str, now: datetime) -> float:
         """What `owner`'s jobs cost this UTC month so far."""

@@ -299,6 +299,9 @@ class CostQuerySchema(ma.Schema):
         validate=ma.validate.OneOf(["owner"]),
         metadata={"description": "owner: also each owner's part of the cost (chargeback)."},
     )
+    compare = ma.fields.Boolean(load_default=False, metadata={
+        "description": "Also what the period's jobs would have cost under the replaced rule, each fixed idle time, "
+                       "the learning policy and per-second serverless, and the setting the history recommends."})
 
 
 class CostPeriodSchema(ma.Schema):
@@ -334,6 +337,24 @@ class OwnerCostSchema(ma.Schema):
         "description": "The period's dollars times its share of the GPU seconds: busy time, boot and idle alike."})
 
 
+class AlternativeSchema(ma.Schema):
+    policy = ma.fields.String(required=True, metadata={"description": "replaced, idle <N> min, learned, serverless"})
+    dollars = ma.fields.Float(required=True)
+    x_actual = ma.fields.Float(required=True, allow_none=True, metadata={"description": "dollars / what was paid"})
+    p95_wait_s = ma.fields.Float(required=True, metadata={"description": "95th-percentile wait for a GPU, seconds"})
+
+
+class ComparisonSchema(ma.Schema):
+    """The period's jobs replayed (their submission times and GPU seconds) under other ways of running the GPU."""
+
+    jobs = ma.fields.Integer(required=True, metadata={"description": "Jobs that ran on the GPU, replayed."})
+    dollars = ma.fields.Float(required=True, metadata={"description": "What the period's GPU time cost."})
+    priced_as = ma.fields.String(required=True, metadata={"description": "The instance type and market replayed."})
+    alternatives = ma.fields.List(ma.fields.Nested(AlternativeSchema), required=True)
+    best_fixed_idle_s = ma.fields.Integer(required=True, allow_none=True)
+    recommendation = ma.fields.String(required=True)
+
+
 class CostReportSchema(ma.Schema):
     """What the GPU cost over a period: billed per second, at least 60 s per start, at each run's hourly price."""
 
@@ -357,6 +378,7 @@ class CostReportSchema(ma.Schema):
         allow_none=True,
         metadata={"description": "This month's spend beside GPUORCH_MONTHLY_BUDGET_USD; null when no budget is set."},
     )
+    compare = ma.fields.Nested(ComparisonSchema, metadata={"description": "With compare=true."})
     owners = ma.fields.List(ma.fields.Nested(OwnerCostSchema), metadata={
         "description": "With by=owner: each owner's part of `dollars`, dearest first (they add up to it when any "
                        "job ran on the GPU)."})

@@ -112,21 +112,25 @@ def config() -> None:
 @click.option("--to", metavar="DATE",
               help="End, excluded: an ISO 8601 date (that whole day included) or date-time.  [default: now]")
 @click.option("--by", type=click.Choice(["owner"]), help="Also each owner's part of the cost (chargeback).")
+@click.option("--compare", is_flag=True, help="Also what the period's jobs would have cost under the replaced rule, "
+                                              "each fixed idle time, the learning policy and serverless.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (as GET /api/v1/costs answers it).")
 @click.pass_obj
-def cost(settings: Settings, from_: str | None, to: str | None, by: str | None, as_json: bool) -> None:
+def cost(settings: Settings, from_: str | None, to: str | None, by: str | None, compare: bool, as_json: bool) -> None:
     """What the GPU cost over a period (default: this month so far).
 
     Hours billed (per second, at least 60 s per start, at each run's price), dollars, the shares of that time
     spent busy, idle and booting, jobs and cost per job, and this month's spend beside the budget when one is
     set; with --by owner, each owner's part: its jobs' GPU seconds and, in the same proportion, the boot and idle
-    time around them. Exit status: 0; 1 for a bad date or period; 2 when AWS cannot be reached.
+    time around them; with --compare, the period's jobs replayed under other ways of running the GPU, and the
+    setting the history recommends. Exit status: 0; 1 for a bad date or period; 2 when AWS cannot be reached.
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
     from gpuorch.aws.clients import AwsClients
     from gpuorch.clock import utc_now
     from gpuorch.jobs.store import JobStore
+    from lifecycle.advice import compare_period, format_comparison
     from lifecycle.live.costs import PeriodError, format_document, parse_period, period_costs, run_log_for
 
     now = utc_now()
@@ -138,13 +142,21 @@ def cost(settings: Settings, from_: str | None, to: str | None, by: str | None, 
     aws = AwsClients(settings)
     jobs = JobStore(aws.dynamodb, settings.job_table, ttl_seconds=settings.job_ttl_seconds)
     try:
-        document = period_costs(run_log_for(aws.dynamodb, settings.control_table), jobs, period, now=now,
-                                monthly_budget_usd=settings.monthly_budget_usd, by_owner=by == "owner")
+        run_log = run_log_for(aws.dynamodb, settings.control_table)
+        document = period_costs(run_log, jobs, period, now=now, monthly_budget_usd=settings.monthly_budget_usd,
+                                by_owner=by == "owner")
+        if compare:
+            document["compare"] = compare_period(run_log, jobs, period, now=now)
     except (BotoCoreError, ClientError) as exc:
         target = settings.aws_endpoint_url or f"AWS {settings.region}"
         click.echo(f"error: cannot read the runs and jobs from {target}: {exc}", err=True)
         sys.exit(2)
-    click.echo(json.dumps(document, indent=2) if as_json else format_document(document))
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+        return
+    click.echo(format_document(document))
+    if compare:
+        click.echo(format_comparison(document["compare"]))
 
 
 @main.command()

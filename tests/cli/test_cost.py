@@ -154,3 +154,32 @@ def test_unreachable_aws_is_exit_2(gpuorch, settings):
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: cannot read the runs and jobs from {endpoint}: ")
     assert "Could not connect" in result.stderr
+
+
+def test_compare_replays_the_periods_jobs_and_recommends_a_setting(gpuorch, write):
+    # A day of sparse jobs: one an hour, each after a start; what ran is beside what the alternatives would cost.
+    for hour in range(8):
+        start = may(3, 8 + hour)
+        write.run(start, start + timedelta(minutes=40))
+        write.job(f"j{hour}", start - timedelta(seconds=3), start + timedelta(seconds=150), 30.0)
+
+    result = gpuorch("cost", "--from", "2026-05-03", "--to", "2026-05-03", "--compare", "--json")
+
+    assert result.exit_code == 0, result.output
+    comparison = json.loads(result.stdout)["compare"]
+    assert comparison["jobs"] == 8 and comparison["priced_as"] == "g6e.2xlarge on-demand"
+    policies = [row["policy"] for row in comparison["alternatives"]]
+    assert policies[0] == "replaced" and policies[-2:] == ["learned", "serverless"]
+    assert "idle 1 min" in policies and "idle 60 min" in policies
+    paid = comparison["dollars"]
+    cheapest_fixed = min(row["dollars"] for row in comparison["alternatives"] if row["policy"].startswith("idle"))
+    # 40 minutes kept for each lone job is dear: the best fixed idle time in hindsight costs less than what was paid.
+    assert cheapest_fixed < paid
+    assert comparison["best_fixed_idle_s"] in {m * 60 for m in (1, 2, 3, 5, 10, 15, 30, 60)}
+    assert "would have cost" in comparison["recommendation"]
+
+
+def test_compare_says_so_when_no_job_ran(gpuorch, write):
+    result = gpuorch("cost", "--from", "2026-05-03", "--to", "2026-05-03", "--compare")
+    assert result.exit_code == 0, result.output
+    assert "No job ran on the GPU in this period" in result.stdout

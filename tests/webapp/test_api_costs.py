@@ -143,7 +143,7 @@ def test_the_openapi_document_describes_the_report(settings):
     document = client_for(settings).get("/openapi.json").json
 
     operation = document["paths"]["/api/v1/costs"]["get"]
-    assert {p["name"] for p in operation["parameters"]} == {"from", "to", "by"}
+    assert {p["name"] for p in operation["parameters"]} == {"from", "to", "by", "compare"}
     assert {"200", "422", "503"} <= set(operation["responses"])
     assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/CostReport"
@@ -151,7 +151,7 @@ def test_the_openapi_document_describes_the_report(settings):
     report = document["components"]["schemas"]["CostReport"]
     assert set(report["properties"]) == {
         "period", "starts", "gpu_hours", "dollars", "busy_share", "idle_share", "boot_share", "jobs", "cost_per_job",
-        "budget", "owners",
+        "budget", "owners", "compare",
     }
     assert set(document["components"]["schemas"]["CostPeriod"]["properties"]) == {"from", "to"}
 
@@ -180,3 +180,18 @@ def test_by_owner_each_owner_pays_its_share_of_the_gpu_seconds_boot_and_idle_inc
 def test_by_anything_else_is_a_422_naming_it(settings, operator_key, provisioned):
     answer = client_for(settings, operator_key).get("/api/v1/costs?by=team")
     assert answer.status_code == 422 and "by" in answer.json["error"]["fields"]
+
+
+def test_compare_adds_what_the_periods_jobs_would_have_cost_otherwise(tables, settings, operator_key):
+    start = JUNE + timedelta(days=2)
+    tables.run("i-a", start, start + timedelta(hours=1))
+    tables.job("a1", start, start + timedelta(seconds=150), start + timedelta(minutes=4), 30.0, owner="alice")
+
+    answer = client_for(settings, operator_key).get("/api/v1/costs?compare=true")
+
+    assert answer.status_code == 200, answer.json
+    comparison = answer.json["compare"]
+    assert comparison["jobs"] == 1 and comparison["dollars"] == answer.json["dollars"]
+    serverless = comparison["alternatives"][-1]
+    assert serverless["policy"] == "serverless" and serverless["x_actual"] < 1  # one lone job: serverless wins
+    assert "serverless would have been cheaper" in comparison["recommendation"]

@@ -22,15 +22,20 @@ class CostView(MethodView):
     @blp.response(200, CostReportSchema)
     @blp.alt_response(422, response=HTTPStatus.UNPROCESSABLE_ENTITY.name)
     @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
-    def get(self, from_: str | None = None, to: str | None = None, by: str | None = None):
+    def get(self, from_: str | None = None, to: str | None = None, by: str | None = None, compare: bool = False):
         """GPU cost of a period (default: this month so far)
 
         Hours billed (per second, at least 60 s per start, each run at the hourly price of its instance type
         and market), dollars, the shares of that time spent busy, idle and booting, the jobs that finished in
         the period and the cost per job; with a monthly budget set, this month's spend beside it; with by=owner,
-        each owner's part. A bad date, from after to, or a period over a year is a 422 naming the parameter.
+        each owner's part; with compare=true, what the period's jobs would have cost run otherwise and the setting
+        the history recommends. A bad date, from after to, or a period over a year is a 422 naming the parameter.
         """
         context = current()
         now = context.clock()
         # A bad period raises PeriodError, an invalid request answered 422 naming its field.
-        return context.costs(parse_period(from_, to, now), now, by_owner=by == "owner")
+        period = parse_period(from_, to, now)
+        document = context.costs(period, now, by_owner=by == "owner")
+        if compare:
+            document["compare"] = context.lifecycle.compare(context.services.jobs, period, now)
+        return document
