@@ -227,6 +227,27 @@ class JobStore:
                 return jobs[:limit]
             query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
+    def created_between(self, start: datetime, end: datetime) -> list[Job]:
+        """Every job submitted in [start, end), whatever its status, oldest first (through the status GSI)."""
+        found: list[Job] = []
+        for status in states.STATUSES:
+            query: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": STATUS_INDEX,
+                "KeyConditionExpression": "#s = :s AND created_at BETWEEN :c0 AND :c1",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": encode_item({":s": status, ":c0": timestamp(start),
+                                                          ":c1": timestamp(end)}),
+            }
+            while True:
+                answer = self._db.query(**query)
+                found.extend(job for job in map(Job.from_item, answer.get("Items", []))
+                             if job.created_at < timestamp(end))
+                if "LastEvaluatedKey" not in answer:
+                    break
+                query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return sorted(found, key=lambda job: (job.created_at, job.job_id))
+
     def finished_between(self, start: datetime, end: datetime, *, created_since: datetime) -> list[Job]:
         """Succeeded and failed jobs that finished in [start, end), oldest finish first.
 
