@@ -232,7 +232,8 @@ class RefusalSchema(ma.Schema):
     fingerprint = _nullable(ma.fields.String, "SHA-256 of what the worker checked against (settings, workflows, "
                                               "ComfyUI's catalogue); null for a lifecycle refusal.")
     held = ma.fields.Boolean(required=True, metadata={"description": (
-        "It holds the instance; false: superseded in effect (the configuration changed since, so it may start).")})
+        "It holds the instance (the lifecycle does not start it); false: it no longer does (the configuration "
+        "changed since, so the instance may start again) or not yet (the next lifecycle check decides).")})
 
 
 class GpuInstanceHealthSchema(ma.Schema):

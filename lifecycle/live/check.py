@@ -190,7 +190,7 @@ class LifecycleCheck:
                 log.info("lifecycle: %s reported since its refusal at %s: no longer held", refusal.instance_id,
                          refusal.at.isoformat())
         for refusal in decision.newly_held:
-            self.refusals.hold(refusal, refusal.held_against or "")
+            self.refusals.hold(refusal)
 
     def _stop_cannot_serve(self, refusal: Refusal) -> bool:
         """Stop an instance that cannot serve, its refusal recorded first, so /health and the next checks see why."""

@@ -110,7 +110,7 @@ def gpu_instances_detail(status: LifecycleStatus | None, reports: tuple[WorkerRe
                 "answered_at": report.comfyui_at.isoformat(),
                 "age_s": _age(now, report.comfyui_at),
             },
-            "refusal": None if stored is None else refusal_view(stored, verdict == REFUSED),
+            "refusal": None if stored is None else refusal_view(stored, instance_id in held),
         })
     detail = {
         "checked_at": status.checked_at if status is not None else None,

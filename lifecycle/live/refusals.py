@@ -74,10 +74,6 @@ def fingerprint(parts: Mapping[str, str]) -> str:
     return digest(dict(parts))
 
 
-def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
 @dataclass(frozen=True)
 class StoredRefusal:
     """A refusal as stored: the decision's view of it, and the parts its fingerprint was made of."""
@@ -118,11 +114,11 @@ class RefusalStore:
         """The refusals alone, as `Snapshot.refusals` takes them."""
         return tuple(stored.refusal for stored in self.all())
 
-    def hold(self, refusal: Refusal, configuration: str) -> bool:
-        """Mark the refusal as held against `configuration`; False when the item changed meanwhile (a newer
-        refusal, or cleared), which the next check judges afresh."""
+    def hold(self, refusal: Refusal) -> bool:
+        """Store the configuration the refusal is now held against (its `held_against`); False when the item
+        changed meanwhile (a newer refusal, or released), which the next check judges afresh."""
         return self._if_unchanged(refusal, self._db.update_item, UpdateExpression="SET held_against = :held",
-                                  values={":held": configuration})
+                                  values={":held": refusal.held_against})
 
     def clear(self, refusal: Refusal) -> bool:
         """Delete this refusal, and not a newer one of the same instance; False when it was not there."""
@@ -154,7 +150,7 @@ class RefusalStore:
 def _stored(item: Mapping[str, Any]) -> StoredRefusal:
     refusal = Refusal(
         instance_id=item["sk"],
-        at=_parse(item["at"]),
+        at=datetime.fromisoformat(item["at"]),
         reasons=tuple(item.get("reasons", ())),
         fingerprint=item.get("fingerprint", ""),
         source=item.get("source", "worker"),

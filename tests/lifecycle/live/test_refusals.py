@@ -46,12 +46,12 @@ def test_a_refusal_reads_back_with_what_it_was_checked_against(store):
 def test_a_hold_and_a_clear_touch_only_the_refusal_they_saw(store):
     seen = refusal()
     store.record(seen)
-    assert store.hold(seen, "conf-1")
+    assert store.hold(dataclasses.replace(seen, held_against="conf-1"))
     assert store.refusals() == (dataclasses.replace(seen, held_against="conf-1"),)
 
     newer = refusal(at=AT + timedelta(minutes=5))
     store.record(newer)  # the worker refused again meanwhile: held anew, by the next check
-    assert not store.hold(seen, "conf-1") and not store.clear(seen)
+    assert not store.hold(dataclasses.replace(seen, held_against="conf-1")) and not store.clear(seen)
     assert store.refusals() == (newer,)
     assert store.clear(newer) and store.refusals() == ()
     assert not store.clear(newer)
