@@ -32,9 +32,12 @@ def act(instance_id: str, action: str) -> dict[str, Any]:
         raise ApiError(404, "instance_not_found", f"{instance_id[:40]!r} is not an EC2 instance id.")
     lifecycle = current().lifecycle
     pool = lifecycle.pool
-    pool.get(instance_id)  # 404 for an instance of no pool, before its hold is touched
-    # An operator's start is the operator asking: the hold of an instance that could not serve is lifted.
-    released = lifecycle.release(instance_id) if action == "start" else None
+    released = None
+    if action == "start":
+        # The operator asking: the hold of an instance that could not serve is lifted (after a 404 for an
+        # instance of no pool, which has no hold to touch).
+        pool.get(instance_id)
+        released = lifecycle.release(instance_id)
     outcome = getattr(pool, action)(instance_id)
     return {"instance_id": instance_id, "outcome": outcome, "state": pool.get(instance_id).state,
             "released": released}
