@@ -116,7 +116,7 @@ class LifecycleCheck:
         depth = queue_depth(self.sqs, self.queue_url)
         beats = self.heartbeats.all()
         types = {i.instance_type for i in instances}
-        open_runs, _last_stopped = self.runs.heads()
+        open_runs = self.runs.heads()[0]
         return Snapshot(
             now=now,
             instances=instances,
