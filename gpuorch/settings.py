@@ -325,7 +325,14 @@ class Settings:
     health_boot_grace_seconds: int = env(
         "GPUORCH_HEALTH_BOOT_GRACE_SECONDS", 600,
         "Seconds after a GPU instance starts during which /health calls it starting, not stale, while its "
-        "worker has not reported yet (boot, ComfyUI start, template checks and warm-up).",
+        "worker has not reported yet (boot, ComfyUI start, template checks and warm-up); past them the lifecycle "
+        "stops an instance whose worker has not reported, and holds it.",
+    )
+    startup_retry_seconds: int = env(
+        "GPUORCH_STARTUP_RETRY_SECONDS", 120,
+        "Seconds the GPU worker repeats start-up checks whose failure may pass by itself (model files ComfyUI "
+        "does not list yet, ComfyUI not answering) before it records a refusal, which has the lifecycle stop and "
+        "hold its instance; 0: at the first failure.",
     )
     log_level: str = env("GPUORCH_LOG_LEVEL", "INFO", "Log level of every gpuorch process.")
     log_format: str = env(
@@ -376,6 +383,8 @@ class Settings:
                           ("GPUORCH_CONTROL_METRICS_PORT", self.control_metrics_port)):
             if not 0 <= port < 65536:
                 raise SettingsError(f"{var} must be between 0 (not served) and 65535")
+        if self.startup_retry_seconds < 0:
+            raise SettingsError("GPUORCH_STARTUP_RETRY_SECONDS must not be negative")
         if self.gpu_busy_window_seconds < 1:
             raise SettingsError("GPUORCH_GPU_BUSY_WINDOW_SECONDS must be positive")
         if self.flower_inspect_timeout <= 0:

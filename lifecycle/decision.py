@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Iterable
 
-from lifecycle.model import Action, Decision, Heartbeat, Instance, Policy, Snapshot
+from lifecycle.model import Action, Decision, Heartbeat, Instance, Policy, Refusal, Snapshot
 
 # Instances that will serve soon or serve now; `stopping` ones must reach `stopped` before a start.
 ACTIVE_STATES = ("pending", "running")
@@ -40,9 +41,14 @@ def busy_jobs(snapshot: Snapshot, policy: Policy, beat: Heartbeat | None) -> tup
     return None
 
 
+def run_started_at(instance: Instance, snapshot: Snapshot) -> datetime | None:
+    """When the instance's current run began: the gatherer's record of it, else EC2's LaunchTime."""
+    return snapshot.started_at.get(instance.instance_id) or instance.launched_at
+
+
 def last_activity(instance: Instance, snapshot: Snapshot) -> datetime | None:
     """The latest of its start, the gatherer's remembered activity, and its heartbeats listing jobs."""
-    moments = [instance.launched_at, snapshot.last_activity_at.get(instance.instance_id)]
+    moments = [run_started_at(instance, snapshot), snapshot.last_activity_at.get(instance.instance_id)]
     moments += [b.at for b in snapshot.heartbeats if b.instance_id == instance.instance_id and b.running_jobs]
     known = [m for m in moments if m is not None]
     return max(known) if known else None
@@ -64,14 +70,85 @@ def _budget_refusal(snapshot: Snapshot, policy: Policy, nth_start: int) -> str |
             f"an hour more at ${snapshot.hourly_price_usd:.2f}/h would pass it")
 
 
-def _starts(snapshot: Snapshot, policy: Policy, active: list[Instance], wanted: int) -> list[Action]:
+@dataclass(frozen=True)
+class Holds:
+    """The instances that cannot serve, as one snapshot shows them (see `assess_holds`)."""
+
+    stop: dict[str, Refusal]  # running, and unable to serve this run: stopped now
+    held: dict[str, Refusal]  # kept from starting (the ones stopped now included)
+    newly_held: tuple[Refusal, ...] = ()
+    superseded: tuple[Refusal, ...] = ()
+
+
+def not_ready_refusal(instance: Instance, snapshot: Snapshot, policy: Policy,
+                      beat: Heartbeat | None) -> Refusal | None:
+    """A running instance whose worker has not reported since its run began `boot_grace_s` ago cannot serve."""
+    since = run_started_at(instance, snapshot)
+    if policy.boot_grace_s is None or since is None or (beat is not None and beat.at >= since):
+        return None
+    elapsed = (snapshot.now - since).total_seconds()
+    if elapsed < policy.boot_grace_s:
+        return None
+    reason = (f"not ready within its boot grace: its GPU worker has not reported {elapsed:.0f} s after the "
+              f"instance started (limit {policy.boot_grace_s:.0f} s)")
+    return Refusal(instance.instance_id, snapshot.now, (reason,), source="lifecycle",
+                   held_against=snapshot.configuration or None)
+
+
+def assess_holds(snapshot: Snapshot, policy: Policy, beats: dict[str, Heartbeat]) -> Holds:
+    """Which instances cannot serve, and what becomes of each refusal in the snapshot.
+
+    - A refusal older than the worker's latest heartbeat is superseded: that worker passed its checks since.
+    - A running instance whose worker refused during its current run, or whose worker has not reported within
+      `boot_grace_s` of the run's start, cannot serve: it is stopped and held.
+    - A stopped (or stopping) instance with a refusal stays held, unless the configuration changed since the
+      lifecycle held it (`held_against`): then it may start once more, and its worker checks again.
+    - A running instance refused in an earlier run was started again (by an operator, or after a change): its
+      new run is judged by its own worker, or by the boot grace.
+    """
+    refusals = {r.instance_id: r for r in sorted(snapshot.refusals, key=lambda r: r.at)}
+    stop: dict[str, Refusal] = {}
+    held: dict[str, Refusal] = {}
+    superseded: list[Refusal] = []
+    for instance in sorted(snapshot.instances, key=lambda i: i.instance_id):
+        instance_id, beat = instance.instance_id, beats.get(instance.instance_id)
+        refusal = refusals.get(instance_id)
+        if refusal is not None and beat is not None and beat.at > refusal.at:
+            superseded.append(refusal)
+            refusal = None
+        if instance.state == "running":
+            since = run_started_at(instance, snapshot)
+            if refusal is not None and (since is None or refusal.at >= since):
+                stop[instance_id] = held[instance_id] = refusal
+            elif (late := not_ready_refusal(instance, snapshot, policy, beat)) is not None:
+                stop[instance_id] = held[instance_id] = late
+        elif instance.state in ("stopped", "stopping") and refusal is not None:
+            changed = bool(snapshot.configuration) and refusal.held_against not in (None, snapshot.configuration)
+            if not changed:
+                held[instance_id] = refusal
+    # Without a configuration to hold them against, refusals are held all the same and marked once it is known.
+    newly_held = tuple(replace(r, held_against=snapshot.configuration) for r in held.values()
+                       if r.held_against is None and snapshot.configuration)
+    return Holds(stop, held, newly_held, tuple(superseded))
+
+
+def hold_reason(refusal: Refusal) -> str:
+    """Why jobs wait on a held instance, as a queued job's waiting_reason says it."""
+    return (f"the GPU instance {refusal.instance_id} cannot serve: {refusal}; held until its configuration changes "
+            f"or an operator starts it (gpuorch gpu start {refusal.instance_id})")
+
+
+def _starts(snapshot: Snapshot, policy: Policy, active: list[Instance], wanted: int,
+            held: dict[str, Refusal]) -> list[Action]:
     missing = wanted - len(active)
     if missing <= 0:
         return []
     why = (f"{snapshot.queue_visible} job(s) waiting, {len(active)} instance(s) running or pending, "
            f"want {wanted}" if snapshot.queue_visible else f"min_instances={policy.min_instances}")
-    stopped = sorted((i for i in snapshot.instances if i.state == "stopped"), key=lambda i: i.instance_id)
-    stopping = sorted((i for i in snapshot.instances if i.state == "stopping"), key=lambda i: i.instance_id)
+    stopped = sorted((i for i in snapshot.instances if i.state == "stopped" and i.instance_id not in held),
+                     key=lambda i: i.instance_id)
+    stopping = sorted((i for i in snapshot.instances if i.state == "stopping" and i.instance_id not in held),
+                      key=lambda i: i.instance_id)
     actions: list[Action] = []
     for n, instance in enumerate(stopped[:missing], start=1):
         refusal = _budget_refusal(snapshot, policy, n)
@@ -83,7 +160,10 @@ def _starts(snapshot: Snapshot, policy: Policy, active: list[Instance], wanted: 
     for instance in stopping[:missing]:
         actions.append(Action("none", instance.instance_id, f"{why}: waiting for it to stop, then starting it"))
     missing -= min(missing, len(stopping))
-    if missing > 0:
+    if missing > 0 and held:
+        # No other instance can serve: the jobs wait on the held ones, and say why.
+        actions += [Action("blocked", instance_id, hold_reason(refusal)) for instance_id, refusal in sorted(held.items())]
+    elif missing > 0:
         actions.append(Action("blocked", None, f"{why}: no stopped instance left to start"))
     return actions
 
@@ -100,15 +180,19 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
       job (or whose heartbeat is stale while messages are in flight). Otherwise stop each instance
       idle at least `idle_stop_s` since its last activity, the longest idle first, keeping
       `min_instances` running.
+    - An instance that cannot serve (`assess_holds`) is stopped whatever waits, counts for no work, and is
+      never started while held; jobs that only it could take are `blocked` with its reason.
     """
     now = snapshot.now
     beats = latest_heartbeats(snapshot.heartbeats)
+    holds = assess_holds(snapshot, policy, beats)
     by_state = {s: [i for i in snapshot.instances if i.state == s] for s in ("pending", "running", "stopping")}
-    running = sorted(by_state["running"], key=lambda i: i.instance_id)
-    active = [i for i in snapshot.instances if i.state in ACTIVE_STATES]
+    running = sorted((i for i in by_state["running"] if i.instance_id not in holds.stop), key=lambda i: i.instance_id)
+    active = [i for i in snapshot.instances if i.state in ACTIVE_STATES and i.instance_id not in holds.stop]
     wanted = wanted_instances(snapshot, policy)
 
-    actions = _starts(snapshot, policy, active, wanted)
+    actions = _starts(snapshot, policy, active, wanted, holds.held)
+    actions += [Action("stop", instance_id, f"cannot serve: {refusal}") for instance_id, refusal in holds.stop.items()]
     busy: dict[str, tuple[str, ...]] = {}
     idle: list[tuple[str, float]] = []
     quiet = snapshot.queue_visible == 0 and snapshot.queue_in_flight == 0
@@ -142,6 +226,10 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
     for instance in sorted(by_state["stopping"], key=lambda i: i.instance_id):
         if instance.instance_id not in mentioned:
             actions.append(Action("none", instance.instance_id, "stopping"))
+    mentioned = {a.instance_id for a in actions}
+    for instance_id, refusal in sorted(holds.held.items()):
+        if instance_id not in mentioned:
+            actions.append(Action("none", instance_id, f"held: {refusal}"))
     if not actions:
         if snapshot.queue_in_flight and not active:
             reason = (f"{snapshot.queue_in_flight} in flight with no instance running: "
@@ -162,4 +250,8 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
         busy=tuple(busy),
         idle_s=idle_s,
         month_spend_usd=snapshot.month_spend_usd,
+        cannot_serve=tuple(holds.stop.values()),
+        held=tuple(sorted(holds.held)),
+        newly_held=holds.newly_held,
+        superseded=holds.superseded,
     )

@@ -15,15 +15,16 @@ from lifecycle.live.chargeback import seconds_to_next_month
 from lifecycle.live.costs import (
     MAX_SPAN, Period, PeriodError, owner_month_spend, parse_period, period_costs, run_log_for,
 )
-from lifecycle.live.health import HOST_VERDICTS, gpu_instances_detail
+from lifecycle.live.health import HOST_VERDICTS, REFUSED, gpu_instances_detail
 from lifecycle.live.heartbeats import HEARTBEAT_TTL_S, HeartbeatStore
+from lifecycle.live.refusals import RefusalStore
 from lifecycle.live.pool import (EC2_CLIENT_CONFIG, CapacityError, Ec2Unavailable, InstancePool, PoolInstance,
                                  UnknownInstance)
 from lifecycle.model import INSTANCE_STATES, MISSED_REPORTS, stale_after_s
 
 __all__ = [
-    "HOST_VERDICTS", "INSTANCE_STATES", "MAX_SPAN", "MISSED_REPORTS", "CapacityError", "Ec2Unavailable", "GpuLifecycle",
-    "LifecycleStatus", "Period", "PeriodError", "PoolInstance", "UnknownInstance", "parse_period",
+    "HOST_VERDICTS", "INSTANCE_STATES", "MAX_SPAN", "MISSED_REPORTS", "REFUSED", "CapacityError", "Ec2Unavailable",
+    "GpuLifecycle", "LifecycleStatus", "Period", "PeriodError", "PoolInstance", "UnknownInstance", "parse_period",
     "seconds_to_next_month",
 ]
 
@@ -68,12 +69,18 @@ class GpuLifecycle:
         return max(MIN_CHECK_STALE_S, stale_after_s(self.settings.lifecycle_check_seconds))
 
     def instances_health(self, now: datetime) -> tuple[bool, dict[str, Any]]:
-        """(any instance stale, each instance's state, heartbeats and verdict): two reads of the control table,
-        no EC2 call (the states are those the last check saw)."""
+        """(any instance stale, each instance's state, heartbeats, refusal and verdict): three reads of the control
+        table, no EC2 call (the states are those the last check saw)."""
         reports = HeartbeatStore(self._dynamodb, self._table, ttl_s=HEARTBEAT_TTL_S, clock=self.clock).all()
         return gpu_instances_detail(self.last_check(), reports, now,
                                     stale_after_s=stale_after_s(self.settings.heartbeat_seconds),
-                                    boot_grace_s=self.settings.health_boot_grace_seconds)
+                                    boot_grace_s=self.settings.health_boot_grace_seconds,
+                                    refusals=RefusalStore(self._dynamodb, self._table).all())
+
+    def release(self, instance_id: str) -> str | None:
+        """An operator's start lifts the instance's hold: its refusal is deleted; what it said, if it had one."""
+        refusal = RefusalStore(self._dynamodb, self._table).release(instance_id)
+        return None if refusal is None else str(refusal)
 
     @functools.cached_property
     def pool(self) -> InstancePool:

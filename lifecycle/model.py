@@ -64,6 +64,29 @@ class Heartbeat:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """Why an instance cannot serve, kept in the control table until its configuration changes or an operator
+    starts it: its GPU worker refused to start (`reasons`, and a `fingerprint` of what it checked against), or the
+    lifecycle found it not ready within its boot grace (`source` "lifecycle", no fingerprint).
+
+    `held_against` is the lifecycle's configuration fingerprint when it first held the instance (None: not yet);
+    a different one since then means the configuration changed, so one more start is worth its price.
+    """
+
+    instance_id: str
+    at: datetime
+    reasons: tuple[str, ...]
+    fingerprint: str = ""
+    source: str = "worker"
+    held_against: str | None = None
+
+    def __str__(self) -> str:
+        if self.source == "worker":
+            return f"its worker refused to start: {'; '.join(self.reasons)}"
+        return "; ".join(self.reasons)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything one decision needs, gathered by the code around `decide`.
 
@@ -80,6 +103,12 @@ class Snapshot:
     last_activity_at: Mapping[str, datetime] = field(default_factory=dict)
     month_spend_usd: float = 0.0
     hourly_price_usd: float = G6E_2XLARGE_HOURLY_USD
+    # Instances that cannot serve: the refusals in the control table, the lifecycle's configuration fingerprint
+    # now (lifecycle.live.refusals), and when each running instance's current run began (the run log's, which
+    # is never before its last stop; EC2's LaunchTime where the log has none).
+    refusals: tuple[Refusal, ...] = ()
+    configuration: str = ""
+    started_at: Mapping[str, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.queue_visible < 0 or self.queue_in_flight < 0:
@@ -99,6 +128,8 @@ class Policy:
     - heartbeat_timeout_s: a heartbeat older than this is stale (stale_after_s of the heartbeat period; the
       live check passes GPUORCH_HEARTBEAT_SECONDS's, the default is a 30 s heartbeat's).
     - monthly_budget_usd: no start when this month's spend plus one hour of it would pass this.
+    - boot_grace_s: a running instance whose worker has not reported since it started this long ago cannot
+      serve: it is stopped and held (None: never; the simulator's instances have no workers).
     """
 
     idle_stop_s: float = DEFAULT_IDLE_STOP_S
@@ -107,6 +138,7 @@ class Policy:
     backlog_per_instance: int = 10
     heartbeat_timeout_s: float = stale_after_s(30.0)
     monthly_budget_usd: float | None = None
+    boot_grace_s: float | None = None
 
     def __post_init__(self) -> None:
         if not (self.idle_stop_s >= 0 and math.isfinite(self.idle_stop_s)):
@@ -121,6 +153,8 @@ class Policy:
             raise ValueError("heartbeat_timeout_s must be positive")
         if self.monthly_budget_usd is not None and self.monthly_budget_usd < 0:
             raise ValueError("monthly_budget_usd cannot be negative")
+        if self.boot_grace_s is not None and self.boot_grace_s <= 0:
+            raise ValueError("boot_grace_s must be positive (or None)")
 
 
 @dataclass(frozen=True)
@@ -156,6 +190,14 @@ class Decision:
     busy: tuple[str, ...] = ()
     idle_s: tuple[tuple[str, float], ...] = ()
     month_spend_usd: float = 0.0
+    # Instances that cannot serve. `cannot_serve`: the refusal behind each stop of a running one (a boot-grace
+    # one made by this decision, for the check to record); `held`: every one held now, stopped or being stopped;
+    # `newly_held`: refusals to mark as held against the snapshot's configuration; `superseded`: refusals a
+    # later ready heartbeat made obsolete, to clear.
+    cannot_serve: tuple[Refusal, ...] = ()
+    held: tuple[str, ...] = ()
+    newly_held: tuple[Refusal, ...] = ()
+    superseded: tuple[Refusal, ...] = ()
 
     def of_kind(self, kind: ActionKind) -> tuple[Action, ...]:
         return tuple(a for a in self.actions if a.kind == kind)

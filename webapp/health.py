@@ -18,7 +18,7 @@ from gpuorch.clock import utc_now
 from gpuorch.errors import Unavailable
 from gpuorch.jobs.store import STATUS_INDEX
 from gpuorch.settings import Settings
-from lifecycle.facade import GpuLifecycle, LifecycleStatus
+from lifecycle.facade import REFUSED, GpuLifecycle, LifecycleStatus
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,9 @@ def probe_gpu(lifecycle: GpuLifecycle) -> Finding:
 
 
 def probe_gpu_instances(lifecycle: GpuLifecycle) -> Finding:
-    """Each GPU instance's state (as the last lifecycle check saw it: no EC2 call per request) and its worker's
-    and ComfyUI's last heartbeat; stale when a running one's are older than the lifecycle's own limit."""
+    """Each GPU instance's state (as the last lifecycle check saw it: no EC2 call per request), its worker's and
+    ComfyUI's last heartbeat, and why it cannot serve if it cannot; stale when a running one's heartbeats are
+    older than the lifecycle's own limit, else blocked when one cannot serve (it is held: jobs wait)."""
     stale, detail = lifecycle.instances_health(lifecycle.clock())
-    return Finding(STALE if stale else OK, detail)
+    refused = any(host["health"] == REFUSED for host in detail["instances"])
+    return Finding(STALE if stale else BLOCKED if refused else OK, detail)

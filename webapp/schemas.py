@@ -194,7 +194,8 @@ class ComponentSchema(ma.Schema):
         metadata={
             "enum": list(COMPONENT_STATES),
             "description": "blocked: it works, but the GPU lifecycle refused to start a GPU (detail.blocked says "
-            f"why); jobs are still accepted and wait. stale: no lifecycle check ran for {MISSED_REPORTS} of its "
+            "why), or a GPU instance cannot serve and is held (gpu_instances: its verdict is refused); jobs are "
+            "still accepted and wait. stale: no lifecycle check ran for {MISSED_REPORTS} of its "
             "intervals (gpu: detail.stale says so; is the control worker or beat down?), or a running GPU instance's "
             "worker or ComfyUI stopped reporting (gpu_instances); jobs are still accepted and wait. Only error makes "
             "the answer a 503.",
@@ -223,6 +224,18 @@ class ComfyuiBeatSchema(ma.Schema):
     age_s = ma.fields.Float(required=True, metadata={"description": "Seconds since then."})
 
 
+class RefusalSchema(ma.Schema):
+    at = ma.fields.String(required=True, metadata={"format": "date-time", "description": "When it was recorded."})
+    source = ma.fields.String(required=True, metadata={"enum": ["worker", "lifecycle"], "description": (
+        "worker: its GPU worker refused to start; lifecycle: it was not ready within the boot grace.")})
+    reasons = ma.fields.List(ma.fields.String(), required=True)
+    fingerprint = _nullable(ma.fields.String, "SHA-256 of what the worker checked against (settings, workflows, "
+                                              "ComfyUI's catalogue); null for a lifecycle refusal.")
+    held = ma.fields.Boolean(required=True, metadata={"description": (
+        "It holds the instance (the lifecycle does not start it); false: it no longer does (the configuration "
+        "changed since, so the instance may start again) or not yet (the next lifecycle check decides).")})
+
+
 class GpuInstanceHealthSchema(ma.Schema):
     instance_id = ma.fields.String(required=True)
     state = _nullable(ma.fields.String, "EC2 state at the last lifecycle check; null: that check did not list it.",
@@ -234,12 +247,16 @@ class GpuInstanceHealthSchema(ma.Schema):
         "GPUORCH_HEALTH_BOOT_GRACE_SECONDS while its worker has not reported yet. ok: its worker and ComfyUI "
         "reported within stale_after_s. stopping: its worker is shutting down. stale: running, but its worker's "
         "heartbeat, or ComfyUI's last answer, is older than stale_after_s (or missing after the boot grace). "
-        "unknown: a worker reports on an instance the last lifecycle check did not list.")})
-    reason = _nullable(ma.fields.String, "Why it is stale or stopping.")
+        "unknown: a worker reports on an instance the last lifecycle check did not list. refused: it cannot serve "
+        "(its worker refused to start, or it was not ready within the boot grace): the lifecycle stops it and "
+        "does not start it again until its configuration changes or an operator starts it.")})
+    reason = _nullable(ma.fields.String, "Why it is stale, stopping or refused.")
     worker = ma.fields.Nested(WorkerBeatSchema, required=True, allow_none=True,
                               metadata={"description": "Its GPU worker's last heartbeat; null: none unexpired."})
     comfyui = ma.fields.Nested(ComfyuiBeatSchema, required=True, allow_none=True,
                                metadata={"description": "When its ComfyUI last answered; null: never reported."})
+    refusal = ma.fields.Nested(RefusalSchema, required=True, allow_none=True,
+                               metadata={"description": "Why it last could not serve; null: nothing on record."})
 
 
 class GpuInstancesDetailSchema(ma.Schema):
@@ -265,7 +282,8 @@ class HealthComponentsSchema(ma.Schema):
         "check is older than 3 x GPUORCH_LIFECYCLE_CHECK_SECONDS (at least 60 s), why it is stale (stale)."})
     gpu_instances = ma.fields.Nested(GpuInstancesComponentSchema, required=True, metadata={
         "description": "Each GPU instance's state and its worker's and ComfyUI's last heartbeat. A stopped GPU is "
-        "normal (off); a running one whose worker or ComfyUI stopped reporting is stale."})
+        "normal (off); a running one whose worker or ComfyUI stopped reporting is stale; one that cannot serve is "
+        "refused, naming why, and makes the component blocked."})
 
 
 class HealthSchema(ma.Schema):
@@ -403,3 +421,5 @@ class GpuActionSchema(ma.Schema):
     outcome = ma.fields.String(required=True, metadata={
         "description": "What the call did: started, stopping, already running, already stopped, pending, wait, ..."})
     state = ma.fields.String(required=True, metadata={"description": "The instance's state after the call."})
+    released = _nullable(ma.fields.String, "A start only: the hold it lifted, as its refusal said it (the instance "
+                                           "could not serve); null: it was not held.")

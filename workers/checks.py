@@ -1,13 +1,30 @@
-"""Start-up checks of a GPU worker: the queue's timeouts, and the workflow templates against the live ComfyUI."""
+"""Start-up checks of a GPU worker: the queue's timeouts, the workflow templates against the live ComfyUI, and the
+warm-up; each problem says whether it may pass by itself."""
 
 from __future__ import annotations
 
-from gpuorch.errors import ConfigurationError, Unavailable
+from dataclasses import dataclass
+
+from gpuorch.comfyui.client import ComfyClient
+from gpuorch.comfyui.errors import ComfyError, ComfyUnavailable
+from gpuorch.errors import ConfigurationError, UnknownWorkflow, Unavailable
+from gpuorch.execution.warmup import warm_up
 from gpuorch.services import Services
-from gpuorch.workflows.preflight import check_templates, live_catalogue
+from gpuorch.workflows.check import missing_models
+from gpuorch.workflows.preflight import NodeCatalogue, check_templates, live_catalogue
 
 # Time allowed beyond the jobs themselves: receiving, uploading outputs, the final DynamoDB writes.
 SAFETY_MARGIN_S = 30
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why the GPU worker cannot take jobs. `may_pass`: it may go away by itself (a model file ComfyUI does not
+    list yet, while the files still arrive; ComfyUI not answering, while it starts), so the worker checks again
+    for a while; otherwise only a change (settings, workflows, the queue, ComfyUI's nodes) can fix it."""
+
+    reason: str
+    may_pass: bool = False
 
 
 def visibility_problems(visibility_timeout: int, task_time_limit: int, *, messages_held: int = 1) -> list[str]:
@@ -34,8 +51,9 @@ def queue_visibility_timeout(sqs_client, queue_url: str) -> int:
     return int(attributes["Attributes"]["VisibilityTimeout"])
 
 
-def template_problems(services: Services) -> list[str]:
-    """Why the workflow templates cannot run on the configured ComfyUI (empty: every one can).
+def template_findings(services: Services) -> tuple[list[Problem], NodeCatalogue | None]:
+    """Why the workflow templates cannot run on the configured ComfyUI (empty: every one can), and the catalogue
+    they were checked against (None: ComfyUI's could not be read).
 
     The same check as `gpuorch workflows check` against the live server: a template that uses a node,
     input or value the server does not have, or a model file it lacks, would fail every job that uses it.
@@ -43,7 +61,34 @@ def template_problems(services: Services) -> list[str]:
     settings = services.settings
     try:
         workflows = list(services.workflows)
+    except ConfigurationError as exc:  # a malformed workflow folder
+        return [Problem(str(exc))], None
+    try:
         catalogue = live_catalogue(settings.comfyui_url, timeout=settings.comfyui_timeout)
-    except (ConfigurationError, Unavailable) as exc:  # a malformed workflow folder; no catalogue from ComfyUI
-        return [str(exc)]
-    return check_templates(workflows, catalogue, settings.models).all_problems()
+    except Unavailable as exc:  # no catalogue from ComfyUI: it may be starting
+        return [Problem(str(exc), may_pass=True)], None
+    arriving = {p for workflow in workflows for p in missing_models(workflow, catalogue.object_info, settings.models)}
+    problems = check_templates(workflows, catalogue, settings.models).all_problems()
+    return [Problem(problem, may_pass=problem in arriving) for problem in problems], catalogue
+
+
+def template_problems(services: Services) -> list[str]:
+    """The reasons of `template_findings`, as `gpuorch workflows check` and the local stack print them."""
+    return [problem.reason for problem in template_findings(services)[0]]
+
+
+def warmup_problems(services: Services) -> list[Problem]:
+    """Run the warm-up workflow (models loaded before the first job); why it failed, if it did."""
+    settings = services.settings
+    try:
+        workflow = services.workflows.get(settings.warmup_workflow)
+    except UnknownWorkflow:
+        return [Problem(f"GPUORCH_WARMUP_WORKFLOW names no workflow: {settings.warmup_workflow!r}")]
+    comfy = ComfyClient(settings.comfyui_url, client_id="gpuorch-warmup", timeout=settings.comfyui_timeout)
+    try:
+        warm_up(comfy, workflow, settings.models, timeout=settings.comfyui_ready_timeout)
+    except ComfyError as exc:
+        # ComfyUI going away mid-warm-up (a restart) may pass; a workflow it fails to run will not.
+        return [Problem(f"warm-up with {workflow.name} failed: {type(exc).__name__}: {exc}",
+                        may_pass=isinstance(exc, ComfyUnavailable))]
+    return []

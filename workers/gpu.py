@@ -1,4 +1,5 @@
-"""The GPU worker process: checks the queue, waits for ComfyUI, checks the templates on it, then consumes jobs."""
+"""The GPU worker process: checks the queue, waits for ComfyUI, checks the templates on it, then consumes jobs; or
+records why it refuses, so that the lifecycle stops its instance."""
 
 from __future__ import annotations
 
@@ -10,28 +11,35 @@ import sys
 import time
 from typing import Callable
 
+from botocore.exceptions import BotoCoreError, ClientError
 from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from gpuorch.celery import names
 from gpuorch.celery.app import create_celery_app
 from gpuorch.comfyui.client import ComfyClient
-from gpuorch.comfyui.errors import ComfyError, ComfyUnavailable
-from gpuorch.errors import UnknownWorkflow
-from gpuorch.execution.warmup import warm_up
+from gpuorch.comfyui.errors import ComfyUnavailable
 from gpuorch.logs import configure_logging
 from gpuorch.celery.monitoring.worker import broadcast_flags
 from gpuorch.services import Services
 from gpuorch.settings import Settings
 from lifecycle.live.heartbeats import HEARTBEAT_TTL_S, HeartbeatStore
 from lifecycle.live.identity import IdentityError, instance_identity
-from workers.checks import queue_visibility_timeout, template_problems, visibility_problems
+from lifecycle.live.refusals import RefusalStore
+from workers.checks import queue_visibility_timeout, visibility_problems
 from gpuorch.metrics.exposition import (enable_multiprocess, exposition_registry, mark_process_dead, metrics_folder,
                                         serve)
 from gpuorch.metrics.jobs import BUSY_SECONDS, BusyShareCollector, counter_total
 from workers.heartbeat import Heartbeat, comfyui_answers
+from workers.startup import check_round, record_refusal, run_checks
 
 log = logging.getLogger(__name__)
+
+# Exit statuses the unit tells apart (configs/deploy/systemd/gpuorch-gpu-worker.service): REFUSED is a refusal
+# that cannot pass by itself, recorded for the lifecycle (which stops the instance), so systemd does not start the
+# worker again (RestartPreventExitStatus); any other failure, a refusal that could not be recorded included,
+# exits 1 and is retried after RestartSec.
+REFUSED = 2
 
 # Celery's consumer with a gate in front: a message that can never run goes to the dead-letter queue at once.
 GPU_CONSUMER = "gpuorch.celery.gate:GatedConsumer"
@@ -91,51 +99,40 @@ def prepare_metrics(settings: Settings) -> Callable[[], int | None]:
     return start
 
 
-def refused(problems: list[str]) -> bool:
-    """Log each problem that stops the worker from starting; True if there is any."""
-    for problem in problems:
-        log.error("refusing to start: %s", problem)
-    return bool(problems)
-
-
-def warmup_problems(services: Services) -> list[str]:
-    """Run the warm-up workflow (models loaded before the first job); why it failed, if it did."""
-    settings = services.settings
-    comfy = ComfyClient(settings.comfyui_url, client_id="gpuorch-warmup", timeout=settings.comfyui_timeout)
-    try:
-        workflow = services.workflows.get(settings.warmup_workflow)
-    except UnknownWorkflow:
-        return [f"GPUORCH_WARMUP_WORKFLOW names no workflow: {settings.warmup_workflow!r}"]
-    try:
-        warm_up(comfy, workflow, settings.models, timeout=settings.comfyui_ready_timeout)
-    except ComfyError as exc:
-        return [f"warm-up with {workflow.name} failed: {type(exc).__name__}: {exc}"]
-    return []
-
-
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format, job_tasks=names.GPU_TASKS)
     try:
         # The heartbeat names the instance, so the lifecycle never stops it under a running job. First, before
-        # any connection: off EC2 without an id, the refusal is the only thing the worker does.
+        # any connection: off EC2 without an id, the refusal is the only thing the worker does. It names no
+        # instance to record it under: the lifecycle's boot grace stops the instance instead.
         instance_id = instance_identity(settings.instance_id, settings.instance_metadata_url)
     except IdentityError as exc:
-        return 2 if refused([str(exc)]) else 0
+        log.error("refusing to start: %s", exc)
+        return REFUSED
+    configure_logging(settings.log_level, settings.log_format, instance_id,  # every line names the instance
+                      job_tasks=names.GPU_TASKS)
     serve_metrics = prepare_metrics(settings)
     services = Services(settings)
     visibility = queue_visibility_timeout(services.aws.sqs, services.aws.queue_url(settings.gpu_queue))
-    if refused(visibility_problems(visibility, settings.task_time_limit)):
-        return 2
-    configure_logging(settings.log_level, settings.log_format, instance_id,  # every line names the instance
-                      job_tasks=names.GPU_TASKS)
-    stats = wait_for_comfyui(settings.comfyui_url, settings.comfyui_ready_timeout)
+    stats: dict = {}
+    if not visibility_problems(visibility, settings.task_time_limit):  # else refused at once, ComfyUI or not
+        try:
+            stats = wait_for_comfyui(settings.comfyui_url, settings.comfyui_ready_timeout)
+        except ComfyUnavailable as exc:  # the template check says so, and repeats while it may pass
+            log.warning("ComfyUI at %s did not answer within %.0f s: %s", settings.comfyui_url,
+                        settings.comfyui_ready_timeout, exc)
+    # A template the server cannot run would fail every job of its workflow: refuse before taking any, and say
+    # why where the lifecycle sees it, so that it stops the instance rather than pay for a GPU that cannot serve.
+    findings = run_checks(lambda: check_round(services, visibility), settings.startup_retry_seconds)
+    if findings.problems:
+        try:
+            record_refusal(RefusalStore(services.aws.dynamodb, settings.control_table), instance_id, findings)
+        except (BotoCoreError, ClientError) as exc:
+            log.error("could not record the refusal (systemd tries again): %s", exc)
+            return 1
+        return REFUSED
     version = stats.get("system", {}).get("comfyui_version", "?")
-    # A template the server cannot run would fail every job of its workflow: refuse before taking any.
-    if refused(template_problems(services)):
-        return 2
-    if settings.warmup_workflow and refused(warmup_problems(services)):
-        return 2
     log.info("ComfyUI %s at %s passed the start-up checks", version, settings.comfyui_url)
     heartbeat = Heartbeat(
         HeartbeatStore(services.aws.dynamodb, settings.control_table, ttl_s=HEARTBEAT_TTL_S),

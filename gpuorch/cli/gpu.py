@@ -12,6 +12,7 @@ from gpuorch.aws.clients import AwsClients
 from gpuorch.errors import Conflict, Unavailable
 from gpuorch.settings import Settings
 from lifecycle.live.pool import EC2_CLIENT_CONFIG, CapacityError, InstancePool
+from lifecycle.live.refusals import RefusalStore
 
 
 def _pool(settings: Settings) -> InstancePool:
@@ -59,8 +60,17 @@ def gpu_status(settings: Settings, as_json: bool) -> None:
 @click.argument("instance_id")
 @click.pass_obj
 def gpu_start(settings: Settings, instance_id: str) -> None:
-    """Start an instance of the pool (nothing happens if it is running or pending)."""
-    click.echo(f"{instance_id}: {_run(lambda: _pool(settings).start(instance_id))}")
+    """Start an instance of the pool (nothing happens if it is running or pending).
+
+    An instance held because it could not serve (its worker refused to start, or it was not ready within its
+    boot grace) is released: the lifecycle may start it again, and its worker checks again.
+    """
+    pool = _pool(settings)
+    _run(lambda: pool.get(instance_id))
+    released = _run(lambda: RefusalStore(AwsClients(settings).dynamodb, settings.control_table).release(instance_id))
+    if released is not None:
+        click.echo(f"{instance_id}: released from its hold ({released})")
+    click.echo(f"{instance_id}: {_run(lambda: pool.start(instance_id))}")
 
 
 @gpu.command("stop")

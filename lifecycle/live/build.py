@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import logging
 
 from gpuorch.aws.clients import AwsClients
+from gpuorch.errors import ConfigurationError
 from gpuorch.services import Services
 from gpuorch.settings import Settings
 from lifecycle.live.check import LifecycleCheck, StatusStore
@@ -12,9 +14,12 @@ from lifecycle.live.heartbeats import HEARTBEAT_TTL_S, HeartbeatStore
 from lifecycle.live.lease import Lease, default_owner
 from lifecycle.live.metrics import lifecycle_metrics
 from lifecycle.live.pool import EC2_CLIENT_CONFIG, InstancePool
+from lifecycle.live.refusals import RefusalStore, configuration_parts, fingerprint
 from lifecycle.live.runs import RunLog
 from lifecycle.model import Policy, stale_after_s
 from lifecycle.prices import HOURLY_USD, hourly_price
+
+log = logging.getLogger(__name__)
 
 
 def policy_from(settings: Settings) -> Policy:
@@ -25,7 +30,20 @@ def policy_from(settings: Settings) -> Policy:
         backlog_per_instance=settings.backlog_per_instance,
         heartbeat_timeout_s=stale_after_s(settings.heartbeat_seconds),
         monthly_budget_usd=settings.monthly_budget_usd or None,
+        # The boot grace /health allows a booting instance is the one the lifecycle allows before it stops it.
+        boot_grace_s=settings.health_boot_grace_seconds,
     )
+
+
+def configuration_of(services: Services) -> str:
+    """The lifecycle's configuration fingerprint, held refusals are kept against; read once per process, so a
+    changed setting or workflow counts once the control worker restarts with it. Empty when the workflows cannot
+    be read: holds are then kept, but not marked."""
+    try:
+        return fingerprint(configuration_parts(services.settings, services.workflows))
+    except ConfigurationError as exc:
+        log.error("lifecycle: no configuration fingerprint, holds are kept unmarked: %s", exc)
+        return ""
 
 
 @functools.lru_cache(maxsize=None)
@@ -46,4 +64,6 @@ def lifecycle_check(services: Services) -> LifecycleCheck:
         policy=policy_from(settings),
         hourly_price=hourly_price,
         metrics=lifecycle_metrics(),
+        refusals=RefusalStore(aws.dynamodb, table),
+        configuration=configuration_of(services),
     )

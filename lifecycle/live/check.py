@@ -14,7 +14,8 @@ from lifecycle.decision import decide
 from lifecycle.live.heartbeats import HeartbeatStore
 from lifecycle.live.pool import STARTED, STOPPING, CapacityError, InstancePool
 from lifecycle.live.lease import Lease
-from lifecycle.model import Decision, Instance, Policy, Snapshot
+from lifecycle.live.refusals import RefusalStore
+from lifecycle.model import Decision, Instance, Policy, Refusal, Snapshot
 from lifecycle.live.runs import RunLog
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ class LifecycleStatus:
     actions: tuple[str, ...]
     # The pool's instances as that check left them: {instance_id, state, instance_type, launched_at}.
     instances: tuple[dict[str, Any], ...] = ()
+    # The instances it held because they cannot serve (lifecycle.decision.assess_holds).
+    held: tuple[str, ...] = ()
 
     @property
     def blocked_reason(self) -> str | None:
@@ -53,6 +56,7 @@ class StatusStore:
             "blocked": json.dumps([a.reason for a in decision.blocked]),
             "actions": json.dumps([str(a) for a in decision.actions]),
             "instances": json.dumps([instance_view(i) for i in instances]),
+            "held": json.dumps(list(decision.held)),
         }))
 
     def read(self) -> LifecycleStatus | None:
@@ -65,6 +69,7 @@ class StatusStore:
             blocked=tuple(json.loads(status["blocked"])),
             actions=tuple(json.loads(status["actions"])),
             instances=tuple(json.loads(status.get("instances", "[]"))),
+            held=tuple(json.loads(status.get("held", "[]"))),
         )
 
 
@@ -88,16 +93,22 @@ def describe_decision(decision: Decision) -> str:
 
 
 class LifecycleCheck:
-    """Gathers what `decide` needs, acts on its answer, and records instance runs for the cost."""
+    """Gathers what `decide` needs, acts on its answer, and records instance runs for the cost.
+
+    With `refusals`, instances that cannot serve are stopped and held against `configuration`, the lifecycle's
+    configuration fingerprint (lifecycle.live.build.configuration_of).
+    """
 
     def __init__(self, *, pool: InstancePool, heartbeats: HeartbeatStore, runs: RunLog, lease: Lease,
                  status: StatusStore, sqs, queue_url: str, policy: Policy, hourly_price: Callable[[str], float],
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 metrics: LifecycleMetrics | None = None):
+                 metrics: LifecycleMetrics | None = None, refusals: RefusalStore | None = None,
+                 configuration: str = ""):
         self.pool, self.heartbeats, self.runs, self.lease, self.status = pool, heartbeats, runs, lease, status
         self.sqs, self.queue_url = sqs, queue_url
         self.policy, self.hourly_price, self.clock = policy, hourly_price, clock
         self.metrics = metrics
+        self.refusals, self.configuration = refusals, configuration
 
     def snapshot(self, instances: tuple | None = None) -> Snapshot:
         now = self.clock()
@@ -105,6 +116,7 @@ class LifecycleCheck:
         depth = queue_depth(self.sqs, self.queue_url)
         beats = self.heartbeats.all()
         types = {i.instance_type for i in instances}
+        open_runs = self.runs.heads()[0]
         return Snapshot(
             now=now,
             instances=instances,
@@ -114,6 +126,9 @@ class LifecycleCheck:
             last_activity_at={beat.heartbeat.instance_id: beat.last_busy_at for beat in beats if beat.last_busy_at},
             month_spend_usd=self.runs.month_spend(now),
             hourly_price_usd=max((self.hourly_price(t) for t in types), default=self.hourly_price("")),
+            refusals=self.refusals.refusals() if self.refusals is not None else (),
+            configuration=self.configuration,
+            started_at={run.instance_id: run.started_at for run in open_runs},
         )
 
     def run(self) -> Decision | None:
@@ -127,10 +142,14 @@ class LifecycleCheck:
             self.runs.reconcile(instances)
             decision = decide(self.snapshot(instances), self.policy)
             log.info("lifecycle: %s", describe_decision(decision))
+            self._keep_refusals(decision)
+            cannot_serve = {refusal.instance_id: refusal for refusal in decision.cannot_serve}
             acted = False
             for action in decision.actions:
                 if action.kind == "start":
                     acted |= self._start(action.instance_id, action.reason)
+                elif action.kind == "stop" and action.instance_id in cannot_serve:
+                    acted |= self._stop_cannot_serve(cannot_serve[action.instance_id])
                 elif action.kind == "stop":
                     acted |= self._stop_if_still_idle(action.instance_id, action.reason)
                 elif action.kind == "blocked":
@@ -143,6 +162,7 @@ class LifecycleCheck:
             if self.metrics is not None:
                 # The spend as the decision read it: after a start it grows only by the new run's first seconds.
                 self.metrics.observe_check((i.state for i in instances), decision.month_spend_usd, now)
+                self.metrics.held.set(len(decision.held))
             return decision
         finally:
             self.lease.release()
@@ -159,6 +179,34 @@ class LifecycleCheck:
         log.info("lifecycle: start %s (%s): %s", instance_id, reason, outcome)
         if self.metrics is not None and outcome.startswith(STARTED):  # not when it was already pending or running
             self.metrics.starts.inc()
+        return True
+
+    def _keep_refusals(self, decision: Decision) -> None:
+        """Clear the refusals a later heartbeat superseded; mark the new holds with the configuration."""
+        if self.refusals is None:
+            return
+        for refusal in decision.superseded:
+            if self.refusals.clear(refusal):
+                log.info("lifecycle: %s reported since its refusal at %s: no longer held", refusal.instance_id,
+                         refusal.at.isoformat())
+        for refusal in decision.newly_held:
+            self.refusals.hold(refusal)
+
+    def _stop_cannot_serve(self, refusal: Refusal) -> bool:
+        """Stop an instance that cannot serve, its refusal recorded first, so /health and the next checks see why."""
+        instance_id = refusal.instance_id
+        # As for an idle stop: decide again on fresh numbers (the worker may have just reported ready).
+        fresh = decide(self.snapshot(), self.policy)
+        if instance_id not in {r.instance_id for r in fresh.cannot_serve}:
+            log.info("lifecycle: not stopping %s after all: %s", instance_id, describe_decision(fresh))
+            return False
+        if refusal.source != "worker" and self.refusals is not None:
+            self.refusals.record(refusal)
+        outcome = self.pool.stop(instance_id)
+        log.warning("lifecycle: stop %s: it cannot serve: %s; held until its configuration changes or an operator "
+                    "starts it (gpuorch gpu start %s): %s", instance_id, refusal, instance_id, outcome)
+        if self.metrics is not None and outcome == STOPPING:
+            self.metrics.refusals.labels("worker_refused" if refusal.source == "worker" else "not_ready").inc()
         return True
 
     def _stop_if_still_idle(self, instance_id: str, reason: str) -> bool:

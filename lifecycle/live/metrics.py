@@ -1,4 +1,4 @@
-"""The lifecycle check's figures (control worker): instances by state, starts, stops, spend."""
+"""The lifecycle check's figures (control worker): instances by state, starts, stops, holds, spend."""
 
 from __future__ import annotations
 
@@ -27,6 +27,18 @@ class LifecycleMetrics:
         )
         self.stops = Counter("gpuorch_gpu_stops", "Idle GPU instance stops the lifecycle made (StopInstances calls).",
                              registry=registry)
+        self.refusals = Counter(
+            "gpuorch_lifecycle_refusals",
+            "GPU instances the lifecycle stopped because they cannot serve, by why: worker_refused (the GPU worker "
+            "refused to start) or not_ready (no report within the boot grace).", ["reason"], registry=registry,
+        )
+        for reason in ("worker_refused", "not_ready"):
+            self.refusals.labels(reason)  # both series from the start, at 0
+        self.held = Gauge(
+            "gpuorch_gpu_instances_held",
+            "GPU instances held stopped because they cannot serve, until their configuration changes or an operator "
+            "starts them.", registry=registry,
+        )
         self.month_spend = Gauge(
             "gpuorch_gpu_month_spend_dollars", "GPU spend of this calendar month (UTC) so far, from the run log.",
             registry=registry,

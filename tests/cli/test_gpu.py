@@ -2,8 +2,12 @@
 
 import json
 
+from datetime import datetime, timezone
+
 from gpuorch_dev.local.instances import create_local_instance
 from lifecycle.live.pool import InstancePool
+from lifecycle.live.refusals import RefusalStore
+from lifecycle.model import Refusal
 
 
 def test_status_start_and_stop(gpuorch, provisioned, settings):
@@ -31,3 +35,17 @@ def test_an_instance_outside_the_pool_is_refused(gpuorch, provisioned):
 def test_an_empty_pool_says_so(gpuorch, provisioned, settings):
     answer = gpuorch("gpu", "status")
     assert answer.exit_code == 0 and f"gpuorch:pool={settings.gpu_pool}" in answer.stdout
+
+
+def test_start_releases_a_held_instance(gpuorch, provisioned, settings):
+    instance_id = create_local_instance(provisioned.aws.ec2, settings.gpu_pool)
+    refusals = RefusalStore(provisioned.aws.dynamodb, settings.control_table)
+    refusals.record(Refusal(instance_id, datetime.now(timezone.utc), ("not ready within its boot grace",),
+                            source="lifecycle", held_against="c"))
+
+    started = gpuorch("gpu", "start", instance_id)
+
+    assert started.exit_code == 0, started.output
+    assert started.stdout.splitlines() == [f"{instance_id}: released from its hold (not ready within its boot grace)",
+                                           f"{instance_id}: started"]
+    assert refusals.refusals() == ()

@@ -11,7 +11,7 @@ import pytest
 
 from gpuorch.aws.clients import AwsClients
 from gpuorch.settings import Settings
-from gpuorch_dev.local.agent import COMFYUI_RESTART_S, GPU_WORKER_RESTART_S, GpuHostAgent
+from gpuorch_dev.local.agent import COMFYUI_RESTART_S, GPU_WORKER_NO_RESTART, GPU_WORKER_RESTART_S, GpuHostAgent
 from gpuorch_dev.local.instances import create_local_instance
 from gpuorch_dev.local.stack import LocalStack, StackError
 from gpuorch_dev.local.supervise import (
@@ -53,12 +53,27 @@ def exiting_with(stack: LocalStack, code: int, name: str = "short-lived") -> Uni
     (-signal.SIGINT, 10.0, 100.0, STOPPED),
     (1, 10.0, 14.9, WAITING),
     (1, 10.0, 15.0, RESTARTED),
-    (2, 10.0, 99.0, RESTARTED),  # the GPU worker's refusal: tried again, as on the instance
+    (2, 10.0, 99.0, RESTARTED),  # any other process's status 2: a failure
     (-signal.SIGKILL, 10.0, 15.0, RESTARTED),  # killed: a failure
     (-signal.SIGSEGV, 10.0, 12.0, WAITING),
 ])
 def test_what_becomes_of_an_exited_process(returncode, exited_at, now, outcome):
     assert after_exit(returncode, exited_at, now, restart_s=5.0) == outcome
+
+
+@pytest.mark.parametrize("returncode,outcome", [
+    (2, STOPPED),  # the GPU worker's recorded refusal: left stopped, the lifecycle stops the instance
+    (1, RESTARTED),  # a crash, or a refusal it could not record: tried again
+    (0, STOPPED),
+])
+def test_a_status_the_unit_prevents_is_not_restarted(returncode, outcome):
+    assert after_exit(returncode, 10.0, 99.0, restart_s=5.0, prevent_restart=frozenset({2})) == outcome
+
+
+def test_the_local_gpu_worker_prevents_the_units_restart_statuses():
+    text = (SYSTEMD / "gpuorch-gpu-worker.service").read_text()
+    statuses = re.search(r"^RestartPreventExitStatus=(.+)$", text, re.M).group(1).split()
+    assert frozenset(int(s) for s in statuses) == GPU_WORKER_NO_RESTART
 
 
 def test_clean_exits_are_systemds():

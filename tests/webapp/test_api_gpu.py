@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from datetime import datetime, timezone
+
 from gpuorch_dev.local.instances import create_local_instance
 from lifecycle.live.pool import InstancePool
+from lifecycle.live.refusals import RefusalStore
+from lifecycle.model import Refusal
 
 
 def test_the_pool_its_start_and_stop(operator, provisioned, settings):
@@ -49,3 +53,18 @@ def test_what_is_no_instance_id_is_404_without_asking_ec2(operator, instance_id)
 
 def test_an_empty_pool_lists_nothing(operator, provisioned):
     assert operator.get("/api/v1/gpu").json["instances"] == []
+
+
+def test_an_operator_start_releases_a_held_instance(operator, provisioned, settings):
+    instance_id = create_local_instance(provisioned.aws.ec2, settings.gpu_pool)
+    refusals = RefusalStore(provisioned.aws.dynamodb, settings.control_table)
+    refusals.record(Refusal(instance_id, datetime.now(timezone.utc), ("no loras file 'x'",), "f1", held_against="c"))
+
+    started = operator.post(f"/api/v1/gpu/{instance_id}/start")
+
+    assert started.status_code == 200, started.json
+    assert started.json["released"] == "its worker refused to start: no loras file 'x'"
+    assert started.json["outcome"] == "started" and refusals.refusals() == ()
+    again = operator.post(f"/api/v1/gpu/{instance_id}/start")
+    assert again.json["released"] is None
+    assert operator.post(f"/api/v1/gpu/{instance_id}/stop").json["released"] is None

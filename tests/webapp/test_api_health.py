@@ -11,7 +11,8 @@ from gpuorch.celery.app import create_celery_app
 from lifecycle.live.check import StatusStore
 from lifecycle.live.heartbeats import HeartbeatStore
 from lifecycle.live.pool import PoolInstance
-from lifecycle.model import Action, Decision
+from lifecycle.live.refusals import RefusalStore
+from lifecycle.model import Action, Decision, Refusal
 from lifecycle.live.runs import RunLog
 from webapp import create_app
 
@@ -179,3 +180,23 @@ def test_a_running_instance_whose_worker_went_quiet_is_stale_but_not_a_503(provi
     [host] = component["detail"]["instances"]
     assert host["health"] == "stale"
     assert host["reason"] == "running, but its GPU worker last reported 150 s ago (limit 45 s)"
+
+
+def test_an_instance_that_cannot_serve_is_named_with_why_and_blocks_the_component(provisioned, settings):
+    dynamodb = provisioned.aws.dynamodb
+    reason = "camera-angle: the server has no loras file 'x.safetensors'"
+    RefusalStore(dynamodb, settings.control_table).record(
+        Refusal("i-1", NOW - timedelta(seconds=60), (reason,), "f" * 64, held_against="conf"))
+    StatusStore(dynamodb, settings.control_table).write(
+        dataclasses.replace(decision(), held=("i-1",)), NOW - timedelta(seconds=5),
+        [PoolInstance("i-1", "stopped", "g6e.2xlarge", NOW - timedelta(hours=1))])
+
+    answer = client_for(settings).get("/health")
+
+    assert (answer.status_code, answer.json["status"]) == (200, "ok")  # jobs are still accepted: not a 503
+    component = answer.json["components"]["gpu_instances"]
+    assert component["status"] == "blocked"
+    [host] = component["detail"]["instances"]
+    assert (host["instance_id"], host["state"], host["health"]) == ("i-1", "stopped", "refused")
+    assert host["reason"].startswith(f"its worker refused to start: {reason}; held until")
+    assert host["refusal"]["held"] is True and host["refusal"]["reasons"] == [reason]

@@ -8,8 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gpuorch.jobs.store import JobStore
+from lifecycle.decision import hold_reason
 from lifecycle.live.check import StatusStore
-from lifecycle.model import Action, Decision
+from lifecycle.model import Action, Decision, Refusal
 
 
 class StepClock:
@@ -170,6 +171,16 @@ def test_a_queued_job_says_why_it_waits_when_the_last_check_was_blocked(client, 
     assert client.get("/api/v1/jobs/job-1").json["waiting_reason"] is None  # running: not waiting
     listed = {job["job_id"]: job["waiting_reason"] for job in client.get("/api/v1/jobs").json["jobs"]}
     assert listed == {f"job-{n}": BUDGET_REASON if n % 2 == 0 else None for n in range(7)}
+
+
+def test_a_queued_job_names_the_held_instance_that_cannot_serve(client, jobs, provisioned, settings):
+    refusal = Refusal("i-1", datetime.now(timezone.utc), ("camera-angle: the server has no loras file 'x'",))
+    last_check(provisioned, settings, Action("blocked", "i-1", hold_reason(refusal)))
+
+    reason = client.get("/api/v1/jobs/job-0").json["waiting_reason"]
+
+    assert reason.startswith("the GPU instance i-1 cannot serve: its worker refused to start: camera-angle: the "
+                             "server has no loras file 'x'; held until its configuration changes or an operator")
 
 
 @pytest.mark.parametrize("actions", [(), (Action("start", "i-1", "1 job(s) waiting"),)])

@@ -30,9 +30,17 @@ def act(instance_id: str, action: str) -> dict[str, Any]:
     # characters) with XML botocore cannot parse.
     if not is_instance_id(instance_id):
         raise ApiError(404, "instance_not_found", f"{instance_id[:40]!r} is not an EC2 instance id.")
-    pool = current().lifecycle.pool
+    lifecycle = current().lifecycle
+    pool = lifecycle.pool
+    released = None
+    if action == "start":
+        # The operator asking: the hold of an instance that could not serve is lifted (after a 404 for an
+        # instance of no pool, which has no hold to touch).
+        pool.get(instance_id)
+        released = lifecycle.release(instance_id)
     outcome = getattr(pool, action)(instance_id)
-    return {"instance_id": instance_id, "outcome": outcome, "state": pool.get(instance_id).state}
+    return {"instance_id": instance_id, "outcome": outcome, "state": pool.get(instance_id).state,
+            "released": released}
 
 
 @blp.route("/gpu")
@@ -52,7 +60,11 @@ class GpuStartView(MethodView):
     @blp.alt_response(409, response=HTTPStatus.CONFLICT.name)
     @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
     def post(self, instance_id: str):
-        """Start an instance of the pool (nothing happens if it is running or pending); the lifecycle does this itself"""
+        """Start an instance of the pool (nothing happens if it is running or pending); the lifecycle does this itself
+
+        An instance held because it could not serve (its worker refused to start, or it was not ready within its
+        boot grace) is released: the lifecycle may start it again, and its worker checks again.
+        """
         return act(instance_id, "start")
 
 

@@ -51,7 +51,9 @@ class HealthView(MethodView):
         not a 503), and this month's GPU spend beside the budget. The gpu_instances component lists each GPU
         instance's state (as the last lifecycle check saw it), its GPU worker's last heartbeat and when its
         ComfyUI last answered, with a verdict: a stopped GPU is off, which is normal; a running one whose worker
-        or ComfyUI stopped reporting makes the component stale (jobs wait; not a 503).
+        or ComfyUI stopped reporting makes the component stale (jobs wait; not a 503); one that cannot serve (its
+        worker refused to start, or it was not ready within the boot grace) is refused, names why, and makes the
+        component blocked: the lifecycle holds it stopped until its configuration changes or an operator starts it.
         """
         body, status = current().health.check()
         return body, status

@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 # gpuorch-gpu-worker.service; tests/devtools/test_supervise.py keeps them equal).
 COMFYUI_RESTART_S = 5.0
 GPU_WORKER_RESTART_S = 30.0
+# gpuorch-gpu-worker.service's RestartPreventExitStatus: a refusal the worker recorded (workers.gpu.REFUSED) is
+# not retried; the lifecycle stops the instance instead.
+GPU_WORKER_NO_RESTART = frozenset({2})
 
 
 def host_should_run(state: str, running_since: float | None, now: float, boot_delay_s: float) -> bool:
@@ -108,7 +111,7 @@ def local_gpu_host(stack: LocalStack, *, instance_id: str, emulator: EmulatedCom
         [worker] = stack.start_procfile(["gpu_worker"], {"GPUORCH_INSTANCE_ID": instance_id})
         return worker
 
-    units = [Unit("gpu_worker", start_worker, GPU_WORKER_RESTART_S)]
+    units = [Unit("gpu_worker", start_worker, GPU_WORKER_RESTART_S, GPU_WORKER_NO_RESTART)]
     if emulator is None:
         return units
 

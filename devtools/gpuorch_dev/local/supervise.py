@@ -1,8 +1,9 @@
 """Restart=on-failure for the local GPU host's processes, as systemd does for the units on the GPU instance.
 
 On AWS, comfyui.service and gpuorch-gpu-worker.service restart a process that failed (a non-zero exit, or a
-signal other than the clean ones) after their RestartSec, and leave one that exited cleanly alone. The local GPU
-host keeps its processes the same way, so a crash behaves locally as it does in production.
+signal other than the clean ones) after their RestartSec, and leave alone one that exited cleanly or with a status
+its RestartPreventExitStatus names (the GPU worker's recorded refusal). The local GPU host keeps its processes the
+same way, so a crash and a refusal behave locally as they do in production.
 """
 
 from __future__ import annotations
@@ -32,22 +33,26 @@ def exited_cleanly(returncode: int) -> bool:
     return returncode == 0 or (returncode < 0 and -returncode in CLEAN_SIGNALS)
 
 
-def after_exit(returncode: int | None, exited_at: float | None, now: float, restart_s: float) -> str:
-    """Pure: what becomes of a process that has `returncode` (None: still running), seen exited at `exited_at`."""
+def after_exit(returncode: int | None, exited_at: float | None, now: float, restart_s: float,
+               prevent_restart: frozenset[int] = frozenset()) -> str:
+    """Pure: what becomes of a process that has `returncode` (None: still running), seen exited at `exited_at`;
+    `prevent_restart` are the exit statuses never restarted (systemd's RestartPreventExitStatus)."""
     if returncode is None:
         return RUNNING
-    if exited_cleanly(returncode):
+    if exited_cleanly(returncode) or returncode in prevent_restart:
         return STOPPED
     return RESTARTED if exited_at is not None and now - exited_at >= restart_s else WAITING
 
 
 @dataclass(frozen=True)
 class Unit:
-    """One process of the host, as a systemd unit describes it: how it starts, and its RestartSec."""
+    """One process of the host, as a systemd unit describes it: how it starts, its RestartSec and its
+    RestartPreventExitStatus."""
 
     name: str
     start: Callable[[], Process]
     restart_s: float
+    prevent_restart: frozenset[int] = frozenset()
 
 
 class SupervisedProcess:
@@ -65,10 +70,13 @@ class SupervisedProcess:
         now = self.clock()
         if returncode is not None and self.exited_at is None:
             self.exited_at = now
-            if not exited_cleanly(returncode):
+            if returncode in self.unit.prevent_restart:
+                log.warning("%s exited with %d; not restarted (RestartPreventExitStatus)\n%s", self.unit.name,
+                            returncode, self.process.tail(10))
+            elif not exited_cleanly(returncode):
                 log.warning("%s exited with %d; restarting it in %.0f s (Restart=on-failure)\n%s", self.unit.name,
                             returncode, self.unit.restart_s, self.process.tail(10))
-        outcome = after_exit(returncode, self.exited_at, now, self.unit.restart_s)
+        outcome = after_exit(returncode, self.exited_at, now, self.unit.restart_s, self.unit.prevent_restart)
         if outcome == RESTARTED:
             self.starts += 1
             try:

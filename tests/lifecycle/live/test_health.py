@@ -8,8 +8,9 @@ import pytest
 
 from lifecycle.live.check import LifecycleStatus
 from lifecycle.live.heartbeats import WorkerReport
-from lifecycle.model import Heartbeat
-from lifecycle.live.health import gpu_instances_detail, host_verdict
+from lifecycle.live.refusals import StoredRefusal
+from lifecycle.model import Heartbeat, Refusal
+from lifecycle.live.health import gpu_instances_detail, host_verdict, refusal_verdict
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
 LIMIT, GRACE = 45, 600
@@ -67,3 +68,36 @@ def test_the_detail_lists_every_instance_and_every_reporting_worker():
 def test_no_instance_and_no_worker_is_healthy():
     assert gpu_instances_detail(None, (), NOW, stale_after_s=LIMIT, boot_grace_s=GRACE) == (
         False, {"checked_at": None, "stale_after_s": LIMIT, "instances": []})
+
+
+REFUSAL = Refusal("i-1", ago(30), ("camera-angle: the server has no loras file 'x'",), "f1")
+HELD = ("refused", f"its worker refused to start: {REFUSAL.reasons[0]}; held until its configuration changes or an "
+                   "operator starts it")
+NEWS = ("refused", f"its worker refused to start: {REFUSAL.reasons[0]}; the lifecycle stops it at its next check")
+
+
+@pytest.mark.parametrize("state,refusal,worker,held,checked_age,expected", [
+    ("stopped", REFUSAL, None, True, 10, HELD),
+    ("running", REFUSAL, None, True, 10, HELD),  # being stopped
+    ("running", REFUSAL, None, False, 60, NEWS),  # refused after the last check: the next one stops it
+    (None, REFUSAL, None, False, None, NEWS),  # no check yet
+    ("running", REFUSAL, None, False, 10, None),  # that check saw it and did not hold it: an earlier run's
+    ("stopped", REFUSAL, None, False, 10, None),  # the configuration changed since: it may start
+    ("running", REFUSAL, report(5, 5), True, 10, None),  # its worker reported since: superseded
+    ("stopped", None, None, True, 10, None),  # released by an operator since that check
+])
+def test_refusal_verdict(state, refusal, worker, held, checked_age, expected):
+    assert refusal_verdict(state, refusal, worker, held=held, checked_at=ago(checked_age)) == expected
+
+
+def test_the_detail_names_a_refused_instance_and_why():
+    status = LifecycleStatus(ago(10).isoformat(), (), (), instances=(
+        {"instance_id": "i-1", "state": "stopped", "instance_type": "g6e.2xlarge", "launched_at": None},), held=("i-1",))
+    stored = StoredRefusal(REFUSAL, {"catalogue": "c1"})
+
+    stale, detail = gpu_instances_detail(status, (), NOW, stale_after_s=LIMIT, boot_grace_s=GRACE, refusals=(stored,))
+
+    [host] = detail["instances"]
+    assert not stale and (host["health"], host["reason"]) == HELD
+    assert host["refusal"] == {"at": REFUSAL.at.isoformat(), "source": "worker", "reasons": list(REFUSAL.reasons),
+                               "fingerprint": "f1", "held": True}
