@@ -1,9 +1,14 @@
-"""Start-up checks of a GPU worker: the queue's timeouts, and the workflow templates against the live ComfyUI."""
+"""Start-up checks of a GPU worker: the queue's timeouts, the declared model files, and the workflow templates
+against the live ComfyUI."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gpuorch.errors import ConfigurationError, Unavailable
+from gpuorch.modelsync.check import file_problems
 from gpuorch.services import Services
+from gpuorch.workflows.models import model_files
 from gpuorch.workflows.preflight import check_templates, live_catalogue
 
 # Time allowed beyond the jobs themselves: receiving, uploading outputs, the final DynamoDB writes.
@@ -47,3 +52,18 @@ def template_problems(services: Services) -> list[str]:
     except (ConfigurationError, Unavailable) as exc:  # a malformed workflow folder; no catalogue from ComfyUI
         return [str(exc)]
     return check_templates(workflows, catalogue, settings.models).all_problems()
+
+
+def model_problems(services: Services) -> list[str]:
+    """Why the declared model files cannot be loaded from GPUORCH_MODELS_DIR (empty: all can, or no folder is set).
+
+    Sizes, not hashes: gpuorch-models-sync.service ran before this worker and verified each file it put in place.
+    """
+    settings = services.settings
+    if not settings.models_dir:
+        return []
+    try:
+        files = model_files(services.workflows, settings.models)
+    except ConfigurationError as exc:  # a malformed workflow folder or models.json
+        return [str(exc)]
+    return file_problems(files, Path(settings.models_dir))

@@ -25,7 +25,7 @@ from gpuorch.services import Services
 from gpuorch.settings import Settings
 from lifecycle.live.heartbeats import HEARTBEAT_TTL_S, HeartbeatStore
 from lifecycle.live.identity import IdentityError, instance_identity
-from workers.checks import queue_visibility_timeout, template_problems, visibility_problems
+from workers.checks import model_problems, queue_visibility_timeout, template_problems, visibility_problems
 from gpuorch.metrics.exposition import (enable_multiprocess, exposition_registry, mark_process_dead, metrics_folder,
                                         serve)
 from gpuorch.metrics.jobs import BUSY_SECONDS, BusyShareCollector, counter_total
@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format, instance_id,  # every line names the instance
                       job_tasks=names.GPU_TASKS)
+    # Before waiting for ComfyUI, which could not load them: gpuorch-models-sync.service, ordered before this worker,
+    # has brought and verified every declared file it could.
+    if refused(model_problems(services)):
+        return 2
     stats = wait_for_comfyui(settings.comfyui_url, settings.comfyui_ready_timeout)
     version = stats.get("system", {}).get("comfyui_version", "?")
     # A template the server cannot run would fail every job of its workflow: refuse before taking any.
