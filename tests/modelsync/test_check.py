@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 from gpuorch.modelsync.check import file_problems
 from gpuorch.services import Services
-from gpuorch.settings import Settings
+from gpuorch.settings import Settings, settings_env
 from gpuorch.workflows import load_workflows
 from gpuorch.workflows.models import ModelFile, model_files
+from tests.paths import REPO
 from workers.checks import model_problems
 
 VAE = ModelFile("vae", "v.safetensors", 10, "a" * 64, "s3://models/v", "v.safetensors", ("camera-angle",))
@@ -50,3 +54,17 @@ def test_the_worker_names_every_file_the_builtin_workflows_lack(tmp_path):
     assert len(problems) == len(declared) == 6
     assert all(f"model file {tmp_path}/{file.path} is missing" in problem
                for file, problem in zip(declared, problems))
+
+
+def test_the_worker_process_refuses_naming_each_missing_file_before_it_waits_for_comfyui(provisioned, settings,
+                                                                                        tmp_path):
+    """No ComfyUI answers here: the worker must refuse on the files alone, without waiting for one."""
+    worker_settings = dataclasses.replace(settings, models_dir=str(tmp_path), comfyui_url="http://127.0.0.1:9",
+                                          comfyui_ready_timeout=600.0)
+
+    done = subprocess.run([sys.executable, "-m", "workers.gpu"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **settings_env(worker_settings)})
+
+    assert done.returncode == 2, done.stderr
+    refusals = [line for line in done.stderr.splitlines() if "refusing to start: model file" in line]
+    assert len(refusals) == 6 and "consuming" not in done.stderr
