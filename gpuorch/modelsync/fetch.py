@@ -21,9 +21,10 @@ from botocore.exceptions import BotoCoreError, ClientError, IncompleteReadError
 from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_attempt, wait_exponential
 
 from gpuorch.aws.failures import is_transient
-from gpuorch.errors import Unavailable
+from gpuorch.errors import ConfigurationError, Unavailable
 
-__all__ = ["PART_BYTES", "HttpSource", "RangeSource", "S3Source", "SourceError", "fetch", "parts"]
+__all__ = ["PART_BYTES", "HttpSource", "RangeSource", "S3Source", "SourceMismatch", "SourceUnavailable", "fetch",
+           "parts"]
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,16 @@ HASH_READ_BYTES = 8 * 2**20
 PART_ATTEMPTS = 4
 
 
-class SourceError(Unavailable):
-    """A model file's source could not be read, or does not hold what its declaration says."""
+class SourceUnavailable(Unavailable):
+    """A model file's source could not be read; `retryable` when its answer said "not now" (429, 5xx, cut short)."""
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class SourceMismatch(ConfigurationError):
+    """A model file's source holds other bytes than its declaration says (another size, another sha256)."""
 
 
 class RangeSource(Protocol):
@@ -64,7 +73,7 @@ class S3Source:
         try:
             return int(self.s3.head_object(Bucket=self.bucket, Key=self.key)["ContentLength"])
         except (ClientError, BotoCoreError) as exc:
-            raise SourceError(f"{self.where}: {exc}") from exc
+            raise SourceUnavailable(f"{self.where}: {exc}") from exc
 
     def ranged(self) -> bool:
         return True
@@ -90,7 +99,7 @@ class HttpSource:
             try:
                 answer = self.session.head(self.url, allow_redirects=True, timeout=self.timeout)
             except requests.RequestException as exc:
-                raise SourceError(f"{self.url}: {exc}") from exc
+                raise SourceUnavailable(f"{self.url}: {exc}") from exc
             _raise_for_status(answer, self.url)
             self._head = answer
         return self._head
@@ -98,7 +107,7 @@ class HttpSource:
     def size(self) -> int:
         length = self._probe().headers.get("Content-Length")
         if length is None or not length.isdigit():
-            raise SourceError(f"{self.url} does not say its size (no Content-Length)")
+            raise SourceUnavailable(f"{self.url} does not say its size (no Content-Length)")
         return int(length)
 
     def ranged(self) -> bool:
@@ -111,26 +120,22 @@ class HttpSource:
             _raise_for_status(answer, self.url)
             if headers and (answer.status_code != 206
                             or not answer.headers.get("Content-Range", "").startswith(f"bytes {start}-{end - 1}/")):
-                raise SourceError(f"{self.url} answered {answer.status_code} "
+                raise SourceUnavailable(f"{self.url} answered {answer.status_code} "
                                   f"{answer.headers.get('Content-Range', '')!r} to a Range request for {start}-{end - 1}")
             yield from answer.iter_content(CHUNK_BYTES)
 
 
 def _raise_for_status(answer: requests.Response, url: str) -> None:
-    if answer.status_code == 429 or answer.status_code >= 500:
-        raise _Retryable(f"{url} answered {answer.status_code}")
     if answer.status_code >= 400:
-        raise SourceError(f"{url} answered {answer.status_code} {answer.reason}")
-
-
-class _Retryable(SourceError):
-    """A server answer that says "not now" (429, 5xx)."""
+        raise SourceUnavailable(f"{url} answered {answer.status_code} {answer.reason}",
+                                retryable=answer.status_code == 429 or answer.status_code >= 500)
 
 
 def _transient(exc: BaseException) -> bool:
     """Whether one part's failure may pass if the part is fetched again."""
-    if isinstance(exc, (_Retryable, requests.ConnectionError, requests.Timeout,
-                        requests.exceptions.ChunkedEncodingError)):
+    if isinstance(exc, SourceUnavailable):
+        return exc.retryable
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)):
         return True
     # An S3 body cut off half-way: IncompleteReadError; is_transient covers the rest (unreachable, timed out, a
     # stream reset: HTTPClientError; throttled or failing: by the answer's code).
@@ -150,7 +155,7 @@ def fetch(source: RangeSource, target: Path, size: int, *, concurrency: int, par
 
     The parts are fetched `concurrency` at a time and written where they belong; this thread hashes them in order
     as they complete. A part is fetched again after a transient failure (waiting `retry_wait_s`, then twice as long
-    each time); the first part that still fails after PART_ATTEMPTS stops the fetch (SourceError).
+    each time); the first part that still fails after PART_ATTEMPTS stops the fetch (SourceUnavailable).
     """
     spans = parts(size, part_bytes) if source.ranged() else [(0, size)]
     digest = hashlib.sha256()
@@ -165,10 +170,10 @@ def fetch(source: RangeSource, target: Path, size: int, *, concurrency: int, par
             future.result()
             _hash_range(reader, start, end, digest)
         os.fsync(writer)
-    except SourceError:
+    except SourceUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever stopped a part, the fetch failed for that reason
-        raise SourceError(f"{source.where}: {type(exc).__name__}: {exc}") from exc
+        raise SourceUnavailable(f"{source.where}: {type(exc).__name__}: {exc}") from exc
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         os.close(writer)
@@ -188,7 +193,8 @@ def _fetch_part(source: RangeSource, fd: int, start: int, end: int, retry_wait_s
                 os.pwrite(fd, chunk, offset)
                 offset += len(chunk)
             if offset != end:
-                raise _Retryable(f"{source.where}: bytes {start}-{end - 1} ended after {offset - start} bytes")
+                raise SourceUnavailable(f"{source.where}: bytes {start}-{end - 1} ended after {offset - start} bytes",
+                                        retryable=True)
 
 
 def _hash_range(fd: int, start: int, end: int, digest) -> None:
@@ -196,6 +202,6 @@ def _hash_range(fd: int, start: int, end: int, digest) -> None:
     while offset < end:
         chunk = os.pread(fd, min(HASH_READ_BYTES, end - offset), offset)
         if not chunk:
-            raise SourceError(f"the file ended at {offset} bytes while hashing up to {end}")
+            raise SourceUnavailable(f"the file ended at {offset} bytes while hashing up to {end}")
         digest.update(chunk)
         offset += len(chunk)

@@ -3,6 +3,7 @@ looks; what `gpuorch models sync` runs at every boot of the GPU instance (gpuorc
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -18,7 +19,8 @@ from botocore.config import Config
 from gpuorch.aws.clients import AwsClients, client_config
 from gpuorch.aws.s3 import parse_s3_uri
 from gpuorch.modelsync.cache import VerifiedCache, found
-from gpuorch.modelsync.fetch import PART_BYTES, HttpSource, RangeSource, S3Source, SourceError, fetch
+from gpuorch.modelsync.fetch import (PART_BYTES, HttpSource, RangeSource, S3Source, SourceMismatch, SourceUnavailable,
+                                     fetch)
 from gpuorch.modelsync.plan import FETCH, VERIFY, Layout, layout, needs
 from gpuorch.settings import Settings
 from gpuorch.workflows.models import ModelFile
@@ -93,7 +95,7 @@ class ModelSync:
                 done = FETCHED
             if self.layout.linked:
                 _link(self.layout.listed(file), stored)
-        except (SourceError, OSError) as exc:
+        except (SourceUnavailable, SourceMismatch, OSError) as exc:
             return Outcome(file, FAILED, self.clock() - started, fetched, str(exc))
         return Outcome(file, done, self.clock() - started, fetched)
 
@@ -101,16 +103,16 @@ class ModelSync:
         source = self.open_source(file)
         size = source.size()
         if size != file.bytes:
-            raise SourceError(f"{source.where} holds {size} bytes; the declaration says {file.bytes}")
+            raise SourceMismatch(f"{source.where} holds {size} bytes; the declaration says {file.bytes}")
         stored.parent.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(stored.parent).free
         if free < size:
-            raise SourceError(f"{stored.parent} has {free} bytes free; {file.path} needs {size}")
+            raise OSError(errno.ENOSPC, f"{stored.parent} has {free} bytes free; {file.path} needs {size}")
         partial = stored.with_name(stored.name + ".partial")  # ComfyUI lists only known model extensions
         try:
             sha256 = fetch(source, partial, size, concurrency=self.concurrency, part_bytes=self.part_bytes)
             if sha256 != file.sha256:
-                raise SourceError(f"{source.where} holds sha256 {sha256}; the declaration says {file.sha256}")
+                raise SourceMismatch(f"{source.where} holds sha256 {sha256}; the declaration says {file.sha256}")
             os.replace(partial, stored)  # in place only once verified: ComfyUI never lists a partial file
         finally:
             partial.unlink(missing_ok=True)

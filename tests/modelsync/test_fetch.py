@@ -14,7 +14,7 @@ import requests
 from flask import Flask, abort, request, send_file
 from werkzeug.serving import make_server
 
-from gpuorch.modelsync.fetch import HttpSource, S3Source, SourceError, fetch, parts
+from gpuorch.modelsync.fetch import HttpSource, S3Source, SourceUnavailable, fetch, parts
 
 DATA = os.urandom(300_001)
 
@@ -102,7 +102,7 @@ def test_parts_refused_for_now_or_cut_short_are_fetched_again(tmp_path):
 def test_a_part_that_keeps_failing_stops_the_fetch_naming_the_source(tmp_path):
     app, _seen = model_server(fail_first=10**6)
     with serving(app) as url:
-        with pytest.raises(SourceError, match="answered 503"):
+        with pytest.raises(SourceUnavailable, match="answered 503"):
             fetch(HttpSource(requests.Session(), url), tmp_path / "model", len(DATA), concurrency=2,
                   part_bytes=100_000, retry_wait_s=0.01)
 
@@ -110,7 +110,7 @@ def test_a_part_that_keeps_failing_stops_the_fetch_naming_the_source(tmp_path):
 def test_a_missing_url_is_a_source_error():
     app, _seen = model_server()
     with serving(app) as url:
-        with pytest.raises(SourceError, match="404"):
+        with pytest.raises(SourceUnavailable, match="404"):
             HttpSource(requests.Session(), url.replace("model", "other")).size()
 
 
