@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     size = size_mib * 2**20
     use_local_credentials()
 
-    with tempfile.TemporaryDirectory(prefix="gpuorch-bench-models-") as tmp, LocalStack(run_dir=Path(tmp) / "logs") as stack:
+    with (tempfile.TemporaryDirectory(prefix="gpuorch-bench-models-") as tmp,
+          LocalStack(run_dir=Path(tmp) / "logs") as stack):
         endpoint = stack.start_moto()
         settings = dataclasses.replace(Settings.from_env({}), aws_endpoint_url=endpoint)
         concurrency = settings.models_sync_concurrency
@@ -101,11 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         kept_s: list[float] = []
         for n in range(rounds):
             models = Path(tmp) / f"models-{n}"
-            sync = model_sync(dataclasses.replace(settings, models_dir=str(models)))
-            seconds, outcomes = timed(lambda: sync.run([file]))
+            at_boot = dataclasses.replace(settings, models_dir=str(models))
+            seconds, outcomes = timed(lambda: model_sync(at_boot).run([file]))
             assert [o.done for o in outcomes] == [FETCHED], [str(o) for o in outcomes]
             rates["sync"].append(size / seconds / 1e6)
-            again, outcomes = timed(lambda: model_sync(dataclasses.replace(settings, models_dir=str(models))).run([file]))
+            again, outcomes = timed(lambda: model_sync(at_boot).run([file]))
             assert [o.done for o in outcomes] == [KEPT], [str(o) for o in outcomes]
             kept_s.append(again)
 

@@ -118,10 +118,10 @@ class HttpSource:
         headers = {"Range": f"bytes={start}-{end - 1}"} if self.ranged() else {}
         with self.session.get(self.url, headers=headers, stream=True, timeout=self.timeout) as answer:
             _raise_for_status(answer, self.url)
-            if headers and (answer.status_code != 206
-                            or not answer.headers.get("Content-Range", "").startswith(f"bytes {start}-{end - 1}/")):
-                raise SourceUnavailable(f"{self.url} answered {answer.status_code} "
-                                  f"{answer.headers.get('Content-Range', '')!r} to a Range request for {start}-{end - 1}")
+            served = answer.headers.get("Content-Range", "")
+            if headers and (answer.status_code != 206 or not served.startswith(f"bytes {start}-{end - 1}/")):
+                raise SourceUnavailable(f"{self.url} answered {answer.status_code} {served!r} to a Range request for "
+                                        f"{start}-{end - 1}")
             yield from answer.iter_content(CHUNK_BYTES)
 
 
@@ -165,7 +165,8 @@ def fetch(source: RangeSource, target: Path, size: int, *, concurrency: int, par
     try:
         os.ftruncate(writer, size)
         reader = os.open(target, os.O_RDONLY)
-        futures: list[Future] = [pool.submit(_fetch_part, source, writer, start, end, retry_wait_s) for start, end in spans]
+        futures: list[Future] = [pool.submit(_fetch_part, source, writer, start, end, retry_wait_s)
+                                 for start, end in spans]
         for (start, end), future in zip(spans, futures):
             future.result()
             _hash_range(reader, start, end, digest)
