@@ -143,9 +143,7 @@ def _transient(exc: BaseException) -> bool:
 
 
 def parts(size: int, part_bytes: int) -> list[tuple[int, int]]:
-    """[start, end) of each part of an object of `size` bytes; one part for an empty object."""
-    if size == 0:
-        return [(0, 0)]
+    """[start, end) of each part of an object of `size` bytes (none for an empty one)."""
     return [(start, min(start + part_bytes, size)) for start in range(0, size, part_bytes)]
 
 
@@ -157,7 +155,7 @@ def fetch(source: RangeSource, target: Path, size: int, *, concurrency: int, par
     as they complete. A part is fetched again after a transient failure (waiting `retry_wait_s`, then twice as long
     each time); the first part that still fails after PART_ATTEMPTS stops the fetch (SourceUnavailable).
     """
-    spans = parts(size, part_bytes) if source.ranged() else [(0, size)]
+    spans = parts(size, part_bytes if source.ranged() else max(size, 1))
     digest = hashlib.sha256()
     writer = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     reader = None
