@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from gpuorch.aws.s3 import BUCKET_NAME
+from gpuorch.aws.s3 import parse_s3_prefix
 from gpuorch.errors import ConfigurationError
 from gpuorch.model_files import ModelFiles
 
@@ -371,9 +371,11 @@ class Settings:
             raise SettingsError(f"GPUORCH_MODELS_STORE must be {' or '.join(MODELS_STORES)}")
         if self.models_sync_concurrency < 1:
             raise SettingsError("GPUORCH_MODELS_SYNC_CONCURRENCY must be at least 1")
-        if self.models_mirror and not (self.models_mirror.startswith("s3://")
-                                       and BUCKET_NAME.fullmatch(self.models_mirror[5:].partition("/")[0])):
-            raise SettingsError("GPUORCH_MODELS_MIRROR must be empty or s3://bucket[/prefix]")
+        if self.models_mirror:
+            try:
+                parse_s3_prefix(self.models_mirror)
+            except ValueError as exc:
+                raise SettingsError(f"GPUORCH_MODELS_MIRROR must be empty or s3://bucket[/prefix]: {exc}") from None
         for var, path in (("GPUORCH_MODELS_DIR", self.models_dir), ("GPUORCH_INSTANCE_STORE_DIR",
                                                                     self.instance_store_dir)):
             if path and not path.startswith("/"):

@@ -17,7 +17,7 @@ import requests
 from botocore.config import Config
 
 from gpuorch.aws.clients import AwsClients, client_config
-from gpuorch.aws.s3 import parse_s3_uri
+from gpuorch.aws.s3 import parse_s3_prefix, parse_s3_uri
 from gpuorch.modelsync.cache import VerifiedCache, found
 from gpuorch.modelsync.fetch import (PART_BYTES, HttpSource, RangeSource, S3Source, SourceMismatch, SourceUnavailable,
                                      fetch)
@@ -144,9 +144,8 @@ def source_opener(s3, session: requests.Session, mirror: str) -> Callable[[Model
 
     def open_source(file: ModelFile) -> RangeSource:
         if mirror:
-            bucket, _, prefix = mirror.removeprefix("s3://").partition("/")
-            key = "/".join(part for part in (prefix.strip("/"), file.folder, file.source_name) if part)
-            return S3Source(s3, bucket, key)
+            at = parse_s3_prefix(mirror)
+            return S3Source(s3, at.bucket, "/".join(part for part in (at.key, file.folder, file.source_name) if part))
         if file.source.startswith("s3://"):
             uri = parse_s3_uri(file.source)
             return S3Source(s3, uri.bucket, uri.key)

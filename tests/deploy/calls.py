@@ -324,8 +324,10 @@ def resolve(call: Call, settings: Any, account: str) -> list[Request]:
     if name == "input_bucket":
         return [Request(action, object_arn(bucket, "any/key.png"), {}, where) for bucket in settings.input_buckets]
     if name == "model_object":  # a file under the mirror: <prefix>/<folder>/<name>
-        bucket, _, prefix = settings.models_mirror.removeprefix("s3://").partition("/")
-        return [Request(action, object_arn(bucket, f"{prefix}/loras/x.safetensors".lstrip("/")), {}, where)]
+        from gpuorch.aws.s3 import parse_s3_prefix
+
+        at = parse_s3_prefix(settings.models_mirror)
+        return [Request(action, object_arn(at.bucket, f"{at.key}/loras/x.safetensors".lstrip("/")), {}, where)]
     if name == "pool_instance":
         arn = instance_arn(region, account, "i-0123456789abcdef0")
         return [Request(action, arn, {f"aws:ResourceTag/{POOL_TAG}": settings.gpu_pool}, where)]

@@ -118,12 +118,13 @@ def render(document: Any, values: dict[str, str], per_item: dict[str, tuple[str,
 def model_objects(settings: Any) -> tuple[str, ...]:
     """bucket/key of each S3 object `gpuorch models sync` reads (bucket/prefix/* of a mirror): its mirror when
     GPUORCH_MODELS_MIRROR is set, else the s3:// sources the workflows in GPUORCH_WORKFLOWS_DIR declare."""
-    if settings.models_mirror:
-        bucket, _, prefix = settings.models_mirror.removeprefix("s3://").partition("/")
-        return ("/".join(part for part in (bucket, prefix.strip("/"), "*") if part),)
+    from gpuorch.aws.s3 import parse_s3_prefix
     from gpuorch.workflows import load_workflows
     from gpuorch.workflows.models import model_files
 
+    if settings.models_mirror:
+        at = parse_s3_prefix(settings.models_mirror)
+        return ("/".join(part for part in (at.bucket, at.key, "*") if part),)
     files = model_files(load_workflows(settings.workflows_dir), settings.models)
     return tuple(dict.fromkeys(f.source.removeprefix("s3://") for f in files if f.source.startswith("s3://")))
 
