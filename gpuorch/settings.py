@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from gpuorch.aws.s3 import parse_s3_prefix
 from gpuorch.errors import ConfigurationError
 from gpuorch.model_files import ModelFiles
 
@@ -18,6 +19,8 @@ SOFT_LIMIT_MARGIN = 15
 # SNS topic and SQS queue names allow letters, digits, '-' and '_' (kombu turns '.' into '-'); the longest
 # queue named from the monitoring namespace, a receiver's "<ns>-events-<36-character uuid>", must fit SQS's 80.
 NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,30}$")
+# GPUORCH_MODELS_STORE: kept on the EBS volume, or fetched at every boot into the instance store.
+MODELS_STORES = ("volume", "instance-store")
 
 
 class SettingsError(ConfigurationError, ValueError):
@@ -271,6 +274,31 @@ class Settings:
     camera_lora: str = env(
         "GPUORCH_CAMERA_LORA", ModelFiles.camera_lora, "Multiple-angles camera LoRA file."
     )
+    # The model files the workflow folders declare (models.json), on the GPU instance (gpuorch/modelsync/).
+    models_dir: str = env(
+        "GPUORCH_MODELS_DIR", "",
+        "ComfyUI's models folder on the GPU instance (/opt/ComfyUI/models): `gpuorch models sync` puts the declared "
+        "model files there at boot, and the GPU worker checks them (present, sizes) before it takes a job; empty: "
+        "neither (the local stack's emulator pretends to hold them).",
+    )
+    models_store: str = env(
+        "GPUORCH_MODELS_STORE", "volume",
+        "Where the synced model files live: volume (in GPUORCH_MODELS_DIR on the EBS volume, kept across stops, so "
+        "a boot only checks them) or instance-store (fetched at every boot into GPUORCH_INSTANCE_STORE_DIR, the "
+        "local NVMe that a stop wipes, faster to read, and linked into GPUORCH_MODELS_DIR).",
+    )
+    instance_store_dir: str = env(
+        "GPUORCH_INSTANCE_STORE_DIR", "/mnt/instance-store",
+        "Where gpuorch-models-sync.service mounts the instance store at boot (GPUORCH_MODELS_STORE=instance-store).",
+    )
+    models_mirror: str = env(
+        "GPUORCH_MODELS_MIRROR", "",
+        "s3://bucket/prefix holding a copy of each declared model file as <prefix>/<folder>/<declared name>: the "
+        "sync reads it there instead of its declared source, checked against the same sha256; empty: the sources.",
+    )
+    models_sync_concurrency: int = env(
+        "GPUORCH_MODELS_SYNC_CONCURRENCY", 16, "Ranged GETs `gpuorch models sync` keeps in flight at once."
+    )
     monitoring: bool = env(
         "GPUORCH_MONITORING", True,
         "Workers send Celery events and take remote-control commands, through SNS topics, so Flower and "
@@ -355,8 +383,25 @@ class Settings:
         settings.validate()
         return settings
 
+    def _validate_models(self) -> None:
+        """The model files' settings (GPUORCH_MODELS_*, GPUORCH_INSTANCE_STORE_DIR)."""
+        if self.models_store not in MODELS_STORES:
+            raise SettingsError(f"GPUORCH_MODELS_STORE must be {' or '.join(MODELS_STORES)}")
+        if self.models_sync_concurrency < 1:
+            raise SettingsError("GPUORCH_MODELS_SYNC_CONCURRENCY must be at least 1")
+        if self.models_mirror:
+            try:
+                parse_s3_prefix(self.models_mirror)
+            except ValueError as exc:
+                raise SettingsError(f"GPUORCH_MODELS_MIRROR must be empty or s3://bucket[/prefix]: {exc}") from None
+        for var, path in (("GPUORCH_MODELS_DIR", self.models_dir), ("GPUORCH_INSTANCE_STORE_DIR",
+                                                                    self.instance_store_dir)):
+            if path and not path.startswith("/"):
+                raise SettingsError(f"{var} must be an absolute path")
+
     def validate(self) -> None:
         """Refuse settings that cannot work together, naming the variable."""
+        self._validate_models()
         if not 0 <= self.receive_wait_seconds <= 20:
             raise SettingsError("GPUORCH_RECEIVE_WAIT_SECONDS must be between 0 and 20")
         if self.max_receive_count < 1:

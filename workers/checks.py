@@ -1,16 +1,19 @@
-"""Start-up checks of a GPU worker: the queue's timeouts, the workflow templates against the live ComfyUI, and the
-warm-up; each problem says whether it may pass by itself."""
+"""Start-up checks of a GPU worker: the queue's timeouts, the declared model files, the workflow templates against
+the live ComfyUI, and the warm-up; each problem says whether it may pass by itself."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from gpuorch.comfyui.client import ComfyClient
 from gpuorch.comfyui.errors import ComfyError, ComfyUnavailable
 from gpuorch.errors import ConfigurationError, UnknownWorkflow, Unavailable
 from gpuorch.execution.warmup import warm_up
+from gpuorch.modelsync.check import file_problems
 from gpuorch.services import Services
 from gpuorch.workflows.check import missing_models
+from gpuorch.workflows.models import model_files
 from gpuorch.workflows.preflight import NodeCatalogue, check_templates, live_catalogue
 
 # Time allowed beyond the jobs themselves: receiving, uploading outputs, the final DynamoDB writes.
@@ -92,3 +95,19 @@ def warmup_problems(services: Services) -> list[Problem]:
         return [Problem(f"warm-up with {workflow.name} failed: {type(exc).__name__}: {exc}",
                         may_pass=isinstance(exc, ComfyUnavailable))]
     return []
+
+
+def model_problems(services: Services) -> list[str]:
+    """Why the declared model files cannot be loaded from GPUORCH_MODELS_DIR (empty: all can, or no folder is set).
+
+    Sizes, not hashes: gpuorch-models-sync.service ran before this worker and verified each file it put in place,
+    so a file missing now will not arrive by itself.
+    """
+    settings = services.settings
+    if not settings.models_dir:
+        return []
+    try:
+        files = model_files(services.workflows, settings.models)
+    except ConfigurationError as exc:  # a malformed workflow folder or models.json
+        return [str(exc)]
+    return file_problems(files, Path(settings.models_dir))

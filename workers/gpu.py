@@ -26,7 +26,7 @@ from gpuorch.settings import Settings
 from lifecycle.live.heartbeats import HEARTBEAT_TTL_S, HeartbeatStore
 from lifecycle.live.identity import IdentityError, instance_identity
 from lifecycle.live.refusals import RefusalStore
-from workers.checks import queue_visibility_timeout, visibility_problems
+from workers.checks import model_problems, queue_visibility_timeout, visibility_problems
 from gpuorch.metrics.exposition import (enable_multiprocess, exposition_registry, mark_process_dead, metrics_folder,
                                         serve)
 from gpuorch.metrics.jobs import BUSY_SECONDS, BusyShareCollector, counter_total
@@ -116,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     services = Services(settings)
     visibility = queue_visibility_timeout(services.aws.sqs, services.aws.queue_url(settings.gpu_queue))
     stats: dict = {}
-    if not visibility_problems(visibility, settings.task_time_limit):  # else refused at once, ComfyUI or not
+    # Refused at once, ComfyUI or not, when the queue or the model files (brought and verified by
+    # gpuorch-models-sync.service, ordered before this worker) cannot serve.
+    if not visibility_problems(visibility, settings.task_time_limit) and not model_problems(services):
         try:
             stats = wait_for_comfyui(settings.comfyui_url, settings.comfyui_ready_timeout)
         except ComfyUnavailable as exc:  # the template check says so, and repeats while it may pass

@@ -13,7 +13,7 @@ from gpuorch.errors import ConfigurationError
 from gpuorch.services import Services
 from lifecycle.live.refusals import RefusalStore, configuration_parts, digest, fingerprint
 from lifecycle.model import Refusal
-from workers.checks import Problem, template_findings, visibility_problems, warmup_problems
+from workers.checks import Problem, model_problems, template_findings, visibility_problems, warmup_problems
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,11 @@ class Findings:
 
 
 def check_round(services: Services, visibility_timeout: int) -> Findings:
-    """The queue's visibility timeout, the templates against ComfyUI's catalogue, then (when those pass) the
-    warm-up; with the identity of the settings, workflows and catalogue checked."""
+    """The queue's visibility timeout, the declared model files, the templates against ComfyUI's catalogue, then
+    (when those pass) the warm-up; with the identity of the settings, workflows and catalogue checked."""
     settings = services.settings
     problems = [Problem(p) for p in visibility_problems(visibility_timeout, settings.task_time_limit)]
+    problems += [Problem(p) for p in model_problems(services)]  # the sync ran before: a missing file stays missing
     found, catalogue = template_findings(services)
     problems += found
     if not problems and settings.warmup_workflow:

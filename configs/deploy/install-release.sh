@@ -27,7 +27,8 @@ SOURCE="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)"
 
 ALWAYS_ON_UNITS=(gpuorch.target gpuorch-api.service gpuorch-control-worker.service gpuorch-beat.service
                  gpuorch-flower.service)
-GPU_UNITS=(comfyui.service gpuorch-gpu-worker.service comfyui-prune.service comfyui-prune.timer)
+GPU_UNITS=(gpuorch-models-sync.service comfyui.service gpuorch-gpu-worker.service comfyui-prune.service
+           comfyui-prune.timer)
 
 die() { echo "install-release: $*" >&2; exit 1; }
 run() { if [[ -n "$DESTDIR" ]]; then echo "(DESTDIR set, not run) $*"; else "$@"; fi; }
@@ -86,7 +87,7 @@ next_steps() {
     echo "Then:       sudo systemctl restart gpuorch.target"
   else
     echo "First time: sudo configs/deploy/gpu-instance/setup-comfyui.sh   (ComfyUI, PyTorch, the model files)"
-    echo "            sudo systemctl enable comfyui gpuorch-gpu-worker comfyui-prune.timer"
+    echo "            sudo systemctl enable gpuorch-models-sync comfyui gpuorch-gpu-worker comfyui-prune.timer"
     echo "Then:       sudo systemctl restart gpuorch-gpu-worker   (running jobs finish first; comfyui only if it changed)"
   fi
 }

@@ -36,3 +36,14 @@ def parse_s3_uri(text: str) -> S3Uri:
     if not key:
         raise ValueError(f"an {SCHEME} URI needs an object key after the bucket: {SCHEME}bucket/key")
     return S3Uri(bucket, key)
+
+
+def parse_s3_prefix(text: str) -> S3Uri:
+    """The bucket and key prefix of ``s3://bucket[/prefix]``, the prefix without slashes at its ends (maybe empty);
+    ValueError saying what is wrong otherwise."""
+    if not text.startswith(SCHEME):
+        raise ValueError(f"not an {SCHEME}bucket[/prefix] URI")
+    bucket, _, prefix = text[len(SCHEME):].partition("/")
+    if not BUCKET_NAME.fullmatch(bucket):
+        raise ValueError(f"{bucket!r} is not a valid S3 bucket name")
+    return S3Uri(bucket, prefix.strip("/"))

@@ -1,4 +1,4 @@
-"""Loading workflows: one folder per workflow (graph.json + params.json), checked on load."""
+"""Loading workflows: one folder per workflow (graph.json, params.json, models.json), checked on load."""
 
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ from gpuorch.workflows.errors import UnknownWorkflow, WorkflowDefinitionError
 from gpuorch.workflows.graph import OUTPUT_PREFIX, find_placeholders, is_link, structure_problems
 from gpuorch.workflows.image_params import ImageListParam, ImageParam
 from gpuorch.model_files import ModelFiles
+from gpuorch.workflows.models import MODELS_FILE, DeclaredModel, parse_models
 from gpuorch.workflows.params import BooleanParam, IntegerParam, NumberParam, Param, SeedParam, StringParam
 from gpuorch.workflows.spec import ABSENT, SpecReader
 from gpuorch.workflows.workflow import Workflow
 
 __all__ = [
     "GRAPH_FILE",
+    "MODELS_FILE",
     "PARAMS_FILE",
     "PARAM_TYPES",
     "WorkflowSet",
@@ -134,7 +136,21 @@ def load_workflow(folder: Path) -> Workflow:
         _check_params(params, graph)
     except ValueError as exc:
         raise WorkflowDefinitionError(params_path, str(exc)) from None
-    return Workflow(name=folder.name, description=description, params=params, graph=graph, folder=folder)
+    return Workflow(name=folder.name, description=description, params=params, graph=graph, folder=folder,
+                    models=_read_models(folder, graph))
+
+
+def _read_models(folder: Path, graph: dict[str, Any]) -> tuple[DeclaredModel, ...]:
+    """The model files the folder declares; a graph that loads models must declare them (models.json)."""
+    path = folder / MODELS_FILE
+    loaded = sorted({p.model_role for p in find_placeholders(graph) if p.model_role is not None})
+    if not path.exists() and not loaded:
+        return ()
+    if not path.exists():
+        raise WorkflowDefinitionError(
+            path, f"file not found: graph.json loads {', '.join(loaded)}; declare each model file here "
+                  "(name, folder, bytes, sha256, source)")
+    return parse_models(_read_json(path), path, loaded)
 
 
 def parse_param(data: Any, where: str, folder: Path) -> Param:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuorch.workflows.graph import Placeholder, find_placeholders
+from gpuorch.workflows.models import DeclaredModel
 from gpuorch.workflows.params import Param
 from gpuorch.workflows.schema import WorkflowRequestSchema, request_json_schema, request_schema_class
 from gpuorch.workflows.spec import ABSENT
@@ -25,6 +26,7 @@ class Workflow:
     params: tuple[Param, ...]
     graph: Mapping[str, Any]
     folder: Path | None = None
+    models: tuple[DeclaredModel, ...] = ()  # the model files it loads (models.json)
 
     def param(self, name: str) -> Param:
         for param in self.params:
@@ -36,6 +38,11 @@ class Workflow:
     def image_params(self) -> tuple[Param, ...]:
         """The parameters that name input images, in binding order."""
         return tuple(p for p in self.params if p.takes_images)
+
+    @property
+    def model_bytes(self) -> int:
+        """The bytes of every model file it loads: what an instance reads before it can run it."""
+        return sum(model.bytes for model in self.models)
 
     @cached_property
     def placeholders(self) -> tuple[Placeholder, ...]:

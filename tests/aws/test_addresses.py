@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gpuorch.aws.ec2 import is_instance_id
-from gpuorch.aws.s3 import S3Uri, parse_s3_uri
+from gpuorch.aws.s3 import S3Uri, parse_s3_prefix, parse_s3_uri
 
 
 @pytest.mark.parametrize("text, uri", [
@@ -34,6 +34,21 @@ def test_an_s3_uri_is_its_bucket_and_key(text, uri):
 def test_anything_else_is_refused_saying_why(text, reason):
     with pytest.raises(ValueError, match=reason):
         parse_s3_uri(text)
+
+
+@pytest.mark.parametrize("text, prefix", [
+    ("s3://models", S3Uri("models", "")),
+    ("s3://models/", S3Uri("models", "")),
+    ("s3://models/qwen/v1/", S3Uri("models", "qwen/v1")),
+])
+def test_an_s3_prefix_is_its_bucket_and_a_key_prefix(text, prefix):
+    assert parse_s3_prefix(text) == prefix
+
+
+@pytest.mark.parametrize("text", ["https://models/qwen", "s3://Models/qwen", "s3:///qwen"])
+def test_an_s3_prefix_needs_the_scheme_and_a_bucket_name(text):
+    with pytest.raises(ValueError):
+        parse_s3_prefix(text)
 
 
 @pytest.mark.parametrize("text, valid", [

@@ -25,6 +25,8 @@ BENCHES = [
                             rf"{NUMBER}; worst p95 vs replaced {NUMBER}$", id="cost"),
     pytest.param("gpu_busy.py", rf"^gpu busy {NUMBER} sequential {NUMBER}$",
                  marks=pytest.mark.integration, id="gpu_busy"),
+    pytest.param("models.py", rf"^models sync {NUMBER} single {NUMBER} ratio {NUMBER}$",
+                 marks=pytest.mark.integration, id="models"),
 ]
 
 

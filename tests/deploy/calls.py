@@ -45,6 +45,7 @@ ROLE_DOCUMENTS: dict[str, tuple[str, ...]] = {
     "control+fallback": ("control-policy.json", "control-monitoring-policy.json", "control-fallback-types-policy.json"),
     "gpu": ("gpu-instance-policy.json", "gpu-monitoring-policy.json"),
     "gpu+inputs": ("gpu-instance-policy.json", "gpu-monitoring-policy.json", "gpu-input-buckets-policy.json"),
+    "gpu+models": ("gpu-instance-policy.json", "gpu-monitoring-policy.json", "gpu-models-policy.json"),
     "client": ("client-policy.json",),
     "flower": ("flower-policy.json",),
     "provision": ("provision-policy.json",),
@@ -185,6 +186,10 @@ CALLS: dict[str, list[Call]] = {
     "gpu+inputs": [
         Call("s3", "GetObject", "input_bucket", "gpuorch/inputs/s3.py fetch_s3 (GPUORCH_INPUT_BUCKETS)"),
     ],
+    "gpu+models": [
+        Call("s3", "HeadObject", "model_object", "gpuorch/modelsync/fetch.py S3Source.size (`gpuorch models sync`)"),
+        Call("s3", "GetObject", "model_object", "gpuorch/modelsync/fetch.py S3Source.read: its ranged GETs"),
+    ],
     "client": [
         Call("sqs", "ListQueues", "*", KOMBU_START),
         Call("sqs", "SendMessage", "gpu_queue", "kombu publish from task.delay()"),
@@ -252,6 +257,7 @@ NOT_CALLED_ON_AWS = {
 # S3 API operations whose IAM action has another name.
 S3_IAM_ACTION = {
     "HeadBucket": "s3:ListBucket",
+    "HeadObject": "s3:GetObject",
     "DeleteObjects": "s3:DeleteObject",
     "PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
     "PutBucketEncryption": "s3:PutEncryptionConfiguration",
@@ -325,6 +331,11 @@ def resolve(call: Call, settings: Any, account: str) -> list[Request]:
         return [Request(action, object_arn(settings.bucket, f"{name}/0f1e2d3c/image.png"), {}, where)]
     if name == "input_bucket":
         return [Request(action, object_arn(bucket, "any/key.png"), {}, where) for bucket in settings.input_buckets]
+    if name == "model_object":  # a file under the mirror: <prefix>/<folder>/<name>
+        from gpuorch.aws.s3 import parse_s3_prefix
+
+        at = parse_s3_prefix(settings.models_mirror)
+        return [Request(action, object_arn(at.bucket, f"{at.key}/loras/x.safetensors".lstrip("/")), {}, where)]
     if name == "pool_instance":
         arn = instance_arn(region, account, "i-0123456789abcdef0")
         return [Request(action, arn, {f"aws:ResourceTag/{POOL_TAG}": settings.gpu_pool}, where)]

@@ -27,7 +27,7 @@ def full_settings(**overrides) -> Settings:
     """Settings with every optional feature on, so every document applies."""
     return dataclasses.replace(
         Settings(), input_buckets=("partner-uploads", "archive-images"), fallback_instance_types=("g6e.xlarge",),
-        **overrides,
+        **{"models_mirror": "s3://acme-models/qwen", **overrides},
     )
 
 

@@ -3,8 +3,10 @@ exactly the calls its code makes (tests/deploy/calls.py), and nothing the code d
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from botocore import xform_name
 
 from gpuorch.settings import Settings
+from gpuorch.workflows.folders import BUILTIN_WORKFLOWS
 from tests.deploy import iam
 from tests.deploy.calls import CALLS, NOT_CALLED_ON_AWS, POOL_TAG, ROLE_DOCUMENTS, role_requests
 from tests.deploy.policies import ACCOUNT, IAM_DIR, ROOT, full_settings, render, rendered
@@ -35,7 +38,7 @@ def test_document_is_a_well_formed_policy(path):
 @pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: p.name)
 def test_document_names_only_variables_the_renderer_fills(path):
     names = set(re.findall(r"\$\{([^}]*)\}", path.read_text()))
-    known = set(render.variables(Settings(), ACCOUNT)) | {render.PER_INPUT_BUCKET}
+    known = set(render.variables(Settings(), ACCOUNT)) | {render.PER_INPUT_BUCKET, render.PER_MODEL_OBJECT}
     assert names <= known, f"unknown variables: {sorted(names - known)}"
 
 
@@ -65,6 +68,30 @@ def test_rendering_follows_the_settings():
     assert inputs == ["arn:aws:s3:::partner-uploads/*", "arn:aws:s3:::archive-images/*"]
     plain = render.render_all(Settings(), ACCOUNT)
     assert "gpu-input-buckets-policy.json" not in plain and "control-fallback-types-policy.json" not in plain
+
+
+def test_the_models_document_grants_reading_exactly_where_the_model_files_come_from(tmp_path):
+    mirrored = render.render_all(full_settings(models_mirror="s3://acme-models/qwen/v1/"), ACCOUNT)
+    assert mirrored["gpu-models-policy.json"]["Statement"][0]["Resource"] == ["arn:aws:s3:::acme-models/qwen/v1/*"]
+    # The shipped workflows read their files from Hugging Face over HTTPS: nothing to grant.
+    assert "gpu-models-policy.json" not in render.render_all(Settings(), ACCOUNT)
+    shutil.copytree(BUILTIN_WORKFLOWS / "camera-angle", tmp_path / "camera-angle")
+    declared = json.loads((tmp_path / "camera-angle" / "models.json").read_text())
+    for model in declared["models"]:
+        model["source"] = f"s3://acme-models/published/{model['name']}"
+    (tmp_path / "camera-angle" / "models.json").write_text(json.dumps(declared))
+    own = render.render_all(dataclasses.replace(Settings(), workflows_dir=str(tmp_path)), ACCOUNT)
+    assert own["gpu-models-policy.json"]["Statement"][0]["Resource"] == [
+        f"arn:aws:s3:::acme-models/published/{model['name']}" for model in declared["models"]]
+
+
+def test_the_gpu_role_reads_model_files_only_under_the_mirror():
+    documents = rendered(full_settings())
+    inside = iam.Request("s3:GetObject", iam.object_arn("acme-models", "qwen/vae/v.safetensors"))
+    outside = iam.Request("s3:GetObject", iam.object_arn("acme-models", "other/v.safetensors"))
+    assert iam.allowed([documents[d] for d in ROLE_DOCUMENTS["gpu+models"]], inside)
+    assert not iam.allowed([documents[d] for d in ROLE_DOCUMENTS["gpu+models"]], outside)
+    assert not iam.allowed([documents[d] for d in ROLE_DOCUMENTS["gpu"]], inside)
 
 
 def test_monitoring_documents_follow_the_monitoring_setting():

@@ -127,6 +127,12 @@ def test_the_workflows_check_command_passes_on_the_saved_catalogue(run_installed
     assert {f"ok {name}" for name in ("camera-angle", "qwen-image-edit")} <= set(answer.stdout.splitlines())
 
 
+def test_the_models_command_finds_the_model_files_the_builtin_workflows_declare(run_installed, installed):
+    answer = run_installed([str(installed / "bin" / "gpuorch"), "models", "list", "--json"])
+    declared = json.loads(answer.stdout)
+    assert len(declared["files"]) == len(ModelFiles.roles()) and declared["bytes"] > 30 * 10**9
+
+
 def test_the_simulator_finds_its_reference_traces(run_installed, installed):
     said = python_says(run_installed, """
         from lifecycle.simulation.workload import REFERENCE_TRACES, read_trace, reference_trace_path

@@ -9,7 +9,8 @@ queue, table, bucket or pool can never be missing from a policy:
 
 Without --account-id the account is asked of STS (GetCallerIdentity) with your current credentials.
 It prints which role gets which file; a file whose feature is not configured (fallback instance types,
-extra input buckets) is not written. It refuses to write a document with a variable left unfilled.
+extra input buckets, model files read from S3) is not written. It refuses to write a document with a variable left
+unfilled.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ HERE = Path(__file__).resolve().parent
 VARIABLE = re.compile(r"\$\{([A-Z_]+)\}")
 # One statement resource per bucket named in GPUORCH_INPUT_BUCKETS.
 PER_INPUT_BUCKET = "INPUT_BUCKET"
+# One statement resource per S3 object (or mirror prefix) `gpuorch models sync` reads model files from.
+PER_MODEL_OBJECT = "MODEL_OBJECT"
 
 # file -> who it is for. The role names are suggestions; DEPLOYMENT.md creates roles with these names.
 POLICIES: dict[str, str] = {
@@ -36,6 +39,7 @@ POLICIES: dict[str, str] = {
     "gpu-instance-policy.json": "gpuorch-gpu (the GPU instance profile)",
     "gpu-monitoring-policy.json": "gpuorch-gpu, with GPUORCH_MONITORING on (the default)",
     "gpu-input-buckets-policy.json": "gpuorch-gpu, only with GPUORCH_INPUT_BUCKETS set",
+    "gpu-models-policy.json": "gpuorch-gpu, only when model files come from S3 (GPUORCH_MODELS_MIRROR, s3:// sources)",
     "client-policy.json": "Python callers of task.delay() outside the API host (optional)",
     "provision-policy.json": "whoever runs `gpuorch provision` and `gpuorch keys` (optional; an administrator also can)",
     "ec2-trust-policy.json": "trust policy of the EC2 roles (gpuorch-gpu, and gpuorch-api/-control on EC2)",
@@ -88,23 +92,41 @@ def fill(text: str, values: dict[str, str]) -> str:
     return VARIABLE.sub(one, text)
 
 
-def render(document: Any, values: dict[str, str], input_buckets: tuple[str, ...] = ()) -> Any:
-    """`document` with every ${VARIABLE} filled; a list item naming ${INPUT_BUCKET} becomes one per bucket."""
+def render(document: Any, values: dict[str, str], per_item: dict[str, tuple[str, ...]] | None = None) -> Any:
+    """`document` with every ${VARIABLE} filled; a list item naming a per-item variable (${INPUT_BUCKET},
+    ${MODEL_OBJECT}) becomes one item per value of it."""
+    per_item = per_item or {}
     if isinstance(document, dict):
-        return {key: render(value, values, input_buckets) for key, value in document.items()}
+        return {key: render(value, values, per_item) for key, value in document.items()}
     if isinstance(document, list):
         items: list[Any] = []
         for item in document:
-            if isinstance(item, str) and f"${{{PER_INPUT_BUCKET}}}" in item:
-                items.extend(fill(item, {**values, PER_INPUT_BUCKET: bucket}) for bucket in input_buckets)
+            name = next((n for n in per_item if isinstance(item, str) and f"${{{n}}}" in item), None)
+            if name is not None:
+                items.extend(fill(item, {**values, name: value}) for value in per_item[name])
             else:
-                items.append(render(item, values, input_buckets))
+                items.append(render(item, values, per_item))
         return items
     if isinstance(document, str):
-        if f"${{{PER_INPUT_BUCKET}}}" in document:
-            raise RenderError(f"${{{PER_INPUT_BUCKET}}} may only appear in a list: {document!r}")
+        for name in per_item:
+            if f"${{{name}}}" in document:
+                raise RenderError(f"${{{name}}} may only appear in a list: {document!r}")
         return fill(document, values)
     return document
+
+
+def model_objects(settings: Any) -> tuple[str, ...]:
+    """bucket/key of each S3 object `gpuorch models sync` reads (bucket/prefix/* of a mirror): its mirror when
+    GPUORCH_MODELS_MIRROR is set, else the s3:// sources the workflows in GPUORCH_WORKFLOWS_DIR declare."""
+    from gpuorch.aws.s3 import parse_s3_prefix
+    from gpuorch.workflows import load_workflows
+    from gpuorch.workflows.models import model_files
+
+    if settings.models_mirror:
+        at = parse_s3_prefix(settings.models_mirror)
+        return ("/".join(part for part in (at.bucket, at.key, "*") if part),)
+    files = model_files(load_workflows(settings.workflows_dir), settings.models)
+    return tuple(dict.fromkeys(f.source.removeprefix("s3://") for f in files if f.source.startswith("s3://")))
 
 
 def wanted(name: str, settings: Any) -> bool:
@@ -113,6 +135,8 @@ def wanted(name: str, settings: Any) -> bool:
         return bool(settings.fallback_instance_types)
     if name == "gpu-input-buckets-policy.json":
         return bool(settings.input_buckets)
+    if name == "gpu-models-policy.json":
+        return bool(model_objects(settings))
     if name in {"control-monitoring-policy.json", "gpu-monitoring-policy.json", "flower-policy.json"}:
         return bool(settings.monitoring)
     return True
@@ -129,8 +153,9 @@ def render_all(settings: Any, account_id: str, *, every: bool = False) -> dict[s
     if clashes:
         raise RenderError(f"queue names {clashes} start with GPUORCH_MONITORING_NAMESPACE + '-': the monitoring "
                           "policies would let every process delete them; rename the queues or the namespace")
+    per_item = {PER_INPUT_BUCKET: tuple(settings.input_buckets), PER_MODEL_OBJECT: model_objects(settings)}
     return {
-        name: render(load(name), values, tuple(settings.input_buckets))
+        name: render(load(name), values, per_item)
         for name in POLICIES
         if every or wanted(name, settings)
     }
@@ -148,12 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("build/iam"), help="folder to write to [build/iam]")
     args = parser.parse_args(argv)
 
-    from gpuorch.settings import Settings, SettingsError
+    from gpuorch.errors import ConfigurationError
+    from gpuorch.settings import Settings
 
     try:
         settings = Settings.from_env()
         documents = render_all(settings, args.account_id or caller_account(settings.region))
-    except (SettingsError, RenderError) as exc:
+    except (ConfigurationError, RenderError) as exc:  # settings, or a workflow folder's models.json
         print(f"error: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
