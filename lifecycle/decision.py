@@ -6,7 +6,8 @@ import math
 from datetime import datetime
 from typing import Iterable
 
-from lifecycle.model import Action, Decision, Heartbeat, Instance, Policy, Snapshot
+from lifecycle.market import is_on_demand, start_order
+from lifecycle.model import ON_DEMAND, SPOT, Action, Decision, Heartbeat, Instance, Policy, Snapshot
 
 # Instances that will serve soon or serve now; `stopping` ones must reach `stopped` before a start.
 ACTIVE_STATES = ("pending", "running")
@@ -48,6 +49,16 @@ def last_activity(instance: Instance, snapshot: Snapshot) -> datetime | None:
     return max(known) if known else None
 
 
+def interruption_at(instance: Instance, beat: Heartbeat | None) -> datetime | None:
+    """When EC2 interrupts this instance, by its worker's latest report of a spot interruption notice; None when
+    none stands (a notice from before the instance's latest start was about an earlier run)."""
+    if beat is None or beat.interruption_at is None:
+        return None
+    if instance.launched_at is not None and instance.launched_at > beat.interruption_at:
+        return None
+    return beat.interruption_at
+
+
 def wanted_instances(snapshot: Snapshot, policy: Policy) -> int:
     """Instances the waiting work calls for: one per `backlog_per_instance` visible jobs, within the pool."""
     by_backlog = math.ceil(snapshot.queue_visible / policy.backlog_per_instance)
@@ -70,15 +81,30 @@ def _starts(snapshot: Snapshot, policy: Policy, active: list[Instance], wanted: 
         return []
     why = (f"{snapshot.queue_visible} job(s) waiting, {len(active)} instance(s) running or pending, "
            f"want {wanted}" if snapshot.queue_visible else f"min_instances={policy.min_instances}")
-    stopped = sorted((i for i in snapshot.instances if i.state == "stopped"), key=lambda i: i.instance_id)
+    ordered = start_order((i for i in snapshot.instances if i.state == "stopped"), snapshot, policy)
     stopping = sorted((i for i in snapshot.instances if i.state == "stopping"), key=lambda i: i.instance_id)
+    chosen, rest = ordered[:missing], ordered[missing:]
+    # On-demand instances left over stand in for a chosen spot one that EC2 refuses; a spot instance passed over
+    # and left stopped says why an on-demand one starts instead.
+    spare = [c.instance.instance_id for c in rest if is_on_demand(c)]
+    passed = next((c for c in rest if c.passed_over is not None), None)
     actions: list[Action] = []
-    for n, instance in enumerate(stopped[:missing], start=1):
+    for n, candidate in enumerate(chosen, start=1):
+        instance = candidate.instance
         refusal = _budget_refusal(snapshot, policy, n)
         if refusal:
             actions.append(Action("blocked", instance.instance_id, f"{refusal} ({why})"))
+        elif instance.market == SPOT:
+            note = (candidate.note if candidate.passed_over is None
+                    else f"spot though {candidate.passed_over.why}: no on-demand instance left")
+            actions.append(Action("start", instance.instance_id, f"{why}; {note}", market=SPOT,
+                                  alternative=spare.pop(0) if spare else None))
+        elif passed is not None:
+            actions.append(Action("start", instance.instance_id,
+                                  f"{why}; {candidate.note} instead of spot {passed.instance.instance_id}: "
+                                  f"{passed.passed_over.why}", market=ON_DEMAND, fallback=passed.passed_over.reason))
         else:
-            actions.append(Action("start", instance.instance_id, why))
+            actions.append(Action("start", instance.instance_id, f"{why}; {candidate.note}", market=ON_DEMAND))
     missing -= len(actions)
     for instance in stopping[:missing]:
         actions.append(Action("none", instance.instance_id, f"{why}: waiting for it to stop, then starting it"))
@@ -95,7 +121,10 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
       jobs are visible and none runs, another each time the visible backlog passes
       `backlog_per_instance` per instance, up to `max_instances`, and `min_instances` always. A
       `stopping` instance is waited for and started once `stopped`; a start that would take this
-      month's spend plus one hour past `monthly_budget_usd` is `blocked`, with the reason.
+      month's spend plus one hour past `monthly_budget_usd` is `blocked`, with the reason. Spot
+      instances go first while lifecycle.market prefers them, then on-demand ones (start_order).
+    - An instance whose worker reported a spot interruption notice counts for nothing: its worker takes no
+      job, so the work it leaves calls for a replacement now; EC2 stops it at the notice's time.
     - Stop nothing while any job is visible or in flight, nor an instance whose heartbeat lists a
       job (or whose heartbeat is stale while messages are in flight). Otherwise stop each instance
       idle at least `idle_stop_s` since its last activity, the longest idle first, keeping
@@ -104,8 +133,10 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
     now = snapshot.now
     beats = latest_heartbeats(snapshot.heartbeats)
     by_state = {s: [i for i in snapshot.instances if i.state == s] for s in ("pending", "running", "stopping")}
-    running = sorted(by_state["running"], key=lambda i: i.instance_id)
-    active = [i for i in snapshot.instances if i.state in ACTIVE_STATES]
+    interrupted = {i.instance_id: at for i in by_state["running"]
+                   if (at := interruption_at(i, beats.get(i.instance_id))) is not None}
+    running = sorted((i for i in by_state["running"] if i.instance_id not in interrupted), key=lambda i: i.instance_id)
+    active = [i for i in snapshot.instances if i.state in ACTIVE_STATES and i.instance_id not in interrupted]
     wanted = wanted_instances(snapshot, policy)
 
     actions = _starts(snapshot, policy, active, wanted)
@@ -136,6 +167,8 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
         actions.append(Action("none", instance_id, reason))
     for instance_id, jobs in busy.items():
         actions.append(Action("none", instance_id, f"busy: {', '.join(jobs)}"))
+    for instance_id, at in sorted(interrupted.items()):
+        actions.append(Action("none", instance_id, f"interrupted: its spot notice says EC2 stops it at {at.isoformat()}"))
     for instance in sorted(by_state["pending"], key=lambda i: i.instance_id):
         actions.append(Action("none", instance.instance_id, "pending: booting"))
     mentioned = {a.instance_id for a in actions}
@@ -155,11 +188,12 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
         actions=tuple(actions),
         queue_visible=snapshot.queue_visible,
         queue_in_flight=snapshot.queue_in_flight,
-        running=len(running),
+        running=len(running) + len(interrupted),
         pending=len(by_state["pending"]),
         stopping=len(by_state["stopping"]),
         wanted=wanted,
         busy=tuple(busy),
         idle_s=idle_s,
         month_spend_usd=snapshot.month_spend_usd,
+        interrupted=tuple(sorted(interrupted)),
     )

@@ -25,6 +25,8 @@ def policy_from(settings: Settings) -> Policy:
         backlog_per_instance=settings.backlog_per_instance,
         heartbeat_timeout_s=stale_after_s(settings.heartbeat_seconds),
         monthly_budget_usd=settings.monthly_budget_usd or None,
+        spot_max_share=settings.spot_max_share,
+        spot_hold_s=settings.spot_hold_seconds,
     )
 
 
