@@ -102,7 +102,8 @@ def _starts(snapshot: Snapshot, policy: Policy, active: list[Instance], wanted: 
         elif passed is not None:
             actions.append(Action("start", instance.instance_id,
                                   f"{why}; {candidate.note} instead of spot {passed.instance.instance_id}: "
-                                  f"{passed.passed_over.why}", market=ON_DEMAND, fallback=passed.passed_over.reason))
+                                  f"{passed.passed_over.why}", market=ON_DEMAND, fallback=passed.passed_over.reason,
+                                  instead_of=passed.instance.instance_id))
         else:
             actions.append(Action("start", instance.instance_id, f"{why}; {candidate.note}", market=ON_DEMAND))
     missing -= len(actions)

@@ -48,8 +48,10 @@ def passed_over(instance: Instance, snapshot: Snapshot, policy: Policy) -> Passe
     if setback is not None:
         age = (snapshot.now - setback.at).total_seconds()
         if age < policy.spot_hold_s:
+            # An interruption is remembered by the time its notice gives, a little ahead.
+            when = f"{age:.0f} s ago" if age >= 0 else f"in {-age:.0f} s"
             return PassedOver(f"spot_{setback.kind}",
-                              f"spot {setback.kind} {age:.0f} s ago ({setback.reason or 'no reason given'}), "
+                              f"spot {setback.kind} {when} ({setback.reason or 'no reason given'}), "
                               f"held off for {policy.spot_hold_s:.0f} s")
     share, note = spot_note(instance, snapshot)
     if share is None:

@@ -174,8 +174,8 @@ class Action:
     """One thing to do: start or stop an instance, nothing (with why), or a start refused (with why).
 
     A start names its instance's `market`; a spot start may name an on-demand `alternative` to start instead when
-    EC2 refuses it, and an on-demand start chosen over a stopped spot instance names why (`fallback`, one of
-    FALLBACK_REASONS).
+    EC2 refuses it, and an on-demand start chosen over a stopped spot instance names that instance (`instead_of`)
+    and why (`fallback`, one of FALLBACK_REASONS).
     """
 
     kind: ActionKind
@@ -184,6 +184,7 @@ class Action:
     market: str | None = None
     alternative: str | None = None
     fallback: str | None = None
+    instead_of: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ACTION_KINDS:

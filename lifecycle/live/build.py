@@ -10,6 +10,7 @@ from gpuorch.settings import Settings
 from lifecycle.live.check import LifecycleCheck, StatusStore
 from lifecycle.live.heartbeats import HEARTBEAT_TTL_S, HeartbeatStore
 from lifecycle.live.lease import Lease, default_owner
+from lifecycle.live.market import MarketMemory, SpotPrices
 from lifecycle.live.metrics import lifecycle_metrics
 from lifecycle.live.pool import EC2_CLIENT_CONFIG, InstancePool
 from lifecycle.live.runs import RunLog
@@ -48,4 +49,6 @@ def lifecycle_check(services: Services) -> LifecycleCheck:
         policy=policy_from(settings),
         hourly_price=hourly_price,
         metrics=lifecycle_metrics(),
+        spot_prices=SpotPrices(ec2),
+        market=MarketMemory(aws.dynamodb, table),
     )

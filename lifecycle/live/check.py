@@ -1,4 +1,5 @@
-"""One lifecycle check: gather the snapshot, decide, start or stop instances, keep the runs; one at a time."""
+"""One lifecycle check: gather the snapshot, decide, start or stop instances (the on-demand fallback when EC2 refuses
+spot), keep the runs and what the markets did; one at a time."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from gpuorch.aws.dynamodb import decode_item, encode_item
 from gpuorch.aws.sqs import queue_depth
-from lifecycle.decision import decide
-from lifecycle.live.heartbeats import HeartbeatStore
+from lifecycle.decision import decide, interruption_at, latest_heartbeats
+from lifecycle.live.heartbeats import HeartbeatStore, WorkerReport
+from lifecycle.live.market import MarketMemory, MarketRecord, SpotPrices
 from lifecycle.live.pool import STARTED, STOPPING, CapacityError, InstancePool
 from lifecycle.live.lease import Lease
-from lifecycle.model import Decision, Instance, Policy, Snapshot
+from lifecycle.model import ON_DEMAND, SPOT, Action, Decision, Instance, Policy, Snapshot, SpotSetback
 from lifecycle.live.runs import RunLog
 
 if TYPE_CHECKING:
@@ -32,8 +34,10 @@ class LifecycleStatus:
     checked_at: str
     blocked: tuple[str, ...]
     actions: tuple[str, ...]
-    # The pool's instances as that check left them: {instance_id, state, instance_type, launched_at}.
+    # The pool's instances as that check left them: {instance_id, state, instance_type, launched_at, market}.
     instances: tuple[dict[str, Any], ...] = ()
+    # The last start the lifecycle made and its last fallback to on-demand (lifecycle.live.market.MarketRecord.view).
+    market: dict[str, Any] | None = None
 
     @property
     def blocked_reason(self) -> str | None:
@@ -46,13 +50,15 @@ class StatusStore:
     def __init__(self, dynamodb, table: str):
         self._db, self._table = dynamodb, table
 
-    def write(self, decision: Decision, now: datetime, instances: Iterable[Instance] = ()) -> None:
+    def write(self, decision: Decision, now: datetime, instances: Iterable[Instance] = (),
+              market: dict[str, Any] | None = None) -> None:
         self._db.put_item(TableName=self._table, Item=encode_item({
             **STATUS_KEY,
             "checked_at": now.isoformat(),
             "blocked": json.dumps([a.reason for a in decision.blocked]),
             "actions": json.dumps([str(a) for a in decision.actions]),
             "instances": json.dumps([instance_view(i) for i in instances]),
+            "market": json.dumps(market),
         }))
 
     def read(self) -> LifecycleStatus | None:
@@ -65,6 +71,7 @@ class StatusStore:
             blocked=tuple(json.loads(status["blocked"])),
             actions=tuple(json.loads(status["actions"])),
             instances=tuple(json.loads(status.get("instances", "[]"))),
+            market=json.loads(status.get("market", "null")),
         )
 
 
@@ -74,6 +81,7 @@ def instance_view(instance: Instance) -> dict[str, Any]:
         "state": instance.state,
         "instance_type": instance.instance_type,
         "launched_at": instance.launched_at.isoformat() if instance.launched_at else None,
+        "market": instance.market,
     }
 
 
@@ -84,26 +92,34 @@ def describe_decision(decision: Decision) -> str:
         f"visible={decision.queue_visible} in_flight={decision.queue_in_flight} running={decision.running} "
         f"pending={decision.pending} stopping={decision.stopping} wanted={decision.wanted} "
         f"busy={','.join(decision.busy) or '-'} idle={idle} month=${decision.month_spend_usd:.2f}"
+        f"{' interrupted=' + ','.join(decision.interrupted) if decision.interrupted else ''}"
     )
 
 
 class LifecycleCheck:
-    """Gathers what `decide` needs, acts on its answer, and records instance runs for the cost."""
+    """Gathers what `decide` needs, acts on its answer, and records instance runs for the cost.
+
+    `spot_prices` reads the spot instances' current prices (without it no spot instance is preferred) and `market`
+    remembers spot refusals and interruptions across checks, and the last start and fallback, for /health.
+    """
 
     def __init__(self, *, pool: InstancePool, heartbeats: HeartbeatStore, runs: RunLog, lease: Lease,
                  status: StatusStore, sqs, queue_url: str, policy: Policy, hourly_price: Callable[[str], float],
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 metrics: LifecycleMetrics | None = None):
+                 metrics: LifecycleMetrics | None = None, spot_prices: SpotPrices | None = None,
+                 market: MarketMemory | None = None):
         self.pool, self.heartbeats, self.runs, self.lease, self.status = pool, heartbeats, runs, lease, status
         self.sqs, self.queue_url = sqs, queue_url
         self.policy, self.hourly_price, self.clock = policy, hourly_price, clock
         self.metrics = metrics
+        self.spot_prices, self.market = spot_prices, market
 
-    def snapshot(self, instances: tuple | None = None) -> Snapshot:
+    def snapshot(self, instances: tuple | None = None, reports: tuple[WorkerReport, ...] | None = None,
+                 record: MarketRecord | None = None) -> Snapshot:
         now = self.clock()
         instances = self.pool.describe() if instances is None else instances
         depth = queue_depth(self.sqs, self.queue_url)
-        beats = self.heartbeats.all()
+        beats = self.heartbeats.all() if reports is None else reports
         types = {i.instance_type for i in instances}
         return Snapshot(
             now=now,
@@ -114,7 +130,12 @@ class LifecycleCheck:
             last_activity_at={beat.heartbeat.instance_id: beat.last_busy_at for beat in beats if beat.last_busy_at},
             month_spend_usd=self.runs.month_spend(now),
             hourly_price_usd=max((self.hourly_price(t) for t in types), default=self.hourly_price("")),
+            spot_prices=self._prices(instances),
+            spot_setbacks=record.setbacks if record is not None else {},
         )
+
+    def _prices(self, instances) -> dict[str, float]:
+        return self.spot_prices.of(instances) if self.spot_prices is not None else {}
 
     def run(self) -> Decision | None:
         """One check; None when another check holds the lease (it decides for both)."""
@@ -123,23 +144,27 @@ class LifecycleCheck:
             return None
         try:
             instances = self.pool.describe()
+            reports = self.heartbeats.all()
+            self._note_interruptions(instances, reports)
             # Runs are brought up to date before the month's spend is read for the budget.
-            self.runs.reconcile(instances)
-            decision = decide(self.snapshot(instances), self.policy)
+            self.runs.reconcile(instances, self._prices(instances))
+            record = self.market.read() if self.market is not None else MarketRecord()
+            decision = decide(self.snapshot(instances, reports, record), self.policy)
             log.info("lifecycle: %s", describe_decision(decision))
             acted = False
             for action in decision.actions:
                 if action.kind == "start":
-                    acted |= self._start(action.instance_id, action.reason)
+                    acted |= self._start(action)
                 elif action.kind == "stop":
-                    acted |= self._stop_if_still_idle(action.instance_id, action.reason)
+                    acted |= self._stop_if_still_idle(action.instance_id, action.reason, record)
                 elif action.kind == "blocked":
                     log.warning("lifecycle: no start: %s", action.reason)
             if acted:
                 instances = self.pool.describe()
-                self.runs.reconcile(instances)
+                self.runs.reconcile(instances, self._prices(instances))
+                record = self.market.read() if self.market is not None else record
             now = self.clock()
-            self.status.write(decision, now, instances)
+            self.status.write(decision, now, instances, record.view())
             if self.metrics is not None:
                 # The spend as the decision read it: after a start it grows only by the new run's first seconds.
                 self.metrics.observe_check((i.state for i in instances), decision.month_spend_usd, now)
@@ -147,23 +172,68 @@ class LifecycleCheck:
         finally:
             self.lease.release()
 
-    def _start(self, instance_id: str, reason: str) -> bool:
+    def _note_interruptions(self, instances, reports: tuple[WorkerReport, ...]) -> None:
+        """Remember each spot interruption a worker reported (spot is held off after it) and mark its run."""
+        beats = latest_heartbeats(r.heartbeat for r in reports)
+        for instance in instances:
+            # Stopping too: EC2 may stop it within a check interval of the notice.
+            if instance.state not in ("running", "stopping"):
+                continue
+            at = interruption_at(instance, beats.get(instance.instance_id))
+            if at is None:
+                continue
+            reason = f"spot interruption notice: EC2 stops it at {at.isoformat()}"
+            if self.market is not None and self.market.record_setback(instance.instance_id,
+                                                                      SpotSetback("interrupted", at, reason)):
+                log.warning("lifecycle: %s is interrupted: %s", instance.instance_id, reason)
+                if self.metrics is not None:
+                    self.metrics.interruptions.inc()
+            self.runs.mark_interrupted(instance.instance_id, at)
+
+    def _start(self, action: Action) -> bool:
         try:
-            outcome = self.pool.start(instance_id)
+            outcome = self.pool.start(action.instance_id)
         except CapacityError as exc:
-            # The next check tries again: EC2 capacity comes and goes.
-            log.warning("lifecycle: cannot start %s now: %s", instance_id, exc)
-            if self.metrics is not None:
-                self.metrics.start_refusals.inc()
-            return False
-        log.info("lifecycle: start %s (%s): %s", instance_id, reason, outcome)
-        if self.metrics is not None and outcome.startswith(STARTED):  # not when it was already pending or running
-            self.metrics.starts.inc()
+            return self._refused(action, exc)
+        log.info("lifecycle: start %s (%s): %s", action.instance_id, action.reason, outcome)
+        if outcome.startswith(STARTED):  # not when it was already pending or running
+            self._started(action)
         return True
 
-    def _stop_if_still_idle(self, instance_id: str, reason: str) -> bool:
+    def _refused(self, action: Action, exc: CapacityError) -> bool:
+        """EC2 would not start it now; a spot instance is held off, and its on-demand alternative starts instead."""
+        # The next check tries again: EC2 capacity comes and goes.
+        log.warning("lifecycle: cannot start %s now: %s", action.instance_id, exc)
+        if self.metrics is not None:
+            self.metrics.start_refusals.inc()
+        if action.market != SPOT:
+            return False
+        if self.market is not None:
+            self.market.record_setback(action.instance_id, SpotSetback("refused", self.clock(), exc.reason))
+        if action.alternative is None:
+            return False
+        return self._start(Action("start", action.alternative, f"spot {action.instance_id} refused: {exc.reason}",
+                                  market=ON_DEMAND, fallback="spot_refused", instead_of=action.instance_id))
+
+    def _started(self, action: Action) -> None:
+        now = self.clock()
+        market = action.market or ON_DEMAND
+        if self.metrics is not None:
+            self.metrics.starts.labels(market).inc()
+        if self.market is not None:
+            self.market.record_start(action.instance_id, market, now)
+        if action.fallback is None:
+            return
+        log.warning("lifecycle: fallback (%s): on-demand %s started instead of spot %s: %s",
+                    action.fallback, action.instance_id, action.instead_of, action.reason)
+        if self.metrics is not None:
+            self.metrics.fallbacks.labels(action.fallback).inc()
+        if self.market is not None:
+            self.market.record_fallback(action.instance_id, action.instead_of, action.fallback, action.reason, now)
+
+    def _stop_if_still_idle(self, instance_id: str, reason: str, record: MarketRecord) -> bool:
         # A job may have arrived since the snapshot: decide again on fresh numbers just before stopping.
-        fresh = decide(self.snapshot(), self.policy)
+        fresh = decide(self.snapshot(record=record), self.policy)
         if instance_id not in fresh.stops:
             log.info("lifecycle: not stopping %s after all: %s", instance_id, describe_decision(fresh))
             return False

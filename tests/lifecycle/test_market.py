@@ -41,6 +41,7 @@ def interrupted(seconds: float) -> dict:
 
 
 def start(action: Action) -> tuple:
+    assert (action.fallback is None) == (action.instead_of is None), action
     return (action.instance_id, action.market, action.alternative, action.fallback)
 
 
@@ -91,6 +92,9 @@ def test_a_fallback_start_says_why_with_the_prices():
     assert "spot $2.0000/h, 89% of on-demand $2.24/h, not under 80%" in action.reason
     [action] = decide(snap(spot(), od(), setbacks=refused(100)), POLICY).of_kind("start")
     assert "spot refused 100 s ago (There is no Spot capacity available), held off for 1800 s" in action.reason
+    assert action.instead_of == "i-spot"
+    [action] = decide(snap(spot(), od(), setbacks=interrupted(-90)), POLICY).of_kind("start")
+    assert "spot interrupted in 90 s (spot interruption notice)" in action.reason
     [action] = decide(snap(spot(), od()), POLICY).of_kind("start")
     assert "spot $0.8200/h, 37% of on-demand $2.24/h" in action.reason
 
