@@ -31,6 +31,10 @@ class IdentityError(ConfigurationError):
     """The worker cannot tell which EC2 instance it runs on."""
 
 
+class MetadataNotFound(OSError):
+    """The instance metadata service has nothing at that path (404): e.g. no spot interruption notice."""
+
+
 @dataclass(frozen=True)
 class PlatformSigns:
     """What the machine says about itself; empty where a file is missing or unreadable."""
@@ -80,6 +84,8 @@ def http_request(method: str, url: str, headers: Mapping[str, str], timeout: flo
     session.trust_env = False
     with session:
         answer = session.request(method, url, headers=dict(headers), timeout=timeout, allow_redirects=False)
+        if answer.status_code == 404:
+            raise MetadataNotFound(f"{method} {url}: 404")
         answer.raise_for_status()
         return answer.text
 
@@ -101,6 +107,13 @@ class InstanceMetadata:
                               {"X-aws-ec2-metadata-token-ttl-seconds": str(IMDS_TOKEN_TTL_S)}, self._timeout)
         return self._request("GET", f"{self.endpoint}/latest/{path.lstrip('/')}",
                              {"X-aws-ec2-metadata-token": token.strip()}, self._timeout).strip()
+
+    def find(self, path: str) -> str | None:
+        """Like `get`, but None where the service has nothing at `path` (as spot/instance-action until a notice)."""
+        try:
+            return self.get(path)
+        except MetadataNotFound:
+            return None
 
 
 def instance_identity(configured_id: str, metadata_url: str = "", *,
