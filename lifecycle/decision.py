@@ -6,7 +6,7 @@ import math
 from datetime import datetime
 from typing import Iterable
 
-from lifecycle.market import is_on_demand, start_order
+from lifecycle.market import PassedOver, is_on_demand, start_order
 from lifecycle.model import ON_DEMAND, SPOT, Action, Decision, Heartbeat, Instance, Policy, Snapshot
 
 # Instances that will serve soon or serve now; `stopping` ones must reach `stopped` before a start.
@@ -75,7 +75,8 @@ def _budget_refusal(snapshot: Snapshot, policy: Policy, nth_start: int) -> str |
             f"an hour more at ${snapshot.hourly_price_usd:.2f}/h would pass it")
 
 
-def _starts(snapshot: Snapshot, policy: Policy, active: list[Instance], wanted: int) -> list[Action]:
+def _starts(snapshot: Snapshot, policy: Policy, active: list[Instance], wanted: int,
+            interrupted: dict[str, datetime]) -> list[Action]:
     missing = wanted - len(active)
     if missing <= 0:
         return []
@@ -87,7 +88,13 @@ def _starts(snapshot: Snapshot, policy: Policy, active: list[Instance], wanted: 
     # On-demand instances left over stand in for a chosen spot one that EC2 refuses; a spot instance passed over
     # and left stopped says why an on-demand one starts instead.
     spare = [c.instance.instance_id for c in rest if is_on_demand(c)]
-    passed = next((c for c in rest if c.passed_over is not None), None)
+    passed = next(((c.instance.instance_id, c.passed_over) for c in rest if c.passed_over is not None), None)
+    spot_by_id = {i.instance_id: i for i in snapshot.instances if i.market == SPOT}
+    going = sorted(i for i in interrupted if i in spot_by_id)
+    if passed is None and going:
+        # A replacement for an interrupted spot instance is a fallback too: spot is going away under the work.
+        passed = (going[0], PassedOver("spot_interrupted", f"spot interrupted, EC2 stops it at "
+                                                           f"{interrupted[going[0]].isoformat()}"))
     actions: list[Action] = []
     for n, candidate in enumerate(chosen, start=1):
         instance = candidate.instance
@@ -100,10 +107,9 @@ def _starts(snapshot: Snapshot, policy: Policy, active: list[Instance], wanted: 
             actions.append(Action("start", instance.instance_id, f"{why}; {note}", market=SPOT,
                                   alternative=spare.pop(0) if spare else None))
         elif passed is not None:
-            actions.append(Action("start", instance.instance_id,
-                                  f"{why}; {candidate.note} instead of spot {passed.instance.instance_id}: "
-                                  f"{passed.passed_over.why}", market=ON_DEMAND, fallback=passed.passed_over.reason,
-                                  instead_of=passed.instance.instance_id))
+            spot_id, over = passed
+            actions.append(Action("start", instance.instance_id, f"{why}; {candidate.note} instead of spot {spot_id}: "
+                                  f"{over.why}", market=ON_DEMAND, fallback=over.reason, instead_of=spot_id))
         else:
             actions.append(Action("start", instance.instance_id, f"{why}; {candidate.note}", market=ON_DEMAND))
     missing -= len(actions)
@@ -140,7 +146,7 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
     active = [i for i in snapshot.instances if i.state in ACTIVE_STATES and i.instance_id not in interrupted]
     wanted = wanted_instances(snapshot, policy)
 
-    actions = _starts(snapshot, policy, active, wanted)
+    actions = _starts(snapshot, policy, active, wanted, interrupted)
     busy: dict[str, tuple[str, ...]] = {}
     idle: list[tuple[str, float]] = []
     quiet = snapshot.queue_visible == 0 and snapshot.queue_in_flight == 0

@@ -134,6 +134,9 @@ class LifecycleCheck:
             spot_setbacks=record.setbacks if record is not None else {},
         )
 
+    def _remembered(self) -> MarketRecord:
+        return self.market.read() if self.market is not None else MarketRecord()
+
     def _prices(self, instances) -> dict[str, float]:
         return self.spot_prices.of(instances) if self.spot_prices is not None else {}
 
@@ -145,10 +148,11 @@ class LifecycleCheck:
         try:
             instances = self.pool.describe()
             reports = self.heartbeats.all()
-            self._note_interruptions(instances, reports)
+            record = self._remembered()
+            if self._note_interruptions(instances, reports, record):
+                record = self._remembered()
             # Runs are brought up to date before the month's spend is read for the budget.
             self.runs.reconcile(instances, self._prices(instances))
-            record = self.market.read() if self.market is not None else MarketRecord()
             decision = decide(self.snapshot(instances, reports, record), self.policy)
             log.info("lifecycle: %s", describe_decision(decision))
             acted = False
@@ -162,7 +166,7 @@ class LifecycleCheck:
             if acted:
                 instances = self.pool.describe()
                 self.runs.reconcile(instances, self._prices(instances))
-                record = self.market.read() if self.market is not None else record
+                record = self._remembered()
             now = self.clock()
             self.status.write(decision, now, instances, record.view())
             if self.metrics is not None:
@@ -172,23 +176,26 @@ class LifecycleCheck:
         finally:
             self.lease.release()
 
-    def _note_interruptions(self, instances, reports: tuple[WorkerReport, ...]) -> None:
-        """Remember each spot interruption a worker reported (spot is held off after it) and mark its run."""
+    def _note_interruptions(self, instances, reports: tuple[WorkerReport, ...], record: MarketRecord) -> bool:
+        """Remember each spot interruption a worker reported that is not remembered yet (spot is held off after it),
+        and mark its run; True when one was new. A stopped instance counts too: EC2 may stop it within a check
+        interval of its notice, and its run is marked before the reconcile closes it."""
         beats = latest_heartbeats(r.heartbeat for r in reports)
+        noted = False
         for instance in instances:
-            # Stopping too: EC2 may stop it within a check interval of the notice.
-            if instance.state not in ("running", "stopping"):
-                continue
             at = interruption_at(instance, beats.get(instance.instance_id))
-            if at is None:
+            known = record.setbacks.get(instance.instance_id)
+            if at is None or (known is not None and known.at >= at):
                 continue
             reason = f"spot interruption notice: EC2 stops it at {at.isoformat()}"
-            if self.market is not None and self.market.record_setback(instance.instance_id,
-                                                                      SpotSetback("interrupted", at, reason)):
-                log.warning("lifecycle: %s is interrupted: %s", instance.instance_id, reason)
-                if self.metrics is not None:
-                    self.metrics.interruptions.inc()
+            log.warning("lifecycle: %s is interrupted: %s", instance.instance_id, reason)
+            if self.metrics is not None:
+                self.metrics.interruptions.inc()
+            if self.market is not None:
+                self.market.record_setback(instance.instance_id, SpotSetback("interrupted", at, reason))
             self.runs.mark_interrupted(instance.instance_id, at)
+            noted = True
+        return noted
 
     def _start(self, action: Action) -> bool:
         try:

@@ -133,6 +133,12 @@ def test_an_interrupted_instance_counts_for_nothing(case, snapshot, starts, stop
     assert decision.starts == starts and decision.stops == stops
 
 
+def test_the_replacement_of_an_interrupted_spot_instance_is_a_fallback():
+    [start] = decide(snap(spot(state="running"), od(), visible=2, beats=[beat("i-spot")]), POLICY).of_kind("start")
+    assert (start.instance_id, start.fallback, start.instead_of) == ("i-od", "spot_interrupted", "i-spot")
+    assert "spot interrupted, EC2 stops it at" in start.reason
+
+
 def test_an_interrupted_instance_is_said_and_numbered():
     decision = decide(snap(spot(state="running"), od(), visible=2, beats=[beat("i-spot")]), POLICY)
     assert Action("none", "i-spot", f"interrupted: its spot notice says EC2 stops it at "

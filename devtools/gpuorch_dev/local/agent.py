@@ -136,7 +136,7 @@ def local_gpu_host(stack: LocalStack, *, instance_id: str, emulator: EmulatedCom
         worker_env["GPUORCH_INSTANCE_METADATA_URL"] = metadata.url
 
     def start_worker() -> Process:
-        [worker] = stack.start_procfile(["gpu_worker"], worker_env)
+        [worker] = stack.start_procfile(["gpu_worker"], worker_env, label=instance_id)
         return worker
 
     units = [Unit("gpu_worker", start_worker, GPU_WORKER_RESTART_S)]
@@ -145,7 +145,7 @@ def local_gpu_host(stack: LocalStack, *, instance_id: str, emulator: EmulatedCom
 
     def start_emulator() -> Process:
         return stack.start_emulator_process(emulator.data_dir, emulator.model_files, emulator.step_seconds,
-                                            port=emulator.port)[1]
+                                            port=emulator.port, label=instance_id)[1]
 
     return [Unit("comfyui-emulator", start_emulator, COMFYUI_RESTART_S), *units]
 

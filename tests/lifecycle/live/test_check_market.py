@@ -191,7 +191,7 @@ def test_an_interruption_starts_the_on_demand_replacement_and_marks_the_run(prov
     assert harness.state(on_demand) == "running"
     assert f"{spot} is interrupted" in caplog.text
     assert harness.value("gpuorch_gpu_interruptions_total") == 1
-    assert harness.value("gpuorch_gpu_fallbacks_total", reason="spot_interrupted") == 0  # spot was running, not passed
+    assert harness.value("gpuorch_gpu_fallbacks_total", reason="spot_interrupted") == 1  # the replacement
     assert harness.memory.read().setbacks[spot].kind == "interrupted"
     # EC2 stops it at the notice's time: its run closes, counted as interrupted.
     harness.aws.ec2.stop_instances(InstanceIds=[spot])
