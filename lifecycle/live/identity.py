@@ -31,10 +31,6 @@ class IdentityError(ConfigurationError):
     """The worker cannot tell which EC2 instance it runs on."""
 
 
-class MetadataNotFound(OSError):
-    """The instance metadata service has nothing at that path (404): e.g. no spot interruption notice."""
-
-
 @dataclass(frozen=True)
 class PlatformSigns:
     """What the machine says about itself; empty where a file is missing or unreadable."""
@@ -84,8 +80,6 @@ def http_request(method: str, url: str, headers: Mapping[str, str], timeout: flo
     session.trust_env = False
     with session:
         answer = session.request(method, url, headers=dict(headers), timeout=timeout, allow_redirects=False)
-        if answer.status_code == 404:
-            raise MetadataNotFound(f"{method} {url}: 404")
         answer.raise_for_status()
         return answer.text
 
@@ -109,11 +103,13 @@ class InstanceMetadata:
                              {"X-aws-ec2-metadata-token": token.strip()}, self._timeout).strip()
 
     def find(self, path: str) -> str | None:
-        """Like `get`, but None where the service has nothing at `path` (as spot/instance-action until a notice)."""
+        """Like `get`, but None where the service has nothing at `path` (404: spot/instance-action until a notice)."""
         try:
             return self.get(path)
-        except MetadataNotFound:
-            return None
+        except requests.HTTPError as exc:
+            if exc.response is not None and exc.response.status_code == 404:
+                return None
+            raise
 
 
 def instance_identity(configured_id: str, metadata_url: str = "", *,
