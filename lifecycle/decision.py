@@ -89,12 +89,10 @@ def _starts(snapshot: Snapshot, policy: Policy, active: list[Instance], wanted: 
     # and left stopped says why an on-demand one starts instead.
     spare = [c.instance.instance_id for c in rest if is_on_demand(c)]
     passed = next(((c.instance.instance_id, c.passed_over) for c in rest if c.passed_over is not None), None)
-    spot_by_id = {i.instance_id: i for i in snapshot.instances if i.market == SPOT}
-    going = sorted(i for i in interrupted if i in spot_by_id)
-    if passed is None and going:
-        # A replacement for an interrupted spot instance is a fallback too: spot is going away under the work.
-        passed = (going[0], PassedOver("spot_interrupted", f"spot interrupted, EC2 stops it at "
-                                                           f"{interrupted[going[0]].isoformat()}"))
+    if passed is None and interrupted:
+        # A replacement for an interrupted (spot) instance is a fallback too: spot is going away under the work.
+        going, at = min(interrupted.items())
+        passed = (going, PassedOver("spot_interrupted", f"spot interrupted, EC2 stops it at {at.isoformat()}"))
     actions: list[Action] = []
     for n, candidate in enumerate(chosen, start=1):
         instance = candidate.instance

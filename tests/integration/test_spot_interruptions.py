@@ -62,6 +62,9 @@ def interrupted_mid_job(notice_s: float, gpu_lifecycle) -> dict:  # noqa: F811
 
     records = {job: wait_for(lambda: (r := gpu.job(job))["status"] in ("succeeded", "failed") and r, 180,
                              message=f"job {job} to finish") for job in jobs}
+    # The notice stopped the spot worker's consumer (Celery logs the cancel), so it took no new job.
+    [spot_worker] = {p.log_path for p in gpu.processes.processes if p.name == f"gpu_worker-{spot}"}
+    assert "Canceling queue" in spot_worker.read_text(errors="replace")
     # EC2 (the agent) stops the spot instance at the notice's time; its emulator leaves its figures behind.
     wait_for(lambda: gpu.state(spot) == "stopped", notice_s + 60, message="the spot instance to be stopped")
     stats_file = gpu.comfyui[spot].data_dir / STATS_FILE
