@@ -11,6 +11,10 @@ from lifecycle.model import ON_DEMAND, SPOT, Action, Decision, Heartbeat, Instan
 
 # Instances that will serve soon or serve now; `stopping` ones must reach `stopped` before a start.
 ACTIVE_STATES = ("pending", "running")
+# EC2 stops a spot instance at its interruption notice's time. One still running this long after was not stopped
+# after all, but its worker stopped taking jobs at the notice and every job it kept ended before that time: it cannot
+# serve, so it is stopped (its next start brings a fresh worker).
+OVERDUE_INTERRUPTION_S = 300.0
 
 
 def latest_heartbeats(heartbeats: Iterable[Heartbeat]) -> dict[str, Heartbeat]:
@@ -129,7 +133,8 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
       month's spend plus one hour past `monthly_budget_usd` is `blocked`, with the reason. Spot
       instances go first while lifecycle.market prefers them, then on-demand ones (start_order).
     - An instance whose worker reported a spot interruption notice counts for nothing: its worker takes no
-      job, so the work it leaves calls for a replacement now; EC2 stops it at the notice's time.
+      job, so the work it leaves calls for a replacement now; EC2 stops it at the notice's time, or the
+      lifecycle does once that is OVERDUE_INTERRUPTION_S past.
     - Stop nothing while any job is visible or in flight, nor an instance whose heartbeat lists a
       job (or whose heartbeat is stale while messages are in flight). Otherwise stop each instance
       idle at least `idle_stop_s` since its last activity, the longest idle first, keeping
@@ -173,7 +178,13 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
     for instance_id, jobs in busy.items():
         actions.append(Action("none", instance_id, f"busy: {', '.join(jobs)}"))
     for instance_id, at in sorted(interrupted.items()):
-        actions.append(Action("none", instance_id, f"interrupted: its spot notice says EC2 stops it at {at.isoformat()}"))
+        overdue = (now - at).total_seconds()
+        if overdue >= OVERDUE_INTERRUPTION_S:
+            actions.append(Action("stop", instance_id, f"interrupted at {at.isoformat()} but running {overdue:.0f} s "
+                                                       "later: its worker takes no job"))
+        else:
+            actions.append(Action("none", instance_id,
+                                  f"interrupted: its spot notice says EC2 stops it at {at.isoformat()}"))
     for instance in sorted(by_state["pending"], key=lambda i: i.instance_id):
         actions.append(Action("none", instance.instance_id, "pending: booting"))
     mentioned = {a.instance_id for a in actions}
