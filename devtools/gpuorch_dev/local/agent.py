@@ -53,7 +53,6 @@ class GpuHostAgent(threading.Thread):
         self.supervised: list[SupervisedProcess] = []
         self.running_since: float | None = None
         self.boots = 0
-        self.interruptions = 0
         self.halt = threading.Event()
 
     @property
@@ -71,7 +70,6 @@ class GpuHostAgent(threading.Thread):
         if state == "running" and interruption_due(notice.at if notice else None, self.wall_clock()):
             log.warning("GPU instance %s: spot interruption at %s: EC2 stops it", self.instance_id, notice.at)
             self.ec2.stop_instances(InstanceIds=[self.instance_id])
-            self.interruptions += 1
             state = self.state()
         if state == "running":
             self.running_since = self.running_since if self.running_since is not None else now
