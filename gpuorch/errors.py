@@ -5,6 +5,7 @@
     │   │                        recorded or queued
     │   ├── ParamsInvalid        a request's fields, each with its reasons (`errors`: field -> [reason])
     │   │   ├── InputTooLarge    ... an inline image over GPUORCH_MAX_INPUT_BYTES (`too_large` names those fields)
+    │   │   ├── IdempotencyKeyReused  ... an idempotency key sent with another request (gpuorch.jobs.idempotency)
     │   │   └── PeriodError      ... a cost period that cannot be reported (lifecycle.live.costs)
     │   ├── UnknownWorkflow      no workflow of that name (also a KeyError)
     │   ├── InputRejected        an input image that can never be used as given (gpuorch.inputs)
@@ -18,7 +19,9 @@
     ├── AdmissionRefused         refused for now, nothing recorded; `retry_after` says when to try again
     │   ├── RateLimited          the API key spent its allowance (gpuorch.access.ratelimit)
     │   ├── BacklogFull          the GPU queue holds GPUORCH_MAX_BACKLOG jobs (gpuorch.access.backlog)
-    │   └── SpendCapReached      the key's owner spent its GPU cap this month (gpuorch.access.spend)
+    │   ├── SpendCapReached      the key's owner spent its GPU cap this month (gpuorch.access.spend)
+    │   └── IdempotencyKeyInUse  the same request with its idempotency key is being submitted now
+    │                            (gpuorch.jobs.idempotency)
     ├── JobOutcome               a job ended other than succeeded: what a GPU task and AsyncResult.get() raise
     │   ├── JobFailed            ... failed; the message is its record's reason
     │   └── JobCancelled         ... was cancelled

@@ -1,10 +1,12 @@
-"""The long-lived objects one process needs (AWS clients, job store, workflows), built from Settings."""
+"""The long-lived objects one process needs (AWS clients, job store, idempotency claims, workflows), built from
+Settings."""
 
 from __future__ import annotations
 
 import functools
 
 from gpuorch.aws.clients import AwsClients
+from gpuorch.jobs.idempotency import IdempotencyStore
 from gpuorch.jobs.store import JobStore
 from gpuorch.settings import Settings
 from gpuorch.workflows import WorkflowSet, load_workflows
@@ -20,6 +22,11 @@ class Services:
     @functools.cached_property
     def jobs(self) -> JobStore:
         return JobStore(self.aws.dynamodb, self.settings.job_table, ttl_seconds=self.settings.job_ttl_seconds)
+
+    @functools.cached_property
+    def idempotency(self) -> IdempotencyStore:
+        """Idempotency keys' claims, kept as long as the job records (and at least a day)."""
+        return IdempotencyStore(self.aws.dynamodb, self.settings.control_table, keep_s=self.settings.job_ttl_seconds)
 
     @functools.cached_property
     def workflows(self) -> WorkflowSet:

@@ -14,6 +14,7 @@ from celery.result import AsyncResult
 
 from gpuorch.celery import names
 from gpuorch.celery.app import GpuorchCelery, create_celery_app
+from gpuorch.jobs.idempotency import checked_key
 from gpuorch.settings import Settings
 
 _lock = threading.Lock()
@@ -46,20 +47,30 @@ class JobTask:
     def __repr__(self) -> str:
         return f"<JobTask {self.name}>"
 
-    def delay(self, **kwargs: Any) -> AsyncResult:
-        return self.apply_async(kwargs=kwargs)
+    def delay(self, *, idempotency_key: str | None = None, **kwargs: Any) -> AsyncResult:
+        return self.apply_async(kwargs=kwargs, idempotency_key=idempotency_key)
 
     def apply_async(self, args: tuple | list | None = None, kwargs: dict[str, Any] | None = None,
-                    task_id: str | None = None) -> AsyncResult:
+                    task_id: str | None = None, *, idempotency_key: str | None = None) -> AsyncResult:
         """Submit one job (`task_id`: its job id, else a new one). Raises UnknownWorkflow, or ParamsInvalid naming
         each bad field; nothing is recorded or queued then. A Python caller has no API key: its jobs belong to
-        GPUORCH_SUBMIT_OWNER (empty: only operator keys see them)."""
+        GPUORCH_SUBMIT_OWNER (empty: only operator keys see them).
+
+        With `idempotency_key`, the same request with the same key, again or at once, from any process, gets the
+        first one's job (its AsyncResult) and queues nothing more; another request with it raises
+        IdempotencyKeyReused (a ParamsInvalid). `task_id` and a key do not go together: the key chooses the id."""
         if args:
             raise TypeError(f"{self.name} takes keyword arguments only")
+        if task_id is not None and idempotency_key is not None:
+            raise TypeError("give task_id or idempotency_key, not both")
         workflow, params = self.split(kwargs or {})
         app = submitting_app()
-        job = app.submitter.submit(workflow, params, source="python", owner=app.settings.submit_owner or None,
-                                   job_id=task_id)
+        owner = app.settings.submit_owner or None
+        if task_id is not None:
+            job = app.submitter.submit(workflow, params, source="python", owner=owner, job_id=task_id)
+        else:
+            job = app.submitter.submit_once(checked_key(idempotency_key), workflow, params, source="python",
+                                            owner=owner).value
         return app.AsyncResult(job.job_id)
 
     def AsyncResult(self, job_id: str) -> AsyncResult:  # noqa: N802 - Celery's name for it

@@ -20,6 +20,7 @@ from gpuorch.access.spend import SpendCapReached
 from gpuorch.errors import (
     AdmissionRefused, Conflict, InputTooLarge, ParamsInvalid, RequestRefused, Unavailable, UnknownWorkflow,
 )
+from gpuorch.jobs.idempotency import IdempotencyKeyInUse, IdempotencyKeyReused
 from gpuorch.jobs.store import TransitionRefused
 from lifecycle.facade import CapacityError, Ec2Unavailable, UnknownInstance
 
@@ -168,12 +169,14 @@ EC2_RETRY_AFTER_S = 30
 ANSWERS: dict[type[BaseException], Answer] = {
     # Never acceptable as sent.
     InputTooLarge: Answer(413, "image_too_large", _too_large_message, fields=lambda error: error.errors),
+    IdempotencyKeyReused: Answer(422, "idempotency_key_reused", fields=lambda error: error.errors),
     ParamsInvalid: Answer(422, "invalid_params", lambda error: invalid_params_message(error.errors),
                           fields=lambda error: error.errors),
     UnknownWorkflow: Answer(404, "unknown_workflow"),
     RequestRefused: Answer(400, "bad_request"),
     # Not now: Retry-After says when.
     RateLimited: Answer(429, "rate_limited", _rate_limited_message, retry_after=_admission_retry_after),
+    IdempotencyKeyInUse: Answer(409, "idempotency_key_in_use", retry_after=_admission_retry_after),
     BacklogFull: Answer(503, "backlog_full", retry_after=_admission_retry_after),
     SpendCapReached: Answer(402, "spend_cap_reached", retry_after=_admission_retry_after),
     AdmissionRefused: Answer(429, "too_many_requests", retry_after=_admission_retry_after),

@@ -64,7 +64,12 @@ class JobAcceptedSchema(_LinkedJobSchema):
     """The answer to an accepted submission: poll `links.self` (also the Location header) for the outcome."""
 
     job_id = ma.fields.String(required=True)
-    status = ma.fields.String(required=True, metadata={"enum": [states.QUEUED]})
+    status = ma.fields.String(
+        required=True,
+        metadata={"enum": list(states.STATUSES),
+                  "description": "queued; or, answering a request its Idempotency-Key had accepted before, the status "
+                                 "that job has now."},
+    )
     workflow = ma.fields.String(required=True)
 
 

@@ -159,12 +159,14 @@ def follow(api: Api, job: dict[str, Any], poll_s: float) -> dict[str, Any]:
 @click.option("--image", "-i", "images", multiple=True, metavar="PATH_OR_URI",
               help="An input image: a local file (sent inline as a data: URI) or an s3:// or https:// URI. "
                    "Repeatable for workflows that take several.")
+@click.option("--idempotency-key", metavar="KEY",
+              help="Sent as Idempotency-Key: the same submission again with it gets the first one's job.")
 @click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it is over.")
 @click.option("--poll-seconds", type=click.FloatRange(0.05), default=1.0, show_default=True,
               help="How often --wait asks for the job.")
 @click.pass_obj
-def submit(settings: Settings, workflow: str, params: tuple[str, ...], images: tuple[str, ...], wait: bool,
-           poll_seconds: float) -> None:
+def submit(settings: Settings, workflow: str, params: tuple[str, ...], images: tuple[str, ...],
+           idempotency_key: str | None, wait: bool, poll_seconds: float) -> None:
     """Submit a job of WORKFLOW and print its id (POST /api/v1/workflows/WORKFLOW/jobs).
 
     Exit status: 0 when accepted (with --wait: when it succeeded); 1 when refused (each bad field is named),
@@ -175,7 +177,8 @@ def submit(settings: Settings, workflow: str, params: tuple[str, ...], images: t
     if images:
         described = api.call("GET", f"/api/v1/workflows/{workflow}")
         attach_images(body, [image_value(raw) for raw in images], described.get("request_schema", {}))
-    job = api.call("POST", f"/api/v1/workflows/{workflow}/jobs", json=body, ok=(200, 201, 202))
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
+    job = api.call("POST", f"/api/v1/workflows/{workflow}/jobs", json=body, headers=headers, ok=(200, 201, 202))
     click.echo(job["job_id"])
     if not wait:
         return

@@ -16,6 +16,7 @@ from gpuorch.aws.s3 import S3Uri
 from gpuorch.errors import InputTooLarge, ParamsInvalid
 from gpuorch.inputs import InputPolicy, InputRejected, inspect_image, parse_input_uri
 from gpuorch.jobs import states
+from gpuorch.jobs.idempotency import Accepted, OnceOnly, fingerprint
 from gpuorch.jobs.store import Job, TransitionRefused
 from gpuorch.services import Services
 from gpuorch.settings import Settings
@@ -208,6 +209,7 @@ class JobSubmitter:
         self.services = services
         self.settings = services.settings
         self.publish = publish
+        self.once = OnceOnly(services.idempotency)
 
     def workflow(self, name: str) -> Workflow:
         """The workflow of that name; UnknownWorkflow naming the known ones otherwise."""
@@ -242,6 +244,19 @@ class JobSubmitter:
             raise
         log.info("job %s accepted (%s, from %s)", job_id, workflow.name, source, extra={"job_id": job_id})
         return job
+
+    def submit_once(self, idempotency_key: str | None, workflow_name: str, params: dict[str, Any], *, source: str,
+                    owner: str | None = None) -> Accepted[Job]:
+        """submit(), at most once per (owner, idempotency key): the same request again gets the first one's job
+        (gpuorch.jobs.idempotency); without a key, simply submit()."""
+        if idempotency_key is None:
+            return Accepted(self.submit(workflow_name, params, source=source, owner=owner))
+        request = {"workflow": workflow_name, "params": params}
+        return self.once.submit(
+            owner, idempotency_key, "job", fingerprint("job", request),
+            submit=lambda job_id: self.submit(workflow_name, params, source=source, owner=owner, job_id=job_id),
+            find=self.services.jobs.get,
+        )
 
     def resubmit(self, old: Job, new_id: str) -> Job | None:
         """Queue a dead-lettered job again as job `new_id` (same workflow, parameters, source and owner, linked by

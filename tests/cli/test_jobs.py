@@ -166,3 +166,16 @@ def test_a_revoked_key_exits_1_with_the_api_message(gpuorch, served):
     # The API has not used (so not cached) this key yet: the revocation is seen at once.
     result = gpuorch("list", settings=api_settings)
     assert result.exit_code == 1 and "invalid_key" in result.stderr
+
+
+def test_submit_with_an_idempotency_key_twice_prints_the_same_job(gpuorch, served):
+    api_settings, _, services = served
+    first = submit(gpuorch, api_settings, "--idempotency-key", "batch-7/item-1")
+    again = submit(gpuorch, api_settings, "--idempotency-key", "batch-7/item-1")
+    other = gpuorch("submit", "camera-angle", "-p", "move=top_down", "-i", image(api_settings),
+                    "--idempotency-key", "batch-7/item-1", settings=api_settings)
+
+    assert (first.exit_code, again.exit_code) == (0, 0), first.output + again.output
+    assert again.stdout == first.stdout
+    assert other.exit_code == 1
+    assert "Idempotency-Key: already used for a different request" in other.stderr

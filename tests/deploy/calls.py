@@ -25,6 +25,8 @@ from tests.deploy.iam import Request, bucket_arn, instance_arn, object_arn, queu
 SOME_MONTH = "run#2026-01"
 # A key's rate-limit item (gpuorch/access/ratelimit.py: PARTITION + key id).
 SOME_RATE = "rate#0123456789ab"
+# An idempotency key's claim (gpuorch/jobs/idempotency.py: PARTITION + the SHA-256 of the owner and key).
+SOME_CLAIM = "idem#9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 POOL_TAG = "gpuorch:pool"
 
 
@@ -122,6 +124,9 @@ CALLS: dict[str, list[Call]] = {
         Call("dynamodb", "Query", "job_owner_index", "JobStore.list of one owner's jobs (GET /api/v1/jobs)"),
         Call("dynamodb", "GetItem", f"control_table@{SOME_RATE}", "RateLimiter.spend (a submission)"),
         Call("dynamodb", "PutItem", f"control_table@{SOME_RATE}", "RateLimiter.spend, conditional (a submission)"),
+        Call("dynamodb", "GetItem", f"control_table@{SOME_CLAIM}", "IdempotencyStore.read (a submission's key)"),
+        Call("dynamodb", "PutItem", f"control_table@{SOME_CLAIM}", "IdempotencyStore.claim, conditional"),
+        Call("dynamodb", "DeleteItem", f"control_table@{SOME_CLAIM}", "IdempotencyStore.release (a refused one)"),
         Call("ec2", "DescribeInstances", "*", "GET /api/v1/gpu, InstancePool.get before a start or stop (operators)"),
         Call("ec2", "StartInstances", "pool_instance", "POST /api/v1/gpu/{id}/start (operators)"),
         Call("ec2", "StopInstances", "pool_instance", "POST /api/v1/gpu/{id}/stop (operators)"),
@@ -204,6 +209,10 @@ CALLS: dict[str, list[Call]] = {
         Call("sqs", "GetQueueAttributes", "control_queue", KOMBU_DECLARE),
         Call("dynamodb", "PutItem", "job_table", "JobStore.create (task.delay writes the record first)"),
         Call("dynamodb", "DeleteItem", "job_table", "JobStore.delete when publishing failed"),
+        Call("dynamodb", "GetItem", "job_table", "JobStore.get: the job an idempotency key accepted (delay)"),
+        Call("dynamodb", "GetItem", f"control_table@{SOME_CLAIM}", "IdempotencyStore.read (delay's key)"),
+        Call("dynamodb", "PutItem", f"control_table@{SOME_CLAIM}", "IdempotencyStore.claim, conditional"),
+        Call("dynamodb", "DeleteItem", f"control_table@{SOME_CLAIM}", "IdempotencyStore.release (a refused one)"),
         Call("dynamodb", "DescribeTable", "result_table", "celery DynamoDB backend client start"),
         Call("dynamodb", "DescribeTimeToLive", "result_table", "celery DynamoDB backend client start"),
         Call("dynamodb", "GetItem", "result_table", "AsyncResult.get() / .state / .info"),

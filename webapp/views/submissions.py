@@ -6,10 +6,11 @@ from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
-from flask import url_for
+from flask import request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from gpuorch.jobs.idempotency import HEADER, checked_key
 from gpuorch.jobs.store import Job
 from gpuorch.workflows import Workflow
 from webapp.auth import caller
@@ -21,6 +22,22 @@ from webapp.schemas import JobAcceptedSchema, job_url
 BLUEPRINT = "submissions"
 
 _LOCATION = {"description": "URL of the new job.", "schema": {"type": "string"}}
+# Stripe's name for it: the answer is that of an earlier request with the same Idempotency-Key.
+REPLAYED_HEADER = "Idempotent-Replayed"
+_REPLAYED = {"description": "true when the request's Idempotency-Key had already accepted this same request: the "
+                            "job is that one (its status may have moved on).", "schema": {"type": "string"}}
+IDEMPOTENCY_PARAMETER = {
+    "in": "header",
+    "name": HEADER,
+    "required": False,
+    "description": "Any string of up to 255 printable ASCII characters the client makes per request (a UUID). The "
+    "same key with the same request, again or at the same time, from anywhere, answers the first one's job and "
+    "queues nothing more; with a different request it is refused (422 naming Idempotency-Key). Keys are kept as "
+    "long as the jobs (GPUORCH_JOB_TTL_DAYS), at least 24 hours. A refused request does not use up its key.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+               "pattern": "^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$"},
+}
+_ACCEPTED_HEADERS = {"Location": _LOCATION, REPLAYED_HEADER: _REPLAYED}
 
 
 # The generic route's endpoint; a workflow's own is submit_<name>, so the two never clash.
@@ -41,11 +58,19 @@ def accept(workflow_name: str) -> tuple[Job, int, dict[str, str]]:
     # An unknown workflow is 404 whatever its body holds.
     workflow = context.workflow(workflow_name)
     key = caller()
-    # Before the body is read: a refused submission costs no parsing, and stores, records and queues nothing.
-    context.admit(key)
+    idempotency_key = checked_key(request.headers.get(HEADER))
+    # Before the body is read: a refused submission costs no parsing, and stores, records and queues nothing. A
+    # retry of a request its key already accepted is answered with that job, whatever the limits say now.
+    if idempotency_key is None or context.submitter.once.earlier(key.owner, idempotency_key) is None:
+        context.admit(key)
     params = read_params(workflow)
-    job = context.submitter.submit(workflow.name, params, source="api", owner=key.owner)
-    return job, 202, {"Location": job_url(job.job_id)}
+    accepted = context.submitter.submit_once(idempotency_key, workflow.name, params, source="api", owner=key.owner)
+    return accepted.value, 202, accepted_headers(accepted.value.job_id, accepted.replayed)
+
+
+def accepted_headers(job_id: str, replayed: bool) -> dict[str, str]:
+    """The job's URL as Location; and, for a request its idempotency key had already accepted, a header saying so."""
+    return {"Location": job_url(job_id), **({REPLAYED_HEADER: "true"} if replayed else {})}
 
 
 def _ref(component: str) -> dict[str, str]:
@@ -74,6 +99,10 @@ _IMAGES_NOTE = (
     "stored in S3 before the job is queued; the job's parameters then name it by its s3:// URI. A refused image "
     "is a 422 naming its field (images.1 is the second of images); an image over the byte limit is a 413 "
     "(image_too_large) naming its field, and so is a body over the size limit (request_entity_too_large)."
+    "\n\nAn Idempotency-Key header makes a retry safe: the same key with the same request answers the first "
+    "one's job (Idempotent-Replayed: true) and queues nothing more, from any API host, even when both arrive at "
+    "once (409 idempotency_key_in_use if the first is still being submitted after a few seconds); with a "
+    "different request it is a 422 naming Idempotency-Key."
     "\n\nEach API key may submit GPUORCH_RATE_LIMIT_PER_MINUTE jobs a minute, in bursts of "
     "GPUORCH_RATE_LIMIT_BURST, across every API host: past it, 429 with Retry-After. When the GPU queue holds "
     "GPUORCH_MAX_BACKLOG jobs, 503 (backlog_full) with Retry-After. When the key's owner has spent its monthly cap "
@@ -93,9 +122,11 @@ def _submit_view(blp: Blueprint, workflow: Workflow, component: str) -> type[Met
         requestBody=_request_body(
             _ref(component), _ref(form_component(component)), form_encoding(image_fields(workflow))
         ),
+        parameters=[IDEMPOTENCY_PARAMETER],
     )
-    @blp.response(202, JobAcceptedSchema, description="Accepted and queued.", headers={"Location": _LOCATION})
+    @blp.response(202, JobAcceptedSchema, description="Accepted and queued.", headers=_ACCEPTED_HEADERS)
     @blp.alt_response(400, response=HTTPStatus.BAD_REQUEST.name)
+    @blp.alt_response(409, response=HTTPStatus.CONFLICT.name)
     @blp.alt_response(413, response=HTTPStatus.REQUEST_ENTITY_TOO_LARGE.name)
     @blp.alt_response(402, response=HTTPStatus.PAYMENT_REQUIRED.name)
     @blp.alt_response(422, response=HTTPStatus.UNPROCESSABLE_ENTITY.name)
@@ -122,9 +153,11 @@ def _submit_any_view(blp: Blueprint, components: Mapping[str, str], encoding: di
             encoding,
             description=f"The named workflow's request ({listed}).",
         ),
+        parameters=[IDEMPOTENCY_PARAMETER],
     )
-    @blp.response(202, JobAcceptedSchema, description="Accepted and queued.", headers={"Location": _LOCATION})
+    @blp.response(202, JobAcceptedSchema, description="Accepted and queued.", headers=_ACCEPTED_HEADERS)
     @blp.alt_response(400, response=HTTPStatus.BAD_REQUEST.name)
+    @blp.alt_response(409, response=HTTPStatus.CONFLICT.name)
     @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
     @blp.alt_response(413, response=HTTPStatus.REQUEST_ENTITY_TOO_LARGE.name)
     @blp.alt_response(402, response=HTTPStatus.PAYMENT_REQUIRED.name)
