@@ -1,4 +1,5 @@
-"""JSON Schemas of a submission's body as documented: the workflow's request, images also inline or as file parts."""
+"""JSON Schemas of a submission's body as documented: the workflow's request and the job's options, images also inline
+or as file parts."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from gpuorch.jobs.options import options_json_schema
 from gpuorch.workflows import Workflow
 from webapp.request_body import PARAMS_PART, image_fields
 
@@ -27,9 +29,10 @@ _FILE_JSON_SCHEMA = {"type": "string", "format": "binary", "contentMediaType": "
 
 def json_body_schema(schema: Mapping[str, Any], images: Mapping[str, bool]) -> dict[str, Any]:
     """The workflow's request schema with each image (``images``: name -> takes a list) also accepted as a
-    data: URI."""
+    data: URI, and the job's options beside its parameters."""
     body = copy.deepcopy(dict(schema))
-    properties = body.get("properties", {})
+    properties = body.setdefault("properties", {})
+    properties.update(options_json_schema())
     for name, is_list in images.items():
         if name not in properties:
             continue

@@ -10,6 +10,7 @@ import marshmallow as ma
 from flask import url_for
 
 from gpuorch.jobs import states
+from gpuorch.jobs.options import MAX_INLINE_BYTES, OUTPUT_FORMATS
 from gpuorch.jobs.store import InvalidCursor, Job, decode_cursor
 from lifecycle.facade import HOST_VERDICTS, INSTANCE_STATES, MAX_SPAN, MISSED_REPORTS
 from webapp.context import current
@@ -89,6 +90,16 @@ class OutputSchema(ma.Schema):
         },
     )
     url_expires_at = _timestamp("Until when url works (GPUORCH_OUTPUT_URL_SECONDS after the answer).")
+    inline_base64 = ma.fields.String(
+        metadata={"format": "byte", "description": "The file itself, base64: present when the job asked for its "
+                  f"outputs inline (output.inline) and they fit the record ({MAX_INLINE_BYTES} bytes together)."},
+    )
+
+
+class OutputOptionsSchema(ma.Schema):
+    format = ma.fields.String(required=True, metadata={"enum": list(OUTPUT_FORMATS)})
+    quality = ma.fields.Integer(allow_none=True, metadata={"description": "For jpeg and webp; null for png."})
+    inline = ma.fields.Boolean(required=True)
 
 
 class JobSchema(_LinkedJobSchema):
@@ -106,6 +117,10 @@ class JobSchema(_LinkedJobSchema):
     attempts = ma.fields.Integer(required=True, metadata={"description": "Times a GPU worker started it."})
     params = ma.fields.Dict(required=True, metadata={"description": "The validated request parameters."})
     outputs = ma.fields.List(ma.fields.Nested(OutputSchema), required=True)
+    output = ma.fields.Nested(
+        OutputOptionsSchema, allow_none=True,
+        metadata={"description": "How its image outputs are stored, as it asked (the request's output)."},
+    )
     error = ma.fields.String(allow_none=True, metadata={"description": "Why the job failed."})
     source = ma.fields.String(required=True, metadata={"description": "Who submitted it: api or python."})
     owner = ma.fields.String(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import mimetypes
 import os
 import socket
 import time
@@ -22,6 +21,7 @@ from gpuorch.comfyui.progress import Progress
 from gpuorch.clock import utc_now
 from gpuorch.errors import JobCancelled, JobDeferred, JobFailed, JobGivenBack, RequestRefused, Unavailable
 from gpuorch.execution.interruption import GIVE_BACK, job_verdict
+from gpuorch.execution.outputs import InlineBudget, as_stored
 from gpuorch.execution.retry import aws_retry, comfy_retry
 from gpuorch.inputs import InputError, InputPolicy, fetch_input, inspect_image
 from gpuorch.jobs import states
@@ -46,9 +46,10 @@ class StoredOutput:
     media: str
     content_type: str
     bytes: int
+    inline_base64: str | None = None  # the output itself, when the job asked for it inline and it fits
 
     def as_record(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {name: value for name, value in self.__dict__.items() if value is not None}
 
 
 def input_name(job_id: str, index: int, image_format: str) -> str:
@@ -271,6 +272,8 @@ class JobExecution:
         self.progress = ProgressReporter(services, job.job_id, update_state)
         self.interruption = interruption
         self.finishing_before: datetime | None = None  # the interruption this job was found to end before
+        self.output_options = job.options.output
+        self.inline = InlineBudget(self.output_options)
         self.started = time.monotonic()
 
     def elapsed(self) -> float:
@@ -392,9 +395,11 @@ class JobExecution:
         )
 
     def store(self, ref) -> StoredOutput:
-        data = self.retry(self.comfy.view)(ref)
-        key = output_key(self.job.job_id, ref.subfolder, ref.filename)
-        content_type = mimetypes.guess_type(ref.filename)[0] or "application/octet-stream"
+        # Converted here, on the GPU host, so that what is stored, linked and counted is what the job asked for.
+        output = as_stored(self.retry(self.comfy.view)(ref), ref.filename, self.output_options)
+        data, content_type = output.data, output.content_type
+        key = output_key(self.job.job_id, ref.subfolder, output.filename)
+
         def put_output() -> None:
             # Same key on every attempt and every delivery: a retry overwrites, it never adds a second copy.
             self.services.aws.s3.put_object(Bucket=self.settings.bucket, Key=key, Body=data, ContentType=content_type)
@@ -409,9 +414,10 @@ class JobExecution:
         log.info("job %s: stored %s (%d bytes)", self.job.job_id, key, len(data))
         return StoredOutput(
             uri=str(S3Uri(self.settings.bucket, key)),
-            filename=ref.filename,
+            filename=output.filename,
             node_id=str(ref.node_id),
             media=ref.media,
             content_type=content_type,
             bytes=len(data),
+            inline_base64=self.inline.take(data),
         )

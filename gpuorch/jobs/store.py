@@ -16,6 +16,7 @@ from gpuorch.aws.failures import condition_failed
 from gpuorch.clock import Clock, timestamp, utc_now
 from gpuorch.errors import Conflict, RequestRefused
 from gpuorch.jobs import states
+from gpuorch.jobs.options import JobOptions, OutputOptions
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,11 @@ class Job:
     redrive_of: str | None = None  # the dead-lettered job this one was resubmitted from
     redriven_as: str | None = None  # the job this dead-lettered one was resubmitted as
     owner: str | None = None
+    output: dict[str, Any] | None = None  # how its outputs are stored (gpuorch.jobs.options.OutputOptions)
+
+    @property
+    def options(self) -> JobOptions:
+        return JobOptions(output=OutputOptions.from_record(self.output))
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> "Job":
@@ -78,6 +84,7 @@ class Job:
             redrive_of=data.get("redrive_of"),
             redriven_as=data.get("redriven_as"),
             owner=data.get("owner"),
+            output=data.get("output"),
         )
 
 
@@ -117,7 +124,7 @@ class JobStore:
         self._clock = clock
 
     def create(self, job_id: str, workflow: str, params: dict[str, Any], *, source: str,
-               redrive_of: str | None = None, owner: str | None = None) -> Job:
+               redrive_of: str | None = None, owner: str | None = None, options: JobOptions | None = None) -> Job:
         """Write a new queued record; a second create with the same id is refused, not overwritten. A job
         without an owner is left out of the owner index (only operators see it)."""
         now = self._clock()
@@ -134,6 +141,7 @@ class JobStore:
             "outputs": [],
             "source": source,
             "expires_at": int((now + timedelta(seconds=self._ttl)).timestamp()),
+            **(options or JobOptions()).as_record(),
         }
         if redrive_of is not None:
             item["redrive_of"] = redrive_of

@@ -17,6 +17,7 @@ from gpuorch.errors import InputTooLarge, ParamsInvalid
 from gpuorch.inputs import InputPolicy, InputRejected, inspect_image, parse_input_uri
 from gpuorch.jobs import states
 from gpuorch.jobs.idempotency import Accepted, OnceOnly, fingerprint
+from gpuorch.jobs.options import parse_options, split_request
 from gpuorch.jobs.store import Job, TransitionRefused
 from gpuorch.services import Services
 from gpuorch.settings import Settings
@@ -219,25 +220,33 @@ class JobSubmitter:
                job_id: str | None = None) -> Job:
         """Accept one job as `owner`'s (None: only operators see it); returns its queued record.
 
-        Inline images (InlineImage values or data: URIs) become ``s3://`` URIs before validation, so the record
-        and the queue message only ever name images. Raises UnknownWorkflow, ParamsInvalid naming every bad
-        field, or InputTooLarge (a ParamsInvalid) when an inline image has more bytes than allowed.
+        `params` is the request: the workflow's parameters, and the job's options under their reserved names
+        (gpuorch.jobs.options). Inline images (InlineImage values or data: URIs) become ``s3://`` URIs before
+        validation, so the record and the queue message only ever name images. Raises UnknownWorkflow,
+        ParamsInvalid naming every bad field, or InputTooLarge (a ParamsInvalid) when an inline image has more
+        bytes than allowed.
         """
         workflow = self.workflow(workflow_name)
         job_id = job_id or str(uuid.uuid4())
         staged: list[StagedInput] = []
         image_errors: dict[str, list[str]] = {}
         too_large: list[str] = []
+        option_errors: dict[str, list[str]] = {}
+        options = None
         if isinstance(params, dict):
+            params, raw_options = split_request(params)
+            options, option_errors = parse_options(raw_options)
             params, staged, image_errors, too_large = stage_inline_images(self.settings, workflow, params, job_id)
         clean, errors = _problems(self.settings, workflow, params)
+        errors = {**errors, **option_errors}
         if too_large:
             raise InputTooLarge({**errors, **image_errors}, too_large)
         if errors or image_errors:
             raise ParamsInvalid({**errors, **image_errors})
         store_inputs(self.services, job_id, staged)
         try:
-            job = self.services.jobs.create(job_id, workflow.name, clean, source=source, owner=owner)
+            job = self.services.jobs.create(job_id, workflow.name, clean, source=source, owner=owner,
+                                            options=options)
             self._publish_or_forget(job)
         except Exception:
             discard_inputs(self.services, job_id, staged)
@@ -264,7 +273,7 @@ class JobSubmitter:
         Returns the new record (None if it vanished meanwhile)."""
         try:
             self.services.jobs.create(new_id, old.workflow, old.params, source=old.source, redrive_of=old.job_id,
-                                      owner=old.owner)
+                                      owner=old.owner, options=old.options)
         except TransitionRefused:
             pass  # recorded by an earlier redrive that stopped before the old record was linked
         new = self.services.jobs.get(new_id)

@@ -11,6 +11,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 
+from gpuorch.jobs.options import RESERVED_NAMES
 from gpuorch.workflows.camera import CameraMoveParam
 from gpuorch.workflows.errors import UnknownWorkflow, WorkflowDefinitionError
 from gpuorch.workflows.graph import OUTPUT_PREFIX, find_placeholders, is_link, structure_problems
@@ -160,6 +161,9 @@ def parse_param(data: Any, where: str, folder: Path) -> Param:
     spec = SpecReader(data, where)
     name = spec.take("name", "a parameter name (lower_case)")
     spec.where = f"{where} ({name})"
+    if name in RESERVED_NAMES:
+        # A request gives a job's options beside its parameters, under these names.
+        raise spec.problem(f"{name!r} is reserved for a job's options; reserved: {', '.join(sorted(RESERVED_NAMES))}")
     kind = spec.take("type", "a string")
     cls = PARAM_TYPES.get(kind)
     if cls is None:

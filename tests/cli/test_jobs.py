@@ -179,3 +179,14 @@ def test_submit_with_an_idempotency_key_twice_prints_the_same_job(gpuorch, serve
     assert again.stdout == first.stdout
     assert other.exit_code == 1
     assert "Idempotency-Key: already used for a different request" in other.stderr
+
+
+def test_submit_asks_for_an_output_format(gpuorch, served):
+    api_settings, _, services = served
+    result = submit(gpuorch, api_settings, "--format", "webp", "--quality", "75", "--inline")
+    assert result.exit_code == 0, result.output
+    assert services.jobs.get(result.stdout.strip()).output == {"format": "webp", "quality": 75, "inline": True}
+
+    refused = submit(gpuorch, api_settings, "--format", "png", "--quality", "75")
+    assert refused.exit_code == 1
+    assert "output.quality: only jpeg and webp take a quality" in refused.stderr

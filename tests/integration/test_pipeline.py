@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from gpuorch.aws.s3 import parse_s3_uri
 from gpuorch.tasks import camera_angle, qwen_image_edit
 from tests.integration.conftest import wait_for
@@ -89,3 +91,22 @@ def test_delay_with_bad_params_raises_and_records_nothing(stack):
     assert "degrees" in str(refused.value.errors)
     after, _ = stack.services.jobs.list(status=None, limit=100)
     assert len(after) == len(before)
+
+
+def test_outputs_are_converted_on_the_gpu_host_and_carried_inline_when_asked(stack):
+    answer = stack.session.post(
+        f"{stack.api_url}/api/v1/camera-angle/jobs",
+        json={"image": stack.image_uri, "move": "close_up", "output": {"format": "webp", "quality": 60, "inline": True}},
+        timeout=10,
+    )
+    assert answer.status_code == 202, answer.text
+    record = stack.wait_terminal(answer.json()["job_id"])
+
+    assert record["status"] == "succeeded", record
+    [output] = record["outputs"]
+    data = s3_object(stack, output["uri"])
+    assert data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    assert (output["content_type"], output["bytes"]) == ("image/webp", len(data))
+    assert output["filename"].endswith(".webp") and output["uri"].endswith(".webp")
+    assert base64.b64decode(output["inline_base64"]) == data
+    assert stack.session.get(output["url"], timeout=10).content == data

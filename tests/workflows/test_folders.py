@@ -100,6 +100,7 @@ EDIT_PARAMS_BREAKS = [
     (lambda p: _set(entry(p, "prompt"), requird=True), "params[0] (prompt): unknown key(s) 'requird'"),
     (lambda p: _set(entry(p, "prompt"), type="text"), "unknown type 'text'; known: string, integer"),
     (lambda p: _set(entry(p, "prompt"), name="Prompt"), "'name' must be a parameter name"),
+    (lambda p: _set(entry(p, "negative_prompt"), name="output"), "'output' is reserved for a job's options"),
     (lambda p: entry(p, "prompt").pop("description"), "params[0] (prompt): missing 'description'"),
     (lambda p: entry(p, "prompt").pop("max_length"), "params[0] (prompt): missing 'max_length'"),
     (lambda p: _set(entry(p, "prompt"), min_length=5, max_length=2), "max_length is below min_length"),

@@ -1,0 +1,87 @@
+"""A job's options beside its parameters: recorded as asked, refused naming each bad one with the other fields'
+problems, the same through REST (JSON and multipart), the generic route and .delay()."""
+
+from __future__ import annotations
+
+import pytest
+
+from gpuorch.celery.app import create_celery_app
+from gpuorch.errors import ParamsInvalid
+from gpuorch.tasks import camera_angle, use_app
+from tests.webapp.images import encode
+from tests.webapp.test_api_uploads import form, post_form
+
+
+def body(settings, **options) -> dict:
+    return {"image": f"s3://{settings.bucket}/inputs/house.png", "move": "close_up", **options}
+
+
+def test_output_options_are_recorded_and_answered(client, settings, provisioned, queues):
+    answer = client.post("/api/v1/camera-angle/jobs",
+                         json=body(settings, output={"format": "webp", "quality": 70, "inline": True}))
+
+    assert answer.status_code == 202, answer.json
+    job_id = answer.json["job_id"]
+    assert provisioned.jobs.get(job_id).options.output.format == "webp"
+    shown = client.get(f"/api/v1/jobs/{job_id}").json
+    assert shown["output"] == {"format": "webp", "quality": 70, "inline": True}
+    # The options are the job record's, not the workflow's: the task message carries the parameters only.
+    assert shown["params"] == body(settings)
+    [message] = queues.receive_gpu()
+    assert message["kwargs"] == body(settings)
+
+
+def test_by_default_outputs_are_png_not_inline(client, settings):
+    job_id = client.post("/api/v1/workflows/camera-angle/jobs", json=body(settings)).json["job_id"]
+    assert client.get(f"/api/v1/jobs/{job_id}").json["output"] == {"format": "png", "quality": None, "inline": False}
+
+
+@pytest.mark.parametrize(("output", "fields"), [
+    ({"format": "gif"}, {"output.format": ["Must be one of: png, jpeg, webp."]}),
+    ({"format": "png", "quality": 80}, {"output.quality": ["only jpeg and webp take a quality"]}),
+    ({"format": "jpeg", "quality": 0}, {"output.quality": ["Must be greater than or equal to 1 and less than or equal "
+                                                           "to 100."]}),
+    ({"inline": "yes please"}, {"output.inline": ["Not a valid boolean."]}),
+    ({"size": 3}, {"output.size": ["Unknown field."]}),
+    ("webp", {"output": ["Invalid input type."]}),
+])
+def test_bad_output_options_are_named_beside_the_other_problems(client, settings, job_count, output, fields):
+    answer = client.post("/api/v1/camera-angle/jobs", json={**body(settings, output=output), "move": "spin"})
+
+    assert answer.status_code == 422
+    assert answer.json["error"]["fields"] == {"move": ["Must be one of: rotate_left, rotate_right, top_down, "
+                                                       "close_up, wide_angle, move_forward, move_left, move_right, "
+                                                       "move_down."], **fields}
+    assert job_count() == 0
+
+
+def test_a_multipart_submission_takes_its_options_in_params(client, provisioned):
+    answer = post_form(client, "camera-angle", form({"move": "top_down", "output": {"format": "jpeg"}},
+                                                    image=[encode("PNG")]))
+
+    assert answer.status_code == 202, answer.json
+    assert provisioned.jobs.get(answer.json["job_id"]).output == {"format": "jpeg", "quality": 90, "inline": False}
+
+
+def test_the_request_schema_documents_the_options(client):
+    schema = client.get("/api/v1/workflows/camera-angle").json["request_schema"]
+    assert schema["properties"]["output"]["properties"]["format"]["enum"] == ["png", "jpeg", "webp"]
+    document = client.get("/openapi.json").json
+    assert "output" in document["components"]["schemas"]["CameraAngleRequest"]["properties"]
+    assert "output" in document["components"]["schemas"]["CameraAngleForm"]["properties"]["params"]["properties"]
+
+
+def test_delay_takes_the_same_options(settings, provisioned, job_count):
+    celery_app = create_celery_app(settings)
+    use_app(celery_app)
+    try:
+        result = camera_angle.delay(**body(settings, output={"format": "webp", "inline": True}))
+        with pytest.raises(ParamsInvalid) as refused:
+            camera_angle.delay(**body(settings, output={"format": "tiff"}))
+    finally:
+        use_app(None)
+        celery_app.close()
+
+    assert provisioned.jobs.get(result.id).output == {"format": "webp", "quality": 90, "inline": True}
+    assert list(refused.value.errors) == ["output.format"]
+    assert job_count() == 1
