@@ -29,6 +29,8 @@ from gpuorch.celery.app import create_celery_app  # noqa: E402
 from gpuorch.provision import Provisioner  # noqa: E402
 from gpuorch.settings import Settings, settings_env  # noqa: E402
 from gpuorch.tasks import camera_angle, use_app  # noqa: E402
+from gpuorch.workflows import load_workflows  # noqa: E402
+from gpuorch.workflows.models import comfyui_folders  # noqa: E402
 from gpuorch_dev.local.paths import SAMPLE_IMAGE  # noqa: E402
 from gpuorch_dev.local.stack import LocalStack, StackError, use_local_credentials  # noqa: E402
 
@@ -76,7 +78,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp, LocalStack(run_dir=Path(tmp)) as stack:
         endpoint = stack.start_moto()
-        comfyui_url = stack.start_emulator(Path(tmp) / "comfyui", shipped.models.by_folder(),
+        comfyui_url = stack.start_emulator(Path(tmp) / "comfyui",
+                                           comfyui_folders(load_workflows(shipped.workflows_dir), shipped.models),
                                            args.gpu_seconds / SAMPLER_STEPS)
         # The worker stands for one GPU instance (off EC2 it must be told which); no /metrics on fixed ports.
         settings = dataclasses.replace(shipped, aws_endpoint_url=endpoint, comfyui_url=comfyui_url,

@@ -40,6 +40,8 @@ from gpuorch.settings import Settings, settings_env  # noqa: E402
 from gpuorch_dev.local.paths import PROCFILE, SAMPLE_IMAGE  # noqa: E402
 from gpuorch_dev.local.procfile import load_procfile  # noqa: E402
 from gpuorch_dev.local.stack import LocalStack, free_port, use_local_credentials  # noqa: E402
+from gpuorch.workflows import load_workflows  # noqa: E402
+from gpuorch.workflows.models import comfyui_folders  # noqa: E402
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 REFUSALS = (429, 503)
@@ -202,8 +204,8 @@ def start_stack(stack: LocalStack, run_dir: Path, step_seconds: float,
     aws = AwsClients(settings)
     Provisioner(aws, settings).run()
     aws.s3.upload_file(str(SAMPLE_IMAGE), settings.bucket, "inputs/house.png")
-    comfyui_urls = [stack.start_emulator(run_dir / f"comfyui{k}", settings.models.by_folder(), step_seconds)
-                    for k in range(gpus)]
+    model_files = comfyui_folders(load_workflows(settings.workflows_dir), settings.models)
+    comfyui_urls = [stack.start_emulator(run_dir / f"comfyui{k}", model_files, step_seconds) for k in range(gpus)]
     settings = dataclasses.replace(settings, comfyui_url=comfyui_urls[0])
     stack.env = settings_env(settings)
     port = free_port()

@@ -275,19 +275,24 @@ class Settings:
         "Folder of workflow folders (graph.json and params.json each); empty: the workflows that ship with gpuorch "
         "(gpuorch/workflows/builtin/).",
     )
+    # Renames of declared model files, by role; empty: the name the workflow folder declares (models.json).
     diffusion_model: str = env(
-        "GPUORCH_DIFFUSION_MODEL", ModelFiles.diffusion_model, "Qwen-Image-Edit-2509 diffusion model file."
-    )
-    text_encoder: str = env("GPUORCH_TEXT_ENCODER", ModelFiles.text_encoder, "Qwen2.5-VL text encoder file.")
-    vae: str = env("GPUORCH_VAE", ModelFiles.vae, "Qwen-Image VAE file.")
+        "GPUORCH_DIFFUSION_MODEL", "", "File name of the diffusion_model role's model file (Qwen-Image-Edit-2509) on "
+        "the GPU instance; empty: as its workflow folders declare it (models.json).")
+    text_encoder: str = env("GPUORCH_TEXT_ENCODER", "", "File name of the text_encoder role's file (Qwen2.5-VL); "
+                            "empty: as declared.")
+    vae: str = env("GPUORCH_VAE", "", "File name of the vae role's file (Qwen-Image VAE); empty: as declared.")
     lightning_4step_lora: str = env(
-        "GPUORCH_LIGHTNING_4STEP_LORA", ModelFiles.lightning_4step_lora, "4-step Lightning LoRA (image edit)."
+        "GPUORCH_LIGHTNING_4STEP_LORA", "", "File name of the lightning_4step_lora role's file (image edit); empty: "
+        "as declared."
     )
     lightning_8step_lora: str = env(
-        "GPUORCH_LIGHTNING_8STEP_LORA", ModelFiles.lightning_8step_lora, "8-step Lightning LoRA (camera angle)."
+        "GPUORCH_LIGHTNING_8STEP_LORA", "", "File name of the lightning_8step_lora role's file (camera angle); "
+        "empty: as declared."
     )
     camera_lora: str = env(
-        "GPUORCH_CAMERA_LORA", ModelFiles.camera_lora, "Multiple-angles camera LoRA file."
+        "GPUORCH_CAMERA_LORA", "", "File name of the camera_lora role's file (the multiple-angles LoRA); empty: as "
+        "declared."
     )
     # The model files the workflow folders declare (models.json), on the GPU instance (gpuorch/modelsync/).
     models_dir: str = env(

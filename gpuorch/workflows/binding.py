@@ -55,7 +55,7 @@ def bind(
     graph = copy.deepcopy(dict(workflow.graph))
     for placeholder in workflow.placeholders:
         role = placeholder.model_role
-        value = output_prefix if placeholder.key == OUTPUT_PREFIX else models.file(role)
+        value = output_prefix if placeholder.key == OUTPUT_PREFIX else workflow.model_file(role, models)
         graph[placeholder.node]["inputs"][placeholder.input] = value
 
     unused: set[str] = set()

@@ -62,9 +62,10 @@ def missing_models(workflow: Workflow, object_info: Mapping[str, Any], models: M
         class_type = workflow.graph[placeholder.node]["class_type"]
         options = _combo_options(object_info.get(class_type), placeholder.input)
         # An unknown class or a non-list input is reported by the prompt validation instead.
-        if options is not None and models.file(role) not in options:
+        name = workflow.model_file(role, models)
+        if options is not None and name not in options:
             problems.append(
-                f"{workflow.name}: the server has no {ModelFiles.folder_of(role)} file {models.file(role)!r} "
+                f"{workflow.name}: the server has no {workflow.model(role).folder} file {name!r} "
                 f"({role}, loaded by node {placeholder.node} {class_type}.{placeholder.input})"
             )
     return problems
@@ -103,7 +104,7 @@ def _with_known_files(
     for placeholder in workflow.placeholders:
         if placeholder.model_role is not None:
             key = (workflow.graph[placeholder.node]["class_type"], placeholder.input)
-            additions.setdefault(key, []).append(models.file(placeholder.model_role))
+            additions.setdefault(key, []).append(workflow.model_file(placeholder.model_role, models))
     for param in workflow.image_params:
         for target in param.all_targets():
             key = (workflow.graph[target.node]["class_type"], target.input)

@@ -16,7 +16,6 @@ from gpuorch.workflows.camera import CameraMoveParam
 from gpuorch.workflows.errors import UnknownWorkflow, WorkflowDefinitionError
 from gpuorch.workflows.graph import OUTPUT_PREFIX, find_placeholders, is_link, structure_problems
 from gpuorch.workflows.image_params import ImageListParam, ImageParam
-from gpuorch.model_files import ModelFiles
 from gpuorch.workflows.models import MODELS_FILE, DeclaredModel, parse_models
 from gpuorch.workflows.params import BooleanParam, IntegerParam, NumberParam, Param, SeedParam, StringParam
 from gpuorch.workflows.spec import ABSENT, SpecReader
@@ -124,6 +123,7 @@ def load_workflow(folder: Path) -> Workflow:
     if problems:
         raise WorkflowDefinitionError(graph_path, "; ".join(problems))
     _check_placeholders(graph, graph_path)
+    models = _read_models(folder, graph)
 
     declaration = _read_json(params_path)
     if not isinstance(declaration, dict):
@@ -138,7 +138,7 @@ def load_workflow(folder: Path) -> Workflow:
     except ValueError as exc:
         raise WorkflowDefinitionError(params_path, str(exc)) from None
     return Workflow(name=folder.name, description=description, params=params, graph=graph, folder=folder,
-                    models=_read_models(folder, graph))
+                    models=models)
 
 
 def _read_models(folder: Path, graph: dict[str, Any]) -> tuple[DeclaredModel, ...]:
@@ -197,14 +197,14 @@ def _read_json(path: Path) -> Any:
 
 
 def _check_placeholders(graph: dict[str, Any], path: Path) -> None:
-    known = {OUTPUT_PREFIX, *(f"models.{role}" for role in ModelFiles.roles())}
+    # {{models.<role>}}: a model file the folder declares under that role (models.json, checked when read).
     found = find_placeholders(graph)
     for placeholder in found:
-        if placeholder.key not in known:
+        if placeholder.key != OUTPUT_PREFIX and placeholder.model_role is None:
             raise WorkflowDefinitionError(
                 path,
                 f"node {placeholder.node} input {placeholder.input!r}: unknown placeholder "
-                f"{{{{{placeholder.key}}}}}; known: {', '.join(sorted(known))}",
+                f"{{{{{placeholder.key}}}}}; known: {{{{{OUTPUT_PREFIX}}}}}, {{{{models.<role>}}}}",
             )
     if not any(p.key == OUTPUT_PREFIX for p in found):
         raise WorkflowDefinitionError(path, f"no output node carries the {{{{{OUTPUT_PREFIX}}}}} placeholder")

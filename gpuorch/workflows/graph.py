@@ -35,7 +35,7 @@ class Placeholder:
 
     @property
     def model_role(self) -> str | None:
-        """The ModelFiles field named by a ``{{models.<role>}}`` placeholder, else None."""
+        """The role named by a ``{{models.<role>}}`` placeholder (a model file its folder declares), else None."""
         return self.key[len(_MODELS):] if self.key.startswith(_MODELS) else None
 
 

@@ -17,21 +17,23 @@ from gpuorch.workflows.spec import SpecReader
 if TYPE_CHECKING:
     from gpuorch.workflows.workflow import Workflow
 
-__all__ = ["MODELS_FILE", "DeclaredModel", "ModelFile", "describe", "model_files", "parse_models", "source_problem",
-           "total_bytes"]
+__all__ = ["MODELS_FILE", "DeclaredModel", "ModelFile", "comfyui_folders", "describe", "model_files", "parse_models",
+           "source_problem", "total_bytes"]
 
 MODELS_FILE = "models.json"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _HTTPS = re.compile(r"https://[^/\s]+/\S+")
+# A sub-folder of ComfyUI's models/ folder, as its folder_paths names them (loras, upscale_models, ...).
+_COMFYUI_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True)
 class DeclaredModel:
     """One model file a workflow loads, as its folder's models.json declares it.
 
-    ``role`` is what graph.json names as ``{{models.<role>}}``. ``name`` is the file's name at its source, and the
-    default of the role's setting (GPUORCH_DIFFUSION_MODEL ...), which names the file ComfyUI lists: a deployment
-    that renamed a file keeps its setting, and the same bytes (``bytes``, ``sha256``) are fetched under that name.
+    ``role`` is what graph.json names as ``{{models.<role>}}``, any lower_case name the folder chooses. ``name`` is
+    the file's name as ComfyUI lists it in ``folder`` (a sub-folder of its models/ folder), unless a setting renames
+    the role's file (gpuorch.model_files): then the same bytes (``bytes``, ``sha256``) are fetched under that name.
     """
 
     role: str
@@ -89,16 +91,15 @@ def _parse_entry(data: Any, where: str) -> DeclaredModel:
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected an object")
     spec = SpecReader(data, where)
-    role = spec.take("role", "a non-empty string")
+    role = spec.take("role", "a parameter name (lower_case)")
     spec.where = f"{where} ({role})"
-    if role not in ModelFiles.roles():
-        raise spec.problem(f"unknown role {role!r}; known: {', '.join(ModelFiles.roles())}")
     name = spec.take("name", "a non-empty string")
     if "/" in name or "\\" in name or name in {".", ".."} or name != name.strip():
         raise spec.problem(f"'name' must be a file name, without folders or surrounding spaces, not {name!r}")
     folder = spec.take("folder", "a non-empty string")
-    if folder != ModelFiles.folder_of(role):
-        raise spec.problem(f"'folder' of role {role!r} is {ModelFiles.folder_of(role)!r}, not {folder!r}")
+    if not _COMFYUI_FOLDER.fullmatch(folder) or folder in {".", ".."}:
+        raise spec.problem(f"'folder' must be one sub-folder of ComfyUI's models/ (loras, vae, upscale_models ...), "
+                           f"not {folder!r}")
     size = spec.take("bytes", "a positive integer")
     sha256 = spec.take("sha256", "a non-empty string")
     if not _SHA256.fullmatch(sha256):
@@ -134,7 +135,7 @@ def model_files(workflows: Iterable[Workflow], names: ModelFiles) -> tuple[Model
     declared_by: dict[tuple[str, str], Path | str] = {}
     for workflow in workflows:
         for model in workflow.models:
-            file = ModelFile(model.folder, names.file(model.role), model.bytes, model.sha256, model.source,
+            file = ModelFile(model.folder, names.file(model.role, model.name), model.bytes, model.sha256, model.source,
                              model.name, (workflow.name,))
             key = (file.folder, file.name)
             known = found.get(key)
@@ -149,6 +150,15 @@ def model_files(workflows: Iterable[Workflow], names: ModelFiles) -> tuple[Model
             else:
                 found[key] = dataclasses.replace(known, workflows=known.workflows + (workflow.name,))
     return tuple(found.values())
+
+
+def comfyui_folders(workflows: Iterable[Workflow], names: ModelFiles) -> dict[str, list[str]]:
+    """ComfyUI models/ sub-folder -> the files the workflows load from it, as a ComfyUI holding them lists them (what
+    the local stack's emulator is given)."""
+    folders: dict[str, list[str]] = {}
+    for file in model_files(workflows, names):
+        folders.setdefault(file.folder, []).append(file.name)
+    return folders
 
 
 def total_bytes(files: Iterable[ModelFile]) -> int:

@@ -8,6 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from gpuorch.model_files import ModelFiles
 from gpuorch.workflows.graph import Placeholder, find_placeholders
 from gpuorch.workflows.models import DeclaredModel
 from gpuorch.workflows.params import Param
@@ -38,6 +39,17 @@ class Workflow:
     def image_params(self) -> tuple[Param, ...]:
         """The parameters that name input images, in binding order."""
         return tuple(p for p in self.params if p.takes_images)
+
+    def model(self, role: str) -> DeclaredModel:
+        """The model file it declares under `role`; KeyError when there is none."""
+        for model in self.models:
+            if model.role == role:
+                return model
+        raise KeyError(role)
+
+    def model_file(self, role: str, names: ModelFiles) -> str:
+        """The file name ComfyUI lists for `role`: as declared, or as its setting renames it."""
+        return names.file(role, self.model(role).name)
 
     @property
     def model_bytes(self) -> int:

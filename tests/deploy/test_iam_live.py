@@ -30,6 +30,8 @@ from gpuorch_dev.local.procfile import load_procfile
 from gpuorch_dev.local.stack import LocalStack, free_port
 from gpuorch_dev.local.instances import create_local_instance
 from gpuorch.settings import Settings, settings_env
+from gpuorch.workflows import load_workflows
+from gpuorch.workflows.models import comfyui_folders
 from tests.conftest import wait_for
 from tests.deploy import iam
 from tests.deploy.calls import ROLE_DOCUMENTS
@@ -155,7 +157,8 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
         instance_id = create_local_instance(setup.ec2, settings.gpu_pool, market="spot")
         settings = dataclasses.replace(settings, instance_id=instance_id)
 
-        comfyui_url = stack.start_emulator(tmp / "comfyui", settings.models.by_folder(), 0.02)
+        model_files = comfyui_folders(load_workflows(settings.workflows_dir), settings.models)
+        comfyui_url = stack.start_emulator(tmp / "comfyui", model_files, 0.02)
         settings = dataclasses.replace(settings, comfyui_url=comfyui_url)
         stack.env = settings_env(settings)
 

@@ -20,6 +20,8 @@ from gpuorch.settings import Settings, settings_env
 from tests.conftest import unique_settings as shared_unique_settings
 from tests.conftest import wait_for  # noqa: F401 - the integration tests import it from here
 from gpuorch_dev.local.paths import SAMPLE_IMAGE
+from gpuorch.workflows import load_workflows
+from gpuorch.workflows.models import comfyui_folders
 from tests.support.aws_proxy import AwsProxy
 
 SAMPLE = SAMPLE_IMAGE
@@ -150,7 +152,8 @@ def start_stack(tmp: Path, endpoint: str, *, step_seconds: float, worker_env: di
     services.aws.s3.upload_file(str(SAMPLE), settings.bucket, "inputs/house.png")
     processes = LocalStack(run_dir=tmp)
     try:
-        comfyui_url = processes.start_emulator(tmp / "comfyui", settings.models.by_folder(), step_seconds)
+        model_files = comfyui_folders(load_workflows(settings.workflows_dir), settings.models)
+        comfyui_url = processes.start_emulator(tmp / "comfyui", model_files, step_seconds)
         settings = dataclasses.replace(settings, comfyui_url=comfyui_url)
         services = Services(settings, services.aws)
         processes.env = settings_env(dataclasses.replace(settings, aws_endpoint_url=aws_via or endpoint))

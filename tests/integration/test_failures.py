@@ -8,15 +8,14 @@ import requests
 
 from tests.integration.conftest import wait_for
 from tests.support.held_messages import HeldMessages, task_id
+from tests.support.model_files import builtin_file, builtin_folders
 
 
 def test_comfyui_validation_error_fails_the_job_naming_the_node(make_stack):
     stack = make_stack(step_seconds=0.05)
     wait_for(lambda: "GPU worker ready" in stack.worker.tail(), 60, message="the GPU worker to be ready")
     # ComfyUI comes back from a restart without the camera LoRA: the worker checked at start, ComfyUI refuses now.
-    models = stack.settings.models
-    stack.restart_comfyui({folder: [f for f in files if f != models.camera_lora]
-                           for folder, files in models.by_folder().items()})
+    stack.restart_comfyui(builtin_folders("camera_lora", names=stack.settings.models))
     answer = stack.session.post(
         f"{stack.api_url}/api/v1/camera-angle/jobs", json={"image": stack.image_uri, "move": "top_down"}, timeout=10
     )
@@ -26,7 +25,7 @@ def test_comfyui_validation_error_fails_the_job_naming_the_node(make_stack):
 
     assert record["status"] == "failed"
     assert "LoraLoaderModelOnly" in record["error"] and "lora_name" in record["error"]
-    assert models.camera_lora in record["error"]
+    assert builtin_file("camera_lora", stack.settings.models) in record["error"]
     assert record["outputs"] == []
 
 

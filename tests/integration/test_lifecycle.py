@@ -17,6 +17,8 @@ from gpuorch.services import Services
 from gpuorch.settings import Settings, settings_env
 from lifecycle.live.pool import InstancePool
 from gpuorch.celery.names import CHECK_GPU
+from gpuorch.workflows import load_workflows
+from gpuorch.workflows.models import comfyui_folders
 from tests.integration.conftest import SAMPLE, key_session, unique_settings, wait_for
 
 FAST = {"lifecycle_check_seconds": 1, "heartbeat_seconds": 1, "dead_letter_sweep_seconds": 60}
@@ -73,9 +75,10 @@ def gpu_lifecycle(moto_endpoint, tmp_path):
         processes.wait_until_ready(api, lambda: requests.get(f"{api_url}/health", timeout=5).status_code == 200)
         hosts, emulators = {}, {}
         if agents:
+            model_files = comfyui_folders(load_workflows(settings.workflows_dir), settings.models)
             for instance_id, market in zip(ids, markets):
                 emulators[instance_id] = EmulatedComfyUi(free_port(), tmp_path / f"comfyui-{instance_id}",
-                                                         settings.models.by_folder(), step_seconds)
+                                                         model_files, step_seconds)
                 hosts[instance_id] = local_gpu_instance(processes, services.aws.ec2, instance_id=instance_id,
                                                         market=market, emulator=emulators[instance_id],
                                                         boot_delay_s=1.0)

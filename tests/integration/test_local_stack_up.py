@@ -20,13 +20,13 @@ import psutil
 import pytest
 import requests
 
-from gpuorch.model_files import ModelFiles
 from gpuorch_dev.emulator import EmulatorConfig, start_in_thread
 from gpuorch_dev.local.up import READY_LINE, STOPPED_LINE
 from tests.conftest import wait_for
 from tests.paths import REPO
 from tests.support.connections import audited_env, family, is_loopback, open_remote_addresses, recorded_attempts
 from tests.workflows.preflight.conftest import NO_CAMERA_LORA, held
+from tests.support.model_files import builtin_folders
 
 GPUORCH_DEV = Path(sys.executable).parent / "gpuorch-dev"
 GPUORCH = Path(sys.executable).parent / "gpuorch"
@@ -223,7 +223,7 @@ def test_an_existing_comfyui_without_the_model_files_is_named_before_anything_st
 
 def test_an_existing_comfyui_runs_the_jobs_with_no_emulator_of_its_own(tmp_path):
     comfyui = start_in_thread(EmulatorConfig(data_dir=tmp_path / "comfyui", port=0, step_seconds=0.05,
-                                             model_files=ModelFiles().by_folder()))
+                                             model_files=builtin_folders()))
     running = Up(["--comfyui-url", comfyui.url, "--warmup-workflow", ""], tmp_path / "up")
     try:
         running.wait_for_line(READY_LINE)

@@ -13,10 +13,13 @@ from pathlib import Path
 import boto3
 import pytest
 
-from gpuorch.model_files import ModelFiles
+from gpuorch.workflows import load_workflows
 from gpuorch.workflows.folders import BUILTIN_WORKFLOWS
 from gpuorch.workflows.models import MODELS_FILE
+from tests.support.model_files import builtin_file
 
+# The ComfyUI folder of each role the built-in workflows declare.
+BUILTIN_FOLDERS = {model.role: model.folder for workflow in load_workflows() for model in workflow.models}
 # Part size of the tests' fetches: files of a few hundred kilobytes span several parts.
 SMALL_PARTS = 64 * 1024
 
@@ -35,12 +38,12 @@ class Stored:
 
     @property
     def declaration(self) -> dict:
-        return {"role": self.role, "name": ModelFiles().file(self.role), "folder": ModelFiles.folder_of(self.role),
+        return {"role": self.role, "name": builtin_file(self.role), "folder": BUILTIN_FOLDERS[self.role],
                 "bytes": len(self.data), "sha256": self.sha256, "source": self.source}
 
     @property
     def path(self) -> str:
-        return f"{ModelFiles.folder_of(self.role)}/{ModelFiles().file(self.role)}"
+        return f"{BUILTIN_FOLDERS[self.role]}/{builtin_file(self.role)}"
 
 
 @pytest.fixture

@@ -26,6 +26,9 @@ from gpuorch_dev.emulator import EmulatorConfig, start_in_thread
 from gpuorch.model_files import ModelFiles
 from lifecycle.simulation.workload import REFERENCE_TRACES
 from tests.paths import CATALOGUE, REPO
+from gpuorch.workflows import load_workflows
+from gpuorch.workflows.models import model_files
+from tests.support.model_files import builtin_folders
 
 pytestmark = pytest.mark.installed
 
@@ -102,7 +105,7 @@ def test_the_api_app_builds_and_documents_the_builtin_workflows(run_installed, i
 
 def test_the_gpu_workers_start_up_checks_pass_on_a_comfyui(run_installed, installed, tmp_path):
     emulator = start_in_thread(EmulatorConfig(data_dir=tmp_path / "comfyui", port=0,
-                                              model_files=ModelFiles().by_folder()))
+                                              model_files=builtin_folders()))
     try:
         said = python_says(run_installed, """
             from gpuorch.services import Services
@@ -130,7 +133,8 @@ def test_the_workflows_check_command_passes_on_the_saved_catalogue(run_installed
 def test_the_models_command_finds_the_model_files_the_builtin_workflows_declare(run_installed, installed):
     answer = run_installed([str(installed / "bin" / "gpuorch"), "models", "list", "--json"])
     declared = json.loads(answer.stdout)
-    assert len(declared["files"]) == len(ModelFiles.roles()) and declared["bytes"] > 30 * 10**9
+    files = model_files(load_workflows(), ModelFiles())
+    assert len(declared["files"]) == len(files) and declared["bytes"] > 30 * 10**9
 
 
 def test_the_simulator_finds_its_reference_traces(run_installed, installed):

@@ -8,6 +8,7 @@ import pytest
 
 from gpuorch.workflows import ModelFiles, check_workflow, load_workflow
 from gpuorch.workflows.check import sample_requests
+from tests.support.model_files import builtin_file, builtin_folders
 
 LOADERS = {
     ("UNETLoader", "unet_name"): "diffusion_models",
@@ -32,16 +33,14 @@ def test_shipped_templates_pass(workflows, object_info, models, name):
 
 @pytest.mark.parametrize("name", ["camera-angle", "qwen-image-edit"])
 def test_pass_on_a_server_that_has_the_models(workflows, object_info, models, name):
-    info = catalogue_with_files(object_info, models.by_folder())
+    info = catalogue_with_files(object_info, builtin_folders())
     assert check_workflow(workflows.get(name), info, models, models_known=True) == []
 
 
 def test_missing_model_files_are_reported(camera, object_info, models):
-    present = models.by_folder()
-    present["loras"].remove(models.camera_lora)
-    info = catalogue_with_files(object_info, present)
+    info = catalogue_with_files(object_info, builtin_folders("camera_lora"))
     assert check_workflow(camera, info, models, models_known=True) == [
-        f"camera-angle: the server has no loras file {models.camera_lora!r} "
+        f"camera-angle: the server has no loras file {builtin_file('camera_lora')!r} "
         "(camera_lora, loaded by node 5 LoraLoaderModelOnly.lora_name)"
     ]
 
@@ -54,7 +53,7 @@ def test_the_shipped_catalogue_lists_no_models(edit, object_info, models):
 
 def test_a_renamed_setting_is_checked(edit, object_info):
     renamed = ModelFiles(vae="other_vae.safetensors")
-    info = catalogue_with_files(object_info, ModelFiles().by_folder())
+    info = catalogue_with_files(object_info, builtin_folders())
     problems = check_workflow(edit, info, renamed, models_known=True)
     assert problems == [
         "qwen-image-edit: the server has no vae file 'other_vae.safetensors' (vae, loaded by node 3 VAELoader.vae_name)"

@@ -78,7 +78,7 @@ GRAPH_BREAKS = [
     (lambda g: g["5"]["inputs"].__setitem__("model", ["99", 0]), "node 5 input 'model': links to missing node 99"),
     (lambda g: g["5"]["inputs"].__setitem__("model", [4, 0]), "a link must be [node_id, output_index]"),
     (lambda g: g["4"]["inputs"].__setitem__("model", ["6", 0]), "is part of a cycle of links"),
-    (lambda g: g["3"]["inputs"].__setitem__("vae_name", "{{models.x}}"), "unknown placeholder {{models.x}}"),
+    (lambda g: g["3"]["inputs"].__setitem__("vae_name", "{{model.vae}}"), "unknown placeholder {{model.vae}}"),
     (lambda g: g.clear(), "the graph must be a non-empty object of nodes"),
 ]
 

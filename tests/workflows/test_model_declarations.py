@@ -15,20 +15,26 @@ from gpuorch.workflows.models import MODELS_FILE, describe, model_files
 SHA = "0" * 64
 
 
-def test_the_builtin_workflows_declare_every_model_they_load_under_its_default_name(workflows):
+def test_the_builtin_workflows_declare_every_model_they_load(workflows):
     for workflow in workflows:
         loaded = {p.model_role for p in find_placeholders(workflow.graph) if p.model_role}
         assert {m.role for m in workflow.models} == loaded, workflow.name
         for model in workflow.models:
-            assert model.name == ModelFiles().file(model.role) and model.folder == ModelFiles.folder_of(model.role)
+            assert workflow.model_file(model.role, ModelFiles()) == model.name
             assert model.source.startswith("https://huggingface.co/")
 
 
 def test_the_builtin_workflows_need_six_files_shared_between_them(workflows):
     files = model_files(workflows, ModelFiles())
 
-    assert sorted(f.path for f in files) == sorted(f"{ModelFiles.folder_of(r)}/{ModelFiles().file(r)}"
-                                                   for r in ModelFiles.roles())
+    assert sorted(f.path for f in files) == [
+        "diffusion_models/qwen_image_edit_2509_fp8_e4m3fn.safetensors",
+        "loras/Qwen-Edit-2509-Multiple-angles.safetensors",
+        "loras/Qwen-Image-Lightning-4steps-V1.0.safetensors",
+        "loras/Qwen-Image-Lightning-8steps-V1.1.safetensors",
+        "text_encoders/qwen_2.5_vl_7b_fp8_scaled.safetensors",
+        "vae/qwen_image_vae.safetensors",
+    ]
     shared = {f.path: f.workflows for f in files}["diffusion_models/qwen_image_edit_2509_fp8_e4m3fn.safetensors"]
     assert shared == ("camera-angle", "qwen-image-edit")
     # The bytes a cold start reads (the cost model's load time): about 31 GiB in all.
@@ -67,8 +73,9 @@ def edited(index: int, **fields) -> dict:
     (edited(2, sha256=None), "models[2] (vae): missing 'sha256'"),
     (edited(2, bytes=0), "models[2] (vae): 'bytes' must be a positive integer, not 0"),
     (edited(2, bytes="254 MB"), "models[2] (vae): 'bytes' must be a positive integer, not '254 MB'"),
-    (edited(2, folder="vaes"), "models[2] (vae): 'folder' of role 'vae' is 'vae', not 'vaes'"),
-    (edited(2, role="unet"), "models[2] (unet): unknown role 'unet'; known: diffusion_model, text_encoder"),
+    (edited(2, folder="../vae"), "models[2] (vae): 'folder' must be one sub-folder of ComfyUI's models/"),
+    (edited(2, role="VAE"), "models[2]: 'role' must be a parameter name (lower_case), not 'VAE'"),
+    (edited(2, role="unet"), "graph.json loads {{models.vae}}: declare each here"),
     (edited(2, name="../vae.safetensors"), "models[2] (vae): 'name' must be a file name"),
     (edited(2, source="http://example.com/vae"), "models[2] (vae): 'source' must be an s3://bucket/key URI or an "
                                                  "https:// URL, not 'http://example.com/vae'"),

@@ -1,4 +1,4 @@
-"""ModelFiles: the configured model file names and the ComfyUI folders they live in."""
+"""ModelFiles: a setting renames its role's declared model file; every other role keeps its declared name."""
 
 from __future__ import annotations
 
@@ -9,50 +9,26 @@ import pytest
 from gpuorch.workflows import ModelFiles
 
 
-def test_defaults_are_the_published_qwen_image_edit_2509_files():
-    models = ModelFiles()
-    assert models.diffusion_model == "qwen_image_edit_2509_fp8_e4m3fn.safetensors"
-    assert models.text_encoder == "qwen_2.5_vl_7b_fp8_scaled.safetensors"
-    assert models.vae == "qwen_image_vae.safetensors"
-    assert models.lightning_4step_lora == "Qwen-Image-Lightning-4steps-V1.0.safetensors"
-    assert models.lightning_8step_lora == "Qwen-Image-Lightning-8steps-V1.1.safetensors"
-    assert models.camera_lora.endswith(".safetensors")
+@pytest.mark.parametrize(("names", "role", "declared", "file"), [
+    (ModelFiles(), "vae", "qwen_image_vae.safetensors", "qwen_image_vae.safetensors"),
+    (ModelFiles(vae="my-vae.safetensors"), "vae", "qwen_image_vae.safetensors", "my-vae.safetensors"),
+    (ModelFiles(vae="my-vae.safetensors"), "camera_lora", "angles.safetensors", "angles.safetensors"),
+    # A role no setting names (a new workflow folder's) is always named as declared.
+    (ModelFiles(vae="my-vae.safetensors"), "upscaler", "4x-UltraSharp.pth", "4x-UltraSharp.pth"),
+])
+def test_a_file_is_named_as_declared_unless_its_roles_setting_renames_it(names, role, declared, file):
+    assert names.file(role, declared) == file
 
 
-def test_by_folder_groups_files_by_comfyui_folder():
-    models = ModelFiles(vae="my-vae.safetensors", camera_lora="angles.safetensors")
-    assert models.by_folder() == {
-        "diffusion_models": ["qwen_image_edit_2509_fp8_e4m3fn.safetensors"],
-        "text_encoders": ["qwen_2.5_vl_7b_fp8_scaled.safetensors"],
-        "vae": ["my-vae.safetensors"],
-        "loras": [
-            "Qwen-Image-Lightning-4steps-V1.0.safetensors",
-            "Qwen-Image-Lightning-8steps-V1.1.safetensors",
-            "angles.safetensors",
-        ],
-    }
+def test_the_renamable_roles_are_the_settings_fields():
+    assert ModelFiles.renamable() == tuple(f.name for f in dataclasses.fields(ModelFiles))
+    assert "camera_lora" in ModelFiles.renamable()
 
 
-def test_by_folder_lists_a_shared_file_once():
-    models = ModelFiles(lightning_4step_lora="same.safetensors", lightning_8step_lora="same.safetensors")
-    assert models.by_folder()["loras"].count("same.safetensors") == 1
-
-
-@pytest.mark.parametrize("bad", ["", "   ", " padded.safetensors", None])
-def test_empty_or_padded_names_are_refused(bad):
+@pytest.mark.parametrize("bad", ["   ", " padded.safetensors", "loras/x.safetensors", None])
+def test_padded_or_foldered_names_are_refused(bad):
     with pytest.raises(ValueError, match="ModelFiles.vae"):
         ModelFiles(vae=bad)
-
-
-def test_roles_folders_and_lookup():
-    models = ModelFiles()
-    assert ModelFiles.roles() == tuple(f.name for f in dataclasses.fields(ModelFiles))
-    assert ModelFiles.folder_of("camera_lora") == "loras"
-    assert models.file("vae") == models.vae
-    with pytest.raises(KeyError):
-        models.file("upscaler")
-    with pytest.raises(KeyError):
-        ModelFiles.folder_of("upscaler")
 
 
 def test_is_frozen():

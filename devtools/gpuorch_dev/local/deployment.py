@@ -24,6 +24,8 @@ from gpuorch.aws.clients import AwsClients
 from gpuorch.provision import Provisioner
 from gpuorch.services import Services
 from gpuorch.settings import Settings, settings_env
+from gpuorch.workflows import load_workflows
+from gpuorch.workflows.models import comfyui_folders
 from gpuorch_dev.local.agent import EmulatedComfyUi, GpuHostAgent, local_gpu_instance
 from gpuorch_dev.local.instances import create_local_instance
 from gpuorch_dev.local.metadata import RAISE_PATH
@@ -205,7 +207,7 @@ def local_deployment(run_dir: Path, base: Settings, options: LocalOptions,
         for market, instance_id in markets.items():
             emulator = None if options.comfyui_url else EmulatedComfyUi(
                 comfyui_port if market == SPOT else free_port(), run_dir / f"comfyui-{market}",
-                settings.models.by_folder(), options.step_seconds)
+                comfyui_folders(load_workflows(settings.workflows_dir), settings.models), options.step_seconds)
             gpus.append(LocalGpu(instance_id, market, local_gpu_instance(
                 stack, aws.ec2, instance_id=instance_id, market=market, emulator=emulator, boot_delay_s=BOOT_DELAY_S)))
         for gpu in gpus:

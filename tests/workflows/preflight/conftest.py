@@ -11,19 +11,19 @@ import pytest
 from gpuorch_dev.emulator import EmulatorConfig, RunningEmulator, start_in_thread
 from gpuorch.workflows import ModelFiles, WorkflowSet, load_workflows
 from tests.paths import REPO
+from tests.support.model_files import builtin_file, builtin_folders
 
 OBJECT_INFO = REPO / "configs" / "comfyui" / "object_info.json"
 MODELS = ModelFiles()
 NO_CAMERA_LORA = (
-    f"camera-angle: the server has no loras file {MODELS.camera_lora!r} "
+    f"camera-angle: the server has no loras file {builtin_file('camera_lora')!r} "
     "(camera_lora, loaded by node 5 LoraLoaderModelOnly.lora_name)"
 )
 
 
 def held(*without: str) -> dict[str, list[str]]:
     """The configured model files by folder, less those of the roles in ``without``."""
-    gone = {MODELS.file(role) for role in without}
-    return {folder: [f for f in files if f not in gone] for folder, files in MODELS.by_folder().items()}
+    return builtin_folders(*without)
 
 
 @pytest.fixture(scope="session")

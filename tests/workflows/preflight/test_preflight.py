@@ -14,6 +14,7 @@ from gpuorch.workflows.preflight import (
 )
 from tests.conftest import free_port
 from tests.workflows.preflight.conftest import MODELS, NO_CAMERA_LORA, OBJECT_INFO, held
+from tests.support.model_files import builtin_file
 
 
 @pytest.mark.parametrize(
@@ -83,8 +84,8 @@ def test_a_live_catalogue_lists_the_servers_files(comfyui, object_info):
     catalogue = live_catalogue(server.url, timeout=5)
 
     assert (catalogue.models_known, catalogue.source) == (True, f"ComfyUI at {server.url}")
-    assert MODELS.vae not in catalogue.object_info["VAELoader"]["input"]["required"]["vae_name"][0]
-    assert MODELS.camera_lora in catalogue.object_info["LoraLoaderModelOnly"]["input"]["required"]["lora_name"][0]
+    assert builtin_file("vae") not in catalogue.object_info["VAELoader"]["input"]["required"]["vae_name"][0]
+    assert builtin_file("camera_lora") in catalogue.object_info["LoraLoaderModelOnly"]["input"]["required"]["lora_name"][0]
     assert catalogue.object_info.keys() == object_info.keys()
 
 
