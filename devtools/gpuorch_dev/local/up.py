@@ -35,10 +35,10 @@ def refusal(url: str, problems: list[str]) -> list[str]:
     return [
         f"The ComfyUI at {url} cannot run the workflows: the GPU worker would refuse to start with",
         *(f"  {problem}" for problem in problems),
-        "Model file names are settings (GPUORCH_DIFFUSION_MODEL, GPUORCH_TEXT_ENCODER, GPUORCH_VAE, "
-        "GPUORCH_LIGHTNING_4STEP_LORA, GPUORCH_LIGHTNING_8STEP_LORA, GPUORCH_CAMERA_LORA): set them to the files that "
-        "server holds, or put the files on it. GPUORCH_WORKFLOWS_DIR chooses other workflows; --warmup-workflow '' "
-        "skips the warm-up. Nothing was started.",
+        "Put the files on it (each workflow folder's models.json names them), or rename the built-in workflows' "
+        "files to those that server holds (GPUORCH_DIFFUSION_MODEL, GPUORCH_TEXT_ENCODER, GPUORCH_VAE, "
+        "GPUORCH_LIGHTNING_4STEP_LORA, GPUORCH_LIGHTNING_8STEP_LORA, GPUORCH_CAMERA_LORA). GPUORCH_WORKFLOWS_DIR "
+        "chooses other workflows; --warmup-workflow '' skips the warm-up. Nothing was started.",
     ]
 
 
