@@ -24,7 +24,8 @@
     │                            (gpuorch.jobs.idempotency)
     ├── JobOutcome               a job ended other than succeeded: what a GPU task and AsyncResult.get() raise
     │   ├── JobFailed            ... failed; the message is its record's reason
-    │   └── JobCancelled         ... was cancelled
+    │   ├── JobCancelled         ... was cancelled
+    │   └── JobExpired           ... was not started by its deadline
     ├── Conflict                 the state of a record (or of an instance) does not allow the move
     │   ├── TransitionRefused    a late or duplicate writer of a job's status (gpuorch.jobs.store)
     │   ├── RedriveRefused       a dead letter's job moved on before redrive resubmitted it (gpuorch.jobs.redrive)
@@ -56,7 +57,7 @@ ComfyProtocolError, which only ComfyError names), and InputError (InputRejected,
 
 Callers decide by branch: a refused request is not retried, a refused admission is retried after
 `retry_after`, an unavailable dependency is retried later, a configuration error stops the process.
-JobFailed and JobCancelled stay in this module: Celery's result backend re-raises them by this name.
+JobFailed, JobCancelled and JobExpired stay in this module: Celery's result backend re-raises them by this name.
 """
 
 from __future__ import annotations
@@ -132,6 +133,11 @@ class JobFailed(JobOutcome):
 
 class JobCancelled(JobOutcome):
     """Raised by a GPU task (and so by `AsyncResult.get()`) when its job was cancelled."""
+
+
+class JobExpired(JobOutcome):
+    """Raised by a GPU task (and so by `AsyncResult.get()`) when its job was not started by its deadline: it never
+    ran."""
 
 
 class JobDeferred(Unavailable):

@@ -76,6 +76,8 @@ class Provisioner:
     def run(self) -> list[Change]:
         dlq_arn = self.queue(self.settings.gpu_dead_letter_queue, dlq_arn=None, visibility=self.settings.visibility_timeout)
         self.queue(self.settings.gpu_queue, dlq_arn=dlq_arn, visibility=self.settings.visibility_timeout)
+        # Low-priority jobs: the same worker, limits and dead-letter queue.
+        self.queue(self.settings.gpu_low_queue, dlq_arn=dlq_arn, visibility=self.settings.visibility_timeout)
         self.queue(self.settings.control_queue, dlq_arn=None, visibility=CONTROL_VISIBILITY_TIMEOUT)
         self.table(
             self.settings.job_table,

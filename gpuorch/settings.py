@@ -73,6 +73,11 @@ class Settings:
         "One endpoint for SQS, SNS, DynamoDB, S3 and EC2 (the local moto server). Empty: real AWS.",
     )
     gpu_queue: str = env("GPUORCH_GPU_QUEUE", "gpu_tasks_queue", "SQS queue the GPU worker consumes.")
+    gpu_low_queue: str = env(
+        "GPUORCH_GPU_LOW_QUEUE", "gpu_tasks_queue_low",
+        "SQS queue of low-priority GPU jobs: they start no GPU; the GPU worker takes them only while "
+        "GPUORCH_GPU_QUEUE has none for it. Its dead letters go to GPUORCH_GPU_DLQ too.",
+    )
     gpu_dead_letter_queue: str = env(
         "GPUORCH_GPU_DLQ", "gpu_tasks_queue_dlq", "Dead-letter queue of the GPU queue."
     )
@@ -95,6 +100,11 @@ class Settings:
     )
     dead_letter_sweep_seconds: int = env(
         "GPUORCH_DLQ_SWEEP_SECONDS", 60, "How often the control worker records dead-lettered jobs as failed."
+    )
+    expiry_sweep_seconds: int = env(
+        "GPUORCH_EXPIRY_SWEEP_SECONDS", 30,
+        "How often the control worker expires queued jobs past their deadline (a GPU worker also expires one it "
+        "receives late).",
     )
     beat_schedule_file: str = env(
         "GPUORCH_BEAT_SCHEDULE_FILE", "celerybeat-schedule", "Where celery beat keeps its last-run times."
@@ -466,6 +476,8 @@ class Settings:
             raise SettingsError("GPUORCH_RATE_LIMIT_PER_MINUTE must be 0 (no limit) or positive")
         if self.rate_limit_burst < 1:
             raise SettingsError("GPUORCH_RATE_LIMIT_BURST must be at least 1")
+        if self.expiry_sweep_seconds < 1:
+            raise SettingsError("GPUORCH_EXPIRY_SWEEP_SECONDS must be at least 1")
         if self.max_backlog < 0:
             raise SettingsError("GPUORCH_MAX_BACKLOG must be 0 (no limit) or positive")
         if not 0 <= self.spot_max_share <= 1:

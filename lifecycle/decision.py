@@ -41,8 +41,8 @@ def busy_jobs(snapshot: Snapshot, policy: Policy, beat: Heartbeat | None) -> tup
     """
     if is_fresh(beat, snapshot.now, policy):
         return beat.running_jobs or None
-    if snapshot.queue_in_flight > 0:
-        return (f"{snapshot.queue_in_flight} in flight, heartbeat stale or missing",)
+    if snapshot.in_flight > 0:
+        return (f"{snapshot.in_flight} in flight, heartbeat stale or missing",)
     return None
 
 
@@ -70,8 +70,9 @@ def interruption_at(instance: Instance, beat: Heartbeat | None) -> datetime | No
 
 
 def wanted_instances(snapshot: Snapshot, policy: Policy) -> int:
-    """Instances the waiting work calls for: one per `backlog_per_instance` visible jobs, within the pool."""
-    by_backlog = math.ceil(snapshot.queue_visible / policy.backlog_per_instance)
+    """Instances the waiting work calls for: one per `backlog_per_instance` visible jobs that may still run, within
+    the pool. Low-priority jobs call for none: they run on instances that are up anyway."""
+    by_backlog = math.ceil(snapshot.waiting / policy.backlog_per_instance)
     return min(policy.max_instances, max(policy.min_instances, by_backlog))
 
 
@@ -158,8 +159,8 @@ def _starts(snapshot: Snapshot, policy: Policy, active: list[Instance], wanted: 
     missing = wanted - len(active)
     if missing <= 0:
         return []
-    why = (f"{snapshot.queue_visible} job(s) waiting, {len(active)} instance(s) running or pending, "
-           f"want {wanted}" if snapshot.queue_visible else f"min_instances={policy.min_instances}")
+    why = (f"{snapshot.waiting} job(s) waiting, {len(active)} instance(s) running or pending, "
+           f"want {wanted}" if snapshot.waiting else f"min_instances={policy.min_instances}")
     # A held instance cannot serve (assess_holds): it is neither started nor waited for.
     ordered = start_order((i for i in snapshot.instances if i.state == "stopped" and i.instance_id not in held),
                           snapshot, policy)
@@ -207,7 +208,7 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
     """What to do now. Pure: the same snapshot and policy always give the same decision.
 
     - Start stopped instances while fewer are running or pending than the work calls for: one when
-      jobs are visible and none runs, another each time the visible backlog passes
+      jobs that may still run are visible and none runs, another each time that backlog passes
       `backlog_per_instance` per instance, up to `max_instances`, and `min_instances` always. A
       `stopping` instance is waited for and started once `stopped`; a start that would take this
       month's spend plus one hour past `monthly_budget_usd` is `blocked`, with the reason. Spot
@@ -215,6 +216,8 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
     - An instance whose worker reported a spot interruption notice counts for nothing: its worker takes no
       job, so the work it leaves calls for a replacement now; EC2 stops it at the notice's time, or the
       lifecycle does once that is OVERDUE_INTERRUPTION_S past.
+    - Low-priority jobs start nothing: they run on instances that are up anyway (for normal jobs, or idle before a
+      stop), which they keep busy (and so running) while they wait.
     - Stop nothing while any job is visible or in flight, nor an instance whose heartbeat lists a
       job (or whose heartbeat is stale while messages are in flight). Otherwise stop each instance
       idle at least `idle_stop_s` since its last activity, the longest idle first, keeping
@@ -238,7 +241,7 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
     actions += [Action("stop", instance_id, f"cannot serve: {refusal}") for instance_id, refusal in holds.stop.items()]
     busy: dict[str, tuple[str, ...]] = {}
     idle: list[tuple[str, float]] = []
-    quiet = snapshot.queue_visible == 0 and snapshot.queue_in_flight == 0
+    quiet = snapshot.quiet
     for instance in running:
         beat = beats.get(instance.instance_id)
         jobs = busy_jobs(snapshot, policy, beat)
@@ -251,7 +254,9 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
     stoppable = len(active) - policy.min_instances
     for instance_id, seconds in sorted(idle, key=lambda p: (-p[1], p[0])):
         if not quiet:
-            reason = f"not stopping: {snapshot.queue_visible} visible, {snapshot.queue_in_flight} in flight"
+            reason = (f"not stopping: {snapshot.queue_visible} visible, {snapshot.queue_in_flight} in flight"
+                      + (f", {snapshot.low_visible} low-priority visible, {snapshot.low_in_flight} in flight"
+                         if snapshot.low_visible or snapshot.low_in_flight else ""))
         elif seconds < policy.idle_stop_s:
             reason = f"idle {seconds:.0f} s of {policy.idle_stop_s:.0f} s"
         elif stoppable <= 0:
@@ -282,12 +287,17 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
         if instance_id not in mentioned:
             actions.append(Action("none", instance_id, f"held: {refusal}"))
     if not actions:
-        if snapshot.queue_in_flight and not active:
-            reason = (f"{snapshot.queue_in_flight} in flight with no instance running: "
-                      "they return to the queue at their visibility timeout")
-        else:
-            reason = "nothing to do"
-        actions.append(Action("none", None, reason))
+        notes = []
+        if snapshot.in_flight and not active:
+            notes.append(f"{snapshot.in_flight} in flight with no instance running: "
+                         "they return to the queue at their visibility timeout")
+        if snapshot.low_visible and not active:
+            notes.append(f"{snapshot.low_visible} low-priority job(s) waiting: they start no instance, and run once "
+                         "one is up for other work")
+        if snapshot.queue_visible > snapshot.waiting:
+            notes.append(f"{snapshot.queue_visible - snapshot.waiting} visible message(s) of jobs that expired or "
+                         "were cancelled: they start no instance, and the next worker drops them")
+        actions.append(Action("none", None, "; ".join(notes) or "nothing to do"))
 
     idle_s = tuple(sorted(idle))
     return Decision(
@@ -306,4 +316,7 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
         newly_held=holds.newly_held,
         superseded=holds.superseded,
         interrupted=tuple(sorted(interrupted)),
+        low_visible=snapshot.low_visible,
+        low_in_flight=snapshot.low_in_flight,
+        waiting=snapshot.waiting,
     )

@@ -9,6 +9,7 @@ from typing import Any, Callable
 from gpuorch.aws.clients import AwsClients
 from gpuorch.jobs.store import JobStore
 from gpuorch.settings import Settings
+from lifecycle.decision import ACTIVE_STATES
 from lifecycle.live.check import LifecycleStatus, StatusStore
 from lifecycle.advice import compare_period
 from lifecycle.live.chargeback import seconds_to_next_month
@@ -23,7 +24,7 @@ from lifecycle.live.pool import (EC2_CLIENT_CONFIG, CapacityError, Ec2Unavailabl
 from lifecycle.model import INSTANCE_STATES, MISSED_REPORTS, stale_after_s
 
 __all__ = [
-    "HOST_VERDICTS", "INSTANCE_STATES", "MAX_SPAN", "MISSED_REPORTS", "REFUSED", "CapacityError", "Ec2Unavailable",
+    "ACTIVE_STATES", "HOST_VERDICTS", "INSTANCE_STATES", "MAX_SPAN", "MISSED_REPORTS", "REFUSED", "CapacityError", "Ec2Unavailable",
     "GpuLifecycle", "LifecycleStatus", "Period", "PeriodError", "PoolInstance", "UnknownInstance", "parse_period",
     "seconds_to_next_month",
 ]

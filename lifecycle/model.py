@@ -124,7 +124,10 @@ class Refusal:
 class Snapshot:
     """Everything one decision needs, gathered by the code around `decide`.
 
-    `queue_visible` and `queue_in_flight` are the GPU queue's approximate counts. `last_activity_at`
+    `queue_visible` and `queue_in_flight` are the GPU queue's approximate counts, `low_visible` and `low_in_flight`
+    the low-priority queue's: its jobs start no GPU, but keep a running one busy. `startable` is how many of the
+    queue's visible jobs may still run, by the job table (a job that expired or was cancelled while queued keeps its
+    message visible until a worker drops it); None when not known: all of them. `last_activity_at`
     holds, per instance, the latest moment it was known to run a job (remembered by the gatherer
     across heartbeats, e.g. a job's finish time); `month_spend_usd` is this month's GPU spend so far.
     """
@@ -146,10 +149,30 @@ class Snapshot:
     # Per spot instance: its current spot price ($/h; missing when not known) and its latest setback.
     spot_prices: Mapping[str, float] = field(default_factory=dict)
     spot_setbacks: Mapping[str, SpotSetback] = field(default_factory=dict)
+    low_visible: int = 0
+    low_in_flight: int = 0
+    startable: int | None = None
 
     def __post_init__(self) -> None:
-        if self.queue_visible < 0 or self.queue_in_flight < 0:
+        if min(self.queue_visible, self.queue_in_flight, self.low_visible, self.low_in_flight) < 0:
             raise ValueError("queue counts cannot be negative")
+        if self.startable is not None and self.startable < 0:
+            raise ValueError("startable cannot be negative")
+
+    @property
+    def waiting(self) -> int:
+        """The visible jobs that call for a GPU: normal-priority ones that may still run."""
+        return self.queue_visible if self.startable is None else min(self.queue_visible, self.startable)
+
+    @property
+    def in_flight(self) -> int:
+        """Messages received and not yet deleted, of either priority."""
+        return self.queue_in_flight + self.low_in_flight
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing visible or in flight on either GPU queue: no work for a running instance."""
+        return self.queue_visible == 0 and self.low_visible == 0 and self.in_flight == 0
 
 
 @dataclass(frozen=True)
@@ -256,6 +279,9 @@ class Decision:
     newly_held: tuple[Refusal, ...] = ()
     superseded: tuple[Refusal, ...] = ()
     interrupted: tuple[str, ...] = ()
+    low_visible: int = 0
+    low_in_flight: int = 0
+    waiting: int = 0
 
     def of_kind(self, kind: ActionKind) -> tuple[Action, ...]:
         return tuple(a for a in self.actions if a.kind == kind)
@@ -275,7 +301,9 @@ class Decision:
     def numbers(self) -> str:
         """The inputs of the decision, as `key=value` pairs for a log line."""
         idle = ",".join(f"{i}:{s:.0f}s" for i, s in self.idle_s) or "-"
-        return (f"visible={self.queue_visible} in_flight={self.queue_in_flight} running={self.running} "
+        low = f" low={self.low_visible}+{self.low_in_flight}" if self.low_visible or self.low_in_flight else ""
+        return (f"visible={self.queue_visible} waiting={self.waiting} in_flight={self.queue_in_flight}{low} "
+                f"running={self.running} "
                 f"pending={self.pending} stopping={self.stopping} wanted={self.wanted} "
                 f"busy={','.join(self.busy) or '-'} idle={idle} month_spend=${self.month_spend_usd:.2f}"
                 f"{' interrupted=' + ','.join(self.interrupted) if self.interrupted else ''}")

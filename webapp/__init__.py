@@ -14,6 +14,7 @@ from gpuorch.access.keys import KeyCache, KeyStore
 from gpuorch.access.ratelimit import RateLimiter
 from gpuorch.access.spend import SpendGauge
 from gpuorch.celery.app import GpuorchCelery, create_celery_app
+from gpuorch.celery.names import gpu_queues
 from gpuorch.clock import utc_now
 from gpuorch.settings import Settings
 from lifecycle.facade import GpuLifecycle, seconds_to_next_month
@@ -86,7 +87,8 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
         keys=KeyCache(KeyStore(services.aws.dynamodb, settings.key_table), ttl_s=settings.key_cache_seconds,
                       monotonic=monotonic),
         limiter=RateLimiter(services.aws.dynamodb, settings.control_table, clock=lambda: clock().timestamp()),
-        backlog=BacklogGauge(services.aws.sqs, lambda: services.aws.queue_url(settings.gpu_queue),
+        backlog=BacklogGauge(services.aws.sqs,
+                             lambda: [services.aws.queue_url(queue) for queue in gpu_queues(settings)],
                              ttl_s=settings.backlog_check_seconds, monotonic=monotonic),
         spend=SpendGauge(lambda owner: lifecycle.owner_month_spend(services.jobs, owner, clock()),
                          ttl_s=settings.spend_check_seconds, until_reset=lambda: seconds_to_next_month(clock()),

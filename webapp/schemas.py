@@ -10,7 +10,7 @@ import marshmallow as ma
 from flask import url_for
 
 from gpuorch.jobs import states
-from gpuorch.jobs.options import MAX_INLINE_BYTES, OUTPUT_FORMATS
+from gpuorch.jobs.options import MAX_INLINE_BYTES, OUTPUT_FORMATS, PRIORITIES
 from gpuorch.jobs.store import InvalidCursor, Job, decode_cursor
 from lifecycle.facade import HOST_VERDICTS, INSTANCE_STATES, MAX_SPAN, MISSED_REPORTS
 from webapp.context import current
@@ -113,7 +113,7 @@ class JobSchema(_LinkedJobSchema):
     created_at = _timestamp("When the job was accepted.")
     updated_at = _timestamp("Last change to the record.")
     started_at = _timestamp("When a GPU worker first started it.", nullable=True)
-    finished_at = _timestamp("When it succeeded, failed or was cancelled.", nullable=True)
+    finished_at = _timestamp("When it succeeded, failed, was cancelled or expired.", nullable=True)
     attempts = ma.fields.Integer(required=True, metadata={"description": "Times a GPU worker started it."})
     params = ma.fields.Dict(required=True, metadata={"description": "The validated request parameters."})
     outputs = ma.fields.List(ma.fields.Nested(OutputSchema), required=True)
@@ -121,7 +121,12 @@ class JobSchema(_LinkedJobSchema):
         OutputOptionsSchema, allow_none=True,
         metadata={"description": "How its image outputs are stored, as it asked (the request's output)."},
     )
-    error = ma.fields.String(allow_none=True, metadata={"description": "Why the job failed."})
+    priority = ma.fields.String(
+        required=True, metadata={"enum": list(PRIORITIES),
+                                 "description": "low: it starts no GPU by itself, and runs after the normal jobs."},
+    )
+    deadline = _timestamp("Not started by then, it ends expired (never runs, costs nothing).", nullable=True)
+    error = ma.fields.String(allow_none=True, metadata={"description": "Why the job failed, or expired."})
     source = ma.fields.String(required=True, metadata={"description": "Who submitted it: api or python."})
     owner = ma.fields.String(
         allow_none=True,
@@ -141,8 +146,9 @@ class JobSchema(_LinkedJobSchema):
         allow_none=True,
         metadata={
             "description": "Why a queued job is waiting: the last GPU lifecycle check could not start a GPU (e.g. "
-            "the monthly budget would be passed). The job stays queued and runs once a start is allowed. Null "
-            "when that check started or kept a GPU, and for jobs that are not queued."
+            "the monthly budget would be passed). The job stays queued and runs once a start is allowed. A "
+            "low-priority job says that it waits for a GPU that is up anyway, or behind the normal jobs on the one "
+            "that is. Null when that check started or kept a GPU, and for jobs that are not queued."
         },
     )
 

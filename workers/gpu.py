@@ -65,7 +65,8 @@ def wait_for_comfyui(url: str, timeout_s: float, *, interval_s: float = 1.0) -> 
 def worker_argv(settings: Settings, *, loglevel: str = "INFO") -> list[str]:
     return [
         "worker",
-        "--queues", settings.gpu_queue,
+        # Both GPU queues: the transport polls the low-priority one only while the normal one has nothing.
+        "--queues", ",".join(names.gpu_queues(settings)),
         # ComfyUI runs one prompt at a time; a second job in flight has its inputs fetched, uploaded and
         # queued in ComfyUI while the first runs, and the first's outputs upload while the second runs.
         "--concurrency", str(settings.gpu_pipeline_depth),
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     spot = spot_metadata(settings)
     serve_metrics = prepare_metrics(settings)
     services = Services(settings)
+    # The low-priority queue is provisioned with the same visibility timeout; the normal one's is checked.
     visibility = queue_visibility_timeout(services.aws.sqs, services.aws.queue_url(settings.gpu_queue))
     stats: dict = {}
     # Refused at once, ComfyUI or not, when the queue or the model files (brought and verified by
@@ -157,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     def interrupted(consumer, notice: Notice) -> None:
         notices.post(notice.at)
         heartbeat.interrupted(notice.at)  # the lifecycle starts a replacement
-        stop_consuming(consumer, settings.gpu_queue)
+        for queue in names.gpu_queues(settings):
+            stop_consuming(consumer, queue)
         log.warning("spot interruption notice: EC2 will %s this instance at %s: no new job; each running job ends "
                     "before then or goes back to the queue now", notice.action, notice.at.isoformat())
 
@@ -168,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         if spot is not None:
             SpotNoticeWatch(spot, settings.interruption_check_seconds,
                             lambda notice: interrupted(sender, notice)).start()
-        log.info("GPU worker ready on %s: consuming %s%s", heartbeat.instance_id, settings.gpu_queue,
+        log.info("GPU worker ready on %s: consuming %s%s", heartbeat.instance_id,
+                 " then ".join(names.gpu_queues(settings)),
                  "; watching for a spot interruption notice" if spot is not None else "")
 
     worker_ready.connect(ready, weak=False)

@@ -30,12 +30,13 @@ def backlog_refusal(depth: int, max_backlog: int) -> str | None:
 
 
 class BacklogGauge:
-    """The GPU queue's depth (visible + in flight), reused for `ttl_s` per process."""
+    """The GPU queues' depth (visible + in flight, normal and low priority together), reused for `ttl_s` per
+    process."""
 
-    def __init__(self, sqs_client, queue_url: Callable[[], str], *, ttl_s: float,
+    def __init__(self, sqs_client, queue_urls: Callable[[], list[str]], *, ttl_s: float,
                  monotonic: Callable[[], float] = time.monotonic):
         self._sqs = sqs_client
-        self._queue_url = functools.cache(queue_url)  # the URL never changes; asking for it is a call
+        self._queue_urls = functools.cache(queue_urls)  # the URLs never change; asking for them is a call each
         self._ttl = ttl_s
         self._monotonic = monotonic
         self._lock = threading.Lock()
@@ -46,7 +47,7 @@ class BacklogGauge:
             now = self._monotonic()
             if self._read is not None and now - self._read[0] < self._ttl:
                 return self._read[1]
-        depth = queue_depth(self._sqs, self._queue_url()).total
+        depth = sum(queue_depth(self._sqs, url).total for url in self._queue_urls())
         with self._lock:
             self._read = (now, depth)
         return depth

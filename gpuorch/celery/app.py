@@ -12,6 +12,7 @@ from kombu import Exchange, Queue
 from gpuorch.celery import names
 from gpuorch.celery.monitoring.names import NAMESPACE_OPTION, BroadcastNames
 from gpuorch.celery.publisher import CeleryPublisher
+from gpuorch.celery.sqs_transport import QUEUE_ORDER_OPTION
 from gpuorch.execution.interruption import NoticeBoard
 from gpuorch.jobs.submission import JobSubmitter
 from gpuorch.services import Services
@@ -58,6 +59,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     if endpoint is not None:
         transport_options["is_secure"] = endpoint.scheme == "https"
+    # SQS has no priority within a queue: low-priority jobs have a queue of their own, polled only while the normal
+    # one has nothing to give (gpuorch.celery.sqs_transport).
+    transport_options[QUEUE_ORDER_OPTION] = list(names.gpu_queues(settings))
     broadcast = BroadcastNames(settings.monitoring_namespace)
     if settings.monitoring:
         # Fanout (events, remote control) through SNS topics, named from the namespace.
@@ -74,6 +78,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "task_queues": (
             Queue(settings.gpu_queue, direct, routing_key=settings.gpu_queue),
+            Queue(settings.gpu_low_queue, direct, routing_key=settings.gpu_low_queue),
             Queue(settings.control_queue, direct, routing_key=settings.control_queue),
         ),
         "task_default_queue": settings.control_queue,
@@ -105,6 +110,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": names.CHECK_GPU,
                 "schedule": float(settings.lifecycle_check_seconds),
                 "options": {"expires": float(settings.lifecycle_check_seconds)},
+            },
+            "expire-jobs": {
+                "task": names.EXPIRE_JOBS,
+                "schedule": float(settings.expiry_sweep_seconds),
+                "options": {"expires": float(settings.expiry_sweep_seconds)},
             },
             "sweep-dead-letters": {
                 "task": names.SWEEP_DEAD_LETTERS,

@@ -28,7 +28,7 @@ class MessageGate:
         self.services = services
         self.task_workflows = task_workflows
         self.hostname = hostname
-        self.queue_name = services.settings.gpu_queue
+        self.queue_names = names.gpu_queues(services.settings)
         self.dead_letter_url = services.aws.queue_url(services.settings.gpu_dead_letter_queue)
 
     def admit(self, message) -> bool:
@@ -36,7 +36,7 @@ class MessageGate:
         sqs_message = message.delivery_info.get("sqs_message")
         # By name: kombu found the URL with ListQueues, whose form may differ from GetQueueUrl's.
         queue_name = str(message.delivery_info.get("sqs_queue", "")).rstrip("/").rsplit("/", 1)[-1]
-        if sqs_message is None or queue_name != self.queue_name:
+        if sqs_message is None or queue_name not in self.queue_names:
             return True  # not a GPU queue message: not this gate's to judge
         envelope = Envelope(message.headers or {}, message.content_type, message.body)
         try:

@@ -16,6 +16,7 @@ RUN_WORKFLOW = "gpuorch.tasks.run_workflow"
 # instance is off exactly when they must run).
 CHECK_GPU = "gpuorch.lifecycle.check"
 SWEEP_DEAD_LETTERS = "gpuorch.control.sweep_dead_letters"
+EXPIRE_JOBS = "gpuorch.control.expire_jobs"
 
 #: Each GPU task and the workflow it runs; None: run_workflow, whose message names the workflow.
 GPU_TASK_WORKFLOWS: dict[str, str | None] = {
@@ -24,16 +25,24 @@ GPU_TASK_WORKFLOWS: dict[str, str | None] = {
     RUN_WORKFLOW: None,
 }
 GPU_TASKS = tuple(GPU_TASK_WORKFLOWS)
-CONTROL_TASKS = (CHECK_GPU, SWEEP_DEAD_LETTERS)
+CONTROL_TASKS = (CHECK_GPU, SWEEP_DEAD_LETTERS, EXPIRE_JOBS)
 
-# The two queues, by what they are for; their SQS names are settings (GPUORCH_GPU_QUEUE, GPUORCH_CONTROL_QUEUE).
+# The queues, by what they are for; their SQS names are settings (GPUORCH_GPU_QUEUE, GPUORCH_GPU_LOW_QUEUE,
+# GPUORCH_CONTROL_QUEUE). GPU tasks go to GPU_QUEUE, or to GPU_LOW_QUEUE for a low-priority job.
 GPU_QUEUE = "gpu"
+GPU_LOW_QUEUE = "gpu_low"
 CONTROL_QUEUE = "control"
 
 
 def queue_name(queue: str, settings: Settings) -> str:
-    """The SQS name of GPU_QUEUE or CONTROL_QUEUE under these settings."""
-    return {GPU_QUEUE: settings.gpu_queue, CONTROL_QUEUE: settings.control_queue}[queue]
+    """The SQS name of GPU_QUEUE, GPU_LOW_QUEUE or CONTROL_QUEUE under these settings."""
+    return {GPU_QUEUE: settings.gpu_queue, GPU_LOW_QUEUE: settings.gpu_low_queue,
+            CONTROL_QUEUE: settings.control_queue}[queue]
+
+
+def gpu_queues(settings: Settings) -> tuple[str, str]:
+    """The GPU worker's queues, in the order it drains them: normal jobs first, low-priority ones after."""
+    return settings.gpu_queue, settings.gpu_low_queue
 
 
 def queue_of(task_name: str) -> str:

@@ -11,7 +11,9 @@ from gpuorch.celery import names
 from gpuorch.celery.giveback import give_back_now
 from gpuorch.errors import JobGivenBack, JobOutcome, Unavailable
 from gpuorch.execution.runner import run_job
+from gpuorch.clock import utc_now
 from gpuorch.jobs.deadletters import sweep_dead_letters
+from gpuorch.jobs.expiry import expire_overdue
 from lifecycle.live.build import lifecycle_check
 
 # Expected ends of a job (failed, cancelled): Celery logs them as such, without a traceback.
@@ -54,6 +56,12 @@ def run_workflow(self: Task, workflow: str, params: dict[str, Any]) -> dict[str,
 def check_gpu(self: Task) -> None:
     """Start the GPU when work waits, stop it when idle (control queue)."""
     lifecycle_check(self.app.services).run()
+
+
+@shared_task(bind=True, name=names.EXPIRE_JOBS, ignore_result=True)
+def expire_jobs(self: Task) -> int:
+    """Expire the queued jobs past their deadline (control queue); returns how many."""
+    return len(expire_overdue(self.app.services.jobs, utc_now()))
 
 
 @shared_task(bind=True, name=names.SWEEP_DEAD_LETTERS, ignore_result=True)

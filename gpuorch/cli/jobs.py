@@ -14,7 +14,7 @@ import click
 
 from gpuorch.cli.api import Api
 from gpuorch.jobs import states
-from gpuorch.jobs.options import OUTPUT_FORMATS
+from gpuorch.jobs.options import OUTPUT_FORMATS, PRIORITIES
 from gpuorch.settings import Settings
 
 URI_PREFIXES = ("s3://", "https://", "http://", "data:")
@@ -138,12 +138,16 @@ def attach_images(body: dict[str, Any], images: list[str], request_schema: dict[
         raise click.BadParameter(f"this workflow takes one image ({name}), {len(images)} given", param_hint="'--image'")
 
 
-def job_options(*, output_format: str | None = None, quality: int | None = None, inline: bool = False
+def job_options(*, priority: str | None = None, deadline: str | None = None, ttl_seconds: int | None = None,
+                output_format: str | None = None, quality: int | None = None, inline: bool = False
                 ) -> dict[str, Any]:
-    """The job options of a request from the command's options (only those given: the API has the defaults)."""
+    """The job options of a request from the command's options (only those given: the API has the defaults, and
+    checks them, naming each bad one)."""
+    options = {"priority": priority, "deadline": deadline, "ttl_seconds": ttl_seconds}
     output = {"format": output_format, "quality": quality, "inline": inline or None}
     output = {name: value for name, value in output.items() if value is not None}
-    return {"output": output} if output else {}
+    return {**{name: value for name, value in options.items() if value is not None},
+            **({"output": output} if output else {})}
 
 
 def follow(api: Api, job: dict[str, Any], poll_s: float) -> dict[str, Any]:
@@ -170,6 +174,11 @@ def follow(api: Api, job: dict[str, Any], poll_s: float) -> dict[str, Any]:
                    "Repeatable for workflows that take several.")
 @click.option("--idempotency-key", metavar="KEY",
               help="Sent as Idempotency-Key: the same submission again with it gets the first one's job.")
+@click.option("--priority", type=click.Choice(list(PRIORITIES)),
+              help="low: start no GPU for it; it runs on a GPU that is up anyway, after the normal jobs.")
+@click.option("--deadline", metavar="ISO_8601",
+              help="Expire the job, never run, if it has not started by then (2026-06-01T12:00:00Z).")
+@click.option("--ttl-seconds", type=click.IntRange(1), help="The deadline as seconds from now.")
 @click.option("--format", "output_format", type=click.Choice(list(OUTPUT_FORMATS)),
               help="Store image outputs as png (ComfyUI's own, the default), jpeg or webp.")
 @click.option("--quality", type=click.IntRange(1, 100), help="Quality of jpeg and webp outputs.")
@@ -179,8 +188,8 @@ def follow(api: Api, job: dict[str, Any], poll_s: float) -> dict[str, Any]:
               help="How often --wait asks for the job.")
 @click.pass_obj
 def submit(settings: Settings, workflow: str, params: tuple[str, ...], images: tuple[str, ...],
-           idempotency_key: str | None, output_format: str | None, quality: int | None, inline: bool, wait: bool,
-           poll_seconds: float) -> None:
+           idempotency_key: str | None, priority: str | None, deadline: str | None, ttl_seconds: int | None,
+           output_format: str | None, quality: int | None, inline: bool, wait: bool, poll_seconds: float) -> None:
     """Submit a job of WORKFLOW and print its id (POST /api/v1/workflows/WORKFLOW/jobs).
 
     Exit status: 0 when accepted (with --wait: when it succeeded); 1 when refused (each bad field is named),
@@ -188,7 +197,8 @@ def submit(settings: Settings, workflow: str, params: tuple[str, ...], images: t
     """
     api = _api(settings)
     body = dict(parse_param(raw) for raw in params)
-    body.update(job_options(output_format=output_format, quality=quality, inline=inline))
+    body.update(job_options(priority=priority, deadline=deadline, ttl_seconds=ttl_seconds,
+                            output_format=output_format, quality=quality, inline=inline))
     if images:
         described = api.call("GET", f"/api/v1/workflows/{workflow}")
         attach_images(body, [image_value(raw) for raw in images], described.get("request_schema", {}))

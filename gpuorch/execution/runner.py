@@ -19,12 +19,15 @@ from gpuorch.comfyui.client import ComfyClient, PollPolicy
 from gpuorch.comfyui.errors import ComfyError, ComfyPromptLost, ComfyTimeout, ComfyUnavailable
 from gpuorch.comfyui.progress import Progress
 from gpuorch.clock import utc_now
-from gpuorch.errors import JobCancelled, JobDeferred, JobFailed, JobGivenBack, RequestRefused, Unavailable
+from gpuorch.errors import (
+    JobCancelled, JobDeferred, JobExpired, JobFailed, JobGivenBack, RequestRefused, Unavailable,
+)
 from gpuorch.execution.interruption import GIVE_BACK, job_verdict
 from gpuorch.execution.outputs import InlineBudget, as_stored
 from gpuorch.execution.retry import aws_retry, comfy_retry
 from gpuorch.inputs import InputError, InputPolicy, fetch_input, inspect_image
 from gpuorch.jobs import states
+from gpuorch.jobs.expiry import expire
 from gpuorch.jobs.store import Job, TransitionRefused
 from gpuorch.metrics.jobs import JobMetrics, job_metrics
 from gpuorch.services import Services
@@ -136,6 +139,9 @@ def _run_job(services: Services, job_id: str, workflow_name: str, update_state: 
     if states.is_terminal(job.status):
         log.info("job %s: already %s; duplicate delivery ignored", job_id, job.status)
         return settled(job)
+    if job.overdue(utc_now()):
+        # Received after its deadline: it never starts (and its message is dropped, not given back).
+        return settled(expire(services.jobs, job) or records.get(job_id))
     if (notice_at := interruption()) is not None:
         # Taken after the notice (prefetched, or received as the consumer stopped): it has not started anywhere.
         log.warning("job %s: not started, its instance is interrupted at %s: giving it back", job_id,
@@ -225,6 +231,8 @@ def settled(job: Job) -> dict[str, Any]:
         return success_result(job)
     if job.status == states.CANCELLED:
         raise JobCancelled(f"job {job.job_id} was cancelled")
+    if job.status == states.EXPIRED:
+        raise JobExpired(f"job {job.job_id} expired: {job.error}")
     raise failure_result(job)
 
 

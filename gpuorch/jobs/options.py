@@ -1,13 +1,22 @@
-"""A job's options, given beside its workflow's parameters in one request: how its outputs are stored (format,
-quality, inline). Their names are reserved: no workflow parameter may take one."""
+"""A job's options, given beside its workflow's parameters in one request: its priority, the deadline by which it
+must have started, and how its outputs are stored (format, quality, inline). Their names are reserved: no workflow
+parameter may take one."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import marshmallow as ma
+
+from gpuorch.clock import timestamp
+
+# normal jobs start a GPU when none runs; low ones only run on a GPU that is up anyway (for normal work, or in its
+# idle time before a stop), after the normal ones waiting: a queue of their own, which the GPU worker drains last.
+NORMAL, LOW = "normal", "low"
+PRIORITIES = (NORMAL, LOW)
 
 # The output formats a job may ask for, each with its content type and file extension. PNG is what ComfyUI's
 # SaveImage writes, so it is stored as it comes.
@@ -24,10 +33,11 @@ DEFAULT_QUALITY = 90
 # a DynamoDB item holds 400 KB with everything else the record keeps.
 MAX_INLINE_BYTES = 128 * 1024
 
-OUTPUT = "output"
+OUTPUT, PRIORITY, DEADLINE, TTL = "output", "priority", "deadline", "ttl_seconds"
+OPTION_NAMES = (PRIORITY, DEADLINE, TTL, OUTPUT)
 #: Request keys that are a job's options or name what it is (a batch item's workflow, .delay()'s key): never a
 #: workflow parameter's name.
-RESERVED_NAMES = frozenset({OUTPUT, "workflow", "idempotency_key"})
+RESERVED_NAMES = frozenset({*OPTION_NAMES, "workflow", "idempotency_key"})
 
 
 @dataclass(frozen=True)
@@ -63,13 +73,23 @@ class OutputOptions:
 
 @dataclass(frozen=True)
 class JobOptions:
-    """Everything about a job beside its workflow's parameters."""
+    """Everything about a job beside its workflow's parameters. `deadline`: a job not started by then ends expired,
+    never runs and costs nothing."""
 
+    priority: str = NORMAL
+    deadline: datetime | None = None
     output: OutputOptions = field(default_factory=OutputOptions)
+
+    @property
+    def low(self) -> bool:
+        return self.priority == LOW
 
     def as_record(self) -> dict[str, Any]:
         """The attributes the job record keeps of them."""
-        return {OUTPUT: self.output.as_record()}
+        record: dict[str, Any] = {PRIORITY: self.priority, OUTPUT: self.output.as_record()}
+        if self.deadline is not None:
+            record[DEADLINE] = timestamp(self.deadline)
+        return record
 
 
 class OutputOptionsSchema(ma.Schema):
@@ -108,12 +128,39 @@ def split_request(request: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
     return params, options
 
 
-def parse_options(raw: Mapping[str, Any]) -> tuple[JobOptions, dict[str, list[str]]]:
-    """The options of a request, and the problems of each bad one ({field: [reasons]}, dotted for nested ones)."""
+class _TimingSchema(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    priority = ma.fields.String(load_default=NORMAL, validate=ma.validate.OneOf(PRIORITIES))
+    deadline = ma.fields.AwareDateTime()
+    ttl_seconds = ma.fields.Integer(validate=ma.validate.Range(min=1))
+
+
+def parse_options(raw: Mapping[str, Any], *, now: datetime, max_ttl_s: int) -> tuple[JobOptions, dict[str, list[str]]]:
+    """The options of a request submitted at `now`, and the problems of each bad one ({field: [reasons]}, dotted for
+    nested ones). A deadline is at most `max_ttl_s` ahead (the record's own life), and `ttl_seconds` gives it from
+    `now`."""
     errors: dict[str, list[str]] = {}
     output = OutputOptions()
-    for name in sorted(set(raw) - {OUTPUT}):
+    for name in sorted(set(raw) - set(OPTION_NAMES)):
         errors[name] = [f"{name} is not an option of a job request"]
+    timing: dict[str, Any] = {}
+    try:
+        timing = _TimingSchema().load({k: v for k, v in raw.items() if k in (PRIORITY, DEADLINE, TTL)})
+    except ma.ValidationError as exc:
+        errors.update(exc.normalized_messages())
+    deadline = timing.get(DEADLINE)
+    if TTL in timing and DEADLINE in raw:
+        errors[TTL] = [f"give {DEADLINE} or {TTL}, not both"]
+    elif TTL in timing:
+        deadline = now + timedelta(seconds=timing[TTL])
+    if deadline is not None and DEADLINE not in errors and TTL not in errors:
+        if deadline <= now:
+            errors[DEADLINE if DEADLINE in raw else TTL] = [f"must be after now ({timestamp(now)})"]
+        elif deadline > now + timedelta(seconds=max_ttl_s):
+            name = DEADLINE if DEADLINE in raw else TTL
+            errors[name] = [f"at most {max_ttl_s} s ahead (GPUORCH_JOB_TTL_DAYS: how long a job record is kept)"]
     if OUTPUT in raw:
         try:
             output = OutputOptionsSchema().load(raw[OUTPUT] if raw[OUTPUT] is not None else {})
@@ -122,12 +169,26 @@ def parse_options(raw: Mapping[str, Any]) -> tuple[JobOptions, dict[str, list[st
             for key, reasons in messages.items():
                 name = OUTPUT if key == "_schema" else f"{OUTPUT}.{key}"
                 errors[name] = reasons if isinstance(reasons, list) else [str(reasons)]
-    return JobOptions(output=output), errors
+    return JobOptions(timing.get(PRIORITY, NORMAL), deadline, output), errors
 
 
 def options_json_schema() -> dict[str, Any]:
     """The JSON Schema properties of the options, as a request documents them beside the workflow's parameters."""
     return {
+        PRIORITY: {
+            "type": "string", "enum": list(PRIORITIES), "default": NORMAL,
+            "description": "low: the job never starts a GPU by itself; it runs on a GPU that is up for other work "
+                           "or in its idle time before a stop, after the normal jobs waiting.",
+        },
+        DEADLINE: {
+            "type": "string", "format": "date-time",
+            "description": "With its offset (2026-06-01T12:00:00Z). A job not started by then ends expired, never "
+                           "runs and costs nothing. At most GPUORCH_JOB_TTL_DAYS ahead; not with ttl_seconds.",
+        },
+        TTL: {
+            "type": "integer", "minimum": 1,
+            "description": "The deadline as seconds from the submission.",
+        },
         OUTPUT: {
             "type": "object",
             "description": "How the job's image outputs are stored (default: PNG as ComfyUI writes them).",

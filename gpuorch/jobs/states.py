@@ -7,9 +7,11 @@ RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELLED = "cancelled"
+# Not started by its deadline: it never runs, and costs nothing.
+EXPIRED = "expired"
 
-STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
-TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, EXPIRED)
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, EXPIRED})
 
 # For each target status, the statuses a record may hold for the move to be accepted.
 # running -> running is a redelivered job starting again (its attempts count grows).
@@ -19,6 +21,7 @@ _ALLOWED_FROM: dict[str, frozenset[str]] = {
     SUCCEEDED: frozenset({RUNNING}),
     FAILED: frozenset({QUEUED, RUNNING}),
     CANCELLED: frozenset({QUEUED, RUNNING}),
+    EXPIRED: frozenset({QUEUED}),
 }
 
 

@@ -16,7 +16,7 @@ from gpuorch.aws.failures import condition_failed
 from gpuorch.clock import Clock, timestamp, utc_now
 from gpuorch.errors import Conflict, RequestRefused
 from gpuorch.jobs import states
-from gpuorch.jobs.options import JobOptions, OutputOptions
+from gpuorch.jobs.options import LOW, NORMAL, JobOptions, OutputOptions
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +57,17 @@ class Job:
     redriven_as: str | None = None  # the job this dead-lettered one was resubmitted as
     owner: str | None = None
     output: dict[str, Any] | None = None  # how its outputs are stored (gpuorch.jobs.options.OutputOptions)
+    priority: str = NORMAL
+    deadline: str | None = None  # not started by then, it expires
 
     @property
     def options(self) -> JobOptions:
-        return JobOptions(output=OutputOptions.from_record(self.output))
+        deadline = datetime.fromisoformat(self.deadline.replace("Z", "+00:00")) if self.deadline else None
+        return JobOptions(self.priority, deadline, OutputOptions.from_record(self.output))
+
+    def overdue(self, now: datetime) -> bool:
+        """Whether it is still queued past its deadline: it must expire, not start."""
+        return self.status == states.QUEUED and self.deadline is not None and self.deadline <= timestamp(now)
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> "Job":
@@ -85,6 +92,8 @@ class Job:
             redriven_as=data.get("redriven_as"),
             owner=data.get("owner"),
             output=data.get("output"),
+            priority=data.get("priority", NORMAL),
+            deadline=data.get("deadline"),
         )
 
 
@@ -234,6 +243,47 @@ class JobStore:
             if len(jobs) >= limit or "LastEvaluatedKey" not in answer:
                 return jobs[:limit]
             query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def overdue(self, now: datetime) -> list[Job]:
+        """Queued jobs whose deadline has passed by `now` (through the status GSI), oldest first."""
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": STATUS_INDEX,
+            "KeyConditionExpression": "#s = :s",
+            "FilterExpression": "deadline <= :now",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": encode_item({":s": states.QUEUED, ":now": timestamp(now)}),
+        }
+        found: list[Job] = []
+        while True:
+            answer = self._db.query(**query)
+            found.extend(map(Job.from_item, answer.get("Items", [])))
+            if "LastEvaluatedKey" not in answer:
+                return found
+            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def count_startable(self, now: datetime) -> int:
+        """Normal-priority jobs that may still take a GPU: queued ones not past their deadline, and running ones (a
+        running job's message comes back to the queue when its worker dies). Counted through the status GSI."""
+        count = 0
+        for status in (states.QUEUED, states.RUNNING):
+            query: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": STATUS_INDEX,
+                "Select": "COUNT",
+                "KeyConditionExpression": "#s = :s",
+                "FilterExpression": "(attribute_not_exists(priority) OR priority <> :low) AND "
+                                    "(attribute_not_exists(deadline) OR deadline > :now)",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": encode_item({":s": status, ":low": LOW, ":now": timestamp(now)}),
+            }
+            while True:
+                answer = self._db.query(**query)
+                count += answer.get("Count", 0)
+                if "LastEvaluatedKey" not in answer:
+                    break
+                query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return count
 
     def created_between(self, start: datetime, end: datetime) -> list[Job]:
         """Every job submitted in [start, end), whatever its status, oldest first (through the status GSI)."""

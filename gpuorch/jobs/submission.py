@@ -13,6 +13,7 @@ from typing import Any, Callable
 from marshmallow import ValidationError
 
 from gpuorch.aws.s3 import S3Uri
+from gpuorch.clock import utc_now
 from gpuorch.errors import InputTooLarge, ParamsInvalid
 from gpuorch.inputs import InputPolicy, InputRejected, inspect_image, parse_input_uri
 from gpuorch.jobs import states
@@ -195,8 +196,8 @@ def discard_inputs(services: Services, job_id: str, staged: Sequence[StagedInput
         log.error("job %s: could not delete input %s: %s", job_id, failure.get("Key"), failure.get("Message"))
 
 
-#: Queues a recorded job: (job id, workflow name, normalized parameters). The Celery layer provides it.
-Publish = Callable[[str, str, dict[str, Any]], None]
+#: Queues a recorded job (its id, workflow, normalized parameters and priority). The Celery layer provides it.
+Publish = Callable[[Job], None]
 
 
 class JobSubmitter:
@@ -235,7 +236,7 @@ class JobSubmitter:
         options = None
         if isinstance(params, dict):
             params, raw_options = split_request(params)
-            options, option_errors = parse_options(raw_options)
+            options, option_errors = parse_options(raw_options, now=utc_now(), max_ttl_s=self.settings.job_ttl_seconds)
             params, staged, image_errors, too_large = stage_inline_images(self.settings, workflow, params, job_id)
         clean, errors = _problems(self.settings, workflow, params)
         errors = {**errors, **option_errors}
@@ -279,12 +280,12 @@ class JobSubmitter:
         new = self.services.jobs.get(new_id)
         if new is not None and new.status == states.QUEUED:
             # Published again after an interruption, the same job id reads as a redelivery of one job.
-            self.publish(new_id, new.workflow, new.params)
+            self.publish(new)
         return new
 
     def _publish_or_forget(self, job: Job) -> None:
         try:
-            self.publish(job.job_id, job.workflow, job.params)
+            self.publish(job)
         except Exception:
             log.exception("job %s: could not be queued; its record is removed", job.job_id,
                           extra={"job_id": job.job_id})

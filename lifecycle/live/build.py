@@ -64,6 +64,8 @@ def lifecycle_check(services: Services) -> LifecycleCheck:
         status=StatusStore(aws.dynamodb, table),
         sqs=aws.sqs,
         queue_url=aws.queue_url(settings.gpu_queue),
+        low_queue_url=aws.queue_url(settings.gpu_low_queue),
+        startable=services.jobs.count_startable,
         policy=policy_from(settings),
         hourly_price=hourly_price,
         metrics=lifecycle_metrics(),

@@ -93,8 +93,11 @@ def instance_view(instance: Instance) -> dict[str, Any]:
 def describe_decision(decision: Decision) -> str:
     """The numbers a decision was made on, on one log line (as skypilot's autostop logs them)."""
     idle = ", ".join(f"{i} {s:.0f}s" for i, s in decision.idle_s) or "-"
+    low = (f" low_visible={decision.low_visible} low_in_flight={decision.low_in_flight}"
+           if decision.low_visible or decision.low_in_flight else "")
     return (
-        f"visible={decision.queue_visible} in_flight={decision.queue_in_flight} running={decision.running} "
+        f"visible={decision.queue_visible} waiting={decision.waiting} in_flight={decision.queue_in_flight}{low} "
+        f"running={decision.running} "
         f"pending={decision.pending} stopping={decision.stopping} wanted={decision.wanted} "
         f"busy={','.join(decision.busy) or '-'} idle={idle} month=${decision.month_spend_usd:.2f}"
         f"{' interrupted=' + ','.join(decision.interrupted) if decision.interrupted else ''}"
@@ -104,6 +107,9 @@ def describe_decision(decision: Decision) -> str:
 class LifecycleCheck:
     """Gathers what `decide` needs, acts on its answer, and records instance runs for the cost.
 
+    `low_queue_url` is the low-priority queue's (its jobs start nothing, but keep a running instance); `startable`
+    counts the jobs that may still take a GPU (JobStore.count_startable), so that visible messages of jobs that
+    expired or were cancelled start nothing.
     With `refusals`, instances that cannot serve are stopped and held against `configuration`, the lifecycle's
     configuration fingerprint (lifecycle.live.build.configuration_of).
     `spot_prices` reads the spot instances' current prices (without it no spot instance is preferred) and `market`
@@ -114,9 +120,11 @@ class LifecycleCheck:
                  status: StatusStore, sqs, queue_url: str, policy: Policy, hourly_price: Callable[[str], float],
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  metrics: LifecycleMetrics | None = None, refusals: RefusalStore | None = None,
-                 configuration: str = "", spot_prices: SpotPrices | None = None, market: MarketMemory | None = None):
+                 configuration: str = "", spot_prices: SpotPrices | None = None, market: MarketMemory | None = None,
+                 low_queue_url: str | None = None, startable: Callable[[datetime], int] | None = None):
         self.pool, self.heartbeats, self.runs, self.lease, self.status = pool, heartbeats, runs, lease, status
-        self.sqs, self.queue_url = sqs, queue_url
+        self.sqs, self.queue_url, self.low_queue_url = sqs, queue_url, low_queue_url
+        self.startable = startable
         self.policy, self.hourly_price, self.clock = policy, hourly_price, clock
         self.metrics = metrics
         self.refusals, self.configuration = refusals, configuration
@@ -127,6 +135,7 @@ class LifecycleCheck:
         now = self.clock()
         instances = self.pool.describe() if instances is None else instances
         depth = queue_depth(self.sqs, self.queue_url)
+        low = queue_depth(self.sqs, self.low_queue_url) if self.low_queue_url else None
         beats = self.heartbeats.all() if reports is None else reports
         types = {i.instance_type for i in instances}
         open_runs = self.runs.heads()[0]
@@ -144,6 +153,10 @@ class LifecycleCheck:
             started_at={run.instance_id: run.started_at for run in open_runs},
             spot_prices=self._prices(instances),
             spot_setbacks=record.setbacks if record is not None else {},
+            low_visible=low.visible if low else 0,
+            low_in_flight=low.in_flight if low else 0,
+            # Asked only when messages are visible: their jobs may have expired or been cancelled meanwhile.
+            startable=self.startable(now) if self.startable is not None and depth.visible else None,
         )
 
     def _remembered(self) -> MarketRecord:

@@ -74,6 +74,7 @@ class SimulationResult:
     cost: CostReport
     waits_s: tuple[float, ...] = ()
     runs: tuple[Run, ...] = ()
+    expired: int = 0  # not started by their deadline: never run, not waited for
 
     @property
     def dollars(self) -> float:
@@ -103,6 +104,7 @@ class SimulationResult:
 
 
 TABLE_HEADER = ("policy", "usd", "x opt", "gpu h", "util", "starts", "p50 s", "p95 s", "max s", "lost")
+EXPIRED_HEADER = "expired"
 
 
 def table_row(result: SimulationResult, optimum: SimulationResult | None = None) -> tuple[str, ...]:
@@ -115,9 +117,14 @@ def table_row(result: SimulationResult, optimum: SimulationResult | None = None)
 
 def format_table(results: Sequence[SimulationResult], optimum: SimulationResult | None = None) -> str:
     """Aligned text table, one row per result; `x opt` is its cost over the optimum's, `lost` its
-    dead-lettered and never-served jobs."""
-    rows = [TABLE_HEADER] + [table_row(r, optimum) for r in results]
-    widths = [max(len(row[c]) for row in rows) for c in range(len(TABLE_HEADER))]
+    dead-lettered and never-served jobs, and (when any job had a deadline it missed) `expired` those."""
+    header = TABLE_HEADER
+    rows = [table_row(r, optimum) for r in results]
+    if any(r.expired for r in results):
+        header = (*TABLE_HEADER, EXPIRED_HEADER)
+        rows = [(*row, str(r.expired)) for row, r in zip(rows, results)]
+    rows = [header] + rows
+    widths = [max(len(row[c]) for row in rows) for c in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(row, widths)))
         for row in rows)

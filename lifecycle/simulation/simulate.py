@@ -39,10 +39,13 @@ class _Job:
     index: int
     arrival_s: float
     gpu_s: float
+    low: bool = False
+    ttl_s: float | None = None
     receives: int = 0
     received_s: float = 0.0
     started_s: float | None = None
     failed: bool = False
+    expired: bool = False
 
     @property
     def job_id(self) -> str:
@@ -67,8 +70,9 @@ class _Instance:
 
 
 # Event priorities at one instant: instance transitions, then job ends, then messages becoming
-# visible again, then arrivals, then the controller, so a decision sees everything of its instant.
-_TRANSITION, _JOB_DONE, _VISIBLE, _ARRIVAL, _TICK = range(5)
+# visible again, then deadlines passing, then arrivals, then the controller, so a decision sees everything of its
+# instant.
+_TRANSITION, _JOB_DONE, _VISIBLE, _DEADLINE, _ARRIVAL, _TICK = range(6)
 
 
 @dataclass
@@ -79,6 +83,9 @@ class _Sim:
     events: list = field(default_factory=list)
     visible: deque = field(default_factory=deque)
     hidden: int = 0
+    # The low-priority queue: its jobs start nothing, and an instance takes them only when `visible` is empty.
+    low: deque = field(default_factory=deque)
+    hidden_low: int = 0
     runs: list[Run] = field(default_factory=list)
     billed_closed_s: float = 0.0
     interrupted: int = 0
@@ -133,15 +140,36 @@ class _Sim:
             inst.state = "stopped"
 
     # -- the queue and the workers ---------------------------------------------------------------
+    def queue_of(self, job: _Job) -> deque:
+        return self.low if job.low else self.visible
+
+    def take_hidden(self, job: _Job, count: int) -> None:
+        if job.low:
+            self.hidden_low += count
+        else:
+            self.hidden += count
+
+    def arrive(self, job: _Job) -> None:
+        self.queue_of(job).append(job)
+        if job.ttl_s is not None:
+            self.at(job.arrival_s + job.ttl_s, _DEADLINE, "deadline", job)
+
+    def deadline(self, job: _Job) -> None:
+        """A job not received by its deadline expires (the control worker's sweep): it never runs."""
+        if job.receives == 0 and job in self.queue_of(job):
+            self.queue_of(job).remove(job)
+            job.expired = True
+
     def dispatch(self, now: float) -> None:
         for inst in self.instances:
-            if inst.ready and inst.job is None and self.visible:
-                job = self.visible.popleft()
+            if inst.ready and inst.job is None and (self.visible or self.low):
+                # The worker drains the normal queue first (gpuorch.celery.sqs_transport).
+                job = (self.visible or self.low).popleft()
                 job.receives += 1
                 job.received_s = job.started_s = now
                 inst.job = job
                 inst.last_activity_s = now
-                self.hidden += 1
+                self.take_hidden(job, 1)
                 self.at(now + job.gpu_s, _JOB_DONE, "done", inst, inst.generation, job)
 
     def job_done(self, inst: _Instance, generation: int, job: _Job, now: float) -> None:
@@ -149,15 +177,15 @@ class _Sim:
             return
         inst.job = None
         inst.last_activity_s = now
-        self.hidden -= 1
+        self.take_hidden(job, -1)
 
     def message_visible(self, job: _Job) -> None:
-        self.hidden -= 1
+        self.take_hidden(job, -1)
         job.started_s = None
         if job.receives >= self.params.max_receive_count:
             job.failed = True  # SQS moves it to the dead-letter queue
         else:
-            self.visible.append(job)
+            self.queue_of(job).append(job)
 
     # -- what the controller sees ----------------------------------------------------------------
     def month_spend(self, now: float) -> float:
@@ -175,6 +203,8 @@ class _Sim:
                 for i in self.instances),
             queue_visible=len(self.visible),
             queue_in_flight=self.hidden,
+            low_visible=len(self.low),
+            low_in_flight=self.hidden_low,
             heartbeats=tuple(
                 Heartbeat(i.instance_id, when, (i.job.job_id,) if i.job else (), i.ready)
                 for i in self.instances if i.worker_up),
@@ -193,7 +223,8 @@ class _Sim:
                 self.stop(by_id[action.instance_id], now)
 
     def work_left(self) -> bool:
-        return bool(self.visible) or self.hidden > 0 or any(j.started_s is None and not j.failed for j in self.jobs)
+        return (bool(self.visible or self.low) or self.hidden + self.hidden_low > 0
+                or any(j.started_s is None and not j.failed and not j.expired for j in self.jobs))
 
     def running(self) -> int:
         return sum(i.state != "stopped" for i in self.instances)
@@ -211,7 +242,8 @@ class _AlarmReplay:
         self.state: replaced.AlarmState = "INSUFFICIENT_DATA"
 
     def tick(self, sim: _Sim, now: float) -> list[Action]:
-        self.samples.append(len(sim.visible))
+        # The replaced system had one queue: every job counted alike.
+        self.samples.append(len(sim.visible) + len(sim.low))
         if len(self.samples) * self.rule.sample_s < self.rule.period_s:
             return []
         self.maxima.append(max(self.samples))
@@ -303,7 +335,10 @@ def simulate(trace: Sequence[Job], policy: Policy | ReplacedRule | Learned, *, n
     replays the CloudWatch alarm and the start-on-submission of the system gpuorch replaces.
 
     The pool has `instances` instances (default: the policy's max_instances; one for the replaced
-    rule), all stopped at second 0. The simulation covers whole days, to the end of the trace's last
+    rule), all stopped at second 0. A low-priority job (`Job.priority`) waits in a queue of its own, which starts no
+    instance and which a ready instance takes from only when no normal job is visible; a job not received within
+    its `ttl_s` of its arrival expires, never run (`expired`, not among the waits). The simulation covers whole
+    days, to the end of the trace's last
     day, and goes on past it only until every job is done and every instance the policy does not
     keep (min_instances) is stopped (see OVERTIME_S). A job still unserved at the end counts as
     `unserved`, its wait so far in `waits_s`.
@@ -311,7 +346,7 @@ def simulate(trace: Sequence[Job], policy: Policy | ReplacedRule | Learned, *, n
     params = params or SimulationParams()
     if param_overrides:
         params = dataclasses.replace(params, **param_overrides)
-    jobs = [_Job(n, j.arrival_s, j.gpu_s) for n, j in enumerate(sorted(trace))]
+    jobs = [_Job(n, j.arrival_s, j.gpu_s, j.priority == "low", j.ttl_s) for n, j in enumerate(sorted(trace))]
     if isinstance(policy, ReplacedRule):
         controller: _AlarmReplay | _DecideLoop | _LearningLoop = _AlarmReplay(policy)
         pool = instances or 1
@@ -341,8 +376,10 @@ def simulate(trace: Sequence[Job], policy: Policy | ReplacedRule | Learned, *, n
                 sim.at(following, _TICK, "tick")
             continue
         if kind == "arrival":
-            sim.visible.append(payload[0])
+            sim.arrive(payload[0])
             sim.apply(controller.submitted(sim, now), now)
+        elif kind == "deadline":
+            sim.deadline(payload[0])
         elif kind == "done":
             sim.job_done(*payload, now)
             if isinstance(controller, _LearningLoop):
@@ -357,7 +394,7 @@ def simulate(trace: Sequence[Job], policy: Policy | ReplacedRule | Learned, *, n
     for inst in sim.instances:  # bill what still runs up to the end of the simulated time
         sim.close_run(inst, now)
     done = [j for j in jobs if j.started_s is not None]
-    unserved = [j for j in jobs if j.started_s is None and not j.failed]
+    unserved = [j for j in jobs if j.started_s is None and not j.failed and not j.expired]
     return SimulationResult(
         policy=name or getattr(policy, "name", "policy"),
         jobs=len(jobs),
@@ -369,6 +406,7 @@ def simulate(trace: Sequence[Job], policy: Policy | ReplacedRule | Learned, *, n
         cost=report(sim.runs, [j.gpu_s for j in done], params.hourly_price),
         waits_s=tuple([j.started_s - j.arrival_s for j in done] + [now - j.arrival_s for j in unserved]),
         runs=tuple(sim.runs),
+        expired=sum(j.expired for j in jobs),
     )
 
 

@@ -1,11 +1,12 @@
-"""Job-arrival traces (CSV `arrival_s,gpu_s`): reading, writing, and the seeded reference generators."""
+"""Job-arrival traces (CSV `arrival_s,gpu_s`, optionally `,priority,ttl_s`): reading, writing, and the seeded
+reference generators."""
 
 from __future__ import annotations
 
 import csv
 import io
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -13,6 +14,9 @@ from gpuorch.errors import ConfigurationError
 
 TRACES_DIR = Path(__file__).resolve().parent / "traces"
 HEADER = ("arrival_s", "gpu_s")
+# A trace may also give each job its priority (normal or low) and time to live (seconds, empty: none).
+FULL_HEADER = (*HEADER, "priority", "ttl_s")
+PRIORITIES = ("normal", "low")
 DAY_S = 86400.0
 HOUR_S = 3600.0
 
@@ -28,10 +32,13 @@ class TraceError(ConfigurationError, ValueError):
 
 @dataclass(frozen=True, order=True)
 class Job:
-    """One job of a trace: when it is submitted (seconds from the trace's start) and its GPU seconds."""
+    """One job of a trace: when it is submitted (seconds from the trace's start) and its GPU seconds; its priority,
+    and the seconds after its arrival by which it must have started (else it expires, never run)."""
 
     arrival_s: float
     gpu_s: float
+    priority: str = field(default="normal", compare=False)
+    ttl_s: float | None = field(default=None, compare=False)
 
 
 def job_gpu_s(rng: random.Random, camera_share: float = 0.5) -> float:
@@ -149,27 +156,38 @@ def reference_trace_path(name: str) -> Path:
 def to_csv(jobs: Sequence[Job]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(HEADER)
-    writer.writerows((f"{j.arrival_s:.1f}", f"{j.gpu_s:.1f}") for j in jobs)
+    full = any(j.priority != "normal" or j.ttl_s is not None for j in jobs)
+    writer.writerow(FULL_HEADER if full else HEADER)
+    for j in jobs:
+        row = [f"{j.arrival_s:.1f}", f"{j.gpu_s:.1f}"]
+        writer.writerow(row + [j.priority, "" if j.ttl_s is None else f"{j.ttl_s:.1f}"] if full else row)
     return out.getvalue()
 
 
 def parse_csv(text: str, source: str = "trace") -> list[Job]:
-    """Jobs of a CSV trace, sorted by arrival; a header row `arrival_s,gpu_s` is required."""
+    """Jobs of a CSV trace, sorted by arrival; a header row `arrival_s,gpu_s` (or `arrival_s,gpu_s,priority,ttl_s`)
+    is required."""
     rows = list(csv.reader(io.StringIO(text)))
-    if not rows or tuple(c.strip() for c in rows[0]) != HEADER:
-        raise TraceError(f"{source}: the first row must be {','.join(HEADER)}")
+    header = tuple(c.strip() for c in rows[0]) if rows else ()
+    if header not in (HEADER, FULL_HEADER):
+        raise TraceError(f"{source}: the first row must be {','.join(HEADER)} or {','.join(FULL_HEADER)}")
     jobs = []
     for line, row in enumerate(rows[1:], start=2):
         if not row or not "".join(row).strip():
             continue
+        if len(row) != len(header):
+            raise TraceError(f"{source}:{line}: expected {len(header)} columns, got {','.join(row)!r}")
         try:
-            arrival, gpu = (float(c) for c in row)
+            arrival, gpu = float(row[0]), float(row[1])
+            ttl = float(row[3]) if len(row) > 3 and row[3].strip() else None
         except ValueError:
-            raise TraceError(f"{source}:{line}: expected two numbers, got {','.join(row)!r}") from None
-        if arrival < 0 or gpu <= 0:
-            raise TraceError(f"{source}:{line}: arrival_s must be >= 0 and gpu_s > 0")
-        jobs.append(Job(arrival, gpu))
+            raise TraceError(f"{source}:{line}: expected numbers, got {','.join(row)!r}") from None
+        priority = row[2].strip() if len(row) > 2 else "normal"
+        if arrival < 0 or gpu <= 0 or (ttl is not None and ttl <= 0):
+            raise TraceError(f"{source}:{line}: arrival_s must be >= 0, gpu_s and ttl_s > 0")
+        if priority not in PRIORITIES:
+            raise TraceError(f"{source}:{line}: priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
+        jobs.append(Job(arrival, gpu, priority, ttl))
     return sorted(jobs)
 
 

@@ -64,7 +64,8 @@ def test_every_queue_is_consumed_by_a_procfile_process():
         assert shlex.split(procfile[process]) == ["python", "-m", module.__name__], process
         consumed |= consumed_queues(module.worker_argv(SETTINGS))
     declared = {queue.name for queue in celery_config(SETTINGS)["task_queues"]}
-    assert consumed == declared == {names.queue_name(q, SETTINGS) for q in (names.GPU_QUEUE, names.CONTROL_QUEUE)}
+    assert consumed == declared == {names.queue_name(q, SETTINGS)
+                                    for q in (names.GPU_QUEUE, names.GPU_LOW_QUEUE, names.CONTROL_QUEUE)}
     assert shlex.split(procfile["beat"]) == ["python", "-m", beat.__name__]
     assert gpu.worker_argv(SETTINGS)[gpu.worker_argv(SETTINGS).index("--concurrency") + 1] == \
         str(SETTINGS.gpu_pipeline_depth)

@@ -190,3 +190,17 @@ def test_submit_asks_for_an_output_format(gpuorch, served):
     refused = submit(gpuorch, api_settings, "--format", "png", "--quality", "75")
     assert refused.exit_code == 1
     assert "output.quality: only jpeg and webp take a quality" in refused.stderr
+
+
+def test_submit_gives_a_priority_and_a_deadline(gpuorch, served):
+    api_settings, _, services = served
+    low = submit(gpuorch, api_settings, "--priority", "low", "--ttl-seconds", "600")
+    assert low.exit_code == 0, low.output
+    record = services.jobs.get(low.stdout.strip())
+    assert record.priority == "low" and record.deadline is not None
+
+    shown = gpuorch("status", record.job_id, settings=api_settings)
+    assert "waiting: priority low: it starts no GPU by itself" in shown.stdout
+
+    past = submit(gpuorch, api_settings, "--deadline", "2020-01-01T00:00:00Z")
+    assert past.exit_code == 1 and "deadline: must be after now" in past.stderr

@@ -53,8 +53,8 @@ def test_a_policy_spec(small_trace, spec, row):
 @pytest.mark.parametrize("content,problem", [
     (None, "missing.csv: No such file or directory"),
     ("when,seconds\n1,2\n", "the first row must be arrival_s,gpu_s"),
-    ("arrival_s,gpu_s\n1.0,2.0\nsoon,2.0\n", ":3: expected two numbers, got 'soon,2.0'"),
-    ("arrival_s,gpu_s\n1.0,0\n", ":2: arrival_s must be >= 0 and gpu_s > 0"),
+    ("arrival_s,gpu_s\n1.0,2.0\nsoon,2.0\n", ":3: expected numbers, got 'soon,2.0'"),
+    ("arrival_s,gpu_s\n1.0,0\n", ":2: arrival_s must be >= 0, gpu_s and ttl_s > 0"),
 ])
 def test_a_bad_trace_is_a_usage_error_naming_the_problem(tmp_path, content, problem):
     path = tmp_path / "missing.csv"

@@ -98,6 +98,9 @@ CALLS: dict[str, list[Call]] = {
         Call("sqs", "SendMessage", "control_queue", "lifecycle trigger after a submission (celery_app.lifecycle_trigger)"),
         Call("sqs", "GetQueueUrl", "gpu_queue", "webapp/health.py probe_sqs"),
         Call("sqs", "GetQueueAttributes", "gpu_queue", "webapp/health.py probe_sqs; " + KOMBU_DECLARE),
+        Call("sqs", "SendMessage", "gpu_low_queue", "CeleryPublisher: a low-priority job"),
+        Call("sqs", "GetQueueUrl", "gpu_low_queue", "webapp BacklogGauge (both GPU queues' depth)"),
+        Call("sqs", "GetQueueAttributes", "gpu_low_queue", "BacklogGauge.depth; " + KOMBU_DECLARE),
         Call("sqs", "GetQueueAttributes", "control_queue", KOMBU_DECLARE),
         Call("dynamodb", "PutItem", "job_table", "JobStore.create (gpuorch/jobs/submission.py accept)"),
         Call("dynamodb", "GetItem", "job_table", "JobStore.get (GET /api/v1/jobs/{id}, cancel)"),
@@ -140,10 +143,13 @@ CALLS: dict[str, list[Call]] = {
         Call("sqs", "SendMessage", "control_queue", "celery beat publishing the periodic checks and sweeps"),
         Call("sqs", "GetQueueUrl", "gpu_queue", "lifecycle/tasks.py lifecycle_check (queue_url)"),
         Call("sqs", "GetQueueAttributes", "gpu_queue", "lifecycle/live/check.py snapshot (visible and in-flight counts)"),
+        Call("sqs", "GetQueueUrl", "gpu_low_queue", "lifecycle/live/build.py lifecycle_check (low_queue_url)"),
+        Call("sqs", "GetQueueAttributes", "gpu_low_queue", "lifecycle/live/check.py snapshot (low-priority counts)"),
+        Call("dynamodb", "Query", "job_index", "JobStore.count_startable (check) and overdue (expire_jobs)"),
         Call("sqs", "GetQueueUrl", "dlq", "gpuorch/control_tasks.py sweep_dead_letter_queue"),
         Call("sqs", "ReceiveMessage", "dlq", "gpuorch/jobs/deadletters.py sweep_dead_letters"),
         Call("sqs", "ChangeMessageVisibilityBatch", "dlq", "gpuorch/jobs/deadletters.py release (after a sweep)"),
-        Call("dynamodb", "UpdateItem", "job_table", "JobStore.transition to failed (dead letters)"),
+        Call("dynamodb", "UpdateItem", "job_table", "JobStore.transition to failed (dead letters), expired (deadlines)"),
         Call("dynamodb", "GetItem", "job_table", "JobStore.get after a refused transition"),
         Call("dynamodb", "PutItem", "control_table@lock", "lifecycle/live/lease.py Lease.acquire"),
         Call("dynamodb", "DeleteItem", "control_table@lock", "lifecycle/live/lease.py Lease.release"),
@@ -176,6 +182,10 @@ CALLS: dict[str, list[Call]] = {
         Call("sqs", "GetQueueUrl", "gpu_queue", "workers/gpu.py main (visibility check)"),
         Call("sqs", "GetQueueAttributes", "gpu_queue", "workers/checks.py queue_visibility_timeout; kombu redrive check"),
         Call("sqs", "ReceiveMessage", "gpu_queue", "kombu consume (GPU worker)"),
+        Call("sqs", "ReceiveMessage", "gpu_low_queue", "kombu consume, once the normal queue came back empty"),
+        Call("sqs", "DeleteMessage", "gpu_low_queue", "kombu ack when a low-priority job ends"),
+        Call("sqs", "ChangeMessageVisibility", "gpu_low_queue", "kombu: a message given back or released"),
+        Call("sqs", "GetQueueAttributes", "gpu_low_queue", "kombu redrive check before deleting a rejected message"),
         Call("sqs", "DeleteMessage", "gpu_queue", "kombu ack when a job ends (task_acks_late)"),
         Call("sqs", "ChangeMessageVisibility", "gpu_queue", "kombu: a message given back (worker lost) or released on "
              "shutdown; gpuorch/celery/tasks.py gives an interrupted instance's job back at once"),
@@ -204,6 +214,8 @@ CALLS: dict[str, list[Call]] = {
     "client": [
         Call("sqs", "ListQueues", "*", KOMBU_START),
         Call("sqs", "SendMessage", "gpu_queue", "kombu publish from task.delay()"),
+        Call("sqs", "SendMessage", "gpu_low_queue", "kombu publish of a low-priority job from task.delay()"),
+        Call("sqs", "GetQueueAttributes", "gpu_low_queue", KOMBU_DECLARE),
         Call("sqs", "SendMessage", "control_queue", "lifecycle trigger after task.delay()"),
         Call("sqs", "GetQueueAttributes", "gpu_queue", KOMBU_DECLARE),
         Call("sqs", "GetQueueAttributes", "control_queue", KOMBU_DECLARE),
@@ -301,7 +313,8 @@ def resolve(call: Call, settings: Any, account: str) -> list[Request]:
 
     ns = settings.monitoring_namespace
     queues = {
-        "gpu_queue": settings.gpu_queue, "control_queue": settings.control_queue, "dlq": settings.gpu_dead_letter_queue,
+        "gpu_queue": settings.gpu_queue, "gpu_low_queue": settings.gpu_low_queue, "control_queue": settings.control_queue,
+        "dlq": settings.gpu_dead_letter_queue,
         "event_queue": f"{ns}-events-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
         "reply_queue": f"{ns}-reply-0f1e2d3c4b5a69788796a5b4c3d2e1f0",
         "pidbox_gpu": f"{ns}-pidbox-gpu_ip-10-0-1-23",
@@ -317,7 +330,8 @@ def resolve(call: Call, settings: Any, account: str) -> list[Request]:
         return [Request(action, queue_arn(region, account, queues[name]), {}, where)]
     if name == "every_queue":
         return [Request(action, queue_arn(region, account, q), {}, where)
-                for q in (settings.gpu_queue, settings.gpu_dead_letter_queue, settings.control_queue)]
+                for q in (settings.gpu_queue, settings.gpu_low_queue, settings.gpu_dead_letter_queue,
+                          settings.control_queue)]
     if name == "job_table":
         return [Request(action, table_arn(region, account, settings.job_table), {}, where)]
     if name == "job_index":

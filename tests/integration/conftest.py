@@ -16,6 +16,7 @@ from gpuorch.celery.app import create_celery_app
 from gpuorch.tasks import use_app
 from gpuorch_dev.local.stack import LocalStack, Process, free_port
 from gpuorch.services import Services
+from gpuorch.jobs import states
 from gpuorch.settings import Settings, settings_env
 from tests.conftest import unique_settings as shared_unique_settings
 from tests.conftest import wait_for  # noqa: F401 - the integration tests import it from here
@@ -71,7 +72,7 @@ class Stack:
             record = self.job(job_id)
             if seen is not None:
                 seen.append((record["status"], record["progress"]))
-            return record if record["status"] in {"succeeded", "failed", "cancelled"} else None
+            return record if record["status"] in states.TERMINAL else None
 
         return wait_for(done, timeout, message=f"job {job_id} to finish")
 

@@ -1,6 +1,6 @@
 """Provisioned queues, tables and buckets for the tests: each set made once, then emptied for every test that gets it.
 
-Provisioning a set (three queues, four tables with their indexes and time-to-live, a bucket with its rules)
+Provisioning a set (four queues, four tables with their indexes and time-to-live, a bucket with its rules)
 takes about thirty AWS calls, and hundreds of tests ask for one (tests/conftest.py `provisioned`). A set a test
 gives back is emptied before the next test gets it: its queues purged, its tables' items and its bucket's
 objects deleted, each read back empty. So a test still starts alone on its resources, as on freshly made ones
@@ -21,7 +21,7 @@ from gpuorch.aws.clients import AwsClients
 from gpuorch.provision import Provisioner
 from gpuorch.settings import Settings
 
-QUEUE_FIELDS = ("gpu_dead_letter_queue", "gpu_queue", "control_queue")
+QUEUE_FIELDS = ("gpu_dead_letter_queue", "gpu_queue", "gpu_low_queue", "control_queue")
 TABLE_FIELDS = ("job_table", "result_table", "control_table", "key_table")
 NAME_FIELDS = (*QUEUE_FIELDS, *TABLE_FIELDS, "bucket")
 # The answer's error code when the resource itself is gone.
@@ -33,6 +33,7 @@ def new_names() -> dict[str, str]:
     suffix = uuid.uuid4().hex[:8]
     return {
         "gpu_queue": f"gpu_tasks_queue_{suffix}",
+        "gpu_low_queue": f"gpu_tasks_queue_low_{suffix}",
         "gpu_dead_letter_queue": f"gpu_tasks_queue_dlq_{suffix}",
         "control_queue": f"gpu_control_queue_{suffix}",
         "job_table": f"task_store_{suffix}",

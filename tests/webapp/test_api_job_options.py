@@ -85,3 +85,56 @@ def test_delay_takes_the_same_options(settings, provisioned, job_count):
     assert provisioned.jobs.get(result.id).output == {"format": "webp", "quality": 90, "inline": True}
     assert list(refused.value.errors) == ["output.format"]
     assert job_count() == 1
+
+
+@pytest.mark.parametrize(("options", "fields"), [
+    ({"priority": "urgent"}, {"priority": ["Must be one of: normal, low."]}),
+    ({"deadline": "2020-01-01T00:00:00Z"}, "deadline"),
+    ({"deadline": "2030-01-01T00:00:00"}, {"deadline": ["Not a valid aware datetime."]}),
+    ({"deadline": "2999-01-01T00:00:00Z"}, "deadline"),
+    ({"ttl_seconds": 0}, {"ttl_seconds": ["Must be greater than or equal to 1."]}),
+    ({"ttl_seconds": 60, "deadline": "2999-01-01T00:00:00Z"}, {"ttl_seconds": ["give deadline or ttl_seconds, "
+                                                                              "not both"]}),
+    ({"colour": "red"}, {"colour": ["Unknown field."]}),
+])
+def test_bad_priorities_and_deadlines_are_named(client, settings, job_count, options, fields):
+    answer = client.post("/api/v1/camera-angle/jobs", json=body(settings, **options))
+
+    assert answer.status_code == 422
+    named = answer.json["error"]["fields"]
+    if isinstance(fields, str):
+        assert list(named) == [fields]
+    else:
+        assert named == fields
+    assert job_count() == 0
+
+
+def test_a_deadline_is_recorded_and_a_queued_job_past_it_expires(client, settings, provisioned, queues):
+    from datetime import datetime, timedelta, timezone
+
+    from gpuorch.jobs.expiry import expire_overdue
+
+    job_id = client.post("/api/v1/camera-angle/jobs", json=body(settings, ttl_seconds=60)).json["job_id"]
+    shown = client.get(f"/api/v1/jobs/{job_id}").json
+    deadline = datetime.fromisoformat(shown["deadline"].replace("Z", "+00:00"))
+    assert timedelta(seconds=55) < deadline - datetime.now(timezone.utc) <= timedelta(seconds=60)
+
+    assert expire_overdue(provisioned.jobs, deadline - timedelta(seconds=1)) == []
+    assert expire_overdue(provisioned.jobs, deadline + timedelta(seconds=1)) == [job_id]
+    expired = client.get(f"/api/v1/jobs/{job_id}").json
+    assert (expired["status"], expired["waiting_reason"]) == ("expired", None)
+    assert expired["finished_at"] and expired["error"].startswith("not started by its deadline")
+    assert client.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 409
+    assert [j["job_id"] for j in client.get("/api/v1/jobs?status=expired").json["jobs"]] == [job_id]
+
+
+def test_a_low_priority_job_goes_to_its_own_queue_and_asks_for_no_gpu(client, settings, queues):
+    job_id = client.post("/api/v1/camera-angle/jobs", json=body(settings, priority="low")).json["job_id"]
+
+    assert queues.receive_gpu() == []
+    assert queues.receive(settings.control_queue) == []  # no lifecycle check: it starts no GPU
+    [message] = queues.receive(settings.gpu_low_queue)
+    assert (message["headers"]["id"], message["kwargs"]) == (job_id, body(settings))
+    shown = client.get(f"/api/v1/jobs/{job_id}").json
+    assert shown["priority"] == "low"
+    assert shown["waiting_reason"].startswith("priority low: it starts no GPU by itself, and none is up now")

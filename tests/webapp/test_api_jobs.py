@@ -73,6 +73,9 @@ def test_one_job_reads_back_with_every_field(client, store, jobs):
         "gpu_seconds": None,
         "redrive_of": None,
         "redriven_as": None,
+        "output": {"format": "png", "quality": None, "inline": False},
+        "priority": "normal",
+        "deadline": None,
         "links": {"self": "/api/v1/jobs/job-1"},
         "waiting_reason": None,
     }

@@ -304,7 +304,7 @@ def test_when_the_bucket_refuses_an_image_nothing_is_recorded_or_queued(api_key,
 
 
 def test_when_publishing_fails_the_record_and_the_stored_images_are_removed(provisioned, queues, job_count, stored):
-    def publish(job_id, workflow, clean):
+    def publish(job):
         assert len(stored()) == 1 and job_count() == 1  # both written before the message is sent
         raise OperationalError("broker unreachable")
 

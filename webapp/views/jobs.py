@@ -16,7 +16,7 @@ from flask_smorest import Blueprint
 
 from gpuorch.jobs import states
 from gpuorch.jobs.store import Job, TransitionRefused
-from lifecycle.facade import LifecycleStatus
+from lifecycle.facade import ACTIVE_STATES, LifecycleStatus
 from webapp.auth import caller
 from webapp.context import current
 from webapp.errors import ApiError
@@ -86,11 +86,20 @@ class JobListView(MethodView):
         return {"jobs": answers(jobs), "next_cursor": next_cursor, "links": page_links(status, limit, cursor, next_cursor)}
 
 
+LOW_WITHOUT_GPU = ("priority low: it starts no GPU by itself, and none is up now; it runs once one is up for other "
+                   "work, or in its idle time before a stop")
+LOW_BEHIND_NORMAL = "priority low: it runs on the GPU that is up, after the normal-priority jobs waiting"
+
+
 def waiting_reason(job: Job, status: LifecycleStatus | None) -> str | None:
-    """Why a queued job is not starting: the last lifecycle check's refusal to start a GPU; None otherwise."""
-    if job.status != states.QUEUED or status is None:
+    """Why a queued job is not starting: a low-priority one waits for a GPU that is up anyway; a normal one for the
+    last lifecycle check's refusal to start a GPU, if it refused. None otherwise."""
+    if job.status != states.QUEUED:
         return None
-    return status.blocked_reason
+    if job.options.low:
+        gpu_up = status is not None and any(i.get("state") in ACTIVE_STATES for i in status.instances)
+        return LOW_BEHIND_NORMAL if gpu_up else LOW_WITHOUT_GPU
+    return status.blocked_reason if status is not None else None
 
 
 def answers(jobs: list[Job]) -> list[JobAnswer]:

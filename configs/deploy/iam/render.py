@@ -61,6 +61,7 @@ def variables(settings: Any, account_id: str) -> dict[str, str]:
         "ACCOUNT_ID": account_id,
         "REGION": settings.region,
         "GPU_QUEUE": settings.gpu_queue,
+        "GPU_LOW_QUEUE": settings.gpu_low_queue,
         "GPU_DLQ": settings.gpu_dead_letter_queue,
         "CONTROL_QUEUE": settings.control_queue,
         "JOB_TABLE": settings.job_table,

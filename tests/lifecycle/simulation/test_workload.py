@@ -54,10 +54,12 @@ def test_sparse_nightly_has_a_batch_each_night_and_few_jobs_by_day():
 @pytest.mark.parametrize("text,problem", [
     ("", "first row"),
     ("arrival,gpu\n1,2\n", "first row"),
-    ("arrival_s,gpu_s\n1,x\n", ":2: expected two numbers"),
-    ("arrival_s,gpu_s\n1,2,3\n", ":2: expected two numbers"),
+    ("arrival_s,gpu_s\n1,x\n", ":2: expected numbers"),
+    ("arrival_s,gpu_s\n1,2,3\n", ":2: expected 2 columns"),
     ("arrival_s,gpu_s\n-1,2\n", ":2: arrival_s must be"),
     ("arrival_s,gpu_s\n1,0\n", ":2: arrival_s must be"),
+    ("arrival_s,gpu_s,priority,ttl_s\n1,2,urgent,\n", ":2: priority must be one of normal, low"),
+    ("arrival_s,gpu_s,priority,ttl_s\n1,2,low,0\n", ":2: arrival_s must be >= 0, gpu_s and ttl_s > 0"),
 ])
 def test_bad_traces_are_refused_with_the_line(text, problem):
     with pytest.raises(TraceError, match=problem):
@@ -73,3 +75,10 @@ def test_unreadable_trace_and_unknown_reference(tmp_path):
         read_trace(tmp_path / "missing.csv")
     with pytest.raises(TraceError, match="unknown reference trace"):
         reference_trace_path("nope")
+
+
+def test_a_trace_may_give_each_job_its_priority_and_time_to_live():
+    jobs = parse_csv("arrival_s,gpu_s,priority,ttl_s\n5,20,low,\n1,30,normal,600\n", "t.csv")
+    assert [(j.arrival_s, j.priority, j.ttl_s) for j in jobs] == [(1.0, "normal", 600.0), (5.0, "low", None)]
+    assert parse_csv(to_csv(jobs), "again.csv") == jobs
+    assert [(j.priority, j.ttl_s) for j in parse_csv(to_csv(jobs), "again.csv")] == [("normal", 600.0), ("low", None)]
