@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 
 from gpuorch.aws.clients import AwsClients
+from gpuorch.jobs.batch_store import BatchStore
 from gpuorch.jobs.idempotency import IdempotencyStore
 from gpuorch.jobs.store import JobStore
 from gpuorch.settings import Settings
@@ -27,6 +28,11 @@ class Services:
     def idempotency(self) -> IdempotencyStore:
         """Idempotency keys' claims, kept as long as the job records (and at least a day)."""
         return IdempotencyStore(self.aws.dynamodb, self.settings.control_table, keep_s=self.settings.job_ttl_seconds)
+
+    @functools.cached_property
+    def batches(self) -> BatchStore:
+        """Batch records, kept as long as their jobs."""
+        return BatchStore(self.aws.dynamodb, self.settings.control_table, ttl_s=self.settings.job_ttl_seconds)
 
     @functools.cached_property
     def workflows(self) -> WorkflowSet:

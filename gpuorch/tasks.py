@@ -1,4 +1,5 @@
-"""Submitting jobs from Python: `camera_angle.delay(...)`, `qwen_image_edit.delay(...)`, `run_workflow.delay(...)`.
+"""Submitting jobs from Python: `camera_angle.delay(...)`, `qwen_image_edit.delay(...)`, `run_workflow.delay(...)`,
+and many at once with `submit_batch([...])`.
 
 `.delay()` submits exactly as the REST API does (gpuorch.jobs.submission.JobSubmitter: validate, store inline
 images, write the job record, then send the task message), so `GET /api/v1/jobs/{result.id}` works for both, and
@@ -8,6 +9,7 @@ returns the Celery AsyncResult of the job: `result.get()` waits for it in Celery
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from celery.result import AsyncResult
@@ -92,3 +94,22 @@ qwen_image_edit = JobTask(names.QWEN_IMAGE_EDIT)
 """Edit an image from a prompt: `qwen_image_edit.delay(prompt="...", images=["s3://..."])`."""
 run_workflow = JobTask(names.RUN_WORKFLOW)
 """Any workflow by name: `run_workflow.delay(workflow="camera-angle", params={...})`."""
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """An accepted batch: its id (GET /api/v1/batches/{id}) and each item's AsyncResult, in the order given."""
+
+    id: str
+    results: tuple[AsyncResult, ...]
+
+
+def submit_batch(items: list[dict[str, Any]], *, idempotency_key: str | None = None) -> BatchResult:
+    """Submit up to gpuorch.jobs.batches.MAX_BATCH_ITEMS jobs as one batch: each item a job request (the parameters
+    and options a `.delay()` takes) naming its workflow (`{"workflow": "camera-angle", "image": ..., ...}`).
+    Accepted whole or refused whole: ParamsInvalid names every bad item's fields as items.<index>.<field>. With
+    `idempotency_key`, the same batch again gets the first one."""
+    app = submitting_app()
+    accepted = app.batches.submit_once(checked_key(idempotency_key), items, source="python",
+                                       owner=app.settings.submit_owner or None)
+    return BatchResult(accepted.value.batch_id, tuple(app.AsyncResult(job_id) for job_id in accepted.value.job_ids))

@@ -26,7 +26,7 @@ from webapp.health import HealthChecker
 from webapp.metrics import RequestMetrics
 from webapp.outputs import OutputLinks
 from webapp.request_body import ApiRequest, image_capacity, request_body_limit
-from webapp.views import costs, deadletters, gpu, jobs, service, workflows
+from webapp.views import batches, costs, deadletters, gpu, jobs, service, workflows
 from webapp.views.submissions import submissions_blueprint
 
 API_DESCRIPTION = """\
@@ -101,11 +101,13 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
     submissions, request_schemas = submissions_blueprint(known)
     for name, schema in request_schemas.items():
         api.spec.components.schema(name, component=schema)
+    batches.register_schemas(api, known)
     # Each blueprint with the key it needs (every route needs one, but for auth.OPEN_ENDPOINTS).
     for blueprint, role in (
         (service.blp, USER),
         (workflows.blp, USER),
         (submissions, USER),
+        (batches.blp, USER),
         (jobs.blp, USER),
         (costs.blp, OPERATOR),
         (gpu.blp, OPERATOR),

@@ -17,6 +17,8 @@ from gpuorch.access.ratelimit import Limit, RateLimiter
 from gpuorch.access.spend import SpendGauge, cap_for
 from gpuorch.celery.app import GpuorchCelery
 from gpuorch.clock import utc_now
+from gpuorch.jobs.batch_store import Batch
+from gpuorch.jobs.batches import BatchSubmitter
 from gpuorch.jobs.store import Job
 from gpuorch.jobs.submission import JobSubmitter
 from gpuorch.services import Services
@@ -50,19 +52,30 @@ class ApiContext:
     def submitter(self) -> JobSubmitter:
         return self.celery.submitter
 
+    @property
+    def batches(self) -> BatchSubmitter:
+        return self.celery.batches
+
     def workflow(self, name: str) -> Workflow:
         """The workflow of that name; UnknownWorkflow (answered 404) when there is none."""
         return self.submitter.workflow(name)
 
-    def admit(self, key: ApiKey) -> None:
-        """Let one submission of `key` through the limits: BacklogFull when the GPU queue is full and
-        SpendCapReached when its owner spent its monthly cap (nothing spent), RateLimited when the key's allowance
-        is spent."""
+    def admit(self, key: ApiKey, jobs: int = 1) -> None:
+        """Let a submission of `jobs` jobs (a batch's items) of `key` through the limits: BacklogFull when the GPU
+        queues cannot take that many and SpendCapReached when its owner spent its monthly cap (nothing spent),
+        RateLimited when the key's allowance is spent; TooManyAtOnce when a batch could never pass them."""
         settings = self.services.settings
-        self.backlog.check(settings.max_backlog)
+        self.backlog.check(settings.max_backlog, jobs)
         self.spend.check(key.owner, cap_for(key.monthly_cap_usd, settings.owner_monthly_cap_usd))
         per_minute = key.rate_per_minute if key.rate_per_minute is not None else settings.rate_limit_per_minute
-        self.limiter.spend(key.key_id, Limit(per_minute, key.burst or settings.rate_limit_burst))
+        self.limiter.spend(key.key_id, Limit(per_minute, key.burst or settings.rate_limit_burst), jobs)
+
+    def visible_batch(self, batch_id: str, key: ApiKey) -> Batch | None:
+        """The batch if the key may see it (its owner's, or any for an operator key); None otherwise."""
+        batch = self.services.batches.get(batch_id)
+        if batch is None or (not key.operator and batch.owner != key.owner):
+            return None
+        return batch
 
     def visible_job(self, job_id: str, key: ApiKey) -> Job | None:
         """The job if the key may see it (its owner's, or any for an operator key); None otherwise, so another

@@ -4,7 +4,7 @@ or as file parts."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gpuorch.jobs.options import options_json_schema
@@ -90,6 +90,42 @@ def form_encoding(images: Mapping[str, bool]) -> dict[str, Any]:
     return {PARAMS_PART: {"contentType": "application/json"}} | {
         name: {"contentType": ACCEPTED_IMAGE_TYPES} for name in images
     }
+
+
+def batch_schemas(workflows: Iterable[Workflow], request_name: str, form_name: str, max_items: int
+                  ) -> dict[str, dict[str, Any]]:
+    """The batch body's schemas: one item schema per workflow (its JSON request naming it in `workflow`), the JSON
+    body of up to `max_items` of them, and the multipart body carrying it with its images as file parts."""
+    schemas: dict[str, dict[str, Any]] = {}
+    for workflow in workflows:
+        item = request_json_schema(workflow)
+        item.pop("$schema", None)
+        item["title"] = item["title"].removesuffix("Request") + "BatchItem"
+        item["properties"] = {"workflow": {"const": workflow.name, "description": "The item's workflow."},
+                              **item["properties"]}
+        item["required"] = ["workflow", *item.get("required", [])]
+        schemas[item["title"]] = item
+    items = [{"$ref": f"#/components/schemas/{name}"} for name in schemas]
+    schemas[request_name] = {
+        "title": request_name,
+        "type": "object",
+        "properties": {"items": {"type": "array", "minItems": 1, "maxItems": max_items, "items": {"anyOf": items},
+                                 "description": "The jobs, each an ordinary job request naming its workflow."}},
+        "required": ["items"],
+        "additionalProperties": False,
+    }
+    schemas[form_name] = {
+        "title": form_name,
+        "description": f"The batch as multipart/form-data: its JSON in the {PARAMS_PART} part, and each item's images "
+                       "as file parts named items.<index>.<image parameter> (one per image, in order for a list), "
+                       f"given either as files or in {PARAMS_PART}, not both.",
+        "type": "object",
+        "properties": {PARAMS_PART: {"$ref": f"#/components/schemas/{request_name}"}},
+        "required": [PARAMS_PART],
+        "additionalProperties": {"anyOf": [dict(_FILE_JSON_SCHEMA),
+                                           {"type": "array", "items": dict(_FILE_JSON_SCHEMA)}]},
+    }
+    return schemas
 
 
 def request_json_schema(workflow: Workflow) -> dict[str, Any]:

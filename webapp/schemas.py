@@ -126,6 +126,7 @@ class JobSchema(_LinkedJobSchema):
                                  "description": "low: it starts no GPU by itself, and runs after the normal jobs."},
     )
     deadline = _timestamp("Not started by then, it ends expired (never runs, costs nothing).", nullable=True)
+    batch_id = ma.fields.String(allow_none=True, metadata={"description": "The batch it was submitted in, if any."})
     error = ma.fields.String(allow_none=True, metadata={"description": "Why the job failed, or expired."})
     source = ma.fields.String(required=True, metadata={"description": "Who submitted it: api or python."})
     owner = ma.fields.String(
@@ -151,6 +152,29 @@ class JobSchema(_LinkedJobSchema):
             "that is. Null when that check started or kept a GPU, and for jobs that are not queued."
         },
     )
+
+
+class BatchLinksSchema(ma.Schema):
+    self = ma.fields.String(required=True, metadata={"description": "This batch's URL."})
+    cancel = ma.fields.String(required=True, metadata={"description": "POST here to cancel its unfinished items."})
+
+
+class BatchSchema(ma.Schema):
+    """A batch: how many of its items are in each status, and each item's job record, in the order given."""
+
+    batch_id = ma.fields.String(required=True)
+    created_at = _timestamp("When the batch was accepted.")
+    owner = ma.fields.String(allow_none=True, metadata={"description": "Owner of the API key that submitted it."})
+    source = ma.fields.String(required=True, metadata={"description": "Who submitted it: api or python."})
+    total = ma.fields.Integer(required=True, metadata={"description": "How many items it has."})
+    counts = ma.fields.Dict(
+        keys=ma.fields.String(), values=ma.fields.Integer(), required=True,
+        metadata={"description": "How many items are in each status (every status named)."},
+    )
+    finished = ma.fields.Boolean(required=True, metadata={"description": "Whether every item has finished."})
+    items = ma.fields.List(ma.fields.Nested(JobSchema), required=True,
+                           metadata={"description": "Each item's job record, in the order the items were given."})
+    links = ma.fields.Nested(BatchLinksSchema, required=True)
 
 
 class JobListQuerySchema(ma.Schema):

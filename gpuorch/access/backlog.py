@@ -8,6 +8,7 @@ import time
 from typing import Callable
 
 from gpuorch.aws.sqs import queue_depth
+from gpuorch.access.ratelimit import TooManyAtOnce
 from gpuorch.errors import AdmissionRefused
 
 # What a refused client is told to wait: the backlog drains at the GPU's pace, a job every few seconds at best.
@@ -21,11 +22,15 @@ class BacklogFull(AdmissionRefused):
         super().__init__(message, RETRY_AFTER_S)
 
 
-def backlog_refusal(depth: int, max_backlog: int) -> str | None:
-    """Why a submission is refused with `depth` jobs queued or in flight; None when it may be queued."""
-    if max_backlog <= 0 or depth < max_backlog:
+def backlog_refusal(depth: int, max_backlog: int, adding: int = 1) -> str | None:
+    """Why a submission of `adding` jobs is refused with `depth` jobs queued or in flight; None when they may be
+    queued."""
+    if max_backlog <= 0 or depth + adding <= max_backlog:
         return None
-    return (f"The GPU queue already holds {depth} jobs queued or running, at its limit of {max_backlog} "
+    if adding > 1:
+        return (f"The GPU queues hold {depth} jobs queued or running: {adding} more would pass their limit of "
+                f"{max_backlog} (GPUORCH_MAX_BACKLOG); try again later.")
+    return (f"The GPU queues already hold {depth} jobs queued or running, at their limit of {max_backlog} "
             f"(GPUORCH_MAX_BACKLOG); try again later.")
 
 
@@ -52,10 +57,14 @@ class BacklogGauge:
             self._read = (now, depth)
         return depth
 
-    def check(self, max_backlog: int) -> None:
-        """BacklogFull when the queue is at its limit (no call at all without one)."""
+    def check(self, max_backlog: int, adding: int = 1) -> None:
+        """BacklogFull when `adding` more jobs would pass the limit (no call at all without one); TooManyAtOnce when
+        they always would."""
         if max_backlog <= 0:
             return
-        reason = backlog_refusal(self.depth(), max_backlog)
+        if adding > max_backlog:
+            raise TooManyAtOnce({"items": [f"{adding} items: more than the GPU backlog ever holds "
+                                           f"(GPUORCH_MAX_BACKLOG={max_backlog}); send at most {max_backlog} at a time"]})
+        reason = backlog_refusal(self.depth(), max_backlog, adding)
         if reason:
             raise BacklogFull(reason)

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from gpuorch.aws.dynamodb import decode_item, encode_item
 from gpuorch.aws.failures import condition_failed
-from gpuorch.errors import AdmissionRefused
+from gpuorch.errors import AdmissionRefused, ParamsInvalid
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,11 @@ class Decision:
     retry_after: float  # seconds until this request would be allowed; 0 when it is
 
 
-def gcra(tat: float | None, now: float, limit: Limit) -> Decision:
-    """Allow a request at `now` against the stored TAT (None: the key has none yet), or say when it may come."""
+def gcra(tat: float | None, now: float, limit: Limit, cost: int = 1) -> Decision:
+    """Allow a request of `cost` submissions (a batch's items) at `now` against the stored TAT (None: the key has
+    none yet), or say when it may come."""
     interval = 60.0 / limit.per_minute
-    new_tat = max(tat if tat is not None else now, now) + interval
+    new_tat = max(tat if tat is not None else now, now) + cost * interval
     allowed_at = new_tat - limit.burst * interval
     if allowed_at > now:
         return Decision(False, tat if tat is not None else now, allowed_at - now)
@@ -58,6 +59,11 @@ def gcra(tat: float | None, now: float, limit: Limit) -> Decision:
 def retry_after_header(seconds: float) -> int:
     """Retry-After in whole seconds, rounded up, at least 1 (an HTTP client may take 0 as 'at once')."""
     return max(1, math.ceil(seconds))
+
+
+class TooManyAtOnce(ParamsInvalid):
+    """A batch of more items than the key may ever submit at once (its burst), or than the backlog may hold: never
+    admitted as it is, whatever the wait."""
 
 
 class RateLimited(AdmissionRefused):
@@ -80,8 +86,9 @@ class RateLimiter:
     def _key(self, key_id: str) -> dict:
         return encode_item({"pk": PARTITION + key_id, "sk": SORT_KEY})
 
-    def spend(self, key_id: str, limit: Limit) -> None:
-        """Take one submission from the key's allowance; RateLimited when there is none left.
+    def spend(self, key_id: str, limit: Limit, cost: int = 1) -> None:
+        """Take `cost` submissions (one, or a batch's items) from the key's allowance; RateLimited when there is not
+        that much left, TooManyAtOnce when there never can be (more than its burst).
 
         A key that is not in a burst has a TAT in the past: one conditional write decides. When that write is
         refused, DynamoDB returns the stored TAT with the refusal, and the decision is made on it and written
@@ -89,14 +96,17 @@ class RateLimiter:
         """
         if limit.unlimited:
             return
+        if cost > limit.burst:
+            raise TooManyAtOnce({"items": [f"{cost} items: more than this API key may submit at once (its burst of "
+                                           f"{limit.burst}); send at most {limit.burst} at a time"]})
         seen: int | None | object = _UNREAD
         for _ in range(ATTEMPTS):
             now = self._clock()
             if seen is _UNREAD:
-                decision = gcra(None, now, limit)
+                decision = gcra(None, now, limit, cost)
                 condition, values = "attribute_not_exists(pk) OR tat_ms <= :now", {":now": int(now * 1000)}
             else:
-                decision = gcra(seen / 1000 if seen is not None else None, now, limit)
+                decision = gcra(seen / 1000 if seen is not None else None, now, limit, cost)
                 if not decision.allowed:
                     raise RateLimited(key_id, limit, decision.retry_after)
                 condition, values = ("attribute_not_exists(pk)", {}) if seen is None else (

@@ -14,6 +14,7 @@ from gpuorch.celery.monitoring.names import NAMESPACE_OPTION, BroadcastNames
 from gpuorch.celery.publisher import CeleryPublisher
 from gpuorch.celery.sqs_transport import QUEUE_ORDER_OPTION
 from gpuorch.execution.interruption import NoticeBoard
+from gpuorch.jobs.batches import BatchSubmitter
 from gpuorch.jobs.submission import JobSubmitter
 from gpuorch.services import Services
 from gpuorch.settings import Settings
@@ -155,6 +156,11 @@ class GpuorchCelery(Celery):
     def submitter(self) -> JobSubmitter:
         """Accepts jobs and publishes them through this app."""
         return JobSubmitter(self.services, CeleryPublisher(self, self.settings))
+
+    @functools.cached_property
+    def batches(self) -> BatchSubmitter:
+        """Accepts batches of jobs, each item through the submitter."""
+        return BatchSubmitter(self.submitter, self.services.batches)
 
 
 def create_celery_app(settings: Settings, **overrides: Any) -> GpuorchCelery:

@@ -181,11 +181,12 @@ def simulate(trace: str, policy: str | None) -> None:
 
 
 def _register() -> None:
-    """The subcommands kept in modules of their own: jobs over the REST API, the GPU pool, dead letters, keys, model
-    files."""
-    from gpuorch.cli import dlq, gpu, jobs, keys, models
+    """The subcommands kept in modules of their own: jobs and batches over the REST API, the GPU pool, dead letters,
+    keys, model files."""
+    from gpuorch.cli import batches, dlq, gpu, jobs, keys, models
 
-    for command in (jobs.submit, jobs.status, jobs.list_jobs, jobs.cancel, gpu.gpu, dlq.dlq, keys.keys, models.models):
+    for command in (jobs.submit, jobs.status, jobs.list_jobs, jobs.cancel, batches.batch, gpu.gpu, dlq.dlq, keys.keys,
+                    models.models):
         main.add_command(command)
 
 

@@ -59,6 +59,7 @@ class Job:
     output: dict[str, Any] | None = None  # how its outputs are stored (gpuorch.jobs.options.OutputOptions)
     priority: str = NORMAL
     deadline: str | None = None  # not started by then, it expires
+    batch_id: str | None = None  # the batch it was submitted in
 
     @property
     def options(self) -> JobOptions:
@@ -94,6 +95,7 @@ class Job:
             output=data.get("output"),
             priority=data.get("priority", NORMAL),
             deadline=data.get("deadline"),
+            batch_id=data.get("batch_id"),
         )
 
 
@@ -133,7 +135,8 @@ class JobStore:
         self._clock = clock
 
     def create(self, job_id: str, workflow: str, params: dict[str, Any], *, source: str,
-               redrive_of: str | None = None, owner: str | None = None, options: JobOptions | None = None) -> Job:
+               redrive_of: str | None = None, owner: str | None = None, options: JobOptions | None = None,
+               batch_id: str | None = None) -> Job:
         """Write a new queued record; a second create with the same id is refused, not overwritten. A job
         without an owner is left out of the owner index (only operators see it)."""
         now = self._clock()
@@ -154,6 +157,8 @@ class JobStore:
         }
         if redrive_of is not None:
             item["redrive_of"] = redrive_of
+        if batch_id is not None:
+            item["batch_id"] = batch_id
         if owner:
             item["owner"] = owner
         try:
@@ -177,6 +182,20 @@ class JobStore:
             TableName=self._table, Key=self._key(job_id), ConsistentRead=consistent
         )
         return Job.from_item(answer["Item"]) if "Item" in answer else None
+
+    def get_many(self, job_ids: list[str]) -> dict[str, Job]:
+        """The records of these jobs that exist, by id (BatchGetItem, 100 keys a call, strongly consistent)."""
+        found: dict[str, Job] = {}
+        for start in range(0, len(job_ids), 100):
+            keys = [self._key(job_id) for job_id in dict.fromkeys(job_ids[start:start + 100])]
+            request = {self._table: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                answer = self._db.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    job = Job.from_item(item)
+                    found[job.job_id] = job
+                request = answer.get("UnprocessedKeys") or {}
+        return found
 
     def delete(self, job_id: str) -> None:
         """Remove a record that never reached the queue (its message could not be sent)."""

@@ -18,7 +18,7 @@ from gpuorch.errors import InputTooLarge, ParamsInvalid
 from gpuorch.inputs import InputPolicy, InputRejected, inspect_image, parse_input_uri
 from gpuorch.jobs import states
 from gpuorch.jobs.idempotency import Accepted, OnceOnly, fingerprint
-from gpuorch.jobs.options import parse_options, split_request
+from gpuorch.jobs.options import JobOptions, parse_options, split_request
 from gpuorch.jobs.store import Job, TransitionRefused
 from gpuorch.services import Services
 from gpuorch.settings import Settings
@@ -196,6 +196,17 @@ def discard_inputs(services: Services, job_id: str, staged: Sequence[StagedInput
         log.error("job %s: could not delete input %s: %s", job_id, failure.get("Key"), failure.get("Message"))
 
 
+@dataclass(frozen=True)
+class PreparedJob:
+    """A request that passed every check, as job `job_id`: what is stored and recorded when it is accepted."""
+
+    job_id: str
+    workflow: str
+    params: dict[str, Any]
+    options: JobOptions
+    staged: tuple[StagedInput, ...] = ()
+
+
 #: Queues a recorded job (its id, workflow, normalized parameters and priority). The Celery layer provides it.
 Publish = Callable[[Job], None]
 
@@ -227,13 +238,26 @@ class JobSubmitter:
         ParamsInvalid naming every bad field, or InputTooLarge (a ParamsInvalid) when an inline image has more
         bytes than allowed.
         """
+        prepared = self.prepare(workflow_name, params, job_id or str(uuid.uuid4()))
+        store_inputs(self.services, prepared.job_id, prepared.staged)
+        try:
+            job = self.record(prepared, source=source, owner=owner)
+            self._publish_or_forget(job)
+        except Exception:
+            discard_inputs(self.services, prepared.job_id, prepared.staged)
+            raise
+        log.info("job %s accepted (%s, from %s)", job.job_id, job.workflow, source, extra={"job_id": job.job_id})
+        return job
+
+    def prepare(self, workflow_name: str, params: Any, job_id: str) -> PreparedJob:
+        """Check one request as job `job_id`, storing and recording nothing: what to store and record, or
+        UnknownWorkflow, ParamsInvalid naming every bad field, or InputTooLarge."""
         workflow = self.workflow(workflow_name)
-        job_id = job_id or str(uuid.uuid4())
         staged: list[StagedInput] = []
         image_errors: dict[str, list[str]] = {}
         too_large: list[str] = []
         option_errors: dict[str, list[str]] = {}
-        options = None
+        options = JobOptions()
         if isinstance(params, dict):
             params, raw_options = split_request(params)
             options, option_errors = parse_options(raw_options, now=utc_now(), max_ttl_s=self.settings.job_ttl_seconds)
@@ -244,16 +268,12 @@ class JobSubmitter:
             raise InputTooLarge({**errors, **image_errors}, too_large)
         if errors or image_errors:
             raise ParamsInvalid({**errors, **image_errors})
-        store_inputs(self.services, job_id, staged)
-        try:
-            job = self.services.jobs.create(job_id, workflow.name, clean, source=source, owner=owner,
-                                            options=options)
-            self._publish_or_forget(job)
-        except Exception:
-            discard_inputs(self.services, job_id, staged)
-            raise
-        log.info("job %s accepted (%s, from %s)", job_id, workflow.name, source, extra={"job_id": job_id})
-        return job
+        return PreparedJob(job_id, workflow.name, clean, options, tuple(staged))
+
+    def record(self, prepared: PreparedJob, *, source: str, owner: str | None, batch_id: str | None = None) -> Job:
+        """Write the queued record of a prepared job (its inputs stored first)."""
+        return self.services.jobs.create(prepared.job_id, prepared.workflow, prepared.params, source=source,
+                                         owner=owner, options=prepared.options, batch_id=batch_id)
 
     def submit_once(self, idempotency_key: str | None, workflow_name: str, params: dict[str, Any], *, source: str,
                     owner: str | None = None) -> Accepted[Job]:
@@ -282,6 +302,10 @@ class JobSubmitter:
             # Published again after an interruption, the same job id reads as a redelivery of one job.
             self.publish(new)
         return new
+
+    def publish_or_forget(self, job: Job) -> None:
+        """Publish a recorded job; when that fails, remove its record (its message was never sent) and raise."""
+        self._publish_or_forget(job)
 
     def _publish_or_forget(self, job: Job) -> None:
         try:

@@ -5,34 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import threading
 
-import pytest
-from werkzeug.serving import make_server
-
-from gpuorch.celery.app import create_celery_app
 from gpuorch.jobs import states
-from webapp import create_app
-
-from tests.conftest import make_key
 from tests.webapp.images import encode
 from tests.webapp.test_api_health import closed_port
-
-
-@pytest.fixture
-def served(settings, provisioned):
-    """The API on a loopback port; yields (settings pointing at it with a user key of alice, the Flask app, the
-    services)."""
-    celery_app = create_celery_app(settings)
-    app = create_app(settings, celery_app=celery_app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield (dataclasses.replace(settings, api_base_url=f"http://127.0.0.1:{server.server_port}",
-                               api_key=make_key(provisioned, "alice")), app, provisioned)
-    server.shutdown()
-    thread.join()
-    celery_app.close()
 
 
 def image(settings) -> str:

@@ -26,6 +26,8 @@ SOME_MONTH = "run#2026-01"
 # A key's rate-limit item (gpuorch/access/ratelimit.py: PARTITION + key id).
 SOME_RATE = "rate#0123456789ab"
 # An idempotency key's claim (gpuorch/jobs/idempotency.py: PARTITION + the SHA-256 of the owner and key).
+# A batch's record (gpuorch/jobs/batch_store.py: PARTITION + its id).
+SOME_BATCH = "batch#3f0a1c52-7a55-4b6a-9d59-0b6c1f3ad9e1"
 SOME_CLAIM = "idem#9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 POOL_TAG = "gpuorch:pool"
 
@@ -130,6 +132,10 @@ CALLS: dict[str, list[Call]] = {
         Call("dynamodb", "GetItem", f"control_table@{SOME_CLAIM}", "IdempotencyStore.read (a submission's key)"),
         Call("dynamodb", "PutItem", f"control_table@{SOME_CLAIM}", "IdempotencyStore.claim, conditional"),
         Call("dynamodb", "DeleteItem", f"control_table@{SOME_CLAIM}", "IdempotencyStore.release (a refused one)"),
+        Call("dynamodb", "PutItem", f"control_table@{SOME_BATCH}", "BatchStore.create (POST /api/v1/batches)"),
+        Call("dynamodb", "GetItem", f"control_table@{SOME_BATCH}", "BatchStore.get (GET .../batches/{id}, cancel)"),
+        Call("dynamodb", "DeleteItem", f"control_table@{SOME_BATCH}", "BatchStore.delete (a batch not queued whole)"),
+        Call("dynamodb", "BatchGetItem", "job_table", "JobStore.get_many (a batch's items)"),
         Call("ec2", "DescribeInstances", "*", "GET /api/v1/gpu, InstancePool.get before a start or stop (operators)"),
         Call("ec2", "StartInstances", "pool_instance", "POST /api/v1/gpu/{id}/start (operators)"),
         Call("ec2", "StopInstances", "pool_instance", "POST /api/v1/gpu/{id}/stop (operators)"),
@@ -225,6 +231,9 @@ CALLS: dict[str, list[Call]] = {
         Call("dynamodb", "GetItem", f"control_table@{SOME_CLAIM}", "IdempotencyStore.read (delay's key)"),
         Call("dynamodb", "PutItem", f"control_table@{SOME_CLAIM}", "IdempotencyStore.claim, conditional"),
         Call("dynamodb", "DeleteItem", f"control_table@{SOME_CLAIM}", "IdempotencyStore.release (a refused one)"),
+        Call("dynamodb", "PutItem", f"control_table@{SOME_BATCH}", "BatchStore.create (submit_batch)"),
+        Call("dynamodb", "GetItem", f"control_table@{SOME_BATCH}", "BatchStore.get (submit_batch's idempotency key)"),
+        Call("dynamodb", "DeleteItem", f"control_table@{SOME_BATCH}", "BatchStore.delete (a batch not queued whole)"),
         Call("dynamodb", "DescribeTable", "result_table", "celery DynamoDB backend client start"),
         Call("dynamodb", "DescribeTimeToLive", "result_table", "celery DynamoDB backend client start"),
         Call("dynamodb", "GetItem", "result_table", "AsyncResult.get() / .state / .info"),

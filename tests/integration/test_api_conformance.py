@@ -97,6 +97,16 @@ def test_every_operation_of_the_running_api_answers_as_its_document_says(stack):
     assert api.call("POST", "/api/v1/jobs/{job_id}/cancel", "/api/v1/jobs/nope/cancel").status_code == 404
     assert api.call("GET", "/api/v1/jobs/{job_id}", "/api/v1/jobs/nope").status_code == 404
 
+    # Batches: accepted whole or refused whole; followed and cancelled as one.
+    items = [{"workflow": "camera-angle", "image": image, "move": "top_down"},
+             {"workflow": "qwen-image-edit", "prompt": "Snow on the roof", "images": [image], "priority": "low"}]
+    batch = api.call("POST", "/api/v1/batches", json={"items": items}).json()
+    assert api.call("POST", "/api/v1/batches", json={"items": [{"workflow": "nope"}]}).status_code == 422
+    assert api.call("GET", "/api/v1/batches/{batch_id}", f"/api/v1/batches/{batch['batch_id']}").json()["total"] == 2
+    assert api.call("GET", "/api/v1/batches/{batch_id}", "/api/v1/batches/nope").status_code == 404
+    assert api.call("POST", "/api/v1/batches/{batch_id}/cancel",
+                    f"/api/v1/batches/{batch['batch_id']}/cancel").json()["finished"]
+
     # Lists and costs, with their refusals.
     first = api.call("GET", "/api/v1/jobs", params={"limit": 2}).json()
     assert first["next_cursor"] and api.call("GET", "/api/v1/jobs", first["links"]["next"]).status_code == 200
