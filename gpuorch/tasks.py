@@ -17,6 +17,7 @@ from celery.result import AsyncResult
 from gpuorch.celery import names
 from gpuorch.celery.app import GpuorchCelery, create_celery_app
 from gpuorch.jobs.idempotency import checked_key
+from gpuorch.jobs.options import OPTION_NAMES
 from gpuorch.settings import Settings
 
 _lock = threading.Lock()
@@ -79,13 +80,16 @@ class JobTask:
         return submitting_app().AsyncResult(job_id)
 
     def split(self, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """(workflow name, parameters) from the keyword arguments the caller gave."""
+        """(workflow name, request) from the keyword arguments the caller gave: the parameters, and the job's options
+        (priority=, deadline=, ttl_seconds=, output=) beside them."""
         if self.workflow is not None:
             return self.workflow, dict(kwargs)
-        extra = set(kwargs) - {"workflow", "params"}
+        options = {name: value for name, value in kwargs.items() if name in OPTION_NAMES}
+        extra = set(kwargs) - {"workflow", "params", *options}
         if extra or "workflow" not in kwargs:
-            raise TypeError(f"{self.name} takes workflow=NAME and params={{...}}")
-        return kwargs["workflow"], kwargs.get("params") or {}
+            raise TypeError(f"{self.name} takes workflow=NAME and params={{...}}, and the job's options")
+        params = kwargs.get("params") or {}
+        return kwargs["workflow"], {**params, **options} if isinstance(params, dict) else params
 
 
 camera_angle = JobTask(names.CAMERA_ANGLE)

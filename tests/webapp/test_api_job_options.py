@@ -138,3 +138,21 @@ def test_a_low_priority_job_goes_to_its_own_queue_and_asks_for_no_gpu(client, se
     shown = client.get(f"/api/v1/jobs/{job_id}").json
     assert shown["priority"] == "low"
     assert shown["waiting_reason"].startswith("priority low: it starts no GPU by itself, and none is up now")
+
+
+def test_run_workflow_takes_the_options_beside_its_params(settings, provisioned):
+    from gpuorch.tasks import run_workflow
+
+    celery_app = create_celery_app(settings)
+    use_app(celery_app)
+    try:
+        result = run_workflow.delay(workflow="camera-angle", params=body(settings), priority="low", ttl_seconds=600)
+        with pytest.raises(TypeError):
+            run_workflow.delay(workflow="camera-angle", params=body(settings), colour="red")
+    finally:
+        use_app(None)
+        celery_app.close()
+
+    record = provisioned.jobs.get(result.id)
+    assert (record.priority, record.params) == ("low", body(settings))
+    assert record.deadline is not None
