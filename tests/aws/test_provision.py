@@ -12,6 +12,7 @@ def test_first_run_creates_everything_and_second_changes_nothing(settings):
     first = Provisioner(aws, settings).run()
     assert {c.resource for c in first if c.action == "created"} == {
         f"sqs queue {settings.gpu_queue}",
+        f"sqs queue {settings.gpu_low_queue}",
         f"sqs queue {settings.gpu_dead_letter_queue}",
         f"sqs queue {settings.control_queue}",
         f"dynamodb table {settings.job_table}",
@@ -55,8 +56,9 @@ def test_changed_visibility_is_corrected_and_reported(settings):
     longer = dataclasses.replace(settings, visibility_timeout=900)
     changes = Provisioner(AwsClients(longer), longer).run()
     updated = [c for c in changes if c.action == "updated"]
-    assert [c.resource for c in updated] == [f"sqs queue {settings.gpu_dead_letter_queue}", f"sqs queue {settings.gpu_queue}"]
-    assert "VisibilityTimeout=900" in updated[1].detail
+    assert [c.resource for c in updated] == [f"sqs queue {settings.gpu_dead_letter_queue}",
+                                             f"sqs queue {settings.gpu_queue}", f"sqs queue {settings.gpu_low_queue}"]
+    assert "VisibilityTimeout=900" in updated[1].detail and "VisibilityTimeout=900" in updated[2].detail
 
 
 def test_drift_compares_redrive_policy_as_json(settings):

@@ -76,6 +76,7 @@ def test_one_job_reads_back_with_every_field(client, store, jobs):
         "output": {"format": "png", "quality": None, "inline": False},
         "priority": "normal",
         "deadline": None,
+        "batch_id": None,
         "links": {"self": "/api/v1/jobs/job-1"},
         "waiting_reason": None,
     }
