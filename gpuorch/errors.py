@@ -5,8 +5,10 @@
     │   │                        recorded or queued
     │   ├── ParamsInvalid        a request's fields, each with its reasons (`errors`: field -> [reason])
     │   │   ├── InputTooLarge    ... an inline image over GPUORCH_MAX_INPUT_BYTES (`too_large` names those fields)
-    │   │   ├── IdempotencyKeyReused  ... an idempotency key sent with another request (gpuorch.jobs.idempotency)
-    │   │   ├── TooManyAtOnce    ... a batch no limit admits whole, whatever the wait (gpuorch.access.ratelimit)
+    │   │   ├── IdempotencyKeyReused  ... an idempotency key sent with another request
+    │   │   │                    (gpuorch.jobs.idempotency)
+    │   │   ├── TooManyAtOnce    ... a batch no limit admits whole, whatever the wait
+    │   │   │                    (gpuorch.access.ratelimit)
     │   │   └── PeriodError      ... a cost period that cannot be reported (lifecycle.live.costs)
     │   ├── UnknownWorkflow      no workflow of that name (also a KeyError)
     │   ├── InputRejected        an input image that can never be used as given (gpuorch.inputs)

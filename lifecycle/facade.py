@@ -24,7 +24,8 @@ from lifecycle.live.pool import (EC2_CLIENT_CONFIG, CapacityError, Ec2Unavailabl
 from lifecycle.model import INSTANCE_STATES, MISSED_REPORTS, stale_after_s
 
 __all__ = [
-    "ACTIVE_STATES", "HOST_VERDICTS", "INSTANCE_STATES", "MAX_SPAN", "MISSED_REPORTS", "REFUSED", "CapacityError", "Ec2Unavailable",
+    "ACTIVE_STATES", "HOST_VERDICTS", "INSTANCE_STATES", "MAX_SPAN", "MISSED_REPORTS", "REFUSED", "CapacityError",
+    "Ec2Unavailable",
     "GpuLifecycle", "LifecycleStatus", "Period", "PeriodError", "PoolInstance", "UnknownInstance", "parse_period",
     "seconds_to_next_month",
 ]

@@ -20,6 +20,7 @@ from gpuorch.access.spend import SpendCapReached
 from gpuorch.errors import (
     AdmissionRefused, Conflict, InputTooLarge, ParamsInvalid, RequestRefused, Unavailable, UnknownWorkflow,
 )
+from gpuorch.jobs.idempotency import HEADER as IDEMPOTENCY_HEADER
 from gpuorch.jobs.idempotency import IdempotencyKeyInUse, IdempotencyKeyReused
 from gpuorch.jobs.store import TransitionRefused
 from lifecycle.facade import CapacityError, Ec2Unavailable, UnknownInstance
@@ -176,7 +177,9 @@ ANSWERS: dict[type[BaseException], Answer] = {
     RequestRefused: Answer(400, "bad_request"),
     # Not now: Retry-After says when.
     RateLimited: Answer(429, "rate_limited", _rate_limited_message, retry_after=_admission_retry_after),
-    IdempotencyKeyInUse: Answer(409, "idempotency_key_in_use", retry_after=_admission_retry_after),
+    IdempotencyKeyInUse: Answer(409, "idempotency_key_in_use", retry_after=_admission_retry_after,
+                                fields=lambda error: {IDEMPOTENCY_HEADER: ["the same request with it is being submitted "
+                                                                           "now; retry shortly to get its result"]}),
     BacklogFull: Answer(503, "backlog_full", retry_after=_admission_retry_after),
     SpendCapReached: Answer(402, "spend_cap_reached", retry_after=_admission_retry_after),
     AdmissionRefused: Answer(429, "too_many_requests", retry_after=_admission_retry_after),

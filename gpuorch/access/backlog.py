@@ -63,8 +63,9 @@ class BacklogGauge:
         if max_backlog <= 0:
             return
         if adding > max_backlog:
-            raise TooManyAtOnce({"items": [f"{adding} items: more than the GPU backlog ever holds "
-                                           f"(GPUORCH_MAX_BACKLOG={max_backlog}); send at most {max_backlog} at a time"]})
+            raise TooManyAtOnce({"items": [
+                f"{adding} items: more than the GPU backlog ever holds (GPUORCH_MAX_BACKLOG={max_backlog}); send at "
+                f"most {max_backlog} at a time"]})
         reason = backlog_refusal(self.depth(), max_backlog, adding)
         if reason:
             raise BacklogFull(reason)

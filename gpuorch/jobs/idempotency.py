@@ -167,7 +167,8 @@ class IdempotencyStore:
         try:
             self._db.delete_item(
                 TableName=self._table, Key=self.item_key(owner, key),
-                ConditionExpression="resource_id = :r", ExpressionAttributeValues=encode_item({":r": claim.resource_id}),
+                ConditionExpression="resource_id = :r",
+                ExpressionAttributeValues=encode_item({":r": claim.resource_id}),
             )
         except ClientError as exc:
             if not condition_failed(exc):

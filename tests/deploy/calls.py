@@ -155,7 +155,7 @@ CALLS: dict[str, list[Call]] = {
         Call("sqs", "GetQueueUrl", "dlq", "gpuorch/control_tasks.py sweep_dead_letter_queue"),
         Call("sqs", "ReceiveMessage", "dlq", "gpuorch/jobs/deadletters.py sweep_dead_letters"),
         Call("sqs", "ChangeMessageVisibilityBatch", "dlq", "gpuorch/jobs/deadletters.py release (after a sweep)"),
-        Call("dynamodb", "UpdateItem", "job_table", "JobStore.transition to failed (dead letters), expired (deadlines)"),
+        Call("dynamodb", "UpdateItem", "job_table", "JobStore.transition to failed (dead letters) or expired"),
         Call("dynamodb", "GetItem", "job_table", "JobStore.get after a refused transition"),
         Call("dynamodb", "PutItem", "control_table@lock", "lifecycle/live/lease.py Lease.acquire"),
         Call("dynamodb", "DeleteItem", "control_table@lock", "lifecycle/live/lease.py Lease.release"),
@@ -322,8 +322,8 @@ def resolve(call: Call, settings: Any, account: str) -> list[Request]:
 
     ns = settings.monitoring_namespace
     queues = {
-        "gpu_queue": settings.gpu_queue, "gpu_low_queue": settings.gpu_low_queue, "control_queue": settings.control_queue,
-        "dlq": settings.gpu_dead_letter_queue,
+        "gpu_queue": settings.gpu_queue, "gpu_low_queue": settings.gpu_low_queue,
+        "control_queue": settings.control_queue, "dlq": settings.gpu_dead_letter_queue,
         "event_queue": f"{ns}-events-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
         "reply_queue": f"{ns}-reply-0f1e2d3c4b5a69788796a5b4c3d2e1f0",
         "pidbox_gpu": f"{ns}-pidbox-gpu_ip-10-0-1-23",

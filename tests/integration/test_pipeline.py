@@ -96,7 +96,8 @@ def test_delay_with_bad_params_raises_and_records_nothing(stack):
 def test_outputs_are_converted_on_the_gpu_host_and_carried_inline_when_asked(stack):
     answer = stack.session.post(
         f"{stack.api_url}/api/v1/camera-angle/jobs",
-        json={"image": stack.image_uri, "move": "close_up", "output": {"format": "webp", "quality": 60, "inline": True}},
+        json={"image": stack.image_uri, "move": "close_up",
+              "output": {"format": "webp", "quality": 60, "inline": True}},
         timeout=10,
     )
     assert answer.status_code == 202, answer.text

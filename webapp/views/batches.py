@@ -33,8 +33,8 @@ BATCH_REQUEST = "BatchRequest"
 BATCH_FORM = "BatchForm"
 
 _DESCRIPTION = (
-    f"Up to {MAX_BATCH_ITEMS} items, each an ordinary job request (the body POST /api/v1/workflows/{{name}}/jobs takes, "
-    "with the job's options) naming its workflow in `workflow`. The batch is accepted whole, each item a job of its "
+    f"Up to {MAX_BATCH_ITEMS} items, each an ordinary job request (the body POST /api/v1/workflows/{{name}}/jobs "
+    "takes, with the job's options) naming its workflow in `workflow`. The batch is accepted whole, each item a job of its "
     "own, or refused whole: a 422 names every bad item's fields as items.<index>.<field>, and nothing is stored, "
     "recorded or queued. Images are URIs, data: URIs, or (multipart/form-data) file parts named "
     "items.<index>.<image parameter>, the batch's JSON in the params part. The limits count items: the key's rate "
