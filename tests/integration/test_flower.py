@@ -10,6 +10,7 @@ import requests
 
 from gpuorch_dev.local.stack import free_port
 from gpuorch.celery.monitoring.names import BroadcastNames
+from gpuorch.celery.names import gpu_queues
 from tests.integration.browser import browser_page
 from tests.integration.conftest import start_stack, wait_for
 
@@ -44,12 +45,12 @@ class Flower:
         return answer.json() if answer.status_code == 200 else None
 
     def gpu_worker(self) -> str | None:
-        """The name of the worker Flower sees online and consuming this stack's GPU queue, once it does."""
+        """The name of the worker Flower sees online and consuming this stack's GPU queues, once it does."""
         online = self.get("/api/workers", status="1") or {}
         workers = self.get("/api/workers", refresh="1") or {}
         for name, info in workers.items():
             queues = [queue["name"] for queue in info.get("active_queues", [])]
-            if online.get(name) and queues == [self.stack.settings.gpu_queue]:
+            if online.get(name) and queues == list(gpu_queues(self.stack.settings)):
                 return name
         return None
 
