@@ -146,3 +146,21 @@ def test_delay_with_an_idempotency_key_submits_once(settings, provisioned, queue
     assert again.id == first.id
     assert job_count() == 1
     assert [m["headers"]["id"] for m in queues.receive_gpu()] == [first.id]
+
+
+def test_a_request_racing_one_that_does_not_finish_is_told_to_retry(client, settings, provisioned, job_count):
+    from gpuorch.clock import timestamp, utc_now
+    from gpuorch.jobs.idempotency import Claim, fingerprint
+
+    # Another API process claimed the key for this very request and has recorded nothing yet.
+    request = {"workflow": "camera-angle", "params": body(settings)}
+    provisioned.idempotency.claim("alice", "order-42",
+                                  Claim("job", "being-submitted", fingerprint("job", request), timestamp(utc_now())))
+
+    answer = client.post("/api/v1/camera-angle/jobs", json=body(settings), headers={"Idempotency-Key": "order-42"})
+
+    assert answer.status_code == 409
+    assert answer.json["error"]["code"] == "idempotency_key_in_use"
+    assert list(answer.json["error"]["fields"]) == ["Idempotency-Key"]
+    assert answer.headers["Retry-After"] == "1"
+    assert job_count() == 0
