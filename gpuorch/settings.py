@@ -216,6 +216,32 @@ class Settings:
         "GPUORCH_BACKLOG_CHECK_SECONDS", 2.0,
         "Seconds an API process reuses the GPU queue's depth before asking SQS again; 0: every submission.",
     )
+    submit_key_id: str = env(
+        "GPUORCH_SUBMIT_KEY_ID", "",
+        "Id of the API key whose webhook secret signs the webhooks of jobs submitted from Python "
+        "(task.delay(webhook=...)); empty: a Python caller cannot name a webhook.",
+    )
+    # Telling the caller (gpuorch/webhooks/, gpuorch/jobs/watch.py).
+    webhook_timeout_seconds: float = env(
+        "GPUORCH_WEBHOOK_TIMEOUT_SECONDS", 10.0,
+        "Seconds one webhook attempt may take, connecting and answering (its answer is read up to 64 KiB); a "
+        "slower receiver's attempt fails and is tried again later.",
+    )
+    webhook_sweep_seconds: int = env(
+        "GPUORCH_WEBHOOK_SWEEP_SECONDS", 15,
+        "How often celery beat has the control worker try again the webhook deliveries that are due.",
+    )
+    api_waiters: int = env(
+        "GPUORCH_API_WAITERS", 24,
+        "Requests each API worker process lets wait at once for a job (GET ?wait=, Prefer: wait=, the event "
+        "stream), each holding one of its threads; past it they are refused (503 too_many_waiters, Retry-After). "
+        "Keep it below the worker's threads (GPUORCH_API_THREADS) so that other requests always find one.",
+    )
+    wait_poll_seconds: float = env(
+        "GPUORCH_WAIT_POLL_SECONDS", 0.05,
+        "How often an API worker process reads the records of the jobs its requests wait for (one batched read "
+        "for all of them, only while some request waits).",
+    )
     submit_owner: str = env(
         "GPUORCH_SUBMIT_OWNER", "",
         "Owner recorded on jobs submitted from Python (task.delay()): API keys of this owner see them. Empty: "
@@ -446,6 +472,13 @@ class Settings:
             raise SettingsError("GPUORCH_RATE_LIMIT_PER_MINUTE must be 0 (no limit) or positive")
         if self.rate_limit_burst < 1:
             raise SettingsError("GPUORCH_RATE_LIMIT_BURST must be at least 1")
+        if self.webhook_timeout_seconds <= 0 or self.webhook_sweep_seconds < 1:
+            raise SettingsError("GPUORCH_WEBHOOK_TIMEOUT_SECONDS must be positive, GPUORCH_WEBHOOK_SWEEP_SECONDS at "
+                                "least 1")
+        if self.api_waiters < 0:
+            raise SettingsError("GPUORCH_API_WAITERS must be 0 (no waiting) or positive")
+        if self.wait_poll_seconds <= 0:
+            raise SettingsError("GPUORCH_WAIT_POLL_SECONDS must be positive")
         if self.max_backlog < 0:
             raise SettingsError("GPUORCH_MAX_BACKLOG must be 0 (no limit) or positive")
         if self.instance_metadata_url and not self.instance_metadata_url.startswith(("http://", "https://")):

@@ -23,7 +23,7 @@ from webapp.context import EXTENSION, ApiContext
 from webapp.errors import GpuorchApi, register_error_handlers
 from webapp.health import HealthChecker
 from webapp.metrics import RequestMetrics
-from webapp.outputs import OutputLinks
+from gpuorch.jobs.outputs import OutputLinks
 from webapp.request_body import ApiRequest, image_capacity, request_body_limit
 from webapp.views import costs, deadletters, gpu, jobs, service, workflows
 from webapp.views.submissions import submissions_blueprint

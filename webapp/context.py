@@ -23,7 +23,7 @@ from gpuorch.services import Services
 from gpuorch.workflows import Workflow
 from lifecycle.facade import GpuLifecycle, LifecycleStatus, Period
 from webapp.health import HealthChecker
-from webapp.outputs import OutputLinks
+from gpuorch.jobs.outputs import OutputLinks
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,14 @@ from kombu import Exchange, Queue
 from gpuorch.celery import names
 from gpuorch.celery.monitoring.names import NAMESPACE_OPTION, BroadcastNames
 from gpuorch.celery.publisher import CeleryPublisher
+from gpuorch.jobs.outputs import OutputLinks
 from gpuorch.jobs.submission import JobSubmitter
 from gpuorch.services import Services
 from gpuorch.settings import Settings
+from gpuorch.webhooks.announce import WebhookAnnouncer
+from gpuorch.webhooks.deliverer import WebhookDeliverer
+from gpuorch.webhooks.secrets import SecretStore
+from gpuorch.webhooks.store import DeliveryStore
 
 # kombu's SQS transport with Celery's events and remote control working through SNS (GPUORCH_MONITORING).
 MONITORING_TRANSPORT = "gpuorch.celery.monitoring.transport:Transport"
@@ -111,6 +116,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 # A sweep that waited longer than its period is superseded by the next one.
                 "options": {"expires": float(settings.dead_letter_sweep_seconds)},
             },
+            "sweep-webhooks": {
+                "task": names.SWEEP_WEBHOOKS,
+                "schedule": float(settings.webhook_sweep_seconds),
+                "options": {"expires": float(settings.webhook_sweep_seconds)},
+            },
         },
     }
     if settings.aws_endpoint_url:
@@ -131,8 +141,27 @@ class GpuorchCelery(Celery):
 
     @functools.cached_property
     def services(self) -> Services:
-        """The process's AWS clients, job store and workflows, built on first use."""
-        return Services(self.settings)
+        """The process's AWS clients, job store and workflows, built on first use; the job store's changes queue
+        the webhook deliveries they call for."""
+        return Services(self.settings, job_listener=WebhookAnnouncer(self.enqueue_delivery))
+
+    def enqueue_delivery(self, job_id: str, topic: str) -> None:
+        """Queue one webhook delivery for the control worker (a message of ids only)."""
+        self.send_task(names.DELIVER_WEBHOOK, args=[job_id, topic])
+
+    @functools.cached_property
+    def deliveries(self) -> DeliveryStore:
+        return DeliveryStore(self.services.aws.dynamodb, self.settings.control_table,
+                             ttl_seconds=self.settings.job_ttl_seconds)
+
+    @functools.cached_property
+    def deliverer(self) -> WebhookDeliverer:
+        """Signs and POSTs webhooks (control worker)."""
+        settings = self.settings
+        return WebhookDeliverer(self.services.jobs, self.deliveries, SecretStore(self.services.aws.dynamodb,
+                                                                                settings.control_table),
+                                OutputLinks.from_settings(settings), timeout_s=settings.webhook_timeout_seconds,
+                                allow_insecure=settings.allow_insecure_inputs)
 
     @functools.cached_property
     def submitter(self) -> JobSubmitter:

@@ -16,6 +16,10 @@ RUN_WORKFLOW = "gpuorch.tasks.run_workflow"
 # instance is off exactly when they must run).
 CHECK_GPU = "gpuorch.lifecycle.check"
 SWEEP_DEAD_LETTERS = "gpuorch.control.sweep_dead_letters"
+# Webhooks: each delivery is tried by the control worker, never by the API request or the GPU job that announced it.
+DELIVER_WEBHOOK = "gpuorch.webhooks.deliver"
+RESEND_WEBHOOK = "gpuorch.webhooks.resend"
+SWEEP_WEBHOOKS = "gpuorch.webhooks.sweep"
 
 #: Each GPU task and the workflow it runs; None: run_workflow, whose message names the workflow.
 GPU_TASK_WORKFLOWS: dict[str, str | None] = {
@@ -24,7 +28,7 @@ GPU_TASK_WORKFLOWS: dict[str, str | None] = {
     RUN_WORKFLOW: None,
 }
 GPU_TASKS = tuple(GPU_TASK_WORKFLOWS)
-CONTROL_TASKS = (CHECK_GPU, SWEEP_DEAD_LETTERS)
+CONTROL_TASKS = (CHECK_GPU, SWEEP_DEAD_LETTERS, DELIVER_WEBHOOK, RESEND_WEBHOOK, SWEEP_WEBHOOKS)
 
 # The two queues, by what they are for; their SQS names are settings (GPUORCH_GPU_QUEUE, GPUORCH_CONTROL_QUEUE).
 GPU_QUEUE = "gpu"

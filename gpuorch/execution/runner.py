@@ -129,6 +129,8 @@ def _run_job(services: Services, job_id: str, workflow_name: str, update_state: 
         raise JobDeferred(f"no job record for {job_id}")
     if states.is_terminal(job.status):
         log.info("job %s: already %s; duplicate delivery ignored", job_id, job.status)
+        # The delivery that ended it may have died before announcing the end: announced again, made once.
+        services.jobs.announce(job)
         return settled(job)
     try:
         job = records.transition(job_id, states.RUNNING)

@@ -113,7 +113,7 @@ CALLS: dict[str, list[Call]] = {
         Call("s3", "HeadBucket", "bucket", "webapp/health.py probe_s3"),
         Call("s3", "PutObject", "inputs", "submission.store_inputs (inline images)"),
         Call("s3", "DeleteObjects", "inputs", "submission.discard_inputs (a refused or unqueued job)"),
-        Call("s3", "GetObject", "results", "webapp/outputs.py presigned output URLs (signed with the API's credentials)"),
+        Call("s3", "GetObject", "results", "gpuorch/jobs/outputs.py presigned output URLs (signed with the API's credentials)"),
         Call("sqs", "GetQueueUrl", "dlq", "gpuorch/jobs/redrive.py DeadLetters (GET /api/v1/dead-letters, redrive)"),
         Call("sqs", "ReceiveMessage", "dlq", "gpuorch/jobs/deadletters.py receive_all (dead-letter list, redrive)"),
         Call("sqs", "ChangeMessageVisibilityBatch", "dlq", "gpuorch/jobs/deadletters.py release (after a look)"),
