@@ -15,6 +15,7 @@ from celery.result import AsyncResult
 from gpuorch.celery import names
 from gpuorch.celery.app import GpuorchCelery, create_celery_app
 from gpuorch.settings import Settings
+from gpuorch.webhooks.events import EVENTS_FIELD, WEBHOOK_FIELD
 
 _lock = threading.Lock()
 _app: GpuorchCelery | None = None
@@ -53,13 +54,17 @@ class JobTask:
                     task_id: str | None = None) -> AsyncResult:
         """Submit one job (`task_id`: its job id, else a new one). Raises UnknownWorkflow, or ParamsInvalid naming
         each bad field; nothing is recorded or queued then. A Python caller has no API key: its jobs belong to
-        GPUORCH_SUBMIT_OWNER (empty: only operator keys see them)."""
+        GPUORCH_SUBMIT_OWNER (empty: only operator keys see them), and its webhook (`webhook=URL`, with
+        `webhook_events=[...]`) is signed with the webhook secret of the key GPUORCH_SUBMIT_KEY_ID names."""
         if args:
             raise TypeError(f"{self.name} takes keyword arguments only")
-        workflow, params = self.split(kwargs or {})
+        given = dict(kwargs or {})
+        webhook, events = given.pop(WEBHOOK_FIELD, None), given.pop(EVENTS_FIELD, None)
+        workflow, params = self.split(given)
         app = submitting_app()
         job = app.submitter.submit(workflow, params, source="python", owner=app.settings.submit_owner or None,
-                                   job_id=task_id)
+                                   job_id=task_id, webhook=webhook, webhook_events=events,
+                                   key_id=app.settings.submit_key_id)
         return app.AsyncResult(job.job_id)
 
     def AsyncResult(self, job_id: str) -> AsyncResult:  # noqa: N802 - Celery's name for it

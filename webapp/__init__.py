@@ -25,7 +25,7 @@ from webapp.health import HealthChecker
 from webapp.metrics import RequestMetrics
 from gpuorch.jobs.outputs import OutputLinks
 from webapp.request_body import ApiRequest, image_capacity, request_body_limit
-from webapp.views import costs, deadletters, gpu, jobs, service, workflows
+from webapp.views import costs, deadletters, deliveries, gpu, jobs, service, workflows
 from webapp.views.submissions import submissions_blueprint
 
 API_DESCRIPTION = """\
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
         (workflows.blp, USER),
         (submissions, USER),
         (jobs.blp, USER),
+        (deliveries.blp, USER),
         (costs.blp, OPERATOR),
         (gpu.blp, OPERATOR),
         (deadletters.blp, OPERATOR),

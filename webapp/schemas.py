@@ -11,6 +11,8 @@ from flask import url_for
 
 from gpuorch.jobs import states
 from gpuorch.jobs.store import InvalidCursor, Job, decode_cursor
+from gpuorch.webhooks.events import EVENTS, STATUS_EVENTS
+from gpuorch.webhooks.schedule import STATES as DELIVERY_STATES
 from lifecycle.facade import HOST_VERDICTS, INSTANCE_STATES, MAX_SPAN, MISSED_REPORTS
 from webapp.context import current
 from webapp.health import COMPONENT_STATES
@@ -117,6 +119,8 @@ class JobSchema(_LinkedJobSchema):
     redriven_as = ma.fields.String(
         allow_none=True, metadata={"description": "The job this dead-lettered one was resubmitted as (a redrive)."}
     )
+    webhook = ma.fields.Nested("WebhookSubscriptionSchema", allow_none=True, metadata={
+        "description": "Where its events are POSTed (GET .../deliveries shows each one); null: nowhere."})
     waiting_reason = ma.fields.String(
         allow_none=True,
         metadata={
@@ -125,6 +129,52 @@ class JobSchema(_LinkedJobSchema):
             "when that check started or kept a GPU, and for jobs that are not queued."
         },
     )
+
+
+class WebhookSubscriptionSchema(ma.Schema):
+    url = ma.fields.String(required=True, metadata={"description": "Where the job's events are POSTed."})
+    events = ma.fields.List(ma.fields.String(metadata={"enum": list(EVENTS)}), required=True)
+
+
+class DeliveryAttemptSchema(ma.Schema):
+    at = ma.fields.String(required=True, metadata={"format": "date-time"})
+    status_code = ma.fields.Integer(required=True, allow_none=True, metadata={
+        "description": "The receiver's answer; null: none came (refused address, no connection, timeout)."})
+    error = ma.fields.String(required=True, allow_none=True, metadata={"description": "Why the try failed; null: "
+                                                                                      "it was delivered (2xx)."})
+    duration_ms = ma.fields.Float(required=True)
+
+
+class DeliverySchema(ma.Schema):
+    """One webhook delivery of a job: an event, its tries, and what comes next."""
+
+    topic = ma.fields.String(required=True, metadata={
+        "description": "The event, and for progress its percentage (job.progress#042)."})
+    event = ma.fields.String(required=True, metadata={"enum": list(EVENTS)})
+    url = ma.fields.String(required=True)
+    message_id = ma.fields.String(required=True, metadata={
+        "description": "The webhook-id header: the same on every try and resend, so a receiver drops repeats."})
+    state = ma.fields.String(required=True, metadata={"enum": list(DELIVERY_STATES), "description": (
+        "pending: tried again at next_try_at (or being tried); delivered: a try was answered 2xx; given_up: every "
+        "try of the schedule failed (a resend starts a new round).")})
+    created_at = _timestamp("When the event was first announced.")
+    next_try_at = _timestamp("When it is tried again; null unless pending.", nullable=True)
+    attempts = ma.fields.List(ma.fields.Nested(DeliveryAttemptSchema), required=True)
+
+
+class DeliveryListSchema(ma.Schema):
+    deliveries = ma.fields.List(ma.fields.Nested(DeliverySchema), required=True)
+
+
+class ResendSchema(ma.Schema):
+    event = ma.fields.String(validate=ma.validate.OneOf(list(STATUS_EVENTS.values())), metadata={
+        "description": "The event to deliver again. Default: the job's latest status event delivered or tried."})
+
+
+class ResendAcceptedSchema(ma.Schema):
+    job_id = ma.fields.String(required=True)
+    topic = ma.fields.String(required=True)
+    url = ma.fields.String(required=True)
 
 
 class JobListQuerySchema(ma.Schema):

@@ -149,6 +149,10 @@ class GpuorchCelery(Celery):
         """Queue one webhook delivery for the control worker (a message of ids only)."""
         self.send_task(names.DELIVER_WEBHOOK, args=[job_id, topic])
 
+    def enqueue_resend(self, job_id: str, topic: str) -> None:
+        """Queue a resend of one delivery, asked for by the job's owner."""
+        self.send_task(names.RESEND_WEBHOOK, args=[job_id, topic])
+
     @functools.cached_property
     def deliveries(self) -> DeliveryStore:
         return DeliveryStore(self.services.aws.dynamodb, self.settings.control_table,

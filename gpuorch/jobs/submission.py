@@ -19,6 +19,7 @@ from gpuorch.jobs import states
 from gpuorch.jobs.store import Job, TransitionRefused
 from gpuorch.services import Services
 from gpuorch.settings import Settings
+from gpuorch.webhooks.events import EVENTS_FIELD, subscription
 from gpuorch.workflows import Workflow
 
 log = logging.getLogger(__name__)
@@ -214,12 +215,16 @@ class JobSubmitter:
         return self.services.workflows.get(name)
 
     def submit(self, workflow_name: str, params: dict[str, Any], *, source: str, owner: str | None = None,
-               job_id: str | None = None) -> Job:
+               job_id: str | None = None, webhook: Any = None, webhook_events: Any = None, key_id: str = "",
+               estimate: Callable[[Workflow], dict[str, Any] | None] | None = None) -> Job:
         """Accept one job as `owner`'s (None: only operators see it); returns its queued record.
 
         Inline images (InlineImage values or data: URIs) become ``s3://`` URIs before validation, so the record
-        and the queue message only ever name images. Raises UnknownWorkflow, ParamsInvalid naming every bad
-        field, or InputTooLarge (a ParamsInvalid) when an inline image has more bytes than allowed.
+        and the queue message only ever name images. A `webhook` URL (with its `webhook_events`) is checked as an
+        input URL is, and signed with the webhook secret of API key `key_id`. `estimate` is asked, once the request
+        is valid, what the job is expected to take and cost (kept on its record). Raises UnknownWorkflow,
+        ParamsInvalid naming every bad field (the webhook's too), or InputTooLarge (a ParamsInvalid) when an inline
+        image has more bytes than allowed.
         """
         workflow = self.workflow(workflow_name)
         job_id = job_id or str(uuid.uuid4())
@@ -229,13 +234,17 @@ class JobSubmitter:
         if isinstance(params, dict):
             params, staged, image_errors, too_large = stage_inline_images(self.settings, workflow, params, job_id)
         clean, errors = _problems(self.settings, workflow, params)
+        subscription_record, webhook_errors = self._subscription(webhook, webhook_events, key_id)
+        errors = {**errors, **webhook_errors}
         if too_large:
             raise InputTooLarge({**errors, **image_errors}, too_large)
         if errors or image_errors:
             raise ParamsInvalid({**errors, **image_errors})
+        expected = estimate(workflow) if estimate is not None else None
         store_inputs(self.services, job_id, staged)
         try:
-            job = self.services.jobs.create(job_id, workflow.name, clean, source=source, owner=owner)
+            job = self.services.jobs.create(job_id, workflow.name, clean, source=source, owner=owner,
+                                            webhook=subscription_record, estimate=expected)
             self._publish_or_forget(job)
         except Exception:
             discard_inputs(self.services, job_id, staged)
@@ -243,13 +252,23 @@ class JobSubmitter:
         log.info("job %s accepted (%s, from %s)", job_id, workflow.name, source, extra={"job_id": job_id})
         return job
 
+    def _subscription(self, url: Any, events: Any, key_id: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """(the webhook subscription's record or None, the webhook fields' errors)."""
+        if url is None:
+            return None, ({EVENTS_FIELD: ["names the events of a webhook: give webhook too"]} if events is not None
+                          else {})
+        try:
+            return subscription(url, events, key_id, allow_insecure=self.settings.allow_insecure_inputs).as_record(), {}
+        except ParamsInvalid as refused:
+            return None, refused.errors
+
     def resubmit(self, old: Job, new_id: str) -> Job | None:
         """Queue a dead-lettered job again as job `new_id` (same workflow, parameters, source and owner, linked by
         `redrive_of`): safe to repeat, since the record is created once and published only while still queued.
         Returns the new record (None if it vanished meanwhile)."""
         try:
             self.services.jobs.create(new_id, old.workflow, old.params, source=old.source, redrive_of=old.job_id,
-                                      owner=old.owner)
+                                      owner=old.owner, webhook=old.webhook)
         except TransitionRefused:
             pass  # recorded by an earlier redrive that stopped before the old record was linked
         new = self.services.jobs.get(new_id)

@@ -12,6 +12,7 @@ from gpuorch.clock import timestamp
 from gpuorch.errors import ParamsInvalid
 from gpuorch.inputs import HttpUri, InputPolicy, InputRejected, parse_input_uri
 from gpuorch.jobs import states
+from gpuorch.workflows.folders import REQUEST_FIELDS
 
 JOB_RUNNING = "job.running"
 JOB_SUCCEEDED = "job.succeeded"
@@ -32,9 +33,8 @@ DEFAULT_EVENTS: tuple[str, ...] = tuple(STATUS_EVENTS.values())
 
 # The request fields that name a webhook, beside a workflow's parameters (no workflow may have a parameter of
 # these names: gpuorch.workflows refuses one).
-WEBHOOK_FIELD = "webhook"
-EVENTS_FIELD = "webhook_events"
-RESERVED_FIELDS = (WEBHOOK_FIELD, EVENTS_FIELD)
+RESERVED_FIELDS = REQUEST_FIELDS
+WEBHOOK_FIELD, EVENTS_FIELD = REQUEST_FIELDS
 
 
 @dataclass(frozen=True)

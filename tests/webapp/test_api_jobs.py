@@ -75,6 +75,7 @@ def test_one_job_reads_back_with_every_field(client, store, jobs):
         "redriven_as": None,
         "links": {"self": "/api/v1/jobs/job-1"},
         "waiting_reason": None,
+        "webhook": None,
     }
 
 

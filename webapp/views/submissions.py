@@ -11,6 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from gpuorch.jobs.store import Job
+from gpuorch.webhooks.events import split_request
 from gpuorch.workflows import Workflow
 from webapp.auth import caller
 from webapp.context import current
@@ -43,8 +44,11 @@ def accept(workflow_name: str) -> tuple[Job, int, dict[str, str]]:
     key = caller()
     # Before the body is read: a refused submission costs no parsing, and stores, records and queues nothing.
     context.admit(key)
-    params = read_params(workflow)
-    job = context.submitter.submit(workflow.name, params, source="api", owner=key.owner)
+    params, webhook, events = split_request(read_params(workflow))
+    if webhook is None and key.webhook_url:  # the key's default, with the events the request names, if any
+        webhook, events = key.webhook_url, events if events is not None else key.webhook_events
+    job = context.submitter.submit(workflow.name, params, source="api", owner=key.owner, webhook=webhook,
+                                   webhook_events=events, key_id=key.key_id)
     return job, 202, {"Location": job_url(job.job_id)}
 
 
@@ -79,6 +83,9 @@ _IMAGES_NOTE = (
     "GPUORCH_MAX_BACKLOG jobs, 503 (backlog_full) with Retry-After. When the key's owner has spent its monthly cap "
     "(the key's own, or GPUORCH_OWNER_MONTHLY_CAP_USD), 402 (spend_cap_reached) with Retry-After until the month "
     "ends. None of these records or queues anything."
+    "\n\nBeside the parameters, `webhook` (a public https:// URL) and `webhook_events` (default: every status "
+    "change) name where the job's events are POSTed, signed the Standard Webhooks way with the API key's webhook "
+    "secret; without them, the key's default webhook, if it has one."
 )
 
 
