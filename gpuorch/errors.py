@@ -18,7 +18,8 @@
     ├── AdmissionRefused         refused for now, nothing recorded; `retry_after` says when to try again
     │   ├── RateLimited          the API key spent its allowance (gpuorch.access.ratelimit)
     │   ├── BacklogFull          the GPU queue holds GPUORCH_MAX_BACKLOG jobs (gpuorch.access.backlog)
-    │   └── SpendCapReached      the key's owner spent its GPU cap this month (gpuorch.access.spend)
+    │   ├── SpendCapReached      the key's owner spent its GPU cap this month (gpuorch.access.spend)
+    │   └── TooManyWaiters       an API process has GPUORCH_API_WAITERS requests waiting for jobs (gpuorch.jobs.watch)
     ├── JobOutcome               a job ended other than succeeded: what a GPU task and AsyncResult.get() raise
     │   ├── JobFailed            ... failed; the message is its record's reason
     │   └── JobCancelled         ... was cancelled

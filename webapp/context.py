@@ -19,6 +19,7 @@ from gpuorch.celery.app import GpuorchCelery
 from gpuorch.clock import utc_now
 from gpuorch.jobs.store import Job
 from gpuorch.jobs.submission import JobSubmitter
+from gpuorch.jobs.watch import JobWatch
 from gpuorch.services import Services
 from gpuorch.workflows import Workflow
 from lifecycle.facade import GpuLifecycle, LifecycleStatus, Period
@@ -40,6 +41,7 @@ class ApiContext:
     backlog: BacklogGauge
     spend: SpendGauge
     lifecycle: GpuLifecycle
+    watch: JobWatch
     clock: Callable[[], datetime] = utc_now
 
     @property

@@ -177,6 +177,17 @@ class ResendAcceptedSchema(ma.Schema):
     url = ma.fields.String(required=True)
 
 
+# The longest a request waits for a job (GET ?wait=, Prefer: wait=): a minute, well inside proxies' idle limits.
+MAX_WAIT_S = 60
+
+
+class JobQuerySchema(ma.Schema):
+    wait = ma.fields.Float(
+        load_default=0.0, validate=ma.validate.Range(min=0, max=MAX_WAIT_S),
+        metadata={"description": f"Seconds to wait for the job to end before answering (at most {MAX_WAIT_S}); the "
+                                 "answer comes as soon as it is over. 0: at once."})
+
+
 class JobListQuerySchema(ma.Schema):
     status = ma.fields.String(
         validate=ma.validate.OneOf(states.STATUSES), metadata={"description": "Only jobs in this status."}

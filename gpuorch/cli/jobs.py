@@ -12,9 +12,13 @@ from typing import Any
 
 import click
 
-from gpuorch.cli.api import Api
+from gpuorch.cli.api import TIMEOUT_S, Api
 from gpuorch.jobs import states
 from gpuorch.settings import Settings
+from gpuorch.webhooks.events import DEFAULT_EVENTS, EVENTS
+
+# The longest one wait the API grants (GET ?wait=): `gpuorch wait` asks again until its own timeout.
+MAX_WAIT_S = 60
 
 URI_PREFIXES = ("s3://", "https://", "http://", "data:")
 
@@ -137,19 +141,37 @@ def attach_images(body: dict[str, Any], images: list[str], request_schema: dict[
         raise click.BadParameter(f"this workflow takes one image ({name}), {len(images)} given", param_hint="'--image'")
 
 
-def follow(api: Api, job: dict[str, Any], poll_s: float) -> dict[str, Any]:
-    """Poll the job until it is over, with a progress bar on stderr; returns its last record."""
+def where(data: dict[str, Any]) -> str:
+    """A status event's state for a person: status, node, and while it waits where and until when."""
+    parts = [data.get("status") or ""]
+    if data.get("phase") and data.get("status") == states.QUEUED:
+        parts.append(data["phase"].replace("_", " "))
+        if data.get("queue_position"):
+            parts.append(f"behind {data['queue_position']}")
+        eta = data.get("eta") or {}
+        if eta.get("start_in_s") is not None:
+            parts.append(f"starts in ~{eta['start_in_s']:.0f} s")
+    if data.get("node"):
+        parts.append(data["node"])
+    return " ".join(parts)
+
+
+def follow(api: Api, job: dict[str, Any]) -> dict[str, Any]:
+    """Follow the job's event stream until it is over, with a progress bar on stderr; returns its final record."""
     from tqdm import tqdm
 
     with tqdm(total=100, desc=job["job_id"][:8], unit="%", file=sys.stderr,
               bar_format="{desc} {percentage:3.0f}%|{bar}| {postfix}") as bar:
-        while True:
-            job = api.call("GET", f"/api/v1/jobs/{job['job_id']}")
-            bar.n = int(job.get("progress") or 0)
-            bar.set_postfix_str(f"{job['status']} {job.get('node') or ''}".strip())
-            if states.is_terminal(job["status"]):
-                return job
-            time.sleep(poll_s)
+        for event, data in api.events(f"/api/v1/jobs/{job['job_id']}/events"):
+            if "progress" in data:
+                bar.n = int(data.get("progress") or 0)
+            if event == "end":
+                bar.refresh()
+                return data
+            bar.set_postfix_str(where(data) if event == "status" else str(data.get("node") or ""))
+            bar.refresh()
+    # The stream closed without its end (a restarted API): the record as it is.
+    return api.call("GET", f"/api/v1/jobs/{job['job_id']}")
 
 
 @click.command()
@@ -159,19 +181,26 @@ def follow(api: Api, job: dict[str, Any], poll_s: float) -> dict[str, Any]:
 @click.option("--image", "-i", "images", multiple=True, metavar="PATH_OR_URI",
               help="An input image: a local file (sent inline as a data: URI) or an s3:// or https:// URI. "
                    "Repeatable for workflows that take several.")
-@click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it is over.")
-@click.option("--poll-seconds", type=click.FloatRange(0.05), default=1.0, show_default=True,
-              help="How often --wait asks for the job.")
+@click.option("--webhook", metavar="URL", help="POST the job's events to this public https:// URL, signed with "
+                                               "the API key's webhook secret.  [default: the key's default webhook]")
+@click.option("--webhook-event", "webhook_events", multiple=True, type=click.Choice(EVENTS),
+              help="An event the webhook hears; repeatable.  [default: every status change]")
+@click.option("--wait", is_flag=True, help="Follow the job's event stream, with a progress bar, until it is over.")
 @click.pass_obj
-def submit(settings: Settings, workflow: str, params: tuple[str, ...], images: tuple[str, ...], wait: bool,
-           poll_seconds: float) -> None:
-    """Submit a job of WORKFLOW and print its id (POST /api/v1/workflows/WORKFLOW/jobs).
+def submit(settings: Settings, workflow: str, params: tuple[str, ...], images: tuple[str, ...],
+           webhook: str | None, webhook_events: tuple[str, ...], wait: bool) -> None:
+    """Submit a job of WORKFLOW and print its id (POST /api/v1/workflows/WORKFLOW/jobs), and what it is expected
+    to cost (on stderr).
 
     Exit status: 0 when accepted (with --wait: when it succeeded); 1 when refused (each bad field is named),
     or with --wait when it failed or was cancelled; 2 for bad arguments or an unreachable API.
     """
     api = _api(settings)
     body = dict(parse_param(raw) for raw in params)
+    if webhook:
+        body["webhook"] = webhook
+    if webhook_events:
+        body["webhook_events"] = list(webhook_events)
     if images:
         described = api.call("GET", f"/api/v1/workflows/{workflow}")
         attach_images(body, [image_value(raw) for raw in images], described.get("request_schema", {}))
@@ -179,6 +208,94 @@ def submit(settings: Settings, workflow: str, params: tuple[str, ...], images: t
     click.echo(job["job_id"])
     if not wait:
         return
-    job = follow(api, job, poll_seconds)
+    job = follow(api, job)
     click.echo(describe_job(job))
     sys.exit(0 if job["status"] == states.SUCCEEDED else 1)
+
+
+@click.command("wait")
+@click.argument("job_id")
+@click.option("--timeout", type=click.FloatRange(0), default=600, show_default=True,
+              help="Seconds to wait at most.")
+@click.option("--json", "as_json", is_flag=True, help="Print the record as the API answers it.")
+@click.pass_obj
+def wait_job(settings: Settings, job_id: str, timeout: float, as_json: bool) -> None:
+    """Wait for a job to end (GET /api/v1/jobs/JOB_ID?wait=N, asked again until --timeout), and print its record.
+
+    Exit status: 0 when it succeeded; 1 when it failed or was cancelled, when no job has that id, or when it is
+    not over within --timeout; 2 when the API cannot be reached.
+    """
+    api = _api(settings)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = max(0.0, deadline - time.monotonic())
+        job = api.call("GET", f"/api/v1/jobs/{job_id}", params={"wait": min(MAX_WAIT_S, left)},
+                       timeout=min(MAX_WAIT_S, left) + TIMEOUT_S)
+        if states.is_terminal(job["status"]) or left <= 0:
+            break
+    click.echo(json.dumps(job, indent=2) if as_json else describe_job(job))
+    sys.exit(0 if job["status"] == states.SUCCEEDED else 1)
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per event: {event, data}.")
+@click.pass_obj
+def events(settings: Settings, job_id: str, as_json: bool) -> None:
+    """Print a job's events as they happen (GET /api/v1/jobs/JOB_ID/events), until it is over.
+
+    Exit status: 0 when it succeeded; 1 when it failed or was cancelled, or when no job has that id; 2 when the
+    API cannot be reached.
+    """
+    final: dict[str, Any] = {}
+    for event, data in _api(settings).events(f"/api/v1/jobs/{job_id}/events"):
+        if as_json:
+            click.echo(json.dumps({"event": event, "data": data}))
+        elif event == "end":
+            click.echo(describe_job(data))
+        elif event == "status":
+            click.echo(f"{event}: {where(data)}")
+        else:
+            click.echo(f"{event}: {data.get('progress')}% {data.get('node') or ''}".rstrip())
+        final = data if event == "end" else final
+    sys.exit(0 if final.get("status") == states.SUCCEEDED else 1)
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the deliveries as the API answers them.")
+@click.pass_obj
+def deliveries(settings: Settings, job_id: str, as_json: bool) -> None:
+    """A job's webhook deliveries: each event's state, its tries and their answers, its next try.
+
+    Exit status: 0; 1 when no job has that id; 2 when the API cannot be reached.
+    """
+    found = _api(settings).call("GET", f"/api/v1/jobs/{job_id}/deliveries")
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    for delivery in found["deliveries"]:
+        then = f", next try {delivery['next_try_at']}" if delivery.get("next_try_at") else ""
+        click.echo(f"{delivery['topic']}: {delivery['state']} ({len(delivery['attempts'])} tries{then}) "
+                   f"-> {delivery['url']}")
+        for attempt in delivery["attempts"]:
+            click.echo(f"  {attempt['at']}  {attempt['status_code'] or '-'}  {attempt['duration_ms']:.0f} ms"
+                       + (f"  {attempt['error']}" if attempt.get("error") else ""))
+    if not found["deliveries"]:
+        click.echo("No webhook deliveries.")
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--event", type=click.Choice(DEFAULT_EVENTS), help="The event to deliver again.  [default: the "
+                                                                 "job's latest]")
+@click.pass_obj
+def resend(settings: Settings, job_id: str, event: str | None) -> None:
+    """Deliver one of a job's webhook events again (a new round of tries).
+
+    Exit status: 0 when queued; 1 when no job has that id or it has no such delivery; 2 when the API cannot be
+    reached.
+    """
+    queued = _api(settings).call("POST", f"/api/v1/jobs/{job_id}/deliveries/resend",
+                                 json={"event": event} if event else {}, ok=(202,))
+    click.echo(f"job {queued['job_id']}: {queued['topic']} queued again for {queued['url']}")

@@ -185,7 +185,8 @@ def _register() -> None:
     files."""
     from gpuorch.cli import dlq, gpu, jobs, keys, models
 
-    for command in (jobs.submit, jobs.status, jobs.list_jobs, jobs.cancel, gpu.gpu, dlq.dlq, keys.keys, models.models):
+    for command in (jobs.submit, jobs.status, jobs.wait_job, jobs.events, jobs.list_jobs, jobs.cancel,
+                    jobs.deliveries, jobs.resend, gpu.gpu, dlq.dlq, keys.keys, models.models):
         main.add_command(command)
 
 

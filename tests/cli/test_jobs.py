@@ -78,40 +78,60 @@ def test_a_refused_submission_names_each_field_and_exits_1(gpuorch, served):
         assert re.search(rf"^  {field}: ", result.stderr, re.M), result.stderr
 
 
-def test_submit_wait_follows_the_job_until_it_succeeds(gpuorch, served):
+def move_once_followed(app, services, *moves):
+    """Once the CLI follows the job's event stream, move the job through `moves` (each a function of its id)."""
+    from tests.conftest import wait_for
+    from webapp.context import EXTENSION
+
+    watch = app.extensions[EXTENSION].watch
+
+    def act():
+        wait_for(lambda: watch.following > 0, 20, message="the CLI to follow the job")
+        [job_id] = [j for j in list(watch._followers)]
+        for move in moves:
+            reads = watch.reads
+            move(job_id)
+            wait_for(lambda: watch.reads >= reads + 2 or not watch.following, 10, message="the watch to read it")
+
+    thread = threading.Thread(target=act, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_submit_wait_follows_the_job_s_events_until_it_succeeds(gpuorch, served):
     api_settings, app, services = served
-    steps = iter([lambda j: services.jobs.transition(j, states.RUNNING),
-                  lambda j: services.jobs.report_progress(j, 50, "13 KSampler"),
-                  lambda j: services.jobs.transition(j, states.SUCCEEDED)])
-
-    @app.before_request
-    def advance():  # each poll moves the job one step on, so the CLI sees every state in turn
-        from flask import request
-
-        match = re.fullmatch(r"/api/v1/jobs/([^/]+)", request.path)
-        if match:
-            next(steps, lambda j: None)(match[1])
-
-    result = submit(gpuorch, api_settings, "--wait", "--poll-seconds", "0.05")
+    mover = move_once_followed(app, services, lambda j: services.jobs.transition(j, states.RUNNING),
+                               lambda j: services.jobs.report_progress(j, 50, "13 KSampler"),
+                               lambda j: services.jobs.transition(j, states.SUCCEEDED))
+    result = submit(gpuorch, api_settings, "--wait")
+    mover.join()
     assert result.exit_code == 0, result.output
     assert "succeeded, 100%" in result.stdout
-    assert next(steps, None) is None
 
 
 def test_submit_wait_exits_1_when_the_job_is_cancelled(gpuorch, served):
     api_settings, app, services = served
-
-    @app.before_request
-    def cancel_it():
-        from flask import request
-
-        match = re.fullmatch(r"/api/v1/jobs/([^/]+)", request.path)
-        if match and services.jobs.get(match[1]).status == states.QUEUED:
-            services.jobs.transition(match[1], states.CANCELLED)
-
-    result = submit(gpuorch, api_settings, "--wait", "--poll-seconds", "0.05")
+    mover = move_once_followed(app, services, lambda j: services.jobs.transition(j, states.CANCELLED))
+    result = submit(gpuorch, api_settings, "--wait")
+    mover.join()
     assert result.exit_code == 1
     assert "cancelled" in result.stdout
+
+
+def test_wait_and_events_print_the_job_s_end(gpuorch, served):
+    api_settings, app, services = served
+    job_id = submit(gpuorch, api_settings).stdout.strip()
+    mover = move_once_followed(app, services, lambda j: services.jobs.transition(j, states.RUNNING),
+                               lambda j: services.jobs.transition(j, states.FAILED, error="out of luck"))
+    waited = gpuorch("wait", job_id, "--timeout", "30", settings=api_settings)
+    mover.join()
+    assert waited.exit_code == 1 and "failed" in waited.stdout and "out of luck" in waited.stdout
+    streamed = gpuorch("events", job_id, "--json", settings=api_settings)
+    assert streamed.exit_code == 1
+    assert [json.loads(line)["event"] for line in streamed.stdout.splitlines()] == ["status", "end"]
+    not_over = submit(gpuorch, api_settings).stdout.strip()
+    timed_out = gpuorch("wait", not_over, "--timeout", "0.2", settings=api_settings)
+    assert timed_out.exit_code == 1 and "queued" in timed_out.stdout
 
 
 def test_list_filters_by_status_and_cancel_refuses_a_finished_job(gpuorch, served):
@@ -166,3 +186,14 @@ def test_a_revoked_key_exits_1_with_the_api_message(gpuorch, served):
     # The API has not used (so not cached) this key yet: the revocation is seen at once.
     result = gpuorch("list", settings=api_settings)
     assert result.exit_code == 1 and "invalid_key" in result.stderr
+
+
+def test_submit_names_a_webhook_and_deliveries_lists_what_was_tried(gpuorch, served):
+    api_settings, _, services = served
+    job_id = submit(gpuorch, api_settings, "--webhook", "http://127.0.0.1:9/hook", "--webhook-event",
+                    "job.succeeded").stdout.strip()
+    assert services.jobs.get(job_id).webhook["events"] == ["job.succeeded"]
+    listed = gpuorch("deliveries", job_id, settings=api_settings)
+    assert listed.exit_code == 0 and "No webhook deliveries." in listed.stdout
+    refused = gpuorch("resend", job_id, settings=api_settings)
+    assert refused.exit_code == 1 and "delivery_not_found" in refused.stderr

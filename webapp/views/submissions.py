@@ -6,22 +6,33 @@ from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
-from flask import url_for
+from flask import jsonify, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from gpuorch.jobs.store import Job
+from gpuorch.jobs import states
+from gpuorch.jobs.watch import TooManyWaiters
 from gpuorch.webhooks.events import split_request
 from gpuorch.workflows import Workflow
 from webapp.auth import caller
 from webapp.context import current
 from webapp.request_body import FORM_MEDIA_TYPE, image_fields, read_params
 from webapp.request_schemas import form_body_schema, form_encoding, json_body_schema
-from webapp.schemas import JobAcceptedSchema, job_url
+from webapp.schemas import MAX_WAIT_S, JobAcceptedSchema, JobSchema, job_url
+from webapp.views.jobs import answers
 
 BLUEPRINT = "submissions"
 
 _LOCATION = {"description": "URL of the new job.", "schema": {"type": "string"}}
+_APPLIED = {"description": "wait=N: the wait the answer honoured.", "schema": {"type": "string"}}
+_WAITED = "Asked to wait (Prefer: wait=N) and over within N seconds: the job's finished record."
+PREFER = {
+    "in": "header", "name": "Prefer", "required": False,
+    "schema": {"type": "string", "pattern": "^(.*,\\s*)?wait=[0-9]+(\\s*,.*)?$"},
+    "description": f"wait=N (RFC 7240): wait up to N seconds (at most {MAX_WAIT_S}) for the job to end. Over by "
+                   "then: 200 with its finished record; else (or when this API process has GPUORCH_API_WAITERS "
+                   "requests waiting already) 202 as without it.",
+}
 
 
 # The generic route's endpoint; a workflow's own is submit_<name>, so the two never clash.
@@ -36,8 +47,18 @@ def submit_url(workflow_name: str) -> str:
     return url_for(f"{BLUEPRINT}.{endpoint(workflow_name)}")
 
 
-def accept(workflow_name: str) -> tuple[Job, int, dict[str, str]]:
-    """Submit the request body as a job of the workflow: the 202 answer, with the job's URL as Location."""
+def preferred_wait(header: str | None) -> int | None:
+    """The seconds a `Prefer: wait=N` header (RFC 7240) asks to wait, at most MAX_WAIT_S; None when it asks none."""
+    for preference in (header or "").split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() == "wait" and value.strip().isdigit():
+            return min(int(value.strip()), MAX_WAIT_S)
+    return None
+
+
+def accept(workflow_name: str):
+    """Submit the request body as a job of the workflow: the 202 answer, with the job's URL as Location; or, asked
+    to wait (Prefer: wait=N) and the job over within N seconds, 200 with its finished record."""
     context = current()
     # An unknown workflow is 404 whatever its body holds.
     workflow = context.workflow(workflow_name)
@@ -49,7 +70,18 @@ def accept(workflow_name: str) -> tuple[Job, int, dict[str, str]]:
         webhook, events = key.webhook_url, events if events is not None else key.webhook_events
     job = context.submitter.submit(workflow.name, params, source="api", owner=key.owner, webhook=webhook,
                                    webhook_events=events, key_id=key.key_id)
-    return job, 202, {"Location": job_url(job.job_id)}
+    headers = {"Location": job_url(job.job_id)}
+    wait = preferred_wait(request.headers.get("Prefer"))
+    if wait:
+        try:
+            with context.watch.follow(job.job_id) as follower:
+                job = follower.until_over(job, wait)
+        except TooManyWaiters:
+            return job, 202, headers  # accepted all the same: it is only not waited for
+        headers["Preference-Applied"] = f"wait={wait}"
+        if states.is_terminal(job.status):
+            return jsonify(JobSchema().dump(answers([job])[0])), 200, headers
+    return job, 202, headers
 
 
 def _ref(component: str) -> dict[str, str]:
@@ -100,8 +132,11 @@ def _submit_view(blp: Blueprint, workflow: Workflow, component: str) -> type[Met
         requestBody=_request_body(
             _ref(component), _ref(form_component(component)), form_encoding(image_fields(workflow))
         ),
+        parameters=[PREFER],
     )
     @blp.response(202, JobAcceptedSchema, description="Accepted and queued.", headers={"Location": _LOCATION})
+    @blp.alt_response(200, schema=JobSchema, description=_WAITED, headers={"Location": _LOCATION,
+                                                                          "Preference-Applied": _APPLIED})
     @blp.alt_response(400, response=HTTPStatus.BAD_REQUEST.name)
     @blp.alt_response(413, response=HTTPStatus.REQUEST_ENTITY_TOO_LARGE.name)
     @blp.alt_response(402, response=HTTPStatus.PAYMENT_REQUIRED.name)
@@ -129,8 +164,11 @@ def _submit_any_view(blp: Blueprint, components: Mapping[str, str], encoding: di
             encoding,
             description=f"The named workflow's request ({listed}).",
         ),
+        parameters=[PREFER],
     )
     @blp.response(202, JobAcceptedSchema, description="Accepted and queued.", headers={"Location": _LOCATION})
+    @blp.alt_response(200, schema=JobSchema, description=_WAITED, headers={"Location": _LOCATION,
+                                                                          "Preference-Applied": _APPLIED})
     @blp.alt_response(400, response=HTTPStatus.BAD_REQUEST.name)
     @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
     @blp.alt_response(413, response=HTTPStatus.REQUEST_ENTITY_TOO_LARGE.name)
