@@ -8,7 +8,6 @@ import json
 import threading
 import time
 
-import pytest
 
 from gpuorch.celery.app import create_celery_app
 from gpuorch.jobs import states
