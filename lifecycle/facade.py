@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+import statistics
+import threading
+import time
+from datetime import datetime, timedelta
 from typing import Any, Callable
+
+from gpuorch.jobs import states
+from gpuorch.jobs.store import Job
 
 from gpuorch.aws.clients import AwsClients
 from gpuorch.jobs.store import JobStore
@@ -20,16 +26,48 @@ from lifecycle.live.heartbeats import HEARTBEAT_TTL_S, HeartbeatStore
 from lifecycle.live.refusals import RefusalStore
 from lifecycle.live.pool import (EC2_CLIENT_CONFIG, CapacityError, Ec2Unavailable, InstancePool, PoolInstance,
                                  UnknownInstance)
+from lifecycle.eta import (DEFAULT_COLD_START, PHASES, GpuView, Whereabouts, WorkflowTimes, actual, estimate,
+                           observed_times, times_of, whereabouts, work_ahead_s)
+from lifecycle.live.costs import measured_cold_starts
+from lifecycle.prices import hourly_price
 from lifecycle.model import INSTANCE_STATES, MISSED_REPORTS, stale_after_s
 
 __all__ = [
-    "HOST_VERDICTS", "INSTANCE_STATES", "MAX_SPAN", "MISSED_REPORTS", "REFUSED", "CapacityError", "Ec2Unavailable",
-    "GpuLifecycle", "LifecycleStatus", "Period", "PeriodError", "PoolInstance", "UnknownInstance", "parse_period",
-    "seconds_to_next_month",
+    "HOST_VERDICTS", "INSTANCE_STATES", "MAX_SPAN", "MISSED_REPORTS", "PHASES", "REFUSED", "CapacityError",
+    "Ec2Unavailable", "GpuLifecycle", "LifecycleStatus", "Period", "PeriodError", "PoolInstance", "UnknownInstance",
+    "Whereabouts", "actual", "parse_period", "seconds_to_next_month",
 ]
 
 # A lifecycle check that has not run for this long at least reads as stale, however often beat asks for one.
 MIN_CHECK_STALE_S = 60.0
+# How long one API process reuses what it read of the GPU, the workflows' observed times, and the measured cold start:
+# an answer's eta moves with the GPU within seconds; the others change slowly.
+GPU_VIEW_TTL_S = 2.0
+TIMES_TTL_S = 60.0
+COLD_START_TTL_S = 600.0
+# The finished jobs a workflow's times are the medians of, and how far back cold starts are measured.
+OBSERVED_JOBS = 200
+COLD_START_WINDOW = timedelta(days=7)
+# The queued jobs read to place a job in the queue: a job further back is told it is behind this many.
+QUEUE_READ = 1000
+
+
+class _Cache:
+    """Values reused for a while per process (each name its own time to live)."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic):
+        self._monotonic, self._lock, self._values = monotonic, threading.Lock(), {}
+
+    def get(self, name: str, ttl_s: float, make: Callable[[], Any]) -> Any:
+        now = self._monotonic()
+        with self._lock:
+            hit = self._values.get(name)
+            if hit is not None and now - hit[0] < ttl_s:
+                return hit[1]
+        value = make()
+        with self._lock:
+            self._values[name] = (now, value)
+        return value
 
 
 class GpuLifecycle:
@@ -40,6 +78,87 @@ class GpuLifecycle:
         self._dynamodb = dynamodb
         self._table = settings.control_table
         self.clock = clock
+        self._cache = _Cache()
+
+    # Where a job is and what it will cost (lifecycle.eta), from the lifecycle's real state.
+
+    def gpu_view(self, jobs: JobStore, now: datetime) -> GpuView:
+        """The GPU now: ready instances (a fresh ready heartbeat), starting ones (pending, or running without one)
+        and when each should be ready, why none may start, the measured cold start and the price."""
+        return self._cache.get("gpu", GPU_VIEW_TTL_S, lambda: self._gpu_view(jobs, now))
+
+    def _gpu_view(self, jobs: JobStore, now: datetime) -> GpuView:
+        status = self.last_check()
+        beats = HeartbeatStore(self._dynamodb, self._table, ttl_s=HEARTBEAT_TTL_S, clock=self.clock).all()
+        fresh = stale_after_s(self.settings.heartbeat_seconds)
+        ready_ids = {r.heartbeat.instance_id for r in beats
+                     if r.heartbeat.ready and (now - r.heartbeat.at).total_seconds() <= fresh}
+        cold_start = self.cold_start_s(jobs, now)
+        held = set(status.held) if status else set()
+        starting, types = [], set()
+        for instance in (status.instances if status else ()):
+            types.add(instance.get("instance_type") or "")
+            if instance["instance_id"] in ready_ids or instance["instance_id"] in held:
+                continue
+            if instance.get("state") in ("pending", "running"):
+                launched = instance.get("launched_at")
+                since = (now - datetime.fromisoformat(launched)).total_seconds() if launched else 0.0
+                starting.append(max(0.0, cold_start - since))
+        ready = len(ready_ids - held)
+        blocked = status.blocked_reason if status is not None else None
+        return GpuView(ready=ready, starting_in_s=tuple(starting), blocked=blocked, cold_start_s=cold_start,
+                       billed_boot_s=max(0.0, cold_start - DEFAULT_COLD_START.ec2_pending_s),
+                       hourly_usd=max((hourly_price(t) for t in types), default=hourly_price("")))
+
+    def cold_start_s(self, jobs: JobStore, now: datetime) -> float:
+        """The median cold start of the last week's runs (from a start to the first job that waited for it), else
+        the cost model's."""
+        def measure() -> float:
+            start = now - COLD_START_WINDOW
+            records = run_log_for(self._dynamodb, self._table).records(start, now, now=now)
+            finished = jobs.finished_between(start, now, created_since=start - timedelta(days=1))
+            boots = measured_cold_starts(records, finished, now)
+            return statistics.median(boots) if boots else DEFAULT_COLD_START.total_s
+
+        return self._cache.get("cold_start", COLD_START_TTL_S, measure)
+
+    def workflow_times(self, jobs: JobStore) -> dict[str, WorkflowTimes]:
+        """Each workflow's observed GPU and run seconds: the medians of its latest succeeded jobs."""
+        def observe() -> dict[str, WorkflowTimes]:
+            recent, _ = jobs.list(status=states.SUCCEEDED, limit=OBSERVED_JOBS)
+            return observed_times((job.workflow, job.gpu_seconds, _run_seconds(job)) for job in recent)
+
+        return self._cache.get("times", TIMES_TTL_S, observe)
+
+    def locate(self, jobs: JobStore, wanted: list[Job], now: datetime) -> dict[str, Whereabouts]:
+        """Where each queued or running job of `wanted` is: one read of the queued jobs, one of the running ones."""
+        if not any(job.status in (states.QUEUED, states.RUNNING) for job in wanted):
+            return {}
+        gpu, times = self.gpu_view(jobs, now), self.workflow_times(jobs)
+        queue = jobs.oldest(states.QUEUED, QUEUE_READ)
+        running = jobs.oldest(states.RUNNING, QUEUE_READ)
+        running_left = [times_of(times, job.workflow).run_s - _elapsed(job, now) for job in running]
+        order = {job.job_id: n for n, job in enumerate(queue)}
+        found = {}
+        for job in wanted:
+            own = times_of(times, job.workflow)
+            if job.status == states.QUEUED:
+                ahead = [j.workflow for j in queue[:order.get(job.job_id, len(queue))]]
+                work = work_ahead_s(ahead, running_left, times)
+                found[job.job_id] = whereabouts(job.status, own, ahead=len(ahead), work_ahead=work, gpu=gpu)
+            elif job.status == states.RUNNING:
+                found[job.job_id] = whereabouts(job.status, own, ahead=0, work_ahead=0.0, gpu=gpu,
+                                                running_for_s=_elapsed(job, now))
+        return found
+
+    def submission_estimate(self, jobs: JobStore, workflow: str, *, ahead: int, now: datetime) -> dict[str, Any]:
+        """What a job about to be queued behind `ahead` others (the GPU queue's depth) should take and cost; no read
+        but what the caches hold after the first."""
+        gpu, times = self.gpu_view(jobs, now), self.workflow_times(jobs)
+        own = times_of(times, workflow)
+        where = whereabouts(states.QUEUED, own, ahead=ahead, work_ahead=ahead * own.run_s, gpu=gpu)
+        return estimate(own, where, gpu, now)
+
 
     def last_check(self) -> LifecycleStatus | None:
         """What the last lifecycle check decided (None before the first)."""
@@ -89,3 +208,13 @@ class GpuLifecycle:
         No fallback instance types: an operator's start starts the instance as it is; changing its type on a
         capacity shortage is the lifecycle's (and needs a permission the API's role does not have)."""
         return InstancePool(AwsClients(self.settings, EC2_CLIENT_CONFIG).ec2, self.settings.gpu_pool)
+
+
+def _elapsed(job: Job, now: datetime) -> float:
+    return (now - datetime.fromisoformat(job.started_at)).total_seconds() if job.started_at else 0.0
+
+
+def _run_seconds(job: Job) -> float | None:
+    if not (job.started_at and job.finished_at):
+        return None
+    return (datetime.fromisoformat(job.finished_at) - datetime.fromisoformat(job.started_at)).total_seconds()

@@ -22,7 +22,7 @@ from gpuorch.jobs.submission import JobSubmitter
 from gpuorch.jobs.watch import JobWatch
 from gpuorch.services import Services
 from gpuorch.workflows import Workflow
-from lifecycle.facade import GpuLifecycle, LifecycleStatus, Period
+from lifecycle.facade import GpuLifecycle, LifecycleStatus, Period, Whereabouts
 from webapp.health import HealthChecker
 from gpuorch.jobs.outputs import OutputLinks
 
@@ -81,6 +81,24 @@ class ApiContext:
             return self.lifecycle.last_check()
         except (BotoCoreError, ClientError) as exc:
             log.warning("cannot read the lifecycle status: %s", exc)
+            return None
+
+    def whereabouts(self, jobs: list[Job], now: datetime) -> dict[str, Whereabouts]:
+        """Where each queued or running job is; {} when the lifecycle cannot be read now (logged), so that the
+        records are still answered."""
+        try:
+            return self.lifecycle.locate(self.services.jobs, jobs, now)
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("cannot place the jobs: %s", exc)
+            return {}
+
+    def submission_estimate(self, workflow: Workflow) -> dict[str, Any] | None:
+        """What a job of `workflow` about to be queued should take and cost; None when it cannot be known now."""
+        try:
+            return self.lifecycle.submission_estimate(self.services.jobs, workflow.name, ahead=self.backlog.depth(),
+                                                      now=self.clock())
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("no estimate for a %s job: %s", workflow.name, exc)
             return None
 
     def costs(self, period: Period, now: datetime, *, by_owner: bool = False) -> dict[str, Any]:

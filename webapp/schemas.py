@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
@@ -13,7 +14,7 @@ from gpuorch.jobs import states
 from gpuorch.jobs.store import InvalidCursor, Job, decode_cursor
 from gpuorch.webhooks.events import EVENTS, STATUS_EVENTS
 from gpuorch.webhooks.schedule import STATES as DELIVERY_STATES
-from lifecycle.facade import HOST_VERDICTS, INSTANCE_STATES, MAX_SPAN, MISSED_REPORTS
+from lifecycle.facade import HOST_VERDICTS, INSTANCE_STATES, MAX_SPAN, MISSED_REPORTS, PHASES, Whereabouts, actual
 from webapp.context import current
 from webapp.health import COMPONENT_STATES
 
@@ -34,10 +35,13 @@ def _timestamp(description: str, *, nullable: bool = False) -> ma.fields.String:
 
 @dataclass(frozen=True)
 class JobAnswer:
-    """A job record and what the API adds when it answers: why a queued job is waiting, if known."""
+    """A job record and what the API adds when it answers: why a queued job is waiting, if known; where it is and
+    when it should start and finish (while not over), at `now`."""
 
     job: Job
     waiting_reason: str | None = None
+    where: Whereabouts | None = None
+    now: datetime | None = None
 
 
 class JobLinksSchema(ma.Schema):
@@ -51,14 +55,21 @@ class _LinkedJobSchema(ma.Schema):
 
     @ma.pre_dump
     def _add_links(self, answer: Job | JobAnswer, **_: Any) -> dict[str, Any]:
-        job, waiting_reason = (answer.job, answer.waiting_reason) if isinstance(answer, JobAnswer) else (answer, None)
+        if not isinstance(answer, JobAnswer):
+            answer = JobAnswer(answer)
+        job, where = answer.job, answer.where
         # Output URLs are signed for this answer: a stored one would expire while its record lives on.
         outputs = [current().outputs.link(output) for output in job.outputs]
         return {
             **dataclasses.asdict(job),
             "outputs": outputs,
             "links": {"self": job_url(job.job_id)},
-            "waiting_reason": waiting_reason,
+            "waiting_reason": answer.waiting_reason or (where.reason if where and where.start_in_s is None else None),
+            "phase": where.phase if where else None,
+            "queue_position": where.queue_position if where else None,
+            "eta": where.eta(answer.now) if where and answer.now else None,
+            "actual": actual(job.estimate, gpu_seconds=job.gpu_seconds, started_at=job.started_at,
+                             finished_at=job.finished_at) if states.is_terminal(job.status) else None,
         }
 
 
@@ -68,6 +79,10 @@ class JobAcceptedSchema(_LinkedJobSchema):
     job_id = ma.fields.String(required=True)
     status = ma.fields.String(required=True, metadata={"enum": [states.QUEUED]})
     workflow = ma.fields.String(required=True)
+    estimate = ma.fields.Nested("EstimateSchema", allow_none=True, metadata={
+        "description": "The price quote and when it should start and finish, from the GPU's state now: usd_warm on "
+                       "a running GPU, usd_cold if one must start for it. Null when the lifecycle could not be "
+                       "read."})
 
 
 class OutputSchema(ma.Schema):
@@ -86,6 +101,44 @@ class OutputSchema(ma.Schema):
         },
     )
     url_expires_at = _timestamp("Until when url works (GPUORCH_OUTPUT_URL_SECONDS after the answer).")
+
+
+class EtaSchema(ma.Schema):
+    start_in_s = ma.fields.Float(required=True, metadata={"description": "Seconds from this answer until it should "
+                                                                          "start on the GPU (0 once running)."})
+    finish_in_s = ma.fields.Float(required=True, metadata={"description": "Seconds until it should finish."})
+    start_by = _timestamp("When it should start.")
+    finish_by = _timestamp("When it should finish.")
+
+
+class EstimateSchema(ma.Schema):
+    """What the job was expected to take and cost when it was submitted."""
+
+    gpu_seconds = ma.fields.Float(required=True, metadata={"description": "ComfyUI execution seconds: the median of "
+                                                                          "the workflow's recent jobs."})
+    run_seconds = ma.fields.Float(required=True, metadata={"description": "Seconds on the GPU worker, all told."})
+    hourly_usd = ma.fields.Float(required=True, metadata={"description": "The GPU instance's price an hour."})
+    usd_warm = ma.fields.Float(required=True, metadata={"description": "Dollars on a running GPU: its GPU seconds."})
+    usd_cold = ma.fields.Float(required=True, metadata={
+        "description": "Dollars if a GPU must start for it: with the start's billed seconds (at least 60)."})
+    phase = ma.fields.String(required=True, metadata={"enum": list(PHASES)})
+    queue_position = ma.fields.Integer(required=True, allow_none=True)
+    start_by = _timestamp("When it was expected to start.", nullable=True)
+    finish_by = _timestamp("When it was expected to finish.", nullable=True)
+    observed_jobs = ma.fields.Integer(required=True, metadata={
+        "description": "Finished jobs of the workflow its times come from (0: the defaults)."})
+
+
+class ActualSchema(ma.Schema):
+    """What an ended job took and cost, beside its estimate."""
+
+    gpu_seconds = ma.fields.Float(required=True, allow_none=True)
+    usd = ma.fields.Float(required=True, allow_none=True, metadata={"description": "Its GPU seconds at the "
+                                                                                   "estimate's price."})
+    started_at = _timestamp("When it started.", nullable=True)
+    finished_at = _timestamp("When it ended.", nullable=True)
+    finish_error_s = ma.fields.Float(required=True, allow_none=True, metadata={
+        "description": "Its end less the estimated finish, seconds (positive: later than estimated)."})
 
 
 class JobSchema(_LinkedJobSchema):
@@ -119,6 +172,19 @@ class JobSchema(_LinkedJobSchema):
     redriven_as = ma.fields.String(
         allow_none=True, metadata={"description": "The job this dead-lettered one was resubmitted as (a redrive)."}
     )
+    phase = ma.fields.String(allow_none=True, metadata={"enum": [*PHASES, None], "description": (
+        "Where a job not over is: waiting_for_gpu (no GPU instance runs: one starts, a cold start away; or none may, "
+        "and waiting_reason says why), gpu_starting (an instance is booting), queued (a GPU is ready; "
+        "queue_position jobs are ahead), running. Null once over.")})
+    queue_position = ma.fields.Integer(allow_none=True, metadata={
+        "description": "Jobs queued ahead of it (0: next); null unless queued."})
+    eta = ma.fields.Nested(EtaSchema, allow_none=True, metadata={
+        "description": "When it should start and finish, from the GPU's state, the measured cold start and the "
+                       "workflow's observed times; null once over, or when no GPU may start."})
+    estimate = ma.fields.Nested(EstimateSchema, allow_none=True, metadata={
+        "description": "What it was expected to take and cost at submission (REST submissions)."})
+    actual = ma.fields.Nested(ActualSchema, allow_none=True, metadata={
+        "description": "Once over: what it took and cost, beside the estimate; null without an estimate."})
     webhook = ma.fields.Nested("WebhookSubscriptionSchema", allow_none=True, metadata={
         "description": "Where its events are POSTed (GET .../deliveries shows each one); null: nowhere."})
     waiting_reason = ma.fields.String(
@@ -434,6 +500,21 @@ class ComparisonSchema(ma.Schema):
     recommendation = ma.fields.String(required=True)
 
 
+class FinishErrorSchema(ma.Schema):
+    median = ma.fields.Float(required=True)
+    p90 = ma.fields.Float(required=True)
+
+
+class EstimateAccuracySchema(ma.Schema):
+    jobs = ma.fields.Integer(required=True, metadata={"description": "Jobs with an estimate that ran on the GPU."})
+    gpu_seconds_error_pct = ma.fields.Float(required=True, allow_none=True, metadata={
+        "description": "Median of |actual - estimated| / actual GPU seconds, in percent (the warm dollars alike)."})
+    finish_error_s = ma.fields.Nested(FinishErrorSchema, required=True, allow_none=True, metadata={
+        "description": "Median and 90th percentile of |finish - estimated finish|, seconds."})
+    finished_by_estimate = ma.fields.Float(required=True, allow_none=True, metadata={
+        "description": "Share that finished no later than estimated."})
+
+
 class CostReportSchema(ma.Schema):
     """What the GPU cost over a period: billed per second, at least 60 s per start, at each run's hourly price."""
 
@@ -458,6 +539,9 @@ class CostReportSchema(ma.Schema):
         metadata={"description": "This month's spend beside GPUORCH_MONTHLY_BUDGET_USD; null when no budget is set."},
     )
     compare = ma.fields.Nested(ComparisonSchema, metadata={"description": "With compare=true."})
+    estimates = ma.fields.Nested(EstimateAccuracySchema, required=True, metadata={
+        "description": "How good the estimates given at submission were, for the period's jobs that ran on the GPU "
+                       "(each record shows its own: estimate beside actual)."})
     owners = ma.fields.List(ma.fields.Nested(OwnerCostSchema), metadata={
         "description": "With by=owner: each owner's part of `dollars`, dearest first (they add up to it when any "
                        "job ran on the GPU)."})

@@ -282,6 +282,22 @@ class JobStore:
                 return jobs[:limit]
             query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
+    def oldest(self, status: str, limit: int) -> list[Job]:
+        """Up to `limit` records of one status, oldest first (the queue's order, as near as SQS keeps one)."""
+        query: dict[str, Any] = {
+            "TableName": self._table, "IndexName": STATUS_INDEX, "KeyConditionExpression": "#s = :s",
+            "ExpressionAttributeNames": {"#s": "status"}, "ExpressionAttributeValues": encode_item({":s": status}),
+            "ScanIndexForward": True, "Limit": limit,
+        }
+        found: list[Job] = []
+        while len(found) < limit:
+            answer = self._db.query(**query)
+            found.extend(Job.from_item(item) for item in answer.get("Items", []))
+            if "LastEvaluatedKey" not in answer:
+                break
+            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return found[:limit]
+
     def created_between(self, start: datetime, end: datetime) -> list[Job]:
         """Every job submitted in [start, end), whatever its status, oldest first (through the status GSI)."""
         found: list[Job] = []

@@ -105,9 +105,13 @@ def waiting_reason(job: Job, status: LifecycleStatus | None) -> str | None:
 
 
 def answers(jobs: list[Job]) -> list[JobAnswer]:
-    """The jobs as answered; the lifecycle status is read once, and only when some job is queued."""
-    status = current().lifecycle_status() if any(job.status == states.QUEUED for job in jobs) else None
-    return [JobAnswer(job, waiting_reason(job, status)) for job in jobs]
+    """The jobs as answered; the lifecycle is read once, and only when some job is queued or running."""
+    context = current()
+    now = context.clock()
+    waiting = any(job.status in (states.QUEUED, states.RUNNING) for job in jobs)
+    status = context.lifecycle_status() if any(job.status == states.QUEUED for job in jobs) else None
+    found = context.whereabouts(jobs, now) if waiting else {}
+    return [JobAnswer(job, waiting_reason(job, status), found.get(job.job_id), now) for job in jobs]
 
 
 def page_links(status: str | None, limit: int, cursor: str | None, next_cursor: str | None) -> dict[str, Any]:

@@ -69,7 +69,7 @@ def accept(workflow_name: str):
     if webhook is None and key.webhook_url:  # the key's default, with the events the request names, if any
         webhook, events = key.webhook_url, events if events is not None else key.webhook_events
     job = context.submitter.submit(workflow.name, params, source="api", owner=key.owner, webhook=webhook,
-                                   webhook_events=events, key_id=key.key_id)
+                                   webhook_events=events, key_id=key.key_id, estimate=context.submission_estimate)
     headers = {"Location": job_url(job.job_id)}
     wait = preferred_wait(request.headers.get("Prefer"))
     if wait:
