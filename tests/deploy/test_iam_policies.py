@@ -149,7 +149,12 @@ def refusals() -> list[tuple[str, iam.Request]]:
     cases = [
         ("gpu", iam.Request("ec2:StartInstances", pool_instance, {f"aws:ResourceTag/{POOL_TAG}": s.gpu_pool})),
         ("gpu", iam.Request("ec2:StopInstances", pool_instance, {f"aws:ResourceTag/{POOL_TAG}": s.gpu_pool})),
-        ("gpu", iam.Request("sqs:SendMessage", control_queue)),
+        # The GPU worker sends webhook deliveries to the control queue (QueueWebhookDeliveries), never lifecycle work:
+        # what it may send there only asks the control worker to deliver what the job records say.
+        ("gpu", iam.Request("sqs:ReceiveMessage", control_queue)),
+        # Webhook secrets sign: only the control worker reads them (gpuorch/webhooks/secrets.py).
+        *[(role, iam.Request("dynamodb:GetItem", control_table, {"dynamodb:LeadingKeys": ["webhook-secret"]}))
+          for role in ("api", "gpu", "client", "flower")],
         ("gpu", iam.Request("dynamodb:PutItem", control_table, lock)),
         ("gpu", iam.Request("dynamodb:PutItem", control_table, {"dynamodb:LeadingKeys": ["status"]})),
         ("gpu", iam.Request("dynamodb:PutItem", control_table, {"dynamodb:LeadingKeys": ["heartbeat"]})),
