@@ -97,6 +97,9 @@ def _dynamodb(operation: str, request: Mapping[str, Any], schema: Schema, origin
         kinds = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
         return [one(f"dynamodb:{kinds[kind]}", body, kinds[kind])
                 for item in request["TransactItems"] for kind, body in item.items()]
+    if operation == "BatchGetItem":  # one request per key read, each on its table
+        return [one("dynamodb:BatchGetItem", {"TableName": table, "Key": key}, "GetItem")
+                for table, read in request["RequestItems"].items() for key in read["Keys"]]
     if "TableName" not in request:
         return [Request(f"dynamodb:{operation}", "*", {}, origin)]
     return [one(f"dynamodb:{operation}", request, operation)]

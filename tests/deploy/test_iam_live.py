@@ -102,9 +102,9 @@ import base64, sys
 from gpuorch.tasks import qwen_image_edit
 image = "data:image/png;base64," + base64.b64encode(open(sys.argv[1], "rb").read()).decode()
 result = qwen_image_edit.delay(prompt="Paint the door red", images=[image], seed=3)
-print(result.get(timeout=120))
 from gpuorch.tasks import wait
-print(wait(result.id, timeout=60).status)
+print(wait(result.id, timeout=120).status)
+print(result.get(timeout=120))
 """
 
 
@@ -180,6 +180,8 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
         # however fast the jobs run.
         by_uri = answer_json(user.post(f"{api_url}/api/v1/camera-angle/jobs", timeout=30, json={
             "image": f"s3://{settings.bucket}/inputs/house.png", "move": "top_down", "webhook": receiver.url}))["job_id"]
+        # A request waiting for it while the GPU starts.
+        assert answer_json(user.get(f"{api_url}/api/v1/jobs/{by_uri}", params={"wait": 1}, timeout=30))["status"]
         wait_for(lambda: state() in ("pending", "running"), 120, message="the control worker to start the GPU instance")
         [gpu] = stack.start_procfile(["gpu_worker"], role_env("gpu"))
 
@@ -212,6 +214,9 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
         assert answer_json(user.get(f"{api_url}/api/v1/jobs/{by_uri}", params={"wait": 5}, timeout=30))["status"] == \
             "succeeded"
         wait_for(lambda: len(receiver.verified()) >= 2, 60, message="the job's webhooks")
+        # The webhook's output link, signed with the control worker's credentials, works.
+        [ended] = [p for p in receiver.verified() if p["type"] == "job.succeeded"]
+        assert requests.get(ended["data"]["outputs"][0]["url"], timeout=30).status_code == 200
         delivered = answer_json(user.get(f"{api_url}/api/v1/jobs/{by_uri}/deliveries", timeout=30))["deliveries"]
         assert {(d["event"], d["state"]) for d in delivered} == {("job.running", "delivered"),
                                                                  ("job.succeeded", "delivered")}

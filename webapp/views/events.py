@@ -38,6 +38,19 @@ _STREAM_DOC = (
 )
 
 
+# Each event of the stream, as Server-Sent Events parse it: its name, and its data, one line of JSON.
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["status", "progress", "end"]},
+        "data": {"type": "string", "contentMediaType": "application/json", "description": (
+            "status: job_id, status, progress, node, updated_at, waiting_reason, phase, queue_position, eta; "
+            "progress: job_id, progress, node; end: the job's record (the Job schema).")},
+    },
+}
+
+
 def sse(event: str, data: Any) -> str:
     """One Server-Sent Event: its name and its data as one line of JSON."""
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
@@ -68,8 +81,7 @@ def job_events(job: Job, follower: Follower | None) -> Iterator[str]:
 
 @blp.route("/jobs/<string:job_id>/events")
 class JobEventsView(MethodView):
-    @blp.doc(responses={200: {"description": _STREAM_DOC,
-                              "content": {EVENT_STREAM: {"schema": {"type": "string"}}}}})
+    @blp.doc(responses={200: {"description": _STREAM_DOC, "content": {EVENT_STREAM: {"schema": EVENT_SCHEMA}}}})
     @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
     @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
     def get(self, job_id: str):
