@@ -118,8 +118,8 @@ class Rig:
         return self.session.get(f"{self.api_url}/api/v1/jobs/{job_id}", timeout=30).json()
 
 
-def one_job(rig: Rig) -> tuple[float, dict[str, float]]:
-    """Submit one job and hear its end three ways; (dispatch ms, {way: notify ms})."""
+def one_job(rig: Rig) -> tuple[float, dict[str, float], dict[str, float]]:
+    """Submit one job and hear its end three ways; (dispatch ms, {way: notify ms}, {dispatch part: ms})."""
     heard: dict[str, float] = {}
     started = time.time()
     answer = rig.session.post(f"{rig.api_url}/api/v1/camera-angle/jobs", timeout=30,
@@ -128,6 +128,7 @@ def one_job(rig: Rig) -> tuple[float, dict[str, float]]:
     if answer.status_code != 202:
         raise RuntimeError(f"submission refused: {answer.status_code} {answer.text}")
     job_id = answer.json()["job_id"]
+    answered = time.time()
     waiting = requests.Session()
     waiting.headers.update(rig.session.headers)
 
@@ -153,8 +154,11 @@ def one_job(rig: Rig) -> tuple[float, dict[str, float]]:
     while job_id not in rig.receiver.arrived and time.monotonic() < deadline:
         time.sleep(0.01)
     heard["webhook"] = rig.receiver.arrived.get(job_id, float("nan"))
-    finished = seconds(rig.job(job_id)["finished_at"])
-    return dispatch, {way: (heard[way] - finished) * 1000 for way in WAYS}
+    record = rig.job(job_id)
+    finished, running = seconds(record["finished_at"]), seconds(record["started_at"])
+    parts = {"answered": answered - started, "taken": running - answered,
+             "prompted": started + dispatch / 1000 - running}
+    return dispatch, {way: (heard[way] - finished) * 1000 for way in WAYS}, {k: v * 1000 for k, v in parts.items()}
 
 
 def floor_dispatch(rig: Rig, queue_url: str, image: bytes) -> float:
@@ -247,13 +251,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=40, help="Jobs submitted one after another.")
     parser.add_argument("--waiters", type=int, default=80, help="Waiting requests opened at once on the API.")
+    parser.add_argument("--logs", type=Path, help="Keep the processes' logs in this folder.")
     parser.add_argument("--quick", action="store_true", help="3 jobs, 60 waiters: checks the bench runs (make test)")
     args = parser.parse_args()
     if args.quick:
         args.jobs, args.waiters = 3, 60
     use_local_credentials()
 
-    with tempfile.TemporaryDirectory() as tmp, LocalStack(run_dir=Path(tmp)) as stack:
+    with tempfile.TemporaryDirectory() as tmp, LocalStack(run_dir=args.logs or Path(tmp)) as stack:
         endpoint = stack.start_moto()
         settings = Settings(aws_endpoint_url=endpoint, allow_insecure_inputs=True, instance_id="i-bench",
                             gpu_metrics_port=0, control_metrics_port=0, rate_limit_per_minute=0, max_backlog=0)
@@ -285,9 +290,12 @@ def main() -> int:
         one_job(rig)  # warm every path (connections, the GPU worker's pool, caches) before measuring
         floor_dispatch(rig, queue_url, image)
         dispatch, notify, floor_d, floor_n = [], {way: [] for way in WAYS}, [], []
+        parts: dict[str, list[float]] = {}
         for _ in range(args.jobs):  # alternating, so that neither inherits the other's state
-            sent, heard = one_job(rig)
+            sent, heard, split = one_job(rig)
             dispatch.append(sent)
+            for part, ms in split.items():
+                parts.setdefault(part, []).append(ms)
             for way in WAYS:
                 notify[way].append(heard[way])
             floor_d.append(floor_dispatch(rig, queue_url, image))
@@ -298,6 +306,8 @@ def main() -> int:
               f"control and GPU workers, all on loopback; webhooks with a bad signature: {rig.receiver.refused})")
         print(f"dispatch        {report('dispatch', dispatch)}")
         print(f"dispatch floor  {report('floor', floor_d)}")
+        print("dispatch parts (p50): " + ", ".join(f"{part} {percentile(ms, 50):.1f} ms" for part, ms in parts.items())
+              + " (answered: the API's 202; taken: on to the GPU worker's running write; prompted: on to ComfyUI)")
         for way in WAYS:
             print(f"notify {way:8} {report(way, notify[way])}  ratio {percentile(notify[way], 50) / percentile(floor_n, 50):.2f}")
         print(f"notify floor    {report('floor', floor_n)}")

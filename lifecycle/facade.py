@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import statistics
 import threading
 import time
@@ -32,6 +33,8 @@ from lifecycle.live.costs import measured_cold_starts
 from lifecycle.prices import hourly_price
 from lifecycle.model import INSTANCE_STATES, MISSED_REPORTS, stale_after_s
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "HOST_VERDICTS", "INSTANCE_STATES", "MAX_SPAN", "MISSED_REPORTS", "PHASES", "REFUSED", "CapacityError",
     "Ec2Unavailable", "GpuLifecycle", "LifecycleStatus", "Period", "PeriodError", "PoolInstance", "UnknownInstance",
@@ -53,21 +56,40 @@ QUEUE_READ = 1000
 
 
 class _Cache:
-    """Values reused for a while per process (each name its own time to live)."""
+    """Values reused for a while per process (each name its own time to live). Once a value has been made, an
+    expired one is still answered while a thread makes the next, so no request waits for those reads but the
+    process's first (a time to live of 0 reads every time)."""
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic):
-        self._monotonic, self._lock, self._values = monotonic, threading.Lock(), {}
+        self._monotonic, self._lock = monotonic, threading.Lock()
+        self._values: dict[str, tuple[float, Any]] = {}
+        self._refreshing: set[str] = set()
 
     def get(self, name: str, ttl_s: float, make: Callable[[], Any]) -> Any:
         now = self._monotonic()
         with self._lock:
             hit = self._values.get(name)
-            if hit is not None and now - hit[0] < ttl_s:
+            if hit is not None and (now - hit[0] < ttl_s or name in self._refreshing):
                 return hit[1]
-        value = make()
-        with self._lock:
-            self._values[name] = (now, value)
-        return value
+            if hit is not None and ttl_s > 0:
+                self._refreshing.add(name)
+        if hit is None or ttl_s <= 0:  # a time to live of 0: read every time
+            return self._make(name, make)
+        threading.Thread(target=self._make, args=(name, make), name=f"gpuorch-refresh-{name}", daemon=True).start()
+        return hit[1]
+
+    def _make(self, name: str, make: Callable[[], Any]) -> Any:
+        try:
+            value = make()
+            with self._lock:
+                self._values[name] = (self._monotonic(), value)
+            return value
+        except Exception:
+            log.warning("could not refresh %s; the last one read stands", name, exc_info=True)
+            raise
+        finally:
+            with self._lock:
+                self._refreshing.discard(name)
 
 
 class GpuLifecycle:

@@ -58,7 +58,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "wait_time_seconds": settings.receive_wait_seconds,
         # Only used if kombu ever creates a queue itself; `gpuorch provision` creates them first.
         "visibility_timeout": settings.visibility_timeout,
-        "polling_interval": 1,
+        # kombu pauses this long after a receive that found nothing. A long poll already waits for a message, and
+        # one sent during a pause would wait out the pause (a second more to start a job): no pause then.
+        "polling_interval": 0 if settings.receive_wait_seconds else 1,
     }
     if endpoint is not None:
         transport_options["is_secure"] = endpoint.scheme == "https"

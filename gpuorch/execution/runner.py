@@ -284,7 +284,9 @@ class JobExecution:
 
     def run(self) -> list[StoredOutput]:
         job_id = self.job.job_id
-        where = self.retry(self.comfy.locate)(job_id)
+        # Only a job started before (attempts counts each move to running, which comes before any submission) can
+        # have a prompt in ComfyUI already: a first start asks nothing.
+        where = self.retry(self.comfy.locate)(job_id) if self.job.attempts > 1 else None
         if where is None:
             graph = self.bind(self.upload_inputs())
             self.submit(graph)

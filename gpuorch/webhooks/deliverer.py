@@ -60,10 +60,10 @@ class WebhookDeliverer:
         event = event_of_topic(topic)
         if subscription is None or not subscription.wants(event):
             return None
-        delivery = self.deliveries.get(job_id, topic)
+        # Opened first: an announcement's first delivery (the usual case) is tried without reading it back.
+        delivery = self.deliveries.open(job_id, topic, event=event, url=subscription.url, key_id=subscription.key_id,
+                                        message_id=message_id(job_id, topic))
         if delivery is None:
-            self.deliveries.open(job_id, topic, event=event, url=subscription.url, key_id=subscription.key_id,
-                                 message_id=message_id(job_id, topic))
             delivery = self.deliveries.get(job_id, topic)
         if delivery is None or delivery.state != PENDING:
             return delivery  # delivered or given up: the announcement came again

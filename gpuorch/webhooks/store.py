@@ -90,8 +90,10 @@ class DeliveryStore:
     def _expires(self, now: datetime) -> int:
         return math.ceil((now + timedelta(seconds=self._ttl)).timestamp())
 
-    def open(self, job_id: str, topic: str, *, event: str, url: str, key_id: str, message_id: str) -> bool:
-        """Record a new delivery, pending; False when the job already has one of this topic (announced twice)."""
+    def open(self, job_id: str, topic: str, *, event: str, url: str, key_id: str,
+             message_id: str) -> Delivery | None:
+        """Record a new delivery, pending, and return it; None when the job already has one of this topic (announced
+        twice)."""
         now = self._clock()
         item = {"pk": DELIVERY_PK_PREFIX + job_id, "sk": topic, "event": event, "url": url, "key_id": key_id,
                 "message_id": message_id, "state": PENDING, "created_at": timestamp(now), "round_tries": 0,
@@ -101,9 +103,10 @@ class DeliveryStore:
                               ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:
             if condition_failed(exc):
-                return False
+                return None
             raise
-        return True
+        return Delivery(job_id=job_id, topic=topic, event=event, url=url, key_id=key_id, message_id=message_id,
+                        state=PENDING, created_at=item["created_at"])
 
     def get(self, job_id: str, topic: str) -> Delivery | None:
         item = self._db.get_item(TableName=self._table, Key=self._key(job_id, topic), ConsistentRead=True).get("Item")
