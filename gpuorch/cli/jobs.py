@@ -141,6 +141,13 @@ def attach_images(body: dict[str, Any], images: list[str], request_schema: dict[
         raise click.BadParameter(f"this workflow takes one image ({name}), {len(images)} given", param_hint="'--image'")
 
 
+def describe_estimate(estimate: dict[str, Any]) -> str:
+    """A price quote for a person: dollars warm and cold, and when it should finish."""
+    finish = f", finish by {estimate['finish_by']}" if estimate.get("finish_by") else ""
+    return (f"expected: ${estimate['usd_warm']:.4f} on a running GPU, ${estimate['usd_cold']:.4f} if one must start "
+            f"({estimate['gpu_seconds']:.0f} GPU s; {estimate['phase'].replace('_', ' ')}{finish})")
+
+
 def where(data: dict[str, Any]) -> str:
     """A status event's state for a person: status, node, and while it waits where and until when."""
     parts = [data.get("status") or ""]
@@ -206,6 +213,8 @@ def submit(settings: Settings, workflow: str, params: tuple[str, ...], images: t
         attach_images(body, [image_value(raw) for raw in images], described.get("request_schema", {}))
     job = api.call("POST", f"/api/v1/workflows/{workflow}/jobs", json=body, ok=(200, 201, 202))
     click.echo(job["job_id"])
+    if job.get("estimate"):
+        click.echo(describe_estimate(job["estimate"]), err=True)
     if not wait:
         return
     job = follow(api, job)

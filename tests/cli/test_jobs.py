@@ -51,6 +51,8 @@ def test_submit_prints_the_job_id_and_status_reads_it_back(gpuorch, served):
     job_id = result.stdout.strip()
     record = services.jobs.get(job_id)
     assert record is not None, repr(result.output)
+    assert re.search(r"^expected: \$[0-9.]+ on a running GPU, \$[0-9.]+ if one must start", result.stderr, re.M), \
+        result.stderr
     assert (record.status, record.params["move"], record.params["seed"]) == ("queued", "close_up", 7)
 
     shown = gpuorch("status", job_id, settings=api_settings)
