@@ -30,6 +30,7 @@
     │   └── LeaseBusy            another owner holds the lease (lifecycle.live.lease)
     ├── Unavailable              a dependency cannot be reached or serve now; trying again later may work
     │   ├── JobDeferred          a job whose record cannot be reached, or is missing: its message goes back to SQS
+    │   │   └── JobGivenBack     ... or whose spot instance is interrupted before it can end: back at once
     │   ├── ComfyUnavailable     ComfyUI refused, reset or timed out the connection, or answered 5xx (gpuorch.comfyui)
     │   │   └── ComfyPromptLost  ... and forgot the prompt (it restarted)
     │   ├── InputUnavailable     an input that could not be fetched now (gpuorch.inputs)
@@ -133,3 +134,8 @@ class JobCancelled(JobOutcome):
 
 class JobDeferred(Unavailable):
     """A job that cannot go on now (its record unreachable or missing): its message goes back to the queue."""
+
+
+class JobGivenBack(JobDeferred):
+    """A job its GPU worker gives back because EC2 interrupts the (spot) instance before the job could surely end:
+    its message is made visible again at once, for another instance."""

@@ -128,6 +128,21 @@ class Settings:
         "GPUORCH_FALLBACK_INSTANCE_TYPES", (),
         "Comma-separated instance types tried, in order, when EC2 has no capacity for the usual one.",
     )
+    spot_max_share: float = env(
+        "GPUORCH_SPOT_MAX_SHARE", 0.8,
+        "A stopped spot instance of the pool is started before an on-demand one while its current spot price is "
+        "under this share of the on-demand price (0: never preferred; why 0.8: lifecycle.model.DEFAULT_SPOT_MAX_SHARE).",
+    )
+    spot_hold_seconds: int = env(
+        "GPUORCH_SPOT_HOLD_SECONDS", 1800,
+        "Seconds after EC2 refused to start a spot instance, or interrupted it, during which starts go to on-demand "
+        "(why 1800: lifecycle.model.DEFAULT_SPOT_HOLD_S).",
+    )
+    interruption_check_seconds: float = env(
+        "GPUORCH_INTERRUPTION_CHECK_SECONDS", 5.0,
+        "Seconds between a GPU worker's looks at its spot interruption notice (spot/instance-action in the instance "
+        "metadata), on a spot instance only (as the metadata says); 0: never.",
+    )
     lifecycle_check_seconds: int = env(
         "GPUORCH_LIFECYCLE_CHECK_SECONDS", 30, "How often celery beat asks the control worker to check the GPU."
     )
@@ -481,6 +496,12 @@ class Settings:
             raise SettingsError("GPUORCH_WAIT_POLL_SECONDS must be positive")
         if self.max_backlog < 0:
             raise SettingsError("GPUORCH_MAX_BACKLOG must be 0 (no limit) or positive")
+        if not 0 <= self.spot_max_share <= 1:
+            raise SettingsError("GPUORCH_SPOT_MAX_SHARE must be between 0 (spot never preferred) and 1")
+        if self.spot_hold_seconds < 0:
+            raise SettingsError("GPUORCH_SPOT_HOLD_SECONDS must not be negative")
+        if self.interruption_check_seconds < 0:
+            raise SettingsError("GPUORCH_INTERRUPTION_CHECK_SECONDS must be 0 (never) or positive")
         if self.instance_metadata_url and not self.instance_metadata_url.startswith(("http://", "https://")):
             raise SettingsError("GPUORCH_INSTANCE_METADATA_URL must be empty (EC2's, on EC2 only) or an http(s) URL")
 

@@ -63,6 +63,7 @@ class CostReport:
     idle_s: float
     dollars: float
     jobs: int
+    interruptions: int = 0  # runs EC2 interrupted (spot), counted at their interruption's time
 
     @property
     def gpu_hours(self) -> float:

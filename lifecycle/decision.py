@@ -7,10 +7,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Iterable
 
-from lifecycle.model import Action, Decision, Heartbeat, Instance, Policy, Refusal, Snapshot
+from lifecycle.market import PassedOver, is_on_demand, start_order
+from lifecycle.model import ON_DEMAND, SPOT, Action, Decision, Heartbeat, Instance, Policy, Refusal, Snapshot
 
 # Instances that will serve soon or serve now; `stopping` ones must reach `stopped` before a start.
 ACTIVE_STATES = ("pending", "running")
+# EC2 stops a spot instance at its interruption notice's time. One still running this long after was not stopped
+# after all, but its worker stopped taking jobs at the notice and every job it kept ended before that time: it cannot
+# serve, so it is stopped (its next start brings a fresh worker).
+OVERDUE_INTERRUPTION_S = 300.0
 
 
 def latest_heartbeats(heartbeats: Iterable[Heartbeat]) -> dict[str, Heartbeat]:
@@ -52,6 +57,16 @@ def last_activity(instance: Instance, snapshot: Snapshot) -> datetime | None:
     moments += [b.at for b in snapshot.heartbeats if b.instance_id == instance.instance_id and b.running_jobs]
     known = [m for m in moments if m is not None]
     return max(known) if known else None
+
+
+def interruption_at(instance: Instance, beat: Heartbeat | None) -> datetime | None:
+    """When EC2 interrupts this instance, by its worker's latest report of a spot interruption notice; None when
+    none stands (a notice from before the instance's latest start was about an earlier run)."""
+    if beat is None or beat.interruption_at is None:
+        return None
+    if instance.launched_at is not None and instance.launched_at > beat.interruption_at:
+        return None
+    return beat.interruption_at
 
 
 def wanted_instances(snapshot: Snapshot, policy: Policy) -> int:
@@ -139,23 +154,43 @@ def hold_reason(refusal: Refusal) -> str:
 
 
 def _starts(snapshot: Snapshot, policy: Policy, active: list[Instance], wanted: int,
-            held: dict[str, Refusal]) -> list[Action]:
+            held: dict[str, Refusal], interrupted: dict[str, datetime]) -> list[Action]:
     missing = wanted - len(active)
     if missing <= 0:
         return []
     why = (f"{snapshot.queue_visible} job(s) waiting, {len(active)} instance(s) running or pending, "
            f"want {wanted}" if snapshot.queue_visible else f"min_instances={policy.min_instances}")
-    stopped = sorted((i for i in snapshot.instances if i.state == "stopped" and i.instance_id not in held),
-                     key=lambda i: i.instance_id)
+    # A held instance cannot serve (assess_holds): it is neither started nor waited for.
+    ordered = start_order((i for i in snapshot.instances if i.state == "stopped" and i.instance_id not in held),
+                          snapshot, policy)
     stopping = sorted((i for i in snapshot.instances if i.state == "stopping" and i.instance_id not in held),
                       key=lambda i: i.instance_id)
+    chosen, rest = ordered[:missing], ordered[missing:]
+    # On-demand instances left over stand in for a chosen spot one that EC2 refuses; a spot instance passed over
+    # and left stopped says why an on-demand one starts instead.
+    spare = [c.instance.instance_id for c in rest if is_on_demand(c)]
+    passed = next(((c.instance.instance_id, c.passed_over) for c in rest if c.passed_over is not None), None)
+    if passed is None and interrupted:
+        # A replacement for an interrupted (spot) instance is a fallback too: spot is going away under the work.
+        going, at = min(interrupted.items())
+        passed = (going, PassedOver("spot_interrupted", f"spot interrupted, EC2 stops it at {at.isoformat()}"))
     actions: list[Action] = []
-    for n, instance in enumerate(stopped[:missing], start=1):
+    for n, candidate in enumerate(chosen, start=1):
+        instance = candidate.instance
         refusal = _budget_refusal(snapshot, policy, n)
         if refusal:
             actions.append(Action("blocked", instance.instance_id, f"{refusal} ({why})"))
+        elif instance.market == SPOT:
+            note = (candidate.note if candidate.passed_over is None
+                    else f"spot though {candidate.passed_over.why}: no on-demand instance left")
+            actions.append(Action("start", instance.instance_id, f"{why}; {note}", market=SPOT,
+                                  alternative=spare.pop(0) if spare else None))
+        elif passed is not None:
+            spot_id, over = passed
+            actions.append(Action("start", instance.instance_id, f"{why}; {candidate.note} instead of spot {spot_id}: "
+                                  f"{over.why}", market=ON_DEMAND, fallback=over.reason, instead_of=spot_id))
         else:
-            actions.append(Action("start", instance.instance_id, why))
+            actions.append(Action("start", instance.instance_id, f"{why}; {candidate.note}", market=ON_DEMAND))
     missing -= len(actions)
     for instance in stopping[:missing]:
         actions.append(Action("none", instance.instance_id, f"{why}: waiting for it to stop, then starting it"))
@@ -175,7 +210,11 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
       jobs are visible and none runs, another each time the visible backlog passes
       `backlog_per_instance` per instance, up to `max_instances`, and `min_instances` always. A
       `stopping` instance is waited for and started once `stopped`; a start that would take this
-      month's spend plus one hour past `monthly_budget_usd` is `blocked`, with the reason.
+      month's spend plus one hour past `monthly_budget_usd` is `blocked`, with the reason. Spot
+      instances go first while lifecycle.market prefers them, then on-demand ones (start_order).
+    - An instance whose worker reported a spot interruption notice counts for nothing: its worker takes no
+      job, so the work it leaves calls for a replacement now; EC2 stops it at the notice's time, or the
+      lifecycle does once that is OVERDUE_INTERRUPTION_S past.
     - Stop nothing while any job is visible or in flight, nor an instance whose heartbeat lists a
       job (or whose heartbeat is stale while messages are in flight). Otherwise stop each instance
       idle at least `idle_stop_s` since its last activity, the longest idle first, keeping
@@ -187,11 +226,15 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
     beats = latest_heartbeats(snapshot.heartbeats)
     holds = assess_holds(snapshot, policy, beats)
     by_state = {s: [i for i in snapshot.instances if i.state == s] for s in ("pending", "running", "stopping")}
-    running = sorted((i for i in by_state["running"] if i.instance_id not in holds.stop), key=lambda i: i.instance_id)
-    active = [i for i in snapshot.instances if i.state in ACTIVE_STATES and i.instance_id not in holds.stop]
+    interrupted = {i.instance_id: at for i in by_state["running"]
+                   if (at := interruption_at(i, beats.get(i.instance_id))) is not None}
+    # Neither an instance that cannot serve nor one being interrupted counts for the work.
+    serving = [i for i in snapshot.instances if i.instance_id not in holds.stop and i.instance_id not in interrupted]
+    running = sorted((i for i in serving if i.state == "running"), key=lambda i: i.instance_id)
+    active = [i for i in serving if i.state in ACTIVE_STATES]
     wanted = wanted_instances(snapshot, policy)
 
-    actions = _starts(snapshot, policy, active, wanted, holds.held)
+    actions = _starts(snapshot, policy, active, wanted, holds.held, interrupted)
     actions += [Action("stop", instance_id, f"cannot serve: {refusal}") for instance_id, refusal in holds.stop.items()]
     busy: dict[str, tuple[str, ...]] = {}
     idle: list[tuple[str, float]] = []
@@ -220,6 +263,14 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
         actions.append(Action("none", instance_id, reason))
     for instance_id, jobs in busy.items():
         actions.append(Action("none", instance_id, f"busy: {', '.join(jobs)}"))
+    for instance_id, at in sorted(interrupted.items()):
+        overdue = (now - at).total_seconds()
+        if overdue >= OVERDUE_INTERRUPTION_S:
+            actions.append(Action("stop", instance_id, f"interrupted at {at.isoformat()} but running {overdue:.0f} s "
+                                                       "later: its worker takes no job"))
+        else:
+            actions.append(Action("none", instance_id,
+                                  f"interrupted: its spot notice says EC2 stops it at {at.isoformat()}"))
     for instance in sorted(by_state["pending"], key=lambda i: i.instance_id):
         actions.append(Action("none", instance.instance_id, "pending: booting"))
     mentioned = {a.instance_id for a in actions}
@@ -243,7 +294,7 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
         actions=tuple(actions),
         queue_visible=snapshot.queue_visible,
         queue_in_flight=snapshot.queue_in_flight,
-        running=len(running),
+        running=len(running) + len(interrupted),
         pending=len(by_state["pending"]),
         stopping=len(by_state["stopping"]),
         wanted=wanted,
@@ -254,4 +305,5 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
         held=tuple(sorted(holds.held)),
         newly_held=holds.newly_held,
         superseded=holds.superseded,
+        interrupted=tuple(sorted(interrupted)),
     )

@@ -11,9 +11,16 @@ from lifecycle.prices import G6E_2XLARGE, HOURLY_USD
 
 InstanceState = Literal["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]
 ActionKind = Literal["start", "stop", "none", "blocked"]
+SetbackKind = Literal["refused", "interrupted"]
 
 INSTANCE_STATES: tuple[str, ...] = ("pending", "running", "stopping", "stopped", "shutting-down", "terminated")
 ACTION_KINDS: tuple[str, ...] = ("start", "stop", "none", "blocked")
+# An instance's market, as EC2 describes it (InstanceLifecycle "spot", or none for on-demand).
+ON_DEMAND, SPOT = "on-demand", "spot"
+MARKETS: tuple[str, ...] = (ON_DEMAND, SPOT)
+# Why a start went to on-demand while a spot instance of the pool was stopped: its price was not under
+# Policy.spot_max_share of on-demand (or not known), or EC2 refused or interrupted it within Policy.spot_hold_s.
+FALLBACK_REASONS: tuple[str, ...] = ("spot_price", "spot_refused", "spot_interrupted")
 
 # us-east-1 on-demand price of a g6e.2xlarge (one L40S); the simulator's and the bench's default.
 G6E_2XLARGE_HOURLY_USD = HOURLY_USD[G6E_2XLARGE]
@@ -29,6 +36,19 @@ G6E_2XLARGE_HOURLY_USD = HOURLY_USD[G6E_2XLARGE]
 # sparse-nightly it costs $14.81 against $44.45 (-67%) and no job waits 10 hours for a restart.
 # Longer idle times add idle tails: 10 minutes is 1.47x, 30 minutes 2.21x the optimum on bursty.
 DEFAULT_IDLE_STOP_S = 300.0
+
+# Spot is preferred while its price is under this share of on-demand. In the g6e.2xlarge spot history of us-east-1
+# (2024-08 to 2026-08, daily: shared/data/g6e-2xlarge-spot-us-east-1.csv) spot cost 37% of on-demand at the median
+# and under 80% on 94% of days; its interruption band never passed ">20%" a month. An interruption costs about 200 s
+# of on-demand time (the fallback's cold start of 135 s, its 60 s minimum, the redone part of a job): 0.055 hours.
+# Counting even a 20% chance of one per run, a 15-minute run at 80% of on-demand saves 0.05 on-demand hours
+# against 0.011 lost (at 95% the two are even); the margin left pays for the interrupted jobs' wait.
+DEFAULT_SPOT_MAX_SHARE = 0.8
+# After EC2 refused or interrupted a spot instance, starts go to on-demand for this long. A refusal costs the next
+# start only a refused call (the same check starts the fallback), but reclaimed capacity rarely returns within
+# minutes, and each interruption costs a cold start and redone work: half an hour keeps a burst's next sessions
+# on on-demand without giving up spot for the day.
+DEFAULT_SPOT_HOLD_S = 1800.0
 
 # A periodic report (a GPU worker's heartbeat, a lifecycle check) is stale once this many in a row are missing.
 MISSED_REPORTS = 3
@@ -47,20 +67,34 @@ class Instance:
     state: InstanceState
     instance_type: str = G6E_2XLARGE
     launched_at: datetime | None = None
+    market: str = ON_DEMAND
 
     def __post_init__(self) -> None:
         if self.state not in INSTANCE_STATES:
             raise ValueError(f"{self.instance_id}: unknown instance state {self.state!r}")
+        if self.market not in MARKETS:
+            raise ValueError(f"{self.instance_id}: unknown market {self.market!r}")
 
 
 @dataclass(frozen=True)
 class Heartbeat:
-    """What a GPU worker last reported: the jobs it runs right now, and whether its models are loaded."""
+    """What a GPU worker last reported: the jobs it runs right now, whether its models are loaded, and when EC2
+    interrupts its (spot) instance, once the interruption notice came."""
 
     instance_id: str
     at: datetime
     running_jobs: tuple[str, ...] = ()
     ready: bool = False
+    interruption_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SpotSetback:
+    """EC2 refused to start a spot instance, or interrupted it, at `at` (with EC2's reason)."""
+
+    kind: SetbackKind
+    at: datetime
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,6 +143,9 @@ class Snapshot:
     refusals: tuple[Refusal, ...] = ()
     configuration: str = ""
     started_at: Mapping[str, datetime] = field(default_factory=dict)
+    # Per spot instance: its current spot price ($/h; missing when not known) and its latest setback.
+    spot_prices: Mapping[str, float] = field(default_factory=dict)
+    spot_setbacks: Mapping[str, SpotSetback] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.queue_visible < 0 or self.queue_in_flight < 0:
@@ -130,6 +167,9 @@ class Policy:
     - monthly_budget_usd: no start when this month's spend plus one hour of it would pass this.
     - boot_grace_s: a running instance whose worker has not reported since it started this long ago cannot
       serve: it is stopped and held (None: never; the simulator's instances have no workers).
+    - spot_max_share: a stopped spot instance is started before an on-demand one while its spot price is under
+      this share of the on-demand price (0: never preferred; see DEFAULT_SPOT_MAX_SHARE for the default).
+    - spot_hold_s: after EC2 refused or interrupted a spot instance, it is not preferred for this long.
     """
 
     idle_stop_s: float = DEFAULT_IDLE_STOP_S
@@ -139,6 +179,8 @@ class Policy:
     heartbeat_timeout_s: float = stale_after_s(30.0)
     monthly_budget_usd: float | None = None
     boot_grace_s: float | None = None
+    spot_max_share: float = DEFAULT_SPOT_MAX_SHARE
+    spot_hold_s: float = DEFAULT_SPOT_HOLD_S
 
     def __post_init__(self) -> None:
         if not (self.idle_stop_s >= 0 and math.isfinite(self.idle_stop_s)):
@@ -155,21 +197,36 @@ class Policy:
             raise ValueError("monthly_budget_usd cannot be negative")
         if self.boot_grace_s is not None and self.boot_grace_s <= 0:
             raise ValueError("boot_grace_s must be positive (or None)")
+        if not 0 <= self.spot_max_share <= 1:
+            raise ValueError("spot_max_share must be between 0 and 1")
+        if not (self.spot_hold_s >= 0 and math.isfinite(self.spot_hold_s)):
+            raise ValueError("spot_hold_s must be a finite number of seconds, 0 or more")
 
 
 @dataclass(frozen=True)
 class Action:
-    """One thing to do: start or stop an instance, nothing (with why), or a start refused (with why)."""
+    """One thing to do: start or stop an instance, nothing (with why), or a start refused (with why).
+
+    A start names its instance's `market`; a spot start may name an on-demand `alternative` to start instead when
+    EC2 refuses it, and an on-demand start chosen over a stopped spot instance names that instance (`instead_of`)
+    and why (`fallback`, one of FALLBACK_REASONS).
+    """
 
     kind: ActionKind
     instance_id: str | None
     reason: str
+    market: str | None = None
+    alternative: str | None = None
+    fallback: str | None = None
+    instead_of: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ACTION_KINDS:
             raise ValueError(f"unknown action kind {self.kind!r}")
         if self.kind in ("start", "stop") and not self.instance_id:
             raise ValueError(f"a {self.kind} action names its instance")
+        if self.fallback is not None and self.fallback not in FALLBACK_REASONS:
+            raise ValueError(f"unknown fallback reason {self.fallback!r}")
 
     def __str__(self) -> str:
         target = f" {self.instance_id}" if self.instance_id else ""
@@ -198,6 +255,7 @@ class Decision:
     held: tuple[str, ...] = ()
     newly_held: tuple[Refusal, ...] = ()
     superseded: tuple[Refusal, ...] = ()
+    interrupted: tuple[str, ...] = ()
 
     def of_kind(self, kind: ActionKind) -> tuple[Action, ...]:
         return tuple(a for a in self.actions if a.kind == kind)
@@ -219,7 +277,8 @@ class Decision:
         idle = ",".join(f"{i}:{s:.0f}s" for i, s in self.idle_s) or "-"
         return (f"visible={self.queue_visible} in_flight={self.queue_in_flight} running={self.running} "
                 f"pending={self.pending} stopping={self.stopping} wanted={self.wanted} "
-                f"busy={','.join(self.busy) or '-'} idle={idle} month_spend=${self.month_spend_usd:.2f}")
+                f"busy={','.join(self.busy) or '-'} idle={idle} month_spend=${self.month_spend_usd:.2f}"
+                f"{' interrupted=' + ','.join(self.interrupted) if self.interrupted else ''}")
 
     def __str__(self) -> str:
         return f"{self.numbers()} -> " + "; ".join(str(a) for a in self.actions)

@@ -158,13 +158,15 @@ def gpu_finding(status: LifecycleStatus | None, month_spend_usd: float, monthly_
                 now: datetime | None = None, stale_after_s: float | None = None) -> Finding:
     """The GPU component: `stale` when the last lifecycle check is older than `stale_after_s` (the control
     worker or beat is down, so no GPU starts for new jobs), `blocked` with the reason when it refused a start
-    (e.g. the monthly budget), else ok; either way when that check ran and this month's spend beside the budget."""
+    (e.g. the monthly budget), else ok; either way when that check ran, this month's spend beside the budget, and
+    the market of the last start with the last fallback to on-demand."""
     blocked = status.blocked_reason if status is not None else None
     detail = {
         "checked_at": status.checked_at if status is not None else None,
         "blocked": blocked,
         "month_spend_usd": round(month_spend_usd, 2),
         "monthly_budget_usd": monthly_budget_usd or None,
+        "market": status.market if status is not None else None,
     }
     if status is not None and now is not None and stale_after_s is not None:
         age = (now - datetime.fromisoformat(status.checked_at)).total_seconds()

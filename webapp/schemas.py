@@ -368,16 +368,21 @@ class GpuInstanceHealthSchema(ma.Schema):
     state = _nullable(ma.fields.String, "EC2 state at the last lifecycle check; null: that check did not list it.",
                       enum=[*INSTANCE_STATES, None])
     instance_type = _nullable(ma.fields.String, "EC2 instance type.")
+    market = _nullable(ma.fields.String, "on-demand or spot; null: the last lifecycle check did not list it.",
+                       enum=["on-demand", "spot", None])
     launched_at = _nullable(ma.fields.String, "Its latest start (EC2's LaunchTime).", format="date-time")
     health = ma.fields.String(required=True, metadata={"enum": list(HOST_VERDICTS), "description": (
         "off: stopped or stopping, the normal state of an idle GPU. starting: pending, or running for less than "
         "GPUORCH_HEALTH_BOOT_GRACE_SECONDS while its worker has not reported yet. ok: its worker and ComfyUI "
-        "reported within stale_after_s. stopping: its worker is shutting down. stale: running, but its worker's "
+        "reported within stale_after_s. stopping: its worker is shutting down. interrupted: its worker reported "
+        "EC2's spot interruption notice (reason says when EC2 stops it); it takes no job, and the lifecycle starts "
+        "a replacement. stale: running, but its worker's "
         "heartbeat, or ComfyUI's last answer, is older than stale_after_s (or missing after the boot grace). "
         "unknown: a worker reports on an instance the last lifecycle check did not list. refused: it cannot serve "
         "(its worker refused to start, or it was not ready within the boot grace): the lifecycle stops it and "
-        "does not start it again until its configuration changes or an operator starts it.")})
-    reason = _nullable(ma.fields.String, "Why it is stale, stopping or refused.")
+        "does not start it again until its configuration changes or an operator starts it. interrupted: its worker "
+        "reported EC2's spot interruption notice; EC2 stops it at the notice's time and a replacement starts.")})
+    reason = _nullable(ma.fields.String, "Why it is stale, stopping, interrupted or refused.")
     worker = ma.fields.Nested(WorkerBeatSchema, required=True, allow_none=True,
                               metadata={"description": "Its GPU worker's last heartbeat; null: none unexpired."})
     comfyui = ma.fields.Nested(ComfyuiBeatSchema, required=True, allow_none=True,
@@ -405,8 +410,11 @@ class HealthComponentsSchema(ma.Schema):
     s3 = ma.fields.Nested(ComponentSchema, required=True, metadata={"description": "The job bucket."})
     gpu = ma.fields.Nested(ComponentSchema, required=True, metadata={
         "description": "The GPU lifecycle: its last check's time (checked_at), why it refused a start (blocked, or "
-        "null), this month's GPU spend beside the budget (month_spend_usd, monthly_budget_usd), and, only when that "
-        "check is older than 3 x GPUORCH_LIFECYCLE_CHECK_SECONDS (at least 60 s), why it is stale (stale)."})
+        "null), this month's GPU spend beside the budget (month_spend_usd, monthly_budget_usd), the markets (market: "
+        "last_start {instance_id, market, at} and last_fallback {instance_id, instead_of, reason: spot_price, "
+        "spot_refused or spot_interrupted, detail, at}, each null until there is one; market itself null before the "
+        "first check), and, only when that check is older than 3 x GPUORCH_LIFECYCLE_CHECK_SECONDS (at least 60 s), "
+        "why it is stale (stale)."})
     gpu_instances = ma.fields.Nested(GpuInstancesComponentSchema, required=True, metadata={
         "description": "Each GPU instance's state and its worker's and ComfyUI's last heartbeat. A stopped GPU is "
         "normal (off); a running one whose worker or ComfyUI stopped reporting is stale; one that cannot serve is "
@@ -532,6 +540,9 @@ class CostReportSchema(ma.Schema):
     cost_per_job = ma.fields.Float(
         required=True, allow_none=True, metadata={"description": "dollars / jobs; null without jobs."}
     )
+    interruptions = ma.fields.Integer(required=True, metadata={
+        "description": "Spot runs EC2 interrupted in the period (their time is billed and counted above as any "
+                       "other's)."})
     budget = ma.fields.Nested(
         MonthBudgetSchema,
         required=True,

@@ -1,5 +1,6 @@
-"""The GPU worker process: checks the queue, waits for ComfyUI, checks the templates on it, then consumes jobs; or
-records why it refuses, so that the lifecycle stops its instance."""
+"""The GPU worker process: checks the queue, waits for ComfyUI, checks the templates on it, then consumes jobs (or
+records why it refuses, so that the lifecycle stops its instance); on a spot instance it watches for EC2's
+interruption notice."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from gpuorch.celery import names
 from gpuorch.celery.app import create_celery_app
 from gpuorch.comfyui.client import ComfyClient
+from gpuorch.celery.giveback import stop_consuming
 from gpuorch.comfyui.errors import ComfyUnavailable
+from gpuorch.execution.interruption import Notice
 from gpuorch.logs import configure_logging
 from gpuorch.celery.monitoring.worker import broadcast_flags
 from gpuorch.services import Services
@@ -31,6 +34,7 @@ from gpuorch.metrics.exposition import (enable_multiprocess, exposition_registry
                                         serve)
 from gpuorch.metrics.jobs import BUSY_SECONDS, BusyShareCollector, counter_total
 from workers.heartbeat import Heartbeat, comfyui_answers
+from workers.spot_watch import SpotNoticeWatch, spot_metadata
 from workers.startup import check_round, record_refusal, run_checks
 
 log = logging.getLogger(__name__)
@@ -112,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return REFUSED
     configure_logging(settings.log_level, settings.log_format, instance_id,  # every line names the instance
                       job_tasks=names.GPU_TASKS)
+    spot = spot_metadata(settings)
     serve_metrics = prepare_metrics(settings)
     services = Services(settings)
     visibility = queue_visibility_timeout(services.aws.sqs, services.aws.queue_url(settings.gpu_queue))
@@ -145,15 +150,29 @@ def main(argv: list[str] | None = None) -> int:
                                                   timeout=min(5.0, settings.comfyui_timeout))),
     )
 
-    def ready(**_) -> None:
+    app = create_celery_app(settings, worker_consumer=GPU_CONSUMER)
+    # Made before the pool forks: its processes read the notice the watch posts here.
+    notices = app.notice_board
+
+    def interrupted(consumer, notice: Notice) -> None:
+        notices.post(notice.at)
+        heartbeat.interrupted(notice.at)  # the lifecycle starts a replacement
+        stop_consuming(consumer, settings.gpu_queue)
+        log.warning("spot interruption notice: EC2 will %s this instance at %s: no new job; each running job ends "
+                    "before then or goes back to the queue now", notice.action, notice.at.isoformat())
+
+    def ready(sender=None, **_) -> None:
         # Served once the pool has forked, so no child holds the listening socket.
         serve_metrics()
         heartbeat.start()
-        log.info("GPU worker ready on %s: consuming %s", heartbeat.instance_id, settings.gpu_queue)
+        if spot is not None:
+            SpotNoticeWatch(spot, settings.interruption_check_seconds,
+                            lambda notice: interrupted(sender, notice)).start()
+        log.info("GPU worker ready on %s: consuming %s%s", heartbeat.instance_id, settings.gpu_queue,
+                 "; watching for a spot interruption notice" if spot is not None else "")
 
     worker_ready.connect(ready, weak=False)
     worker_shutdown.connect(lambda **_: heartbeat.stop(), weak=False)
-    app = create_celery_app(settings, worker_consumer=GPU_CONSUMER)
     app.worker_main(worker_argv(settings, loglevel=settings.log_level) + list(argv or []))
     return 0
 

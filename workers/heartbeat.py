@@ -1,5 +1,6 @@
-"""The GPU worker's heartbeat: every few seconds, the jobs it is running (so the GPU is never stopped under them)
-and when ComfyUI last answered (for /health)."""
+"""The GPU worker's heartbeat: every few seconds, the jobs it is running (so the GPU is never stopped under them),
+when ComfyUI last answered (for /health), and once its spot instance's interruption notice came, when EC2
+interrupts it (so the lifecycle starts a replacement)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ class Heartbeat(threading.Thread):
         self.running_jobs, self.clock, self.comfyui_alive = running_jobs, clock, comfyui_alive
         self.last_busy_at: datetime | None = None
         self.comfyui_at: datetime | None = None
+        self.interruption_at: datetime | None = None
         self.stopping = threading.Event()
 
     def beat(self, *, ready: bool = True) -> None:
@@ -59,7 +61,8 @@ class Heartbeat(threading.Thread):
         if ready and self.comfyui_alive is not None and self.comfyui_alive():
             self.comfyui_at = now
         try:
-            self.store.beat(self.instance_id, jobs, ready, self.last_busy_at, comfyui_at=self.comfyui_at)
+            self.store.beat(self.instance_id, jobs, ready, self.last_busy_at, comfyui_at=self.comfyui_at,
+                            interruption_at=self.interruption_at)
         except Exception as exc:  # noqa: BLE001 - the next beat retries; the worker goes on
             log.warning("heartbeat not recorded: %s", exc)
 
@@ -67,6 +70,11 @@ class Heartbeat(threading.Thread):
         while not self.stopping.is_set():
             self.beat()
             self.stopping.wait(self.interval_s)
+
+    def interrupted(self, at: datetime) -> None:
+        """Say from now on that EC2 interrupts this instance at `at`; said at once, not at the next beat."""
+        self.interruption_at = at
+        self.beat()
 
     def stop(self) -> None:
         """Stop beating and say this worker is no longer ready (its instance is shutting down)."""

@@ -12,6 +12,7 @@ from kombu import Exchange, Queue
 from gpuorch.celery import names
 from gpuorch.celery.monitoring.names import NAMESPACE_OPTION, BroadcastNames
 from gpuorch.celery.publisher import CeleryPublisher
+from gpuorch.execution.interruption import NoticeBoard
 from gpuorch.jobs.outputs import OutputLinks
 from gpuorch.jobs.submission import JobSubmitter
 from gpuorch.services import Services
@@ -168,6 +169,12 @@ class GpuorchCelery(Celery):
                                                                                 settings.control_table),
                                 OutputLinks.from_settings(settings), timeout_s=settings.webhook_timeout_seconds,
                                 allow_insecure=settings.allow_insecure_inputs)
+
+    @functools.cached_property
+    def notice_board(self) -> NoticeBoard:
+        """The spot interruption notice of the GPU worker's instance, posted by its main process and read by its
+        pool's processes: made in the main process before the pool forks (workers/gpu.py)."""
+        return NoticeBoard()
 
     @functools.cached_property
     def submitter(self) -> JobSubmitter:

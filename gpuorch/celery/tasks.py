@@ -9,7 +9,8 @@ from celery.exceptions import Reject
 
 from gpuorch.aws.failures import is_transient
 from gpuorch.celery import names
-from gpuorch.errors import JobOutcome, Unavailable
+from gpuorch.celery.giveback import give_back_now
+from gpuorch.errors import JobGivenBack, JobOutcome, Unavailable
 from gpuorch.execution.runner import run_job
 from gpuorch.jobs.deadletters import sweep_dead_letters
 from lifecycle.live.build import lifecycle_check
@@ -21,9 +22,13 @@ JOB_ENDS = (JobOutcome,)
 def run(task: Task, workflow: str, params: dict[str, Any]) -> dict[str, Any]:
     """Run the job whose id is the task's id. A job that cannot go on now (what it needs is unavailable: its
     record, unreachable or missing) gives its message back undeleted: SQS delivers it again, or moves it to the
-    dead-letter queue at the last."""
+    dead-letter queue at the last. One its interrupted spot instance cannot finish is made visible again at once."""
     try:
-        return run_job(task.app.services, task.request.id, workflow, params, update_state=task.update_state)
+        return run_job(task.app.services, task.request.id, workflow, params, update_state=task.update_state,
+                       interruption=task.app.notice_board.read)
+    except JobGivenBack as exc:
+        give_back_now(task.app.services.aws.sqs, task.request)
+        raise Reject(str(exc), requeue=False) from exc
     except Unavailable as exc:
         raise Reject(str(exc), requeue=False) from exc
 

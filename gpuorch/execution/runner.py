@@ -19,7 +19,9 @@ from gpuorch.aws.s3 import S3Uri
 from gpuorch.comfyui.client import ComfyClient, PollPolicy
 from gpuorch.comfyui.errors import ComfyError, ComfyPromptLost, ComfyTimeout, ComfyUnavailable
 from gpuorch.comfyui.progress import Progress
-from gpuorch.errors import JobCancelled, JobDeferred, JobFailed, RequestRefused, Unavailable
+from gpuorch.clock import utc_now
+from gpuorch.errors import JobCancelled, JobDeferred, JobFailed, JobGivenBack, RequestRefused, Unavailable
+from gpuorch.execution.interruption import GIVE_BACK, job_verdict
 from gpuorch.execution.retry import aws_retry, comfy_retry
 from gpuorch.inputs import InputError, InputPolicy, fetch_input, inspect_image
 from gpuorch.jobs import states
@@ -100,17 +102,20 @@ class OutputsNotStored(Unavailable):
 
 
 def run_job(services: Services, job_id: str, workflow_name: str, params: dict[str, Any], *,
-            update_state: Callable[..., None] | None = None, metrics: JobMetrics | None = None) -> dict[str, Any]:
+            update_state: Callable[..., None] | None = None, metrics: JobMetrics | None = None,
+            interruption: Callable[[], datetime | None] = lambda: None) -> dict[str, Any]:
     """Carry one job to a terminal status; returns the task result or raises JobFailed / JobCancelled.
 
     `update_state(state=, meta=)` is told the progress (Celery's task state). When AWS stays unreachable past
     the retries (the record cannot be read or moved), or the job has no record, raises JobDeferred: the caller
     gives the message back without deleting it, so SQS delivers it again after its visibility timeout (that
     delivery finds the job's prompt in ComfyUI and finishes it) or moves it to the dead-letter queue at the last.
+    `interruption()` is when EC2 interrupts this (spot) instance, once its notice came: a job that cannot surely
+    end before it (gpuorch.execution.interruption.job_verdict) is stopped in ComfyUI and raises JobGivenBack.
     """
     try:
         return _run_job(services, job_id, workflow_name, update_state,
-                        metrics if metrics is not None else job_metrics())
+                        metrics if metrics is not None else job_metrics(), interruption)
     except Exception as exc:
         if not is_transient(exc):
             raise
@@ -120,7 +125,7 @@ def run_job(services: Services, job_id: str, workflow_name: str, params: dict[st
 
 
 def _run_job(services: Services, job_id: str, workflow_name: str, update_state: Callable[..., None] | None,
-             metrics: JobMetrics) -> dict[str, Any]:
+             metrics: JobMetrics, interruption: Callable[[], datetime | None]) -> dict[str, Any]:
     records = Records(services)
     job = records.get(job_id)
     if job is None:
@@ -132,15 +137,25 @@ def _run_job(services: Services, job_id: str, workflow_name: str, update_state: 
         # The delivery that ended it may have died before announcing the end: announced again, made once.
         services.jobs.announce(job)
         return settled(job)
+    if (notice_at := interruption()) is not None:
+        # Taken after the notice (prefetched, or received as the consumer stopped): it has not started anywhere.
+        log.warning("job %s: not started, its instance is interrupted at %s: giving it back", job_id,
+                    notice_at.isoformat())
+        raise JobGivenBack(f"job {job_id}: its instance is interrupted at {notice_at.isoformat()}")
     try:
         job = records.transition(job_id, states.RUNNING)
     except TransitionRefused:
         return settled(records.get(job_id))  # cancelled meanwhile
     log.info("job %s: running %s (attempt %d)", job_id, workflow_name, job.attempts)
     record_start(metrics, job)
-    execution = JobExecution(services, job, update_state, metrics=metrics)
+    execution = JobExecution(services, job, update_state, metrics=metrics, interruption=interruption)
     try:
         outputs = execution.run()
+    except JobGivenBack:
+        # Before JOB_FAILURES (an Unavailable): the job did not fail, another instance runs it from the start.
+        execution.stop_in_comfyui()
+        log.warning("job %s: given back after %.0f s; ComfyUI told to drop it", job_id, execution.elapsed())
+        raise
     except JobCancelled:
         execution.stop_in_comfyui()
         log.info("job %s: cancelled while running; ComfyUI told to drop it", job_id)
@@ -236,7 +251,7 @@ class JobExecution:
     """The ComfyUI side of one job, from inputs to stored outputs."""
 
     def __init__(self, services: Services, job: Job, update_state: Callable[..., None] | None = None, *,
-                 metrics: JobMetrics | None = None):
+                 metrics: JobMetrics | None = None, interruption: Callable[[], datetime | None] = lambda: None):
         self.services = services
         self.settings = services.settings
         self.job = job
@@ -256,6 +271,8 @@ class JobExecution:
                                  on_retry=self.metrics.comfyui_retries.labels(job.workflow).inc)
         self.aws_retry = aws_retry(self.settings.aws_write_attempts)
         self.progress = ProgressReporter(services, job.job_id, update_state)
+        self.interruption = interruption
+        self.finishing_before: datetime | None = None  # the interruption this job was found to end before
         self.started = time.monotonic()
 
     def elapsed(self) -> float:
@@ -271,6 +288,28 @@ class JobExecution:
             return
         if job is not None and job.status == states.CANCELLED:
             raise JobCancelled(f"job {self.job.job_id} was cancelled")
+
+    def check_interruption(self) -> None:
+        """Raise JobGivenBack when the instance is interrupted and this job cannot surely end before
+        (called while waiting on ComfyUI, with the cancellation check)."""
+        notice_at = self.interruption()
+        if notice_at is None or notice_at == self.finishing_before:
+            return
+        try:
+            location = self.comfy.locate(self.job.job_id)
+        except ComfyError as exc:
+            location = None  # nothing says it runs: the instance is going anyway, give it back
+            log.warning("job %s: not located in ComfyUI at the interruption notice: %s", self.job.job_id, exc)
+        verdict, why = job_verdict(location, self.elapsed(), utc_now(), notice_at, self.settings.task_time_limit)
+        if verdict == GIVE_BACK:
+            raise JobGivenBack(f"job {self.job.job_id}: its instance is interrupted at {notice_at.isoformat()} and "
+                               f"{why}")
+        log.info("job %s: finishing before the interruption at %s: %s", self.job.job_id, notice_at.isoformat(), why)
+        self.finishing_before = notice_at
+
+    def on_check(self) -> None:
+        self.check_cancelled()
+        self.check_interruption()
 
     def stop_in_comfyui(self) -> None:
         """Drop this job's prompt from ComfyUI's queue, or interrupt it if it is the one running."""
@@ -326,7 +365,7 @@ class JobExecution:
 
     def follow(self, graph: dict[str, Any]):
         return self.comfy.wait(
-            self.job.job_id, graph=graph, on_progress=self.progress, on_check=self.check_cancelled,
+            self.job.job_id, graph=graph, on_progress=self.progress, on_check=self.on_check,
             timeout=self.remaining(),
         )
 

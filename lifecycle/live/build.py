@@ -12,6 +12,7 @@ from gpuorch.settings import Settings
 from lifecycle.live.check import LifecycleCheck, StatusStore
 from lifecycle.live.heartbeats import HEARTBEAT_TTL_S, HeartbeatStore
 from lifecycle.live.lease import Lease, default_owner
+from lifecycle.live.market import MarketMemory, SpotPrices
 from lifecycle.live.metrics import lifecycle_metrics
 from lifecycle.live.pool import EC2_CLIENT_CONFIG, InstancePool
 from lifecycle.live.refusals import RefusalStore, configuration_parts, fingerprint
@@ -32,6 +33,8 @@ def policy_from(settings: Settings) -> Policy:
         monthly_budget_usd=settings.monthly_budget_usd or None,
         # The boot grace /health allows a booting instance is the one the lifecycle allows before it stops it.
         boot_grace_s=settings.health_boot_grace_seconds,
+        spot_max_share=settings.spot_max_share,
+        spot_hold_s=settings.spot_hold_seconds,
     )
 
 
@@ -66,4 +69,6 @@ def lifecycle_check(services: Services) -> LifecycleCheck:
         metrics=lifecycle_metrics(),
         refusals=RefusalStore(aws.dynamodb, table),
         configuration=configuration_of(services),
+        spot_prices=SpotPrices(ec2),
+        market=MarketMemory(aws.dynamodb, table),
     )

@@ -145,7 +145,8 @@ def period_report(records: Sequence[RunRecord], jobs: Sequence[Job], period: Per
     Billed time follows billing.report: per second inside the period, at least 60 s per start inside it. Busy
     is the jobs' GPU seconds, at most what was billed besides boot (a failed job's wall time, counted when
     ComfyUI's is unknown, can overlap the next job's); idle is the rest. Jobs that never ran on the GPU are
-    not counted.
+    not counted. A spot run EC2 interrupted is billed as any other, and counted among the interruptions when its
+    interruption falls in the period.
     """
     times = [job_times(job) for job in jobs]
     ran = sorted((t for t in times if t.started_s is not None), key=lambda t: t.started_s)
@@ -172,6 +173,8 @@ def period_report(records: Sequence[RunRecord], jobs: Sequence[Job], period: Per
         idle_s=max(0.0, billed - busy - boot),
         dollars=sum(p.dollars for p in parts),
         jobs=len(job_gpu_s),
+        interruptions=sum(1 for r in records if r.interrupted_at is not None
+                          and period.start <= r.interrupted_at < period.end),
     )
 
 
@@ -268,6 +271,7 @@ def cost_document(report: CostReport, period: Period, budget: MonthBudget | None
         "boot_share": round(report.boot_share, 4),
         "jobs": report.jobs,
         "cost_per_job": None if report.cost_per_job is None else round(report.cost_per_job, 6),
+        "interruptions": report.interruptions,
         "budget": None if budget is None else {
             "month": budget.month,
             "spend_usd": round(budget.spend_usd, 4),
@@ -297,6 +301,8 @@ def format_document(document: dict[str, Any]) -> str:
         rows.append(("estimates", f"{estimates['jobs']} job(s): GPU seconds off by {estimates['gpu_seconds_error_pct']}%"
                                   f" (median), finish off by {finish.get('median', '-')} s (median), "
                                   f"{finish.get('p90', '-')} s (p90)"))
+    if document["interruptions"]:  # spot only; an on-demand deployment has none to show
+        rows.append(("interrupted", f"{document['interruptions']} run(s) (spot)"))
     budget = document["budget"]
     if budget is not None:
         rows.append((f"budget {budget['month']}", f"${budget['spend_usd']:.2f} spent of ${budget['budget_usd']:.2f}"))

@@ -12,13 +12,15 @@ from lifecycle.model import Refusal
 
 # Host verdicts. OFF: stopped (or stopping), the normal state of an idle GPU. STARTING: booting, or running
 # within the boot grace while its worker has not reported yet. OK: the worker and ComfyUI report within the
-# staleness limit. STOPPING: the worker said it is shutting down. STALE: running, but the worker's heartbeat
-# (or ComfyUI's answer to it) is older than the limit: jobs wait. UNKNOWN: a worker reports on an instance the
-# last lifecycle check did not list (no check yet, or another pool). REFUSED: it cannot serve (its worker refused to
-# start, or it was not ready within its boot grace): stopped, or about to be, and held.
+# staleness limit. STOPPING: the worker said it is shutting down. INTERRUPTED: its worker reported EC2's spot
+# interruption notice: it takes no job, and EC2 stops it at the notice's time (the lifecycle starts a replacement).
+# STALE: running, but the worker's heartbeat (or ComfyUI's answer to it) is older than the limit: jobs wait.
+# UNKNOWN: a worker reports on an instance the last lifecycle check did not list (no check yet, or another pool).
+# REFUSED: it cannot serve (its worker refused to start, or it was not ready within its boot grace): stopped, or
+# about to be, and held.
 OFF, STARTING, OK, STOPPING, STALE, UNKNOWN = "off", "starting", "ok", "stopping", "stale", "unknown"
-REFUSED = "refused"
-HOST_VERDICTS = (OFF, STARTING, OK, STOPPING, STALE, UNKNOWN, REFUSED)
+INTERRUPTED, REFUSED = "interrupted", "refused"
+HOST_VERDICTS = (OFF, STARTING, OK, STOPPING, INTERRUPTED, STALE, UNKNOWN, REFUSED)
 DOWN_STATES = frozenset({"stopping", "stopped", "shutting-down", "terminated"})
 
 
@@ -34,6 +36,9 @@ def host_verdict(state: str | None, launched_at: datetime | None, report: Worker
         return OFF, None  # its worker's heartbeat goes stale as it should
     if state == "pending":
         return STARTING, None
+    notice = report.heartbeat.interruption_at if report is not None else None
+    if notice is not None and (launched_at is None or launched_at <= notice):  # not an earlier run's notice
+        return INTERRUPTED, f"spot interruption notice: EC2 stops it at {notice.isoformat()}"
     worker_age = _age(now, report.heartbeat.at) if report is not None else None
     if worker_age is not None and worker_age <= stale_after_s:
         if not report.heartbeat.ready:
@@ -97,6 +102,7 @@ def gpu_instances_detail(status: LifecycleStatus | None, reports: tuple[WorkerRe
             "instance_id": instance_id,
             "state": instance.get("state"),
             "instance_type": instance.get("instance_type"),
+            "market": instance.get("market"),
             "launched_at": launched,
             "health": verdict,
             "reason": why,

@@ -52,11 +52,13 @@ class HeartbeatStore:
         self._clock = clock
 
     def beat(self, instance_id: str, running_jobs: Iterable[str], ready: bool,
-             last_busy_at: datetime | None = None, *, comfyui_at: datetime | None = None) -> bool:
+             last_busy_at: datetime | None = None, *, comfyui_at: datetime | None = None,
+             interruption_at: datetime | None = None) -> bool:
         """Record a heartbeat; False when a newer one is already stored (a delayed beat changes nothing).
 
         A beat without `last_busy_at` (or `comfyui_at`) keeps the one stored, so a restarted worker does not
-        forget it.
+        forget it. `interruption_at` is when EC2 interrupts the instance (its spot notice): a beat without it
+        removes the stored one, so the next run of a spot instance EC2 interrupted starts clean.
         """
         now = self._clock()
         expires_at = math.ceil((now + timedelta(seconds=self.ttl_s)).timestamp())
@@ -71,6 +73,12 @@ class HeartbeatStore:
             names["#comfyui"] = "comfyui_at"
             values[":comfyui"] = timestamp(comfyui_at)
             update += ", #comfyui = :comfyui"
+        names["#notice"] = "interruption_at"
+        if interruption_at is not None:
+            values[":notice"] = timestamp(interruption_at)
+            update += ", #notice = :notice"
+        else:
+            update += " REMOVE #notice"
         try:
             self._db.update_item(
                 TableName=self._table,
@@ -94,11 +102,13 @@ class HeartbeatStore:
         for item in map(decode_item, self._items()):
             if item["expires_at"] <= now.timestamp():
                 continue
+            notice = item.get("interruption_at")
             beat = Heartbeat(
                 instance_id=item["sk"],
                 at=_parse(item["at"]),
                 running_jobs=tuple(item.get("running_jobs", ())),
                 ready=item.get("ready", False),
+                interruption_at=_parse(notice) if notice else None,
             )
             busy = item.get("last_busy_at")
             comfyui = item.get("comfyui_at")

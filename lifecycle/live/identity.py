@@ -102,6 +102,15 @@ class InstanceMetadata:
         return self._request("GET", f"{self.endpoint}/latest/{path.lstrip('/')}",
                              {"X-aws-ec2-metadata-token": token.strip()}, self._timeout).strip()
 
+    def find(self, path: str) -> str | None:
+        """Like `get`, but None where the service has nothing at `path` (404: spot/instance-action until a notice)."""
+        try:
+            return self.get(path)
+        except requests.HTTPError as exc:
+            if exc.response is not None and exc.response.status_code == 404:
+                return None
+            raise
+
 
 def instance_identity(configured_id: str, metadata_url: str = "", *,
                       signs: Callable[[], PlatformSigns] = read_platform_signs,

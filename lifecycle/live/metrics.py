@@ -1,4 +1,5 @@
-"""The lifecycle check's figures (control worker): instances by state, starts, stops, holds, spend."""
+"""The lifecycle check's figures (control worker): instances by state, starts by market, fallbacks to on-demand,
+spot interruptions, stops, holds, spend."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
-from lifecycle.model import INSTANCE_STATES
+from lifecycle.model import FALLBACK_REASONS, INSTANCE_STATES, MARKETS
 
 
 class LifecycleMetrics:
@@ -19,12 +20,26 @@ class LifecycleMetrics:
             "gpuorch_gpu_instances", "The pool's GPU instances by EC2 state, as the last lifecycle check saw them.",
             ["state"], registry=registry,
         )
-        self.starts = Counter("gpuorch_gpu_starts", "GPU instance starts the lifecycle made (StartInstances calls).",
-                              registry=registry)
+        self.starts = Counter("gpuorch_gpu_starts", "GPU instance starts the lifecycle made (StartInstances calls), "
+                              "by the instance's market.", ["market"], registry=registry)
+        self.fallbacks = Counter(
+            "gpuorch_gpu_fallbacks",
+            "Starts of an on-demand instance in place of a stopped spot one, by why: spot_price (not under "
+            "GPUORCH_SPOT_MAX_SHARE of on-demand, or unknown), spot_refused (EC2 refused it, now or lately), "
+            "spot_interrupted (interrupted lately).", ["reason"], registry=registry,
+        )
+        self.interruptions = Counter(
+            "gpuorch_gpu_interruptions", "Spot interruption notices the GPU workers reported (one per notice).",
+            registry=registry,
+        )
         self.start_refusals = Counter(
             "gpuorch_gpu_start_refusals", "GPU starts EC2 refused for want of capacity (tried again next check).",
             registry=registry,
         )
+        for market in MARKETS:  # every series from the first scrape, so a rate over them is never missing one
+            self.starts.labels(market)
+        for reason in FALLBACK_REASONS:
+            self.fallbacks.labels(reason)
         self.stops = Counter("gpuorch_gpu_stops", "Idle GPU instance stops the lifecycle made (StopInstances calls).",
                              registry=registry)
         self.refusals = Counter(

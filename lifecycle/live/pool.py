@@ -3,7 +3,8 @@
 Errors, caught by meaning (their branches of gpuorch.errors' tree in brackets):
 
     UnknownInstance   (Conflict)      the id names no live instance of this pool (never, or no longer)
-    CapacityError     (Unavailable)   EC2 has no capacity for the instance type(s) tried; `.reasons` says why
+    CapacityError     (Unavailable)   EC2 will not start it now for want of capacity (or, for spot, of price or
+                                      quota) for the instance type(s) tried; `.reasons` says why
     Ec2Unavailable    (Unavailable)   EC2 kept throttling, failing or not answering after the retries
 """
 
@@ -21,13 +22,11 @@ from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_
 
 from gpuorch.aws.failures import error_code, is_transient
 from gpuorch.errors import Conflict, Unavailable
-from lifecycle.model import INSTANCE_STATES, Instance
+from lifecycle.model import INSTANCE_STATES, ON_DEMAND, SPOT, Instance
 
 log = logging.getLogger(__name__)
 
 POOL_TAG = "gpuorch:pool"
-ON_DEMAND = "on-demand"
-SPOT = "spot"
 # Every state but terminated: a terminated instance lingers in DescribeInstances for about an hour.
 # The pool retries (see is_retryable), so its client must not: botocore's standard mode would also
 # retry InsufficientInstanceCapacity (an HTTP 500) and multiply the attempts. Build the pool's client
@@ -36,6 +35,14 @@ EC2_CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}
 LIVE_STATES = tuple(s for s in INSTANCE_STATES if s != "terminated")
 
 CAPACITY_CODE = "InsufficientInstanceCapacity"
+# What else EC2 answers when it will not start a spot instance now (the EC2 API reference's error codes):
+# no spare spot capacity (InsufficientInstanceCapacity too: "There is no Spot capacity available that matches your
+# request"), a spot price over the request's maximum price, the account's spot instance quota reached. Like a
+# capacity shortage they are not retried at once: a later check tries again, and the on-demand fallback starts now.
+SPOT_REFUSAL_CODES = frozenset({
+    "InsufficientCapacity", "UnfulfillableCapacity", "SpotMaxPriceTooLow", "MaxSpotInstanceCountExceeded",
+})
+REFUSAL_CODES = frozenset({CAPACITY_CODE}) | SPOT_REFUSAL_CODES
 NOT_FOUND_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
 WRONG_STATE_CODE = "IncorrectInstanceState"
 
@@ -93,12 +100,12 @@ class Ec2Unavailable(Unavailable):
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """A transient AWS failure (throttled, a server error, unreachable: gpuorch.aws.failures), but no capacity.
+    """A transient AWS failure (throttled, a server error, unreachable: gpuorch.aws.failures), but no refusal.
 
-    EC2 answers InsufficientInstanceCapacity with HTTP 500, but retrying at once rarely finds capacity:
-    it is the caller's to handle (a fallback type, or a later check).
+    EC2 answers InsufficientInstanceCapacity (and InsufficientCapacity) with HTTP 500, but retrying at once rarely
+    finds capacity: it is the caller's to handle (a fallback type or market, or a later check).
     """
-    return is_transient(exc) and error_code(exc) != CAPACITY_CODE
+    return is_transient(exc) and error_code(exc) not in REFUSAL_CODES
 
 
 def plan_start(state: str) -> str:
@@ -119,9 +126,9 @@ def start_candidates(current: str, preferred: str | None, fallbacks: tuple[str, 
 
 @dataclass(frozen=True)
 class PoolInstance(Instance):
-    """An Instance with its market (on-demand or spot), which the run log prices by."""
+    """An Instance with its Availability Zone, where its spot price is read."""
 
-    market: str = ON_DEMAND
+    zone: str | None = None
 
 
 def _tag(tags: list[dict], key: str) -> str | None:
@@ -136,6 +143,7 @@ def _instance(item: dict) -> PoolInstance:
         instance_type=item["InstanceType"],
         launched_at=launched.astimezone(timezone.utc) if launched else None,
         market=SPOT if item.get("InstanceLifecycle") == SPOT else ON_DEMAND,
+        zone=item.get("Placement", {}).get("AvailabilityZone"),
     )
 
 
@@ -143,7 +151,8 @@ class InstancePool:
     """The instances tagged `gpuorch:pool = <pool>`; every call is retried on throttling and server errors.
 
     Start and stop fire and return: they never wait for a state change. `fallback_types` are instance
-    types tried, in order, when EC2 has no capacity for the instance's own (or `preferred_type`).
+    types tried, in order, when EC2 has no capacity for an on-demand instance's own (or `preferred_type`); a spot
+    instance keeps the type of its persistent request (its fallback is an on-demand instance, the lifecycle's).
     """
 
     def __init__(
@@ -227,7 +236,8 @@ class InstancePool:
 
     def _start_stopped(self, instance: PoolInstance) -> str:
         instance_id = instance.instance_id
-        candidates = start_candidates(instance.instance_type, self.preferred_type, self.fallback_types)
+        candidates = (start_candidates(instance.instance_type, self.preferred_type, self.fallback_types)
+                      if instance.market == ON_DEMAND else (instance.instance_type,))
         current = instance.instance_type
         refused: list[tuple[str, str]] = []
         for kind in candidates:
@@ -240,9 +250,9 @@ class InstancePool:
             except ClientError as exc:
                 if error_code(exc) == WRONG_STATE_CODE:
                     return self._raced(instance_id, exc, plan_start)
-                if error_code(exc) != CAPACITY_CODE:
+                if error_code(exc) not in REFUSAL_CODES:
                     raise
-                reason = exc.response["Error"].get("Message") or CAPACITY_CODE
+                reason = f"{error_code(exc)}: {exc.response['Error'].get('Message') or 'no message'}"
                 log.warning("start %s: no capacity for %s: %s", instance_id, kind, reason)
                 refused.append((kind, reason))
                 continue

@@ -1,4 +1,5 @@
-"""Every run of a GPU instance (start, stop, type, market, hourly price) in the control table, for the cost."""
+"""Every run of a GPU instance (start, stop, type, market, hourly price, spot interruption) in the control table,
+for the cost."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from gpuorch.aws.dynamodb import decode_item, encode_item
 from gpuorch.aws.failures import condition_failed, error_code
 from gpuorch.clock import Clock, timestamp, utc_now
 from lifecycle import billing
-from lifecycle.live.pool import ON_DEMAND, SPOT, PoolInstance
-from lifecycle.model import G6E_2XLARGE, G6E_2XLARGE_HOURLY_USD, Instance
+from lifecycle.model import G6E_2XLARGE, G6E_2XLARGE_HOURLY_USD, ON_DEMAND, SPOT, Instance
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +37,12 @@ class OpenRun:
     instance_type: str = G6E_2XLARGE
     market: str = ON_DEMAND
     hourly_usd: float = G6E_2XLARGE_HOURLY_USD
+    interrupted_at: datetime | None = None  # the time of a spot interruption notice received during the run
 
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One run of an instance; `stopped_at` is None while it runs."""
+    """One run of an instance; `stopped_at` is None while it runs, `interrupted_at` set when EC2 interrupted it."""
 
     instance_id: str
     started_at: datetime
@@ -49,6 +50,7 @@ class RunRecord:
     instance_type: str
     market: str
     hourly_usd: float
+    interrupted_at: datetime | None = None
 
     def billing_run(self, now: datetime) -> billing.Run:
         """The run on billing's seconds clock; an open run counts up to `now`."""
@@ -68,13 +70,10 @@ class RunAction:
     market: str = ON_DEMAND
     run_started_at: datetime | None = None
     hourly_usd: float | None = None  # a closing run's price, fixed when it opened
+    interrupted_at: datetime | None = None  # a closing run's spot interruption, if it had one
 
     def __str__(self) -> str:
         return f"{self.kind} run of {self.instance_id} at {timestamp(self.at)}: {self.reason}"
-
-
-def market_of(instance: Instance) -> str:
-    return instance.market if isinstance(instance, PoolInstance) else ON_DEMAND
 
 
 def reconcile_actions(open_runs: Iterable[OpenRun], instances: Iterable[Instance], now: datetime,
@@ -104,7 +103,7 @@ def reconcile_actions(open_runs: Iterable[OpenRun], instances: Iterable[Instance
             continue
         at = max(at, run.started_at)
         actions.append(RunAction("close", run.instance_id, at, reason, run.instance_type, run.market,
-                                 run.started_at, run.hourly_usd))
+                                 run.started_at, run.hourly_usd, run.interrupted_at))
         stopped_here[run.instance_id] = at
     for instance in sorted(by_id.values(), key=lambda i: i.instance_id):
         if instance.state not in ACTIVE_STATES:
@@ -117,8 +116,12 @@ def reconcile_actions(open_runs: Iterable[OpenRun], instances: Iterable[Instance
             at = floor
         at = min(at, now)
         actions.append(RunAction("open", instance.instance_id, at, f"instance {instance.state}",
-                                 instance.instance_type, market_of(instance)))
+                                 instance.instance_type, instance.market))
     return actions
+
+
+def _moment(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def month_start(now: datetime) -> datetime:
@@ -156,9 +159,10 @@ def spend(records: Iterable[RunRecord], start: datetime, end: datetime, now: dat
 class RunLog:
     """Instance runs in the control table, reconciled with what EC2 describes; written conditionally.
 
-    `prices` are on-demand hourly prices by instance type; a spot run is priced from `spot_prices`, else
-    at the on-demand price (what a spot instance costs at most by default). A type with no price is
-    priced at the dearest one known, so a budget check errs on the safe side.
+    `prices` are on-demand hourly prices by instance type; a spot run is priced at the spot price the lifecycle
+    read when it opened (reconcile's `spot_prices`), else from `spot_prices` by type, else at the on-demand price
+    (what a spot instance costs at most by default). A type with no price is priced at the dearest one known, so a
+    budget check errs on the safe side.
     """
 
     def __init__(self, dynamodb_client, table: str, *, prices: Mapping[str, float] = DEFAULT_PRICES,
@@ -195,16 +199,19 @@ class RunLog:
                     instance_type=item["instance_type"],
                     market=item["market"],
                     hourly_usd=float(item["hourly_usd"]),
+                    interrupted_at=_moment(item.get("interrupted_at")),
                 ))
         return tuple(open_runs), last_stopped
 
-    def reconcile(self, instances: Iterable[Instance]) -> list[str]:
-        """Open and close runs to match `instances` (the whole pool, as described now); what changed."""
+    def reconcile(self, instances: Iterable[Instance], spot_prices: Mapping[str, float] | None = None) -> list[str]:
+        """Open and close runs to match `instances` (the whole pool, as described now); what changed.
+        `spot_prices`: each spot instance's current price, by instance id, which a run opened now is priced at."""
         now = self._clock()
         open_runs, last_stopped = self.heads()
         done = []
         for action in reconcile_actions(open_runs, tuple(instances), now, last_stopped):
-            applied = self._open(action) if action.kind == "open" else self._close(action)
+            applied = (self._open(action, (spot_prices or {}).get(action.instance_id)) if action.kind == "open"
+                       else self._close(action))
             if applied:
                 log.info("runs: %s", action)
                 done.append(str(action))
@@ -212,7 +219,27 @@ class RunLog:
                 log.info("runs: %s already done by another writer", action)
         return done
 
-    def _open(self, action: RunAction) -> bool:
+    def mark_interrupted(self, instance_id: str, at: datetime) -> bool:
+        """Note on the instance's open run that EC2 interrupts it at `at` (its spot notice); False when no run that
+        started by then is open, or the mark is there already."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=encode_item({"pk": HEAD_PK, "sk": instance_id}),
+                UpdateExpression="SET interrupted_at = :at",
+                ConditionExpression="started_at <= :at AND attribute_not_exists(interrupted_at)",
+                ExpressionAttributeValues=encode_item({":at": timestamp(at)}),
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        log.info("runs: the run of %s is interrupted at %s", instance_id, timestamp(at))
+        return True
+
+    def _open(self, action: RunAction, spot_price: float | None = None) -> bool:
+        price = spot_price if action.market == SPOT and spot_price is not None else self.hourly_price(
+            action.instance_type, action.market)
         try:
             self._db.update_item(
                 TableName=self._table,
@@ -224,7 +251,7 @@ class RunLog:
                     ":t": action.instance_type,
                     ":m": action.market,
                     # A float, so that a whole-dollar price is stored as 3.0 like every other one.
-                    ":p": float(self.hourly_price(action.instance_type, action.market)),
+                    ":p": float(price),
                 }),
             )
         except ClientError as exc:
@@ -245,7 +272,8 @@ class RunLog:
                     "TableName": self._table,
                     "Key": head_key,
                     "UpdateExpression": (
-                        "SET last_stopped_at = :stop REMOVE started_at, instance_type, market, hourly_usd"
+                        "SET last_stopped_at = :stop REMOVE started_at, instance_type, market, hourly_usd, "
+                        "interrupted_at"
                     ),
                     "ConditionExpression": "started_at = :start",
                     "ExpressionAttributeValues": encode_item({":start": started, ":stop": stopped}),
@@ -261,6 +289,7 @@ class RunLog:
                         "instance_type": action.instance_type,
                         "market": action.market,
                         "hourly_usd": float(action.hourly_usd),
+                        **({"interrupted_at": timestamp(action.interrupted_at)} if action.interrupted_at else {}),
                     }),
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }},
@@ -275,7 +304,7 @@ class RunLog:
         """Every run with a part in [start, end), open ones (counted up to `now`) included, by start."""
         now = now or self._clock()
         found = [
-            RunRecord(r.instance_id, r.started_at, None, r.instance_type, r.market, r.hourly_usd)
+            RunRecord(r.instance_id, r.started_at, None, r.instance_type, r.market, r.hourly_usd, r.interrupted_at)
             for r in self.heads()[0]
         ]
         for month in months_between(start, max(now, end)):
@@ -290,6 +319,7 @@ class RunLog:
                     instance_type=item["instance_type"],
                     market=item["market"],
                     hourly_usd=float(item["hourly_usd"]),
+                    interrupted_at=_moment(item.get("interrupted_at")),
                 ))
         inside = [r for r in found if overlaps(r, start, end, now)]
         return tuple(sorted(inside, key=lambda r: (r.started_at, r.instance_id)))

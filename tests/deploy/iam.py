@@ -17,7 +17,7 @@ IDENTITY_KEYS = {"Sid", "Effect", "Action", "Resource", "Condition"}
 TRUST_KEYS = {"Sid", "Effect", "Action", "Principal", "Condition"}
 CONDITION_OPERATORS = {"StringEquals", "StringLike", "ForAllValues:StringEquals", "ForAllValues:StringLike"}
 # IAM actions that support no resource-level permission: their statements must name Resource "*".
-NO_RESOURCE_LEVEL = frozenset({"sqs:ListQueues", "ec2:DescribeInstances"})
+NO_RESOURCE_LEVEL = frozenset({"sqs:ListQueues", "ec2:DescribeInstances", "ec2:DescribeSpotPriceHistory"})
 # S3's IAM action names are not all its API operation names; these are the ones the documents may use.
 S3_ACTIONS = frozenset({
     "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket", "s3:CreateBucket",

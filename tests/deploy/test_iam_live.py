@@ -58,6 +58,7 @@ EXPECTED = {
             ("dynamodb:Query", "owner-created_at"), ("ec2:DescribeInstances", "*"),
             ("dynamodb:BatchGetItem", "task_store")],
     "control": [("ec2:StartInstances", "instance/"), ("ec2:StopInstances", "instance/"),
+                ("ec2:DescribeSpotPriceHistory", "*"),
                 ("sqs:ReceiveMessage", "gpu_control"), ("sqs:SendMessage", "gpu_control"),
                 ("sqs:ReceiveMessage", "dlq"), ("dynamodb:PutItem", "gpuorch_control"),
                 ("dynamodb:UpdateItem", "task_store"), ("dynamodb:GetItem", "gpuorch_control"),
@@ -159,7 +160,8 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
 
         setup = AwsClients(settings)
         setup.s3.upload_file(str(SAMPLE), settings.bucket, "inputs/house.png")
-        instance_id = create_local_instance(setup.ec2, settings.gpu_pool)
+        # A spot instance: the lifecycle also reads its spot price (and prefers it: moto's price is tiny).
+        instance_id = create_local_instance(setup.ec2, settings.gpu_pool, market="spot")
         settings = dataclasses.replace(settings, instance_id=instance_id)
 
         comfyui_url = stack.start_emulator(tmp / "comfyui", settings.models.by_folder(), 0.02)

@@ -12,6 +12,7 @@ from gpuorch.celery import tasks
 from gpuorch.comfyui.errors import ComfyUnavailable
 from gpuorch.comfyui.progress import Progress
 from gpuorch.errors import JobDeferred
+from gpuorch.execution.interruption import NoticeBoard
 from gpuorch.inputs import InputRejected, InputUnavailable
 from gpuorch.execution.retry import aws_retry, transient
 from gpuorch.execution.runner import ProgressReporter, input_name, output_key, run_job
@@ -104,8 +105,8 @@ def test_a_job_whose_record_aws_cannot_reach_gives_its_message_back():
     with pytest.raises(JobDeferred):
         run_job(services, "J", "camera-angle", {})
     # The task gives the message back undeleted: SQS delivers it again after the visibility timeout.
-    task = SimpleNamespace(app=SimpleNamespace(services=services), request=SimpleNamespace(id="J"),
-                           update_state=lambda **_: None)
+    task = SimpleNamespace(app=SimpleNamespace(services=services, notice_board=NoticeBoard()),
+                           request=SimpleNamespace(id="J"), update_state=lambda **_: None)
     with pytest.raises(Reject) as rejected:
         tasks.run(task, "camera-angle", {})
     assert rejected.value.requeue is False

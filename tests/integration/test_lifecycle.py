@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import pytest
@@ -11,7 +10,7 @@ import requests
 from gpuorch.aws.sqs import queue_depth
 from gpuorch.provision import Provisioner
 from gpuorch.celery.app import create_celery_app
-from gpuorch_dev.local.agent import EmulatedComfyUi, GpuHostAgent, local_gpu_host
+from gpuorch_dev.local.agent import EmulatedComfyUi, GpuHostAgent, local_gpu_instance
 from gpuorch_dev.local.stack import LocalStack, free_port
 from gpuorch_dev.local.instances import create_local_instance
 from gpuorch.services import Services
@@ -30,6 +29,7 @@ class GpuLifecycle:
     processes: LocalStack
     pool: InstancePool
     agents: dict[str, GpuHostAgent]
+    comfyui: dict[str, EmulatedComfyUi]  # each instance's own ComfyUI emulator
     api_url: str
     image_uri: str
     session: requests.Session  # a user key's
@@ -52,32 +52,35 @@ class GpuLifecycle:
 
 @pytest.fixture
 def gpu_lifecycle(moto_endpoint, tmp_path):
-    """API, control worker and beat always on; GPU instances on moto, each played by a local host agent."""
+    """API, control worker and beat always on; GPU instances on moto (on-demand ones, or the `markets` given), each
+    played by a local host agent with its own ComfyUI emulator and instance metadata service."""
     started: list[GpuLifecycle] = []
 
-    def make(*, instances: int = 1, step_seconds: float = 0.05, agents: bool = True, **overrides) -> GpuLifecycle:
-        comfyui_port = free_port()
+    def make(*, instances: int = 1, markets: tuple[str, ...] = (), step_seconds: float = 0.05, agents: bool = True,
+             **overrides) -> GpuLifecycle:
+        markets = markets or ("on-demand",) * instances
         settings = unique_settings(moto_endpoint, **{**FAST, **overrides})
-        settings = dataclasses.replace(settings, comfyui_url=f"http://127.0.0.1:{comfyui_port}")
         services = Services(settings)
         Provisioner(services.aws, settings).run()
         services.aws.s3.upload_file(str(SAMPLE), settings.bucket, "inputs/house.png")
         pool = InstancePool(services.aws.ec2, settings.gpu_pool)
-        ids = [create_local_instance(services.aws.ec2, settings.gpu_pool) for _ in range(instances)]
+        ids = [create_local_instance(services.aws.ec2, settings.gpu_pool, market=market) for market in markets]
         processes = LocalStack(run_dir=tmp_path / f"lifecycle{len(started)}", env=settings_env(settings))
         api_port = free_port()
         [api, _control, _beat] = processes.start_procfile(
             ["api", "control_worker", "beat"], {"GPUORCH_API_BIND": f"127.0.0.1:{api_port}"})
         api_url = f"http://127.0.0.1:{api_port}"
         processes.wait_until_ready(api, lambda: requests.get(f"{api_url}/health", timeout=5).status_code == 200)
-        hosts = {}
+        hosts, emulators = {}, {}
         if agents:
-            for instance_id in ids:
-                host = local_gpu_host(processes, instance_id=instance_id, emulator=EmulatedComfyUi(
-                    comfyui_port, tmp_path / "comfyui", settings.models.by_folder(), step_seconds))
-                hosts[instance_id] = GpuHostAgent(services.aws.ec2, instance_id, host, boot_delay_s=1.0)
+            for instance_id, market in zip(ids, markets):
+                emulators[instance_id] = EmulatedComfyUi(free_port(), tmp_path / f"comfyui-{instance_id}",
+                                                         settings.models.by_folder(), step_seconds)
+                hosts[instance_id] = local_gpu_instance(processes, services.aws.ec2, instance_id=instance_id,
+                                                        market=market, emulator=emulators[instance_id],
+                                                        boot_delay_s=1.0)
                 hosts[instance_id].start()
-        started.append(GpuLifecycle(settings, services, processes, pool, hosts, api_url,
+        started.append(GpuLifecycle(settings, services, processes, pool, hosts, emulators, api_url,
                                     f"s3://{settings.bucket}/inputs/house.png", key_session(services)))
         return started[-1]
 

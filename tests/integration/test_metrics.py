@@ -55,7 +55,7 @@ def test_jobs_are_counted_by_every_process_and_health_shows_the_gpu(gpu_lifecycl
 
     # The control worker: the check that started the GPU for the first job.
     lifecycle = scrape_when_up(f"http://127.0.0.1:{control_port}/metrics")
-    assert lifecycle[("gpuorch_gpu_starts_total", frozenset())] == 1
+    assert lifecycle[("gpuorch_gpu_starts_total", frozenset({("market", "on-demand")}))] == 1
     assert lifecycle[("gpuorch_gpu_instances", frozenset({("state", "running")}))] == 1
     assert lifecycle[("gpuorch_gpu_month_spend_dollars", frozenset())] >= 0
 

@@ -121,7 +121,7 @@ def test_a_worker_that_refuses_gets_its_instance_stopped_and_held_until_an_opera
     wait_for(lambda: gpu.state() == "stopped" and gpu.held(), 90, message="the refusing GPU to be stopped and held")
 
     wait_for(lambda: not gpu.agent.processes, 30, message="the host's processes to stop with the instance")
-    assert f"refusing to start: {NO_CAMERA_LORA}" in (gpu.processes.run_dir / "gpu_worker.log").read_text()
+    assert f"refusing to start: {NO_CAMERA_LORA}" in (gpu.processes.run_dir / f"gpu_worker-{gpu.instance_id}.log").read_text()
     assert gpu.refusals("worker_refused") == 1
     assert "it cannot serve: its worker refused to start" in gpu.control.log_path.read_text()
     reason = gpu.job(job_id)["waiting_reason"]

@@ -8,6 +8,8 @@ decides whether a request gets there. Every AWS call of the stack is plain HTTP/
     down()                    every request has its connection reset, until up()
     fail(target="UpdateItem", times=3, error="throttle")
                               the next 3 matching requests answer a throttling error; the rest pass
+    fail(operation="StartInstances", body="i-0abc", error="capacity")
+                              EC2 refuses to start that instance for want of capacity
     fail(..., error="lost")   the request reaches moto, its answer is dropped (the connection reset):
                               the caller cannot tell whether its write happened
     observe(callback)         callback(request, status, body) for every request moto answered, before the
@@ -39,6 +41,10 @@ ERRORS = {
     "internal": {"json": (500, "InternalServerError"), "xml": (500, "InternalError")},
     "throttle": {"json": (400, "ThrottlingException"), "xml": (503, "SlowDown")},
     "unavailable": {"json": (503, "ServiceUnavailable"), "xml": (503, "ServiceUnavailable")},
+    # EC2's refusals to start an instance (EC2 speaks only XML): no capacity in either market (a server error, not
+    # retried by the pool), and no spare spot capacity.
+    "capacity": {"xml": (500, "InsufficientInstanceCapacity")},
+    "spot_capacity": {"xml": (400, "UnfulfillableCapacity")},
 }
 
 
@@ -47,6 +53,7 @@ class Rule:
     """Requests matching every given field fail `times` times (None: until cleared); `matched` counts them."""
 
     method: str | None = None
+    operation: str | None = None  # the AWS operation (Request.operation), e.g. "StartInstances"
     path: str | None = None  # a regular expression searched in the path (query string included)
     target: str | None = None  # a substring of X-Amz-Target, e.g. "DynamoDB_20120810.UpdateItem" or "UpdateItem"
     body: str | None = None  # a substring of the request body
@@ -62,6 +69,7 @@ class Rule:
     def matches(self, request: "Request") -> bool:
         return (
             (self.method is None or request.method == self.method)
+            and (self.operation is None or request.operation == self.operation)
             and (self.path is None or re.search(self.path, request.path) is not None)
             and (self.target is None or self.target in request.target)
             and (self.body is None or self.body in request.body.decode("latin-1"))
@@ -109,6 +117,11 @@ class Request:
         json_type = self.headers.get("content-type", "").startswith("application/x-amz-json")
         return "json" if self.target or json_type else "xml"
 
+    @property
+    def is_query(self) -> bool:
+        """The query protocol (EC2, SNS): an Action parameter, and errors in a <Response><Errors> document."""
+        return self.protocol == "xml" and self.operation != f"S3 {self.method}"
+
 
 def error_response(kind: str, request: Request) -> tuple[int, dict[str, str], bytes]:
     """The status, headers and body AWS would send for an error of this kind, in the request's protocol."""
@@ -117,6 +130,10 @@ def error_response(kind: str, request: Request) -> tuple[int, dict[str, str], by
     if request.protocol == "json":
         body = json.dumps({"__type": f"com.amazonaws.injected#{code}", "message": message}).encode()
         headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-ErrorType": code}
+    elif request.is_query:
+        body = (f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+                f"<RequestID>injected</RequestID></Response>").encode()
+        headers = {"Content-Type": "text/xml"}
     else:
         body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
         headers = {"Content-Type": "application/xml"}
@@ -181,10 +198,10 @@ class AwsProxy:
         rule = Rule(times=None, **match)
         return any(rule.matches(request) for request in list(self.refused_requests))
 
-    def fail(self, *, method: str | None = None, path: str | None = None, target: str | None = None,
-             body: str | None = None, times: int | None = 1, error: str = "internal") -> Rule:
+    def fail(self, *, method: str | None = None, operation: str | None = None, path: str | None = None,
+             target: str | None = None, body: str | None = None, times: int | None = 1, error: str = "internal") -> Rule:
         """Fail the next `times` requests matching every given field (None: all of them, until cleared)."""
-        rule = Rule(method=method, path=path, target=target, body=body, times=times, error=error)
+        rule = Rule(method=method, operation=operation, path=path, target=target, body=body, times=times, error=error)
         with self._lock:
             self._rules.append(rule)
         return rule

@@ -84,6 +84,7 @@ def test_this_month_so_far_by_default(tables, settings, operator_key):
         "idle_share": 0.78,
         "jobs": 2,
         "cost_per_job": 2.24,
+        "interruptions": 0,
         "budget": None,
         # Records made without an estimate (as before estimates existed): nothing to judge.
         "estimates": {"jobs": 0, "gpu_seconds_error_pct": None, "finish_error_s": None, "finished_by_estimate": None},
@@ -153,7 +154,7 @@ def test_the_openapi_document_describes_the_report(settings):
     report = document["components"]["schemas"]["CostReport"]
     assert set(report["properties"]) == {
         "period", "starts", "gpu_hours", "dollars", "busy_share", "idle_share", "boot_share", "jobs", "cost_per_job",
-        "budget", "owners", "compare", "estimates",
+        "interruptions", "budget", "owners", "compare", "estimates",
     }
     assert set(document["components"]["schemas"]["CostPeriod"]["properties"]) == {"from", "to"}
 

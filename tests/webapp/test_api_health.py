@@ -97,7 +97,8 @@ def test_the_gpu_component_before_any_lifecycle_check(provisioned, settings):
     gpu = client_for(settings).get("/health").json["components"]["gpu"]
 
     assert gpu["status"] == "ok"
-    assert gpu["detail"] == {"checked_at": None, "blocked": None, "month_spend_usd": 0.0, "monthly_budget_usd": None}
+    assert gpu["detail"] == {"checked_at": None, "blocked": None, "month_spend_usd": 0.0, "monthly_budget_usd": None,
+                             "market": None}
 
 
 def test_a_budget_blocked_start_is_not_a_503_but_the_gpu_component_says_why(provisioned, settings):
@@ -121,6 +122,7 @@ def test_a_budget_blocked_start_is_not_a_503_but_the_gpu_component_says_why(prov
         "blocked": BUDGET_REASON,
         "month_spend_usd": 4.48,
         "monthly_budget_usd": 100.0,
+        "market": None,
     }
 
 
@@ -200,3 +202,24 @@ def test_an_instance_that_cannot_serve_is_named_with_why_and_blocks_the_componen
     assert (host["instance_id"], host["state"], host["health"]) == ("i-1", "stopped", "refused")
     assert host["reason"].startswith(f"its worker refused to start: {reason}; held until")
     assert host["refusal"]["held"] is True and host["refusal"]["reasons"] == [reason]
+def test_the_gpu_components_show_the_markets_and_an_interrupted_instance(provisioned, settings):
+    dynamodb = provisioned.aws.dynamodb
+    spot = PoolInstance("i-spot", "running", "g6e.2xlarge", NOW - timedelta(hours=1), market="spot")
+    on_demand = PoolInstance("i-od", "pending", "g6e.2xlarge", NOW, market="on-demand")
+    market = {
+        "last_start": {"instance_id": "i-od", "market": "on-demand", "at": NOW.isoformat()},
+        "last_fallback": None,
+    }
+    StatusStore(dynamodb, settings.control_table).write(decision(), NOW, [spot, on_demand], market)
+    notice = NOW + timedelta(seconds=90)
+    HeartbeatStore(dynamodb, settings.control_table, ttl_s=3600, clock=lambda: NOW - timedelta(seconds=2)).beat(
+        "i-spot", ["job-1"], True, comfyui_at=NOW - timedelta(seconds=2), interruption_at=notice)
+
+    components = client_for(settings).get("/health").json["components"]
+
+    assert components["gpu"]["detail"]["market"] == market
+    assert components["gpu_instances"]["status"] == "ok"  # interrupted is not stale: the replacement is starting
+    hosts = {host["instance_id"]: host for host in components["gpu_instances"]["detail"]["instances"]}
+    assert (hosts["i-spot"]["market"], hosts["i-spot"]["health"]) == ("spot", "interrupted")
+    assert hosts["i-spot"]["reason"] == f"spot interruption notice: EC2 stops it at {notice.isoformat()}"
+    assert (hosts["i-od"]["market"], hosts["i-od"]["health"]) == ("on-demand", "starting")

@@ -48,16 +48,19 @@ def test_run_probe_passes_a_finding_on():
 
 
 AT = "2026-06-15T12:00:00+00:00"
+MARKET = {"last_start": {"instance_id": "i-1", "market": "on-demand", "at": AT},
+          "last_fallback": {"instance_id": "i-1", "instead_of": "i-2", "reason": "spot_price", "detail": "...", "at": AT}}
 
 
 @pytest.mark.parametrize("status,spend,budget,expected", [
     (None, 0.0, 0.0, Finding("ok", {"checked_at": None, "blocked": None, "month_spend_usd": 0.0,
-                                    "monthly_budget_usd": None})),
-    (LifecycleStatus(AT, (), ("start i-1: 2 job(s) waiting",)), 12.345, 100.0,
-     Finding("ok", {"checked_at": AT, "blocked": None, "month_spend_usd": 12.35, "monthly_budget_usd": 100.0})),
+                                    "monthly_budget_usd": None, "market": None})),
+    (LifecycleStatus(AT, (), ("start i-1: 2 job(s) waiting",), market=MARKET), 12.345, 100.0,
+     Finding("ok", {"checked_at": AT, "blocked": None, "month_spend_usd": 12.35, "monthly_budget_usd": 100.0,
+                    "market": MARKET})),
     (LifecycleStatus(AT, ("monthly budget: $99.00 spent of $100.00", "no stopped instance left"), ()), 99.0, 100.0,
      Finding("blocked", {"checked_at": AT, "blocked": "monthly budget: $99.00 spent of $100.00; no stopped instance left",
-                         "month_spend_usd": 99.0, "monthly_budget_usd": 100.0})),
+                         "month_spend_usd": 99.0, "monthly_budget_usd": 100.0, "market": None})),
 ])
 def test_gpu_finding(status, spend, budget, expected):
     assert gpu_finding(status, spend, budget) == expected

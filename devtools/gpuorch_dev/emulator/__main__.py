@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -11,10 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gpuorch_dev.emulator.config import DEFAULT_OBJECT_INFO_PATH, EmulatorConfig, parse_model_files
+from gpuorch_dev.emulator.emulator_routes import emulator_stats_document
 from gpuorch_dev.emulator.runner import start_site
-from gpuorch_dev.emulator.server import create_app
+from gpuorch_dev.emulator.server import EMULATOR_KEY, create_app
 
 logger = logging.getLogger("gpuorch_dev.emulator")
+# Under --data-dir, written at a clean shutdown: GET /emulator/stats's last answer.
+STATS_FILE = "stats.json"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
@@ -63,12 +67,16 @@ async def serve(config: EmulatorConfig) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    runner, _ = await start_site(create_app(config), config.host, config.port)
+    app = create_app(config)
+    runner, _ = await start_site(app, config.host, config.port)
     try:
         await stop.wait()
         logger.info("ComfyUI emulator shutting down")
     finally:
         await runner.cleanup()
+        # What ran here outlives the process: the local GPU host stops its emulator with the instance.
+        stats = json.dumps(emulator_stats_document(app[EMULATOR_KEY]))
+        (config.data_dir / STATS_FILE).write_text(stats)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -85,24 +85,26 @@ async def delete_fault(request: web.Request) -> web.Response:
     return web.json_response({"cleared": 1})
 
 
-async def emulator_stats(request: web.Request) -> web.Response:
-    emulator = _emulator(request)
+def emulator_stats_document(emulator: Emulator) -> dict:
+    """Every counter of the emulator, as ``GET /emulator/stats`` answers them."""
     running, pending = emulator.queue.snapshot()
-    return web.json_response(
-        {
-            **emulator.meter.snapshot(),
-            **emulator.counts,
-            **emulator.faults.counters(),
-            "restarts": emulator.restarts,
-            "queue_running": len(running),
-            "queue_pending": len(pending),
-            "history_entries": emulator.queue.history_size(),
-            "cached_nodes": len(emulator.executor.cache),
-            "websockets_connected": emulator.hub.connected,
-            "websocket_connections_total": emulator.hub.connections_total,
-            "emulator": True,
-        }
-    )
+    return {
+        **emulator.meter.snapshot(),
+        **emulator.counts,
+        **emulator.faults.counters(),
+        "restarts": emulator.restarts,
+        "queue_running": len(running),
+        "queue_pending": len(pending),
+        "history_entries": emulator.queue.history_size(),
+        "cached_nodes": len(emulator.executor.cache),
+        "websockets_connected": emulator.hub.connected,
+        "websocket_connections_total": emulator.hub.connections_total,
+        "emulator": True,
+    }
+
+
+async def emulator_stats(request: web.Request) -> web.Response:
+    return web.json_response(emulator_stats_document(_emulator(request)))
 
 
 EMULATOR_ROUTES = (

@@ -1,4 +1,5 @@
-"""The local GPU host: when the (moto) GPU instance runs, start ComfyUI and the GPU worker; when it stops, stop them."""
+"""The local GPU host: when the (moto) GPU instance runs, start ComfyUI and the GPU worker; when it stops, stop them;
+serve its instance metadata, and stop it when a spot interruption notice falls due, as EC2 does."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+from gpuorch.clock import utc_now
+from gpuorch_dev.local.metadata import LocalInstanceMetadata
 from gpuorch_dev.local.stack import LocalStack, Process
 from gpuorch_dev.local.supervise import SupervisedProcess, Unit
 
@@ -28,18 +32,27 @@ def host_should_run(state: str, running_since: float | None, now: float, boot_de
     return state == "running" and running_since is not None and now - running_since >= boot_delay_s
 
 
+def interruption_due(notice_at: datetime | None, now: datetime) -> bool:
+    """Pure: a spot interruption notice's time has come (EC2 stops the instance then)."""
+    return notice_at is not None and now >= notice_at
+
+
 class GpuHostAgent(threading.Thread):
     """Watches one EC2 instance and plays its boot and shutdown with local processes.
 
     On AWS the instance's own systemd starts ComfyUI and the GPU worker at boot, restarts either when it fails,
     and stops them at shutdown; on the local stack this agent does it, after `boot_delay_s` to stand for the boot.
+    With `metadata` (the instance's metadata service, which it stops at shutdown) it also plays EC2's side of a
+    spot interruption: at the notice's time it stops the instance, and a new boot starts without a notice.
     """
 
     def __init__(self, ec2, instance_id: str, units: list[Unit], *,
-                 boot_delay_s: float, poll_s: float = 0.25, clock: Callable[[], float] = time.monotonic):
+                 boot_delay_s: float, poll_s: float = 0.25, clock: Callable[[], float] = time.monotonic,
+                 metadata: LocalInstanceMetadata | None = None, wall_clock: Callable[[], datetime] = utc_now):
         super().__init__(name=f"gpu-host-{instance_id}", daemon=True)
         self.ec2, self.instance_id, self.units = ec2, instance_id, units
         self.boot_delay_s, self.poll_s, self.clock = boot_delay_s, poll_s, clock
+        self.metadata, self.wall_clock = metadata, wall_clock
         self.supervised: list[SupervisedProcess] = []
         self.running_since: float | None = None
         self.boots = 0
@@ -56,6 +69,11 @@ class GpuHostAgent(threading.Thread):
 
     def step(self) -> None:
         state, now = self.state(), self.clock()
+        notice = self.metadata.notice if self.metadata is not None else None
+        if state == "running" and interruption_due(notice.at if notice else None, self.wall_clock()):
+            log.warning("GPU instance %s: spot interruption at %s: EC2 stops it", self.instance_id, notice.at)
+            self.ec2.stop_instances(InstanceIds=[self.instance_id])
+            state = self.state()
         if state == "running":
             self.running_since = self.running_since if self.running_since is not None else now
         else:
@@ -63,6 +81,8 @@ class GpuHostAgent(threading.Thread):
         should_run = host_should_run(state, self.running_since, now, self.boot_delay_s)
         if should_run and not self.supervised:
             self.boots += 1
+            if self.metadata is not None:
+                self.metadata.clear_notice()  # a notice was about the run before this boot
             log.info("GPU instance %s booted: starting %s", self.instance_id, ", ".join(u.name for u in self.units))
             # In order, as systemd's After= orders them: ComfyUI answers before the GPU worker starts.
             for unit in self.units:
@@ -91,6 +111,8 @@ class GpuHostAgent(threading.Thread):
         self.halt.set()
         self.join(timeout=10)
         self.stop_host()
+        if self.metadata is not None:
+            self.metadata.stop()
 
 
 @dataclass(frozen=True)
@@ -103,12 +125,19 @@ class EmulatedComfyUi:
     step_seconds: float
 
 
-def local_gpu_host(stack: LocalStack, *, instance_id: str, emulator: EmulatedComfyUi | None) -> list[Unit]:
-    """What the GPU instance's systemd starts at boot, locally: ComfyUI (the emulator; none when an existing
-    ComfyUI serves, at the settings' GPUORCH_COMFYUI_URL), then the Procfile's gpu_worker."""
+def local_gpu_host(stack: LocalStack, *, instance_id: str, emulator: EmulatedComfyUi | None,
+                   metadata: LocalInstanceMetadata | None = None) -> list[Unit]:
+    """What the GPU instance's systemd starts at boot, locally: ComfyUI (the emulator, the worker's ComfyUI; none when
+    an existing ComfyUI serves, at the settings' GPUORCH_COMFYUI_URL), then the Procfile's gpu_worker, which asks
+    `metadata` (the instance's own metadata service) whether it runs on spot and for an interruption notice."""
+    worker_env = {"GPUORCH_INSTANCE_ID": instance_id}
+    if emulator is not None:
+        worker_env["GPUORCH_COMFYUI_URL"] = f"http://127.0.0.1:{emulator.port}"
+    if metadata is not None:
+        worker_env["GPUORCH_INSTANCE_METADATA_URL"] = metadata.url
 
     def start_worker() -> Process:
-        [worker] = stack.start_procfile(["gpu_worker"], {"GPUORCH_INSTANCE_ID": instance_id})
+        [worker] = stack.start_procfile(["gpu_worker"], worker_env, label=instance_id)
         return worker
 
     units = [Unit("gpu_worker", start_worker, GPU_WORKER_RESTART_S, GPU_WORKER_NO_RESTART)]
@@ -117,6 +146,15 @@ def local_gpu_host(stack: LocalStack, *, instance_id: str, emulator: EmulatedCom
 
     def start_emulator() -> Process:
         return stack.start_emulator_process(emulator.data_dir, emulator.model_files, emulator.step_seconds,
-                                            port=emulator.port)[1]
+                                            port=emulator.port, label=instance_id)[1]
 
     return [Unit("comfyui-emulator", start_emulator, COMFYUI_RESTART_S), *units]
+
+
+def local_gpu_instance(stack: LocalStack, ec2, *, instance_id: str, market: str, emulator: EmulatedComfyUi | None,
+                       boot_delay_s: float) -> GpuHostAgent:
+    """The agent of one local GPU instance, its metadata service serving: start() it to play the instance."""
+    metadata = LocalInstanceMetadata(instance_id, market).start()
+    return GpuHostAgent(ec2, instance_id, local_gpu_host(stack, instance_id=instance_id, emulator=emulator,
+                                                         metadata=metadata),
+                        boot_delay_s=boot_delay_s, metadata=metadata)

@@ -1,4 +1,5 @@
-"""`gpuorch-dev demo`: the local stack from a stopped GPU: a cold start, one job of each kind, the idle stop."""
+"""`gpuorch-dev demo`: the local stack from a stopped GPU: a cold start (of the spot instance, or its on-demand
+fallback), one job of each kind, the idle stop."""
 
 from __future__ import annotations
 
@@ -120,7 +121,7 @@ def run_demo(base: Settings, output_dir: Path, step_seconds: float, echo: Callab
 
 
 def submit_and_follow(deployment: LocalDeployment, output_dir: Path, echo: Callable[[str], None]) -> bool:
-    settings, aws, pool, instance_id = deployment.settings, deployment.aws, deployment.pool, deployment.instance_id
+    settings, aws, pool = deployment.settings, deployment.aws, deployment.pool
     api = settings.api_base_url
     image_uri = deployment.image_uri
 
@@ -135,7 +136,8 @@ def submit_and_follow(deployment: LocalDeployment, output_dir: Path, echo: Calla
     use_app(create_celery_app(settings))  # the Python caller submits with the demo's settings
     result = qwen_image_edit.delay(prompt="Paint the house blue and add snow on the roof", images=[image_uri])
     echo(f"Python qwen_image_edit.delay(...) -> job {result.id}")
-    echo(f"The GPU is stopped: the submissions asked for a lifecycle check, which starts it "
+    echo(f"The GPU is stopped: the submissions asked for a lifecycle check, which starts the spot instance while its "
+         f"price is under GPUORCH_SPOT_MAX_SHARE ({settings.spot_max_share:.0%}) of on-demand, else the on-demand one "
          f"(boot played as {BOOT_DELAY_S:.0f} s, then ComfyUI, the GPU worker and its warm-up).")
 
     records = follow_jobs(api, {"camera-angle": camera_id, "qwen-image-edit": result.id}, JOB_DEADLINE_S, echo,
@@ -154,10 +156,13 @@ def submit_and_follow(deployment: LocalDeployment, output_dir: Path, echo: Calla
     echo("Both jobs succeeded." if ok else "Not every job succeeded.")
 
     echo(f"Waiting for the idle GPU to stop (GPUORCH_IDLE_STOP_SECONDS={settings.idle_stop_seconds})...")
-    stopped = wait_until(lambda: pool.get(instance_id).state == "stopped", IDLE_STOP_DEADLINE_S)
+    stopped = wait_until(lambda: all(pool.get(gpu.instance_id).state == "stopped" for gpu in deployment.gpus),
+                         IDLE_STOP_DEADLINE_S)
+    for gpu in deployment.gpus:
+        echo(f"GPU instance {gpu.describe()}: {pool.get(gpu.instance_id).state} after {gpu.agent.boots} boot(s)")
+    # A spot run is priced at the spot price the lifecycle read (moto's is $0.00001/h).
     spend = RunLog(aws.dynamodb, settings.control_table).month_spend()
-    echo(f"GPU instance {instance_id}: {pool.get(instance_id).state} after {deployment.agent.boots} boot(s); "
-         f"billed this month: ${spend:.4f}" if stopped else f"GPU instance {instance_id} did not stop in time")
+    echo(f"Billed this month: ${spend:.4f}" if stopped else "The GPU did not stop in time")
     return ok and stopped
 
 

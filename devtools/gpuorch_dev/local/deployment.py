@@ -1,8 +1,10 @@
 """The local stack brought up as a deployment: `gpuorch-dev demo` and `gpuorch-dev up` both start it this way.
 
-A moto server, the queues, tables and bucket provisioned, a user and an operator API key, a stopped GPU instance on
-moto, the API, the control worker, beat and Flower from the Procfile, and the GPU host agent that plays the
-instance's boot: ComfyUI (the emulator, or an existing ComfyUI) and the GPU worker once a submission starts it.
+A moto server, the queues, tables and bucket provisioned, a user and an operator API key, two stopped GPU instances
+on moto (a persistent spot one that stops on interruption, and its on-demand fallback), the API, the control worker,
+beat and Flower from the Procfile, and for each instance a GPU host agent that plays its boot (ComfyUI, the emulator
+or an existing ComfyUI, and the GPU worker once the lifecycle starts it) and serves its instance metadata, where a
+spot interruption notice can be raised.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from gpuorch.aws.clients import AwsClients
 from gpuorch.provision import Provisioner
 from gpuorch.services import Services
 from gpuorch.settings import Settings, settings_env
-from gpuorch_dev.local.agent import EmulatedComfyUi, GpuHostAgent, local_gpu_host
+from gpuorch_dev.local.agent import EmulatedComfyUi, GpuHostAgent, local_gpu_instance
 from gpuorch_dev.local.instances import create_local_instance
+from gpuorch_dev.local.metadata import RAISE_PATH
 from gpuorch_dev.local.paths import SAMPLE_IMAGE
 from gpuorch_dev.local.stack import LocalStack, free_port, use_local_credentials
 from lifecycle.live.pool import InstancePool
+from lifecycle.model import ON_DEMAND, SPOT
 from workers.checks import template_problems
 
 SAMPLE_KEY = "inputs/samples/house.png"
@@ -52,6 +56,18 @@ class LocalOptions:
     api_port: int = 0
 
 
+@dataclass(frozen=True)
+class LocalGpu:
+    """One GPU instance of the local pool: its market, and the agent playing it (its metadata at agent.metadata)."""
+
+    instance_id: str
+    market: str
+    agent: GpuHostAgent
+
+    def describe(self) -> str:
+        return f"{self.instance_id} ({self.market})"
+
+
 @dataclass
 class LocalDeployment:
     """A running local stack and how to reach it."""
@@ -60,8 +76,7 @@ class LocalDeployment:
     settings: Settings  # with the user key as GPUORCH_API_KEY, as the CLI would have it
     aws: AwsClients
     pool: InstancePool
-    instance_id: str
-    agent: GpuHostAgent
+    gpus: list[LocalGpu]  # the spot instance, then its on-demand fallback
     operator_key: str
     flower_url: str | None
     flower_login: str
@@ -85,6 +100,11 @@ class LocalDeployment:
         if self.flower_url:
             lines.append(f"Flower: {self.flower_url}/ ({self.flower_login})")
         lines += [f"Prometheus metrics: {metrics}", f"Sample image: {self.image_uri}"]
+        for gpu in self.gpus:
+            lines.append(f"GPU instance {gpu.describe()}: instance metadata at {gpu.agent.metadata.url}")
+            if gpu.market == SPOT:
+                lines.append(f"  Raise its spot interruption notice (EC2 stops it 120 s later): "
+                             f"curl -s -XPOST '{gpu.agent.metadata.url}{RAISE_PATH}?seconds=120'")
         return lines
 
 
@@ -160,8 +180,11 @@ def local_deployment(run_dir: Path, base: Settings, options: LocalOptions,
         settings = dataclasses.replace(settings, api_key=user_token)
         aws.s3.upload_file(str(SAMPLE_IMAGE), settings.bucket, SAMPLE_KEY)
         pool = InstancePool(aws.ec2, settings.gpu_pool)
-        instance_id = create_local_instance(aws.ec2, settings.gpu_pool)
-        echo(f"GPU instance {instance_id} (g6e.2xlarge on moto): {pool.get(instance_id).state}")
+        # As DEPLOYMENT.md sets a pool up: the spot instance the lifecycle prefers, and the on-demand fallback.
+        markets = {market: create_local_instance(aws.ec2, settings.gpu_pool, market=market)
+                   for market in (SPOT, ON_DEMAND)}
+        echo(f"GPU instances (g6e.2xlarge on moto), stopped: {markets[SPOT]} (spot: a persistent request that stops "
+             f"on interruption) and {markets[ON_DEMAND]} (on-demand, its fallback)")
 
         stack.env = settings_env(settings)
         api_process, _control, _beat = stack.start_procfile(
@@ -176,14 +199,20 @@ def local_deployment(run_dir: Path, base: Settings, options: LocalOptions,
             flower_url = f"http://127.0.0.1:{settings.flower_port}"
             stack.wait_until_ready(flower, lambda: requests.get(f"{flower_url}/healthcheck", timeout=5).ok)
             echo("Flower running (Procfile: flower)")
-        # The instance's boot, played locally: once it runs, ComfyUI (unless an existing one serves) and the GPU worker.
-        emulator = None if options.comfyui_url else EmulatedComfyUi(
-            comfyui_port, run_dir / "comfyui", settings.models.by_folder(), options.step_seconds)
-        agent = GpuHostAgent(aws.ec2, instance_id, local_gpu_host(stack, instance_id=instance_id, emulator=emulator),
-                             boot_delay_s=BOOT_DELAY_S)
-        agent.start()
+        # Each instance's boot, played locally: once it runs, ComfyUI (its own emulator, unless an existing ComfyUI
+        # serves) and the GPU worker.
+        gpus = []
+        for market, instance_id in markets.items():
+            emulator = None if options.comfyui_url else EmulatedComfyUi(
+                comfyui_port if market == SPOT else free_port(), run_dir / f"comfyui-{market}",
+                settings.models.by_folder(), options.step_seconds)
+            gpus.append(LocalGpu(instance_id, market, local_gpu_instance(
+                stack, aws.ec2, instance_id=instance_id, market=market, emulator=emulator, boot_delay_s=BOOT_DELAY_S)))
+        for gpu in gpus:
+            gpu.agent.start()
         try:
-            yield LocalDeployment(stack, settings, aws, pool, instance_id, agent, operator_token, flower_url, login,
+            yield LocalDeployment(stack, settings, aws, pool, gpus, operator_token, flower_url, login,
                                   f"s3://{settings.bucket}/{SAMPLE_KEY}")
         finally:
-            agent.shutdown()
+            for gpu in gpus:
+                gpu.agent.shutdown()

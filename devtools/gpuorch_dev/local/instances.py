@@ -1,4 +1,5 @@
-"""The local stack's GPU instance: a stopped instance of the pool, created on the moto server and never on AWS."""
+"""The local stack's GPU instances: stopped instances of the pool, on-demand or spot (a persistent request that
+stops on interruption, as DEPLOYMENT.md creates it), created on the moto server and never on AWS."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ import logging
 from urllib.parse import urlparse
 
 from lifecycle.live.pool import POOL_TAG
-from lifecycle.model import G6E_2XLARGE
+from lifecycle.model import G6E_2XLARGE, ON_DEMAND, SPOT
 
 log = logging.getLogger(__name__)
 
 # A Linux AMI that moto's EC2 knows; any id works there, since moto does not validate AMIs by default.
 LOCAL_IMAGE_ID = "ami-1e749f67"
+# A spot instance EC2 may stop and start again: a persistent request that stops it on interruption.
+SPOT_MARKET_OPTIONS = {
+    "MarketType": SPOT,
+    "SpotOptions": {"SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"},
+}
 
 
 class NotLocalEndpoint(RuntimeError):
@@ -31,7 +37,7 @@ def is_loopback_endpoint(endpoint_url: str | None) -> bool:
 
 
 def create_local_instance(ec2_client, pool: str, *, image_id: str = LOCAL_IMAGE_ID,
-                          instance_type: str = G6E_2XLARGE) -> str:
+                          instance_type: str = G6E_2XLARGE, market: str = ON_DEMAND) -> str:
     """Create an instance tagged into `pool` on the moto server, stopped as a new deployment's is; returns its id.
 
     Refused (NotLocalEndpoint) unless the client's endpoint is on loopback.
@@ -47,10 +53,11 @@ def create_local_instance(ec2_client, pool: str, *, image_id: str = LOCAL_IMAGE_
         MaxCount=1,
         TagSpecifications=[{
             "ResourceType": "instance",
-            "Tags": [{"Key": POOL_TAG, "Value": pool}, {"Key": "Name", "Value": f"gpuorch-{pool}"}],
+            "Tags": [{"Key": POOL_TAG, "Value": pool}, {"Key": "Name", "Value": f"gpuorch-{pool}-{market}"}],
         }],
+        **({"InstanceMarketOptions": SPOT_MARKET_OPTIONS} if market == SPOT else {}),
     )
     instance_id = answer["Instances"][0]["InstanceId"]
     ec2_client.stop_instances(InstanceIds=[instance_id])
-    log.info("created local instance %s (%s) in pool %s, stopped", instance_id, instance_type, pool)
+    log.info("created local instance %s (%s, %s) in pool %s, stopped", instance_id, instance_type, market, pool)
     return instance_id

@@ -38,6 +38,10 @@ class StackError(RuntimeError):
     """A local process failed to start or to become ready; the message carries its log's tail."""
 
 
+def labelled(name: str, label: str) -> str:
+    return f"{name}-{label}" if label else name
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -125,12 +129,14 @@ class LocalStack:
         log.info("started %s (pid %d), log %s", name, popen.pid, log_path)
         return process
 
-    def start_procfile(self, names: list[str], extra_env: dict[str, str] | None = None, procfile: Path | None = None) -> list[Process]:
+    def start_procfile(self, names: list[str], extra_env: dict[str, str] | None = None, procfile: Path | None = None,
+                       *, label: str = "") -> list[Process]:
+        """The Procfile's processes `names`; a `label` (e.g. a GPU instance's id) tells their logs from others'."""
         commands = load_procfile(procfile or PROCFILE)
         missing = [n for n in names if n not in commands]
         if missing:
             raise StackError(f"Procfile has no process named {', '.join(missing)}")
-        return [self.start(name, commands[name], extra_env, from_procfile=True) for name in names]
+        return [self.start(labelled(name, label), commands[name], extra_env, from_procfile=True) for name in names]
 
     def start_moto(self) -> str:
         """A moto server on a free loopback port; returns its endpoint once it answers."""
@@ -146,7 +152,7 @@ class LocalStack:
         return self.start_emulator_process(data_dir, model_files, step_seconds, port)[0]
 
     def start_emulator_process(self, data_dir: Path, model_files: dict[str, list[str]], step_seconds: float,
-                               port: int | None = None) -> tuple[str, Process]:
+                               port: int | None = None, *, label: str = "") -> tuple[str, Process]:
         """Like start_emulator, with the process too (to stop it when its GPU host stops)."""
         port = port or free_port()
         argv = [
@@ -155,7 +161,7 @@ class LocalStack:
         ]
         for folder, names in model_files.items():
             argv += [arg for name in names for arg in ("--model-file", f"{folder}={name}")]
-        process = self.start("comfyui-emulator", argv)
+        process = self.start(labelled("comfyui-emulator", label), argv)
         url = f"http://127.0.0.1:{port}"
         self.wait_until_ready(process, lambda: requests.get(f"{url}/system_stats", timeout=2).ok)
         return url, process

@@ -69,8 +69,9 @@ def run_up(base: Settings, options: LocalOptions, run_dir: Path, echo: Callable[
     try:
         with local_deployment(run_dir, base, options, echo) as deployment:
             comfyui = options.comfyui_url or "the ComfyUI emulator"
-            echo(f"The GPU instance is stopped: a submission starts it; its boot starts {comfyui} and the GPU worker "
-                 f"(idle {deployment.settings.idle_stop_seconds} s, it stops again).")
+            echo(f"The GPU instances are stopped: a submission starts the spot one (or, when spot is dear, refused or "
+                 f"interrupted, the on-demand one); its boot starts {comfyui} and the GPU worker (idle "
+                 f"{deployment.settings.idle_stop_seconds} s, it stops again).")
             for line in deployment.addresses():
                 echo(line)
             echo("Submit a job:")

@@ -50,12 +50,12 @@ def test_a_start_and_an_idle_stop_are_counted_and_the_pool_gauged(provisioned, e
 
     check.run()
 
-    assert value(registry, "gpuorch_gpu_starts_total") == 1
+    assert value(registry, "gpuorch_gpu_starts_total", market="on-demand") == 1
     assert value(registry, "gpuorch_gpu_instances", state="running") == 1
     assert value(registry, "gpuorch_gpu_instances", state="stopped") == 0
     assert value(registry, "gpuorch_lifecycle_last_check_timestamp_seconds") == clock().timestamp()
     check.run()  # the job still waits, the instance already runs: nothing more is started
-    assert value(registry, "gpuorch_gpu_starts_total") == 1
+    assert value(registry, "gpuorch_gpu_starts_total", market="on-demand") == 1
     status = StatusStore(provisioned.aws.dynamodb, provisioned.settings.control_table).read()
     [instance] = status.instances
     assert (instance["instance_id"], instance["state"]) == (stopped_instance, "running")

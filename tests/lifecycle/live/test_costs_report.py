@@ -92,8 +92,11 @@ def test_boot_estimate(run, others, jobs, boot):
     assert boot_estimate(run, others, sorted(jobs, key=lambda j: j.started_s)) == boot
 
 
-def record(instance_id: str, start: float, stop: float | None, price: float = 3.6) -> RunRecord:
-    return RunRecord(instance_id, at(start), None if stop is None else at(stop), "g6e.2xlarge", "on-demand", price)
+def record(instance_id: str, start: float, stop: float | None, price: float = 3.6,
+           interrupted: float | None = None) -> RunRecord:
+    return RunRecord(instance_id, at(start), None if stop is None else at(stop), "g6e.2xlarge",
+                     "on-demand" if interrupted is None else "spot", price,
+                     None if interrupted is None else at(interrupted))
 
 
 PERIOD = Period(at(0), at(10_000))
@@ -118,6 +121,12 @@ PERIOD = Period(at(0), at(10_000))
                                job("b", created=0, started=10, finished=90, status="failed"),
                                job("c", created=5, started=20, finished=95, status="failed")],
      at(10_000), CostReport(10_000, 1, 100, 90, 10, 0, 0.1, 2)),
+    # a spot run EC2 interrupted is billed as any other, and counted; the on-demand replacement is a start
+    ([record("i-spot", 0, 1000, price=0.9, interrupted=1000), record("i-od", 900, 1900)], [],
+     at(10_000), CostReport(10_000, 2, 2000, 0, 0, 2000, 1.25, 0, interruptions=1)),
+    # an interruption after the period is not this period's
+    ([record("i-spot", 9000, 10_100, price=0.9, interrupted=10_100)], [],
+     at(10_200), CostReport(10_000, 1, 1000, 0, 0, 1000, 0.25, 0, interruptions=0)),
 ])
 def test_period_report(records, jobs, now, expected):
     got = period_report(records, jobs, PERIOD, now)
@@ -126,7 +135,7 @@ def test_period_report(records, jobs, now, expected):
 
 def _rounded(r: CostReport) -> tuple:
     return (r.period_s, r.starts, round(r.billed_s, 6), round(r.busy_s, 6), round(r.boot_s, 6), round(r.idle_s, 6),
-            round(r.dollars, 6), r.jobs)
+            round(r.dollars, 6), r.jobs, r.interruptions)
 
 
 REPORT = CostReport(period_s=86400, starts=3, billed_s=7200, busy_s=3600, boot_s=720, idle_s=2880, dollars=4.48,
@@ -146,6 +155,7 @@ def test_cost_document():
         "boot_share": 0.1,
         "jobs": 120,
         "cost_per_job": pytest.approx(0.037333),
+        "interruptions": 0,
         "budget": {"month": "2026-06", "spend_usd": 45.1235, "budget_usd": 100.0},
     }
     empty = cost_document(CostReport(60, 0, 0, 0, 0, 0, 0.0, 0), Period(NOW, NOW), None)
@@ -167,3 +177,5 @@ def test_format_document_is_an_aligned_table():
         "budget 2026-06  $45.10 spent of $100.00",
     ]
     assert format_document({**document, "budget": None, "cost_per_job": None}).splitlines()[-1] == "per job    -"
+    assert format_document({**document, "budget": None, "interruptions": 2}).splitlines()[-1] == (
+        "interrupted  2 run(s) (spot)")

@@ -20,8 +20,13 @@ def ago(seconds: float | None) -> datetime | None:
     return None if seconds is None else NOW - timedelta(seconds=seconds)
 
 
-def report(worker_age: float, comfyui_age: float | None, *, ready: bool = True) -> WorkerReport:
-    return WorkerReport(Heartbeat("i-1", ago(worker_age), (), ready), None, ago(comfyui_age))
+def report(worker_age: float, comfyui_age: float | None, *, ready: bool = True,
+           notice_in_s: float | None = None) -> WorkerReport:
+    notice = None if notice_in_s is None else NOW + timedelta(seconds=notice_in_s)
+    return WorkerReport(Heartbeat("i-1", ago(worker_age), (), ready, interruption_at=notice), None, ago(comfyui_age))
+
+
+NOTICE = f"spot interruption notice: EC2 stops it at {(NOW + timedelta(seconds=90)).isoformat()}"
 
 
 @pytest.mark.parametrize("state,launched_age,worker,expected", [
@@ -38,6 +43,10 @@ def report(worker_age: float, comfyui_age: float | None, *, ready: bool = True) 
      ("stale", "running, but its GPU worker last reported 120 s ago (limit 45 s)")),
     ("running", 3600, report(5, 100), ("stale", "ComfyUI last answered 100 s ago (limit 45 s)")),
     ("running", 3600, report(5, None), ("stale", "ComfyUI has not answered the GPU worker's heartbeat")),
+    ("running", 3600, report(5, 5, notice_in_s=90), ("interrupted", NOTICE)),
+    ("running", 3600, report(200, 200, notice_in_s=90), ("interrupted", NOTICE)),  # its worker gone: still going
+    ("running", 60, report(5, 5, notice_in_s=-600), ("ok", None)),  # the notice of its run before this one
+    ("stopped", 3600, report(5, 5, notice_in_s=90), ("off", None)),
     (None, None, report(5, 5), ("ok", None)),  # listed by no check yet, but reporting well
     (None, None, report(900, 900), ("unknown", None)),
 ])
@@ -48,7 +57,7 @@ def test_host_verdict(state, launched_age, worker, expected):
 def test_the_detail_lists_every_instance_and_every_reporting_worker():
     status = LifecycleStatus("2026-06-15T11:59:50+00:00", (), (), instances=(
         {"instance_id": "i-1", "state": "running", "instance_type": "g6e.2xlarge",
-         "launched_at": ago(3600).isoformat()},
+         "launched_at": ago(3600).isoformat(), "market": "spot"},
         {"instance_id": "i-2", "state": "stopped", "instance_type": "g6e.2xlarge", "launched_at": None},
     ))
     reports = (report(3, 3), WorkerReport(Heartbeat("i-9", ago(4), ("job",), True), None, ago(4)))
@@ -60,6 +69,7 @@ def test_the_detail_lists_every_instance_and_every_reporting_worker():
     assert [(h["instance_id"], h["state"], h["health"]) for h in detail["instances"]] == [
         ("i-1", "running", "ok"), ("i-2", "stopped", "off"), ("i-9", None, "ok")]
     first = detail["instances"][0]
+    assert first["market"] == "spot" and detail["instances"][2]["market"] is None
     assert first["worker"] == {"heartbeat_at": ago(3).isoformat(), "age_s": 3.0, "ready": True, "running_jobs": 0}
     assert first["comfyui"] == {"answered_at": ago(3).isoformat(), "age_s": 3.0}
     assert detail["instances"][1]["worker"] is None and detail["instances"][1]["comfyui"] is None

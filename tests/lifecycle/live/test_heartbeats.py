@@ -74,3 +74,17 @@ def test_the_worker_heartbeat_records_when_comfyui_last_answered(store, clock):
 
     (report,) = store.all()
     assert (report.heartbeat.at, report.comfyui_at) == (clock(), answered)
+
+
+def test_an_interruption_notice_is_said_at_once_and_forgotten_by_the_next_run(store, clock):
+    worker = WorkerHeartbeat(store, "i-0aaa", 15, running_jobs=lambda: ("job-1",), clock=clock)
+    worker.beat()
+    notice = clock() + timedelta(minutes=2)
+    worker.interrupted(notice)
+    assert store.all()[0].heartbeat.interruption_at == notice
+    clock.advance(15)
+    worker.beat()  # later beats keep saying it
+    assert store.all()[0].heartbeat.interruption_at == notice
+    clock.advance(600)
+    WorkerHeartbeat(store, "i-0aaa", 15, running_jobs=lambda: (), clock=clock).beat()  # the instance's next run
+    assert store.all()[0].heartbeat.interruption_at is None

@@ -7,16 +7,19 @@ from datetime import timezone
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from gpuorch.aws.clients import AwsClients
 from gpuorch.errors import Conflict, Unavailable
+from gpuorch.settings import Settings
 from gpuorch_dev.local.instances import create_local_instance
 from lifecycle.live.pool import (
-    ALREADY_RUNNING, ALREADY_STOPPED, ALREADY_STOPPING, CALL, GONE, PENDING, STARTED, STOPPING, WAIT,
-    CapacityError, Ec2Unavailable, InstancePool, PoolInstance, UnknownInstance, is_retryable,
-    plan_start, plan_stop, start_candidates,
+    ALREADY_RUNNING, ALREADY_STOPPED, ALREADY_STOPPING, CALL, EC2_CLIENT_CONFIG, GONE, PENDING, STARTED, STOPPING,
+    WAIT, CapacityError, Ec2Unavailable, InstancePool, PoolInstance, UnknownInstance, is_retryable, plan_start,
+    plan_stop, start_candidates,
 )
 from lifecycle.model import INSTANCE_STATES, Instance
 
 from tests.lifecycle.live.conftest import Ec2Proxy, client_error
+from tests.support.aws_proxy import AwsProxy
 
 
 @pytest.mark.parametrize("state, start, stop", [
@@ -44,6 +47,8 @@ def test_every_state_has_a_plan():
     ("ServiceUnavailable", 503, True),
     ("SomethingNew", 502, True),
     ("InsufficientInstanceCapacity", 500, False),  # EC2 sends it as a server error
+    ("InsufficientCapacity", 500, False),  # ... and this one too
+    ("UnfulfillableCapacity", 400, False),
     ("IncorrectInstanceState", 400, False),
     ("UnauthorizedOperation", 403, False),
     ("InvalidInstanceID.NotFound", 400, False),
@@ -305,3 +310,35 @@ def test_pool_instances_are_lifecycle_instances():
     assert isinstance(instance, Instance) and instance.market == "spot"
     with pytest.raises(ValueError):
         PoolInstance("i-1", "rebooting")
+
+
+@pytest.fixture
+def ec2_proxy(moto_endpoint):
+    """The fault-injecting proxy in front of the moto server, and an EC2 client (as the pool's) through it."""
+    with AwsProxy(moto_endpoint) as proxy:
+        yield proxy, AwsClients(Settings(aws_endpoint_url=proxy.url), config=EC2_CLIENT_CONFIG).ec2
+
+
+def test_describe_reads_the_market_and_zone(ec2, pool_name):
+    spot = create_local_instance(ec2, pool_name, market="spot")
+    on_demand = create_local_instance(ec2, pool_name)
+    described = {i.instance_id: i for i in InstancePool(ec2, pool_name).describe()}
+    assert (described[spot].market, described[on_demand].market) == ("spot", "on-demand")
+    assert described[spot].zone.startswith("us-east-1")
+
+
+@pytest.mark.parametrize("error, code", [("capacity", "InsufficientInstanceCapacity"),
+                                         ("spot_capacity", "UnfulfillableCapacity")])
+def test_a_refused_spot_start_is_a_capacity_error_and_keeps_its_type(ec2, ec2_proxy, pool_name, error, code):
+    proxy, through_proxy = ec2_proxy
+    spot = create_local_instance(ec2, pool_name, market="spot")
+    proxy.fail(operation="StartInstances", body=spot, error=error)
+    sleeps = Sleeps()
+    pool = InstancePool(through_proxy, pool_name, fallback_types=("g6e.4xlarge",), sleep=sleeps)
+    with pytest.raises(CapacityError) as caught:
+        pool.start(spot)
+    assert caught.value.reason.startswith(f"{code}: ") and [k for k, _ in caught.value.reasons] == ["g6e.2xlarge"]
+    # A spot instance keeps its request's type: no fallback type is tried, and nothing is retried at once.
+    assert proxy.operations["ModifyInstanceAttribute"] == 0 and proxy.operations["StartInstances"] == 1
+    assert sleeps == [] and state_of(ec2, spot) == ("stopped", "g6e.2xlarge")
+    assert pool.start(spot) == STARTED  # the next check finds capacity again

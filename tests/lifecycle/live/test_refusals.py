@@ -115,7 +115,7 @@ def test_a_check_stops_an_instance_whose_worker_refused_and_holds_it(provisioned
     clock.advance(30)
     check.run()  # the job still waits: the held instance is not started for it
     assert check.pool.get(stopped_instance).state == "stopped"
-    assert value(registry, "gpuorch_gpu_starts_total") == 1
+    assert value(registry, "gpuorch_gpu_starts_total", market="on-demand") == 1
 
     check.refusals.release(stopped_instance)  # an operator asks
     clock.advance(30)

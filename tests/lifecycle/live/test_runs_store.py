@@ -52,6 +52,33 @@ def test_an_open_run_is_in_the_records_until_now(log, june_clock):
     assert log.runs(JUNE, june_clock()) == (billing.Run("i-1", launched.timestamp(), june_clock().timestamp()),)
 
 
+def test_a_spot_run_opens_at_the_spot_price_read_for_it(log, june_clock):
+    launched = june_clock() - timedelta(minutes=5)
+    log.reconcile([running(launched=launched, market="spot")], spot_prices={"i-1": 0.81})
+    (record,) = log.records(JUNE, june_clock())
+    assert (record.market, record.hourly_usd) == ("spot", 0.81)
+
+
+def test_an_interrupted_run_says_so_once_closed(log, june_clock):
+    launched = june_clock() - timedelta(minutes=5)
+    assert not log.mark_interrupted("i-1", june_clock())  # no run is open
+    log.reconcile([running(launched=launched, market="spot")], spot_prices={"i-1": 0.81})
+    notice = june_clock() + timedelta(minutes=2)
+    assert not log.mark_interrupted("i-1", launched - timedelta(seconds=1))  # before the run: not this run's
+    assert log.mark_interrupted("i-1", notice)
+    assert not log.mark_interrupted("i-1", notice)  # once
+    (open_run,) = log.records(JUNE, june_clock())
+    assert open_run.interrupted_at == notice
+    june_clock.advance(120)
+    log.reconcile([Instance("i-1", "stopped", launched_at=launched, market="spot")])
+    (closed,) = log.records(JUNE, june_clock())
+    assert (closed.stopped_at, closed.interrupted_at) == (june_clock(), notice)
+    # The next run of the same instance starts clean.
+    june_clock.advance(60)
+    log.reconcile([running(launched=launched, market="spot")])
+    assert log.records(JUNE, june_clock())[-1].interrupted_at is None
+
+
 def test_a_restart_after_a_stop_opens_a_new_run_not_before_the_stop(log, june_clock):
     """moto keeps an instance's first LaunchTime across restarts: the new run must not overlap the old."""
     launched = june_clock() - timedelta(hours=1)
