@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,7 +53,8 @@ class GpuView:
     - blocked: why the lifecycle's last check started no GPU, when it refused to (None: it would start one);
     - cold_start_s: a cold start, from the start request until the worker takes jobs (measured, else the model's);
     - billed_boot_s: the part of a cold start EC2 bills (from `running` on);
-    - hourly_usd: what the GPU costs an hour.
+    - hourly_usd: what the GPU costs an hour;
+    - running_jobs: the jobs the workers report running now (None: not known, no worker reports).
     """
 
     ready: int = 0
@@ -62,6 +63,7 @@ class GpuView:
     cold_start_s: float = DEFAULT_COLD_START.total_s
     billed_boot_s: float = DEFAULT_COLD_START.billed_s
     hourly_usd: float = 2.24
+    running_jobs: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,19 @@ def whereabouts(status: str, own: WorkflowTimes, *, ahead: int, work_ahead: floa
     start = gpu.cold_start_s + work_ahead
     return Whereabouts(WAITING_FOR_GPU, ahead, start, start + own.run_s,
                        f"waiting for a GPU instance to start (a cold start of about {gpu.cold_start_s:.0f} s); {behind}")
+
+
+def given_back(job_id: str, running_for_s: float, gpu: GpuView, *, grace_s: float) -> bool:
+    """A job whose record says running that no worker has reported running for longer than `grace_s` (a
+    heartbeat's staleness): its instance gave it back (a spot interruption) or died, and it waits to be taken again.
+    Its status stays running (statuses only move forward); where it is is the queue's front."""
+    return gpu.running_jobs is not None and job_id not in gpu.running_jobs and running_for_s > grace_s
+
+
+def waiting_again(where: Whereabouts) -> Whereabouts:
+    """The whereabouts of a given-back job, as a queued one's, saying so."""
+    return replace(where, reason=f"taken off its GPU instance (interrupted or gone), waiting to run again: "
+                                 f"{where.reason}")
 
 
 def quote(own: WorkflowTimes, gpu: GpuView) -> dict[str, float]:

@@ -28,7 +28,7 @@ from lifecycle.live.refusals import RefusalStore
 from lifecycle.live.pool import (EC2_CLIENT_CONFIG, CapacityError, Ec2Unavailable, InstancePool, PoolInstance,
                                  UnknownInstance)
 from lifecycle.eta import (DEFAULT_COLD_START, PHASES, GpuView, Whereabouts, WorkflowTimes, actual, estimate,
-                           observed_times, times_of, whereabouts, work_ahead_s)
+                           given_back, observed_times, times_of, waiting_again, whereabouts, work_ahead_s)
 from lifecycle.live.costs import measured_cold_starts
 from lifecycle.prices import hourly_price
 from lifecycle.model import INSTANCE_STATES, MISSED_REPORTS, stale_after_s
@@ -111,26 +111,38 @@ class GpuLifecycle:
 
     def _gpu_view(self, jobs: JobStore, now: datetime) -> GpuView:
         status = self.last_check()
-        beats = HeartbeatStore(self._dynamodb, self._table, ttl_s=HEARTBEAT_TTL_S, clock=self.clock).all()
-        fresh = stale_after_s(self.settings.heartbeat_seconds)
-        ready_ids = {r.heartbeat.instance_id for r in beats
-                     if r.heartbeat.ready and (now - r.heartbeat.at).total_seconds() <= fresh}
+        reports = HeartbeatStore(self._dynamodb, self._table, ttl_s=HEARTBEAT_TTL_S, clock=self.clock).all()
+        fresh_s = stale_after_s(self.settings.heartbeat_seconds)
+        beats = [r.heartbeat for r in reports if (now - r.heartbeat.at).total_seconds() <= fresh_s]
+        instances = status.instances if status else ()
+        # A worker told of its spot instance's interruption takes no job: its instance is neither ready nor starting.
+        interrupted = {beat.instance_id for beat in beats if beat.interruption_at is not None}
+        ready_ids = {beat.instance_id for beat in beats if beat.ready} - interrupted
         cold_start = self.cold_start_s(jobs, now)
         held = set(status.held) if status else set()
-        starting, types = [], set()
-        for instance in (status.instances if status else ()):
-            types.add(instance.get("instance_type") or "")
-            if instance["instance_id"] in ready_ids or instance["instance_id"] in held:
+        starting = []
+        for instance in instances:
+            if instance["instance_id"] in ready_ids | held | interrupted:
                 continue
             if instance.get("state") in ("pending", "running"):
                 launched = instance.get("launched_at")
                 since = (now - datetime.fromisoformat(launched)).total_seconds() if launched else 0.0
                 starting.append(max(0.0, cold_start - since))
-        ready = len(ready_ids - held)
         blocked = status.blocked_reason if status is not None else None
-        return GpuView(ready=ready, starting_in_s=tuple(starting), blocked=blocked, cold_start_s=cold_start,
-                       billed_boot_s=max(0.0, cold_start - DEFAULT_COLD_START.ec2_pending_s),
-                       hourly_usd=max((hourly_price(t) for t in types), default=hourly_price("")))
+        # With no worker reporting, nothing is known of what runs (rather than that nothing does).
+        running_jobs = frozenset(job for beat in beats for job in beat.running_jobs) if beats else None
+        return GpuView(ready=len(ready_ids - held), starting_in_s=tuple(starting), blocked=blocked,
+                       cold_start_s=cold_start, billed_boot_s=max(0.0, cold_start - DEFAULT_COLD_START.ec2_pending_s),
+                       hourly_usd=self.hourly_usd(instances),
+                       running_jobs=running_jobs)
+
+    def hourly_usd(self, instances: tuple[dict[str, Any], ...]) -> float:
+        """What the GPU costs an hour: the dearest price the open runs pay (a spot run's is the spot price it opened
+        at), else the on-demand price of the pool's dearest type (a spot start costs less: the quote errs high)."""
+        open_runs, _ = run_log_for(self._dynamodb, self._table).heads()
+        if open_runs:
+            return max(run.hourly_usd for run in open_runs)
+        return max((hourly_price(i.get("instance_type") or "") for i in instances), default=hourly_price(""))
 
     def cold_start_s(self, jobs: JobStore, now: datetime) -> float:
         """The median cold start of the last week's runs (from a start to the first job that waited for it), else
@@ -161,6 +173,7 @@ class GpuLifecycle:
         running = jobs.oldest(states.RUNNING, QUEUE_READ)
         running_left = [times_of(times, job.workflow).run_s - _elapsed(job, now) for job in running]
         order = {job.job_id: n for n, job in enumerate(queue)}
+        grace_s = stale_after_s(self.settings.heartbeat_seconds)
         found = {}
         for job in wanted:
             own = times_of(times, job.workflow)
@@ -168,6 +181,9 @@ class GpuLifecycle:
                 ahead = [j.workflow for j in queue[:order.get(job.job_id, len(queue))]]
                 work = work_ahead_s(ahead, running_left, times)
                 found[job.job_id] = whereabouts(job.status, own, ahead=len(ahead), work_ahead=work, gpu=gpu)
+            elif job.status == states.RUNNING and given_back(job.job_id, _elapsed(job, now), gpu, grace_s=grace_s):
+                work = work_ahead_s([], running_left, times)
+                found[job.job_id] = waiting_again(whereabouts(states.QUEUED, own, ahead=0, work_ahead=work, gpu=gpu))
             elif job.status == states.RUNNING:
                 found[job.job_id] = whereabouts(job.status, own, ahead=0, work_ahead=0.0, gpu=gpu,
                                                 running_for_s=_elapsed(job, now))

@@ -104,7 +104,7 @@ CALLS: dict[str, list[Call]] = {
         Call("dynamodb", "Query", "job_index", "JobStore.list and finished_between (GET /api/v1/jobs, costs)"),
         Call("dynamodb", "DescribeTable", "job_table", "webapp/health.py probe_dynamodb"),
         Call("dynamodb", "GetItem", "control_table@status", "lifecycle StatusStore.read (/health, job answers)"),
-        Call("dynamodb", "Query", "control_table@run-head", "RunLog.heads (/health month spend, costs)"),
+        Call("dynamodb", "Query", "control_table@run-head", "RunLog.heads (/health month spend, costs, a quote's price)"),
         Call("dynamodb", "Query", f"control_table@{SOME_MONTH}", "RunLog.records (/health month spend, costs)"),
         Call("dynamodb", "Query", "control_table@heartbeat", "HeartbeatStore.all (/health gpu_instances)"),
         Call("dynamodb", "Query", "control_table@refusal", "RefusalStore.all (/health gpu_instances)"),

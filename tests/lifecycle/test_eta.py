@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 import pytest
 
 from lifecycle.eta import (DEFAULT_GPU_S, GPU_STARTING, QUEUED, RUNNING, WAITING_FOR_GPU, GpuView, WorkflowTimes,
-                           accuracy, actual, estimate, observed_times, quote, whereabouts, work_ahead_s)
+                           accuracy, actual, estimate, given_back, observed_times, quote, waiting_again, whereabouts,
+                           work_ahead_s)
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 OWN = WorkflowTimes(gpu_s=20.0, run_s=25.0, observed=5)
@@ -30,6 +31,23 @@ def test_a_job_s_phase_and_eta_follow_the_gpu_s_state(status, ahead, work, gpu, 
     assert (where.phase, where.start_in_s, where.finish_in_s) == (phase, start, finish)
     assert where.queue_position == (ahead if status == "queued" else 0)
     assert (where.eta(NOW) is None) == (finish is None)
+
+
+@pytest.mark.parametrize("running_jobs,running_for,expected", [
+    (None, 600.0, False),  # the workers' reports not known: it runs as its record says
+    (frozenset({"j1"}), 600.0, False),  # a worker reports it
+    (frozenset(), 10.0, False),  # just taken: no report has had time to list it
+    (frozenset(), 31.0, True),  # no worker has reported it for longer than a report's staleness
+    (frozenset({"j2"}), 600.0, True),
+])
+def test_a_running_job_no_worker_reports_was_given_back(running_jobs, running_for, expected):
+    assert given_back("j1", running_for, GpuView(running_jobs=running_jobs), grace_s=30.0) is expected
+
+
+def test_a_given_back_job_waits_at_the_queue_s_front_and_says_why():
+    where = waiting_again(whereabouts("queued", OWN, ahead=0, work_ahead=0.0, gpu=GpuView(starting_in_s=(50.0,))))
+    assert (where.phase, where.queue_position, where.start_in_s) == (GPU_STARTING, 0, 50.0)
+    assert where.reason.startswith("taken off its GPU instance (interrupted or gone), waiting to run again: a GPU")
 
 
 @pytest.mark.parametrize("status", ["succeeded", "failed", "cancelled"])

@@ -13,7 +13,8 @@ from lifecycle import facade
 from lifecycle.eta import DEFAULT_COLD_START
 from lifecycle.live.check import StatusStore
 from lifecycle.live.heartbeats import HEARTBEAT_TTL_S, HeartbeatStore
-from lifecycle.model import Action, Decision, Instance
+from lifecycle.live.runs import RunLog
+from lifecycle.model import SPOT, Action, Decision, Instance
 
 
 @pytest.fixture(autouse=True)
@@ -101,3 +102,41 @@ def test_the_quote_follows_observed_jobs_and_the_end_shows_the_actual_beside_it(
 
     report = operator.get("/api/v1/costs").json["estimates"]
     assert (report["jobs"], report["gpu_seconds_error_pct"], report["finished_by_estimate"]) == (1, 20.0, 1.0)
+
+
+def test_an_interrupted_spot_instance_serves_no_job_and_the_quote_is_at_the_spot_price(client, settings, provisioned):
+    db, table = provisioned.aws.dynamodb, settings.control_table
+    launched = datetime.now(timezone.utc) - timedelta(minutes=10)
+    spot = Instance("i-spot", "running", launched_at=launched, market=SPOT)
+    RunLog(db, table).reconcile([spot], spot_prices={"i-spot": 0.9})
+    beats = HeartbeatStore(db, table, ttl_s=HEARTBEAT_TTL_S)
+    beats.beat("i-spot", [], True)
+    check_saw(provisioned, settings, spot)
+    job = submit(client, settings)
+    assert (job["estimate"]["phase"], job["estimate"]["hourly_usd"]) == ("queued", 0.9)
+
+    # The notice came: its worker takes no job, and the lifecycle starts an on-demand replacement.
+    beats.beat("i-spot", [], True, interruption_at=datetime.now(timezone.utc) + timedelta(minutes=2))
+    check_saw(provisioned, settings, spot, Instance("i-od", "pending", launched_at=datetime.now(timezone.utc)))
+    record = client.get(f"/api/v1/jobs/{job['job_id']}").json
+    assert (record["phase"], record["queue_position"]) == ("gpu_starting", 0)
+    assert record["eta"]["start_in_s"] == pytest.approx(DEFAULT_COLD_START.total_s, abs=2)
+
+
+def test_a_running_job_its_instance_gave_back_waits_for_the_next_one(client, settings, provisioned):
+    job = submit(client, settings)
+    long_ago = datetime.now(timezone.utc) - timedelta(minutes=5)
+    provisioned.jobs.transition(job["job_id"], states.RUNNING, started_at=long_ago.isoformat())
+    beats = HeartbeatStore(provisioned.aws.dynamodb, settings.control_table, ttl_s=HEARTBEAT_TTL_S)
+    beats.beat("i-gpu", [job["job_id"]], True)
+    check_saw(provisioned, settings, Instance("i-gpu", "running", launched_at=long_ago))
+    record = client.get(f"/api/v1/jobs/{job['job_id']}").json
+    assert (record["status"], record["phase"]) == ("running", "running")
+
+    # Its spot instance was interrupted and gave it back; a replacement starts. The record still says running.
+    beats.beat("i-gpu", [], True, interruption_at=datetime.now(timezone.utc))
+    check_saw(provisioned, settings, Instance("i-gpu", "running", launched_at=long_ago),
+              Instance("i-od", "pending", launched_at=datetime.now(timezone.utc)))
+    record = client.get(f"/api/v1/jobs/{job['job_id']}").json
+    assert (record["status"], record["phase"], record["queue_position"]) == ("running", "gpu_starting", 0)
+    assert record["eta"]["start_in_s"] == pytest.approx(DEFAULT_COLD_START.total_s, abs=2)
