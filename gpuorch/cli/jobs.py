@@ -28,12 +28,19 @@ def _api(settings: Settings) -> Api:
 
 
 def describe_job(job: dict[str, Any]) -> str:
-    """A job record as lines a person reads: status, progress, node, error and outputs."""
+    """A job record as lines a person reads: status, progress, node, where it is and when it should finish, error,
+    outputs, and what it was expected to cost beside what it did."""
     lines = [f"job {job['job_id']} ({job.get('workflow')}): {job['status']}, {job.get('progress', 0)}%"]
     if job.get("node"):
         lines.append(f"  node: {job['node']}")
+    if job.get("phase"):
+        lines.append(f"  where: {describe_place(job)}")
     if job.get("waiting_reason"):
         lines.append(f"  waiting: {job['waiting_reason']}")
+    if job.get("estimate"):
+        lines.append(f"  {describe_estimate(job['estimate'])}")
+    if job.get("actual"):
+        lines.append(f"  {describe_actual(job['actual'])}")
     if job.get("error"):
         lines.append(f"  error: {job['error']}")
     for output in job.get("outputs") or ():
@@ -148,10 +155,33 @@ def describe_estimate(estimate: dict[str, Any]) -> str:
             f"({estimate['gpu_seconds']:.0f} GPU s; {estimate['phase'].replace('_', ' ')}{finish})")
 
 
+def describe_place(job: dict[str, Any]) -> str:
+    """Where a job not over is: its phase, the jobs ahead of it, when it should start and finish."""
+    parts = [job["phase"].replace("_", " ")]
+    if job.get("queue_position"):
+        parts.append(f"behind {job['queue_position']} job(s)")
+    eta = job.get("eta") or {}
+    if eta:
+        parts.append(f"starts in ~{eta['start_in_s']:.0f} s, finishes in ~{eta['finish_in_s']:.0f} s "
+                     f"(by {eta['finish_by']})")
+    return ", ".join(parts)
+
+
+def describe_actual(done: dict[str, Any]) -> str:
+    """What an ended job took and cost, beside its estimate."""
+    parts = [f"${done['usd']:.4f} for {done['gpu_seconds']:.0f} GPU s" if done.get("usd") is not None
+             else "no GPU time"]
+    if done.get("finish_error_s") is not None:
+        error = done["finish_error_s"]
+        parts.append(f"ended {abs(error):.0f} s {'later' if error > 0 else 'sooner'} than estimated")
+    return "actual: " + "; ".join(parts)
+
+
 def where(data: dict[str, Any]) -> str:
     """A status event's state for a person: status, node, and while it waits where and until when."""
     parts = [data.get("status") or ""]
-    if data.get("phase") and data.get("status") == states.QUEUED:
+    # A job given back by its instance is still running by its status, waiting by its phase.
+    if data.get("phase") not in (None, states.RUNNING):
         parts.append(data["phase"].replace("_", " "))
         if data.get("queue_position"):
             parts.append(f"behind {data['queue_position']}")

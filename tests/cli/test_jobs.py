@@ -58,6 +58,9 @@ def test_submit_prints_the_job_id_and_status_reads_it_back(gpuorch, served):
     shown = gpuorch("status", job_id, settings=api_settings)
     assert shown.exit_code == 0, shown.output
     assert shown.stdout.startswith(f"job {job_id} (camera-angle): queued, 0%")
+    # No lifecycle check has run: the GPU is a cold start away.
+    assert re.search(r"^  where: waiting for gpu, starts in ~\d+ s, finishes in ~\d+ s \(by ", shown.stdout, re.M)
+    assert "\n  expected: $" in shown.stdout and "actual" not in shown.stdout
     as_json = json.loads(gpuorch("status", job_id, "--json", settings=api_settings).stdout)
     assert (as_json["job_id"], as_json["status"]) == (job_id, "queued")
 
@@ -128,6 +131,8 @@ def test_wait_and_events_print_the_job_s_end(gpuorch, served):
     waited = gpuorch("wait", job_id, "--timeout", "30", settings=api_settings)
     mover.join()
     assert waited.exit_code == 1 and "failed" in waited.stdout and "out of luck" in waited.stdout
+    assert re.search(r"^  actual: no GPU time; ended \d+ s sooner than estimated$", waited.stdout, re.M), waited.stdout
+    assert "where:" not in waited.stdout
     streamed = gpuorch("events", job_id, "--json", settings=api_settings)
     assert streamed.exit_code == 1
     assert [json.loads(line)["event"] for line in streamed.stdout.splitlines()] == ["status", "end"]

@@ -4,6 +4,7 @@ workflow's observed times, and once it ends the actual beside the estimate, judg
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -15,6 +16,7 @@ from lifecycle.live.check import StatusStore
 from lifecycle.live.heartbeats import HEARTBEAT_TTL_S, HeartbeatStore
 from lifecycle.live.runs import RunLog
 from lifecycle.model import SPOT, Action, Decision, Instance
+from webapp.views import events
 
 
 @pytest.fixture(autouse=True)
@@ -140,3 +142,42 @@ def test_a_running_job_its_instance_gave_back_waits_for_the_next_one(client, set
     record = client.get(f"/api/v1/jobs/{job['job_id']}").json
     assert (record["status"], record["phase"], record["queue_position"]) == ("running", "gpu_starting", 0)
     assert record["eta"]["start_in_s"] == pytest.approx(DEFAULT_COLD_START.total_s, abs=2)
+
+
+def stream_events(answer):
+    """The (event, data) pairs of a Server-Sent Events answer as the server sends them, comments left out."""
+    for chunk in answer.response:
+        for block in chunk.decode().split("\n\n"):
+            lines = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
+            if lines:
+                yield lines["event"], json.loads(lines["data"])
+
+
+def test_the_event_stream_tells_a_waiting_job_s_moves_as_the_gpu_starts(client, settings, provisioned, monkeypatch):
+    monkeypatch.setattr(events, "PLACE_CHECK_S", 0.1)
+    check_saw(provisioned, settings, Instance("i-gpu", "stopped"))
+    job_id = submit(client, settings)["job_id"]
+    answer = client.get(f"/api/v1/jobs/{job_id}/events", buffered=False)
+    stream = stream_events(answer)
+
+    def next_status() -> dict:
+        name, data = next(stream)
+        assert name == "status", (name, data)
+        return data
+
+    # Nothing of the record changes while the GPU starts and becomes ready: the stream tells each move all the same.
+    assert (next_status()["phase"]) == "waiting_for_gpu"
+    check_saw(provisioned, settings, Instance("i-gpu", "pending", launched_at=datetime.now(timezone.utc)))
+    starting = next_status()
+    assert (starting["status"], starting["phase"], starting["queue_position"]) == ("queued", "gpu_starting", 0)
+    HeartbeatStore(provisioned.aws.dynamodb, settings.control_table, ttl_s=HEARTBEAT_TTL_S).beat("i-gpu", [], True)
+    check_saw(provisioned, settings, Instance("i-gpu", "running", launched_at=datetime.now(timezone.utc)))
+    assert next_status()["phase"] == "queued"
+
+    provisioned.jobs.transition(job_id, states.RUNNING)
+    running = next_status()
+    assert (running["status"], running["phase"]) == ("running", "running")
+    provisioned.jobs.transition(job_id, states.CANCELLED)
+    rest = [(name, data["status"]) for name, data in stream]
+    answer.close()
+    assert rest == [("status", "cancelled"), ("end", "cancelled")]

@@ -26,11 +26,17 @@ blp = Blueprint("events", __name__, url_prefix="/api/v1", description="Follow a 
 
 # A comment line this often keeps proxies from closing a quiet stream, and finds a client that went away.
 KEEPALIVE_S = 15.0
+# While a job waits, where it is (its phase, its place in the queue) is looked at this often: the GPU starting or
+# the jobs ahead finishing change it without a change of its record.
+PLACE_CHECK_S = 5.0
+# What a `status` event is sent again for when the record has not changed: the job moved on while it waits.
+PLACE = ("phase", "queue_position", "waiting_reason")
 EVENT_STREAM = "text/event-stream"
 
 _STREAM_DOC = (
     "A text/event-stream (Server-Sent Events) of the job: `status` events (its status, progress, node, and while "
-    "it waits where it is and when it should start: phase, queue_position, eta) whenever the status changes, "
+    "it waits where it is and when it should start: phase, queue_position, eta) whenever the status changes and, "
+    "while it waits, whenever its phase, place in the queue or waiting reason changes (looked at every 5 s), "
     "`progress` events (progress, node) as it runs, and last an `end` event holding the job's final record (as GET "
     "/api/v1/jobs/{job_id} answers it), after which the stream closes. The first event is a `status` event of the "
     "job as it is now; a job already over gets its `end` event at once. A comment line is sent every 15 s while "
@@ -65,18 +71,27 @@ def status_data(job: Job) -> dict[str, Any]:
 
 
 def job_events(job: Job, follower: Follower | None) -> Iterator[str]:
-    """The stream: the job as it is, each change, then its final record."""
-    yield sse("status", status_data(job))
+    """The stream: the job as it is, each change (and each move while it waits), then its final record."""
+    told = status_data(job)
+    yield sse("status", told)
     while follower is not None and not states.is_terminal(job.status):
-        latest = follower.changed(job, KEEPALIVE_S) or job
-        if latest is job or (latest.status, latest.progress, latest.node) == (job.status, job.progress, job.node):
-            yield ": keep-alive\n\n"
-        elif latest.status != job.status:
-            yield sse("status", status_data(latest))
-        else:
+        latest = follower.changed(job, PLACE_CHECK_S if told.get("phase") else KEEPALIVE_S) or job
+        if latest.status != job.status:
+            told = status_data(latest)
+            yield sse("status", told)
+        elif (latest.progress, latest.node) != (job.progress, job.node):
             yield sse("progress", {"job_id": latest.job_id, "progress": latest.progress, "node": latest.node})
+        elif told.get("phase") and _moved(told, place := status_data(latest)):
+            told = place
+            yield sse("status", told)
+        else:
+            yield ": keep-alive\n\n"
         job = latest
     yield sse("end", JobSchema().dump(answers([job])[0]))
+
+
+def _moved(told: dict[str, Any], now: dict[str, Any]) -> bool:
+    return any(told.get(name) != now.get(name) for name in PLACE)
 
 
 @blp.route("/jobs/<string:job_id>/events")
