@@ -22,10 +22,12 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Records every POST; `answers` is consumed one per request (then `default`): a status, or ("sleep", s)."""
+    """Records every POST; `answers` is consumed one per request (then `default`): a status, or ("sleep", s).
+    `answers_by_event` (event type: answers) is consumed first by the requests of that event, whatever their order."""
 
     secret: str
     answers: list = field(default_factory=list)
+    answers_by_event: dict[str, list] = field(default_factory=dict)
     default: int = 204
     received: list[Received] = field(default_factory=list)
 
@@ -41,7 +43,11 @@ class Receiver:
                 except WebhookVerificationError as exc:
                     verified, problem = None, str(exc)
                 receiver.received.append(Received(headers, body, verified, problem))
-                answer = receiver.answers.pop(0) if receiver.answers else receiver.default
+                for_event = receiver.answers_by_event.get((verified or {}).get("type"))
+                if for_event:
+                    answer = for_event.pop(0)
+                else:
+                    answer = receiver.answers.pop(0) if receiver.answers else receiver.default
                 if isinstance(answer, tuple) and answer[0] == "sleep":
                     time.sleep(answer[1])
                     answer = 204
