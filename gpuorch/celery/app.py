@@ -93,7 +93,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_time_limit": settings.task_time_limit,
         "task_soft_time_limit": settings.soft_time_limit,
-        "task_track_started": True,
+        # No STARTED result: the job record says running (written as the job starts), and the write would be one
+        # more DynamoDB call between a message's receipt and ComfyUI's prompt; PROGRESS follows within a step.
+        "task_track_started": False,
         "result_expires": None,  # the DynamoDB table's TTL expires results
         # Broadcast: Celery events and remote control, through SNS topics that kombu's SQS transport alone cannot
         # use for Celery (gpuorch.celery.monitoring.transport says why), so Flower and `celery inspect` see the

@@ -127,25 +127,16 @@ def run_job(services: Services, job_id: str, workflow_name: str, params: dict[st
 def _run_job(services: Services, job_id: str, workflow_name: str, update_state: Callable[..., None] | None,
              metrics: JobMetrics, interruption: Callable[[], datetime | None]) -> dict[str, Any]:
     records = Records(services)
-    job = records.get(job_id)
-    if job is None:
-        # A message with no record was not accepted by gpuorch: leave it to the dead-letter queue.
-        log.error("job %s: no job record; rejecting the message", job_id)
-        raise JobDeferred(f"no job record for {job_id}")
-    if states.is_terminal(job.status):
-        log.info("job %s: already %s; duplicate delivery ignored", job_id, job.status)
-        # The delivery that ended it may have died before announcing the end: announced again, made once.
-        services.jobs.announce(job)
-        return settled(job)
     if (notice_at := interruption()) is not None:
-        # Taken after the notice (prefetched, or received as the consumer stopped): it has not started anywhere.
+        # Taken after the notice (prefetched, or received as the consumer stopped): it has not started here.
         log.warning("job %s: not started, its instance is interrupted at %s: giving it back", job_id,
                     notice_at.isoformat())
         raise JobGivenBack(f"job {job_id}: its instance is interrupted at {notice_at.isoformat()}")
+    # Moved to running without reading it first (the message gate has read it): only a refused move is read.
     try:
         job = records.transition(job_id, states.RUNNING)
     except TransitionRefused:
-        return settled(records.get(job_id))  # cancelled meanwhile
+        return _not_started(services, records.get(job_id), job_id)
     log.info("job %s: running %s (attempt %d)", job_id, workflow_name, job.attempts)
     record_start(metrics, job)
     execution = JobExecution(services, job, update_state, metrics=metrics, interruption=interruption)
@@ -218,6 +209,18 @@ def failure_reason(exc: BaseException, execution: "JobExecution") -> str:
     if isinstance(exc, OutputsNotStored):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _not_started(services: Services, job: Job | None, job_id: str) -> dict[str, Any]:
+    """The task's answer for a job whose record refused the move to running: it has none, or it is over."""
+    if job is None:
+        # A message with no record was not accepted by gpuorch: leave it to the dead-letter queue.
+        log.error("job %s: no job record; rejecting the message", job_id)
+        raise JobDeferred(f"no job record for {job_id}")
+    log.info("job %s: already %s; not run (a duplicate delivery, or cancelled before it started)", job_id, job.status)
+    # The delivery that ended it may have died before announcing the end: announced again, made once.
+    services.jobs.announce(job)
+    return settled(job)
 
 
 def settled(job: Job) -> dict[str, Any]:

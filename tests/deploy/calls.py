@@ -191,7 +191,7 @@ CALLS: dict[str, list[Call]] = {
         Call("dynamodb", "DescribeTable", "result_table", "celery DynamoDB backend client start (_get_or_create_table)"),
         Call("dynamodb", "DescribeTimeToLive", "result_table", "celery DynamoDB backend client start (_set_table_ttl)"),
         Call("dynamodb", "GetItem", "result_table", "celery backend _store_result reads the current state first"),
-        Call("dynamodb", "PutItem", "result_table", "celery backend: PROGRESS (update_state), STARTED and the result"),
+        Call("dynamodb", "PutItem", "result_table", "celery backend: PROGRESS (update_state) and the result"),
         Call("dynamodb", "UpdateItem", "control_table@heartbeat", "lifecycle/live/heartbeats.py HeartbeatStore.beat"),
         Call("sqs", "SendMessage", "control_queue", "gpuorch/webhooks/announce.py: a webhook delivery for the control worker"),
         Call("sqs", "GetQueueAttributes", "control_queue", KOMBU_DECLARE),
