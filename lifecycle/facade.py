@@ -46,6 +46,9 @@ MIN_CHECK_STALE_S = 60.0
 # How long one API process reuses what it read of the GPU, the workflows' observed times, and the measured cold start:
 # an answer's eta moves with the GPU within seconds; the others change slowly.
 GPU_VIEW_TTL_S = 2.0
+# The queue (its queued and running jobs, up to QUEUE_READ each) is read once for every answer in this while: each
+# waiting job's GET, list and event stream places itself in the same read rather than reading the queue again.
+QUEUE_TTL_S = 2.0
 TIMES_TTL_S = 60.0
 COLD_START_TTL_S = 600.0
 # The finished jobs a workflow's times are the medians of, and how far back cold starts are measured.
@@ -165,12 +168,13 @@ class GpuLifecycle:
         return self._cache.get("times", TIMES_TTL_S, observe)
 
     def locate(self, jobs: JobStore, wanted: list[Job], now: datetime) -> dict[str, Whereabouts]:
-        """Where each queued or running job of `wanted` is: one read of the queued jobs, one of the running ones."""
+        """Where each queued or running job of `wanted` is: one read of the queued jobs and one of the running ones,
+        shared by the process's answers for QUEUE_TTL_S."""
         if not any(job.status in (states.QUEUED, states.RUNNING) for job in wanted):
             return {}
         gpu, times = self.gpu_view(jobs, now), self.workflow_times(jobs)
-        queue = jobs.oldest(states.QUEUED, QUEUE_READ)
-        running = jobs.oldest(states.RUNNING, QUEUE_READ)
+        queue, running = self._cache.get("queue", QUEUE_TTL_S, lambda: (jobs.oldest(states.QUEUED, QUEUE_READ),
+                                                                         jobs.oldest(states.RUNNING, QUEUE_READ)))
         running_left = [times_of(times, job.workflow).run_s - _elapsed(job, now) for job in running]
         order = {job.job_id: n for n, job in enumerate(queue)}
         grace_s = stale_after_s(self.settings.heartbeat_seconds)

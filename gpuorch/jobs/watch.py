@@ -1,13 +1,13 @@
-"""Following job records from one process: one thread reads every followed job's record in one batched read, often,
-while anyone follows, and wakes the followers of each record that changed. A bound on followers keeps a process's
-threads for everything else."""
+"""Following job records from one process: one thread reads every followed job's record in one batched read, often
+while anyone follows (more often while a job's end is imminent), and wakes the followers of each record that
+changed. A bound on followers keeps a process's threads for everything else."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from gpuorch.errors import AdmissionRefused
@@ -23,6 +23,9 @@ ReadMany = Callable[[list[str]], dict[str, Job]]
 RETRY_AFTER_S = 5.0
 # After a failed read, the poller waits this long before the next (the followers keep what they had).
 BACKOFF_S = 1.0
+# While a followed job's end is imminent, the records are read this often: its caller hears the end within about
+# this of the final write, at the cost of reads for that short while only (storing its outputs).
+IMMINENT_INTERVAL_S = 0.005
 
 
 class TooManyWaiters(AdmissionRefused):
@@ -32,6 +35,17 @@ class TooManyWaiters(AdmissionRefused):
 def version(job: Job | None) -> tuple:
     """What a follower is told about when it changes: status, progress, node (and the record's time)."""
     return () if job is None else (job.status, job.progress, job.node, job.updated_at)
+
+
+def end_imminent(job: Job | None) -> bool:
+    """A job running whose prompt ComfyUI has finished (progress 100 means its outputs exist): only their storing
+    and the final write are left."""
+    return job is not None and job.status == states.RUNNING and job.progress >= 100
+
+
+def poll_interval(latest: Iterable[Job | None], interval_s: float) -> float:
+    """How long until the next read of the followed records: `interval_s`, or less while an end is imminent."""
+    return min(interval_s, IMMINENT_INTERVAL_S) if any(end_imminent(job) for job in latest) else interval_s
 
 
 class Follower:
@@ -122,4 +136,5 @@ class JobWatch:
                         changed = True
                 if changed:
                     self._cond.notify_all()
-            time.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
+                interval_s = poll_interval(self._latest.values(), self.interval_s)
+            time.sleep(max(0.0, interval_s - (time.monotonic() - started)))

@@ -9,7 +9,8 @@ import pytest
 
 from gpuorch.celery.app import create_celery_app
 from gpuorch.jobs import states
-from gpuorch.jobs.watch import JobWatch, TooManyWaiters
+from gpuorch.jobs.store import Job
+from gpuorch.jobs.watch import IMMINENT_INTERVAL_S, JobWatch, TooManyWaiters, poll_interval
 from gpuorch.tasks import follow, use_app, wait
 from tests.conftest import wait_for
 
@@ -20,6 +21,21 @@ def jobs(provisioned):
     for job_id in ("a", "b"):
         store.create(job_id, "camera-angle", {"move": "top_down"}, source="python")
     return store
+
+
+def record(status: str, progress: int) -> Job:
+    return Job("j", "camera-angle", status, {}, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", progress=progress)
+
+
+@pytest.mark.parametrize("followed,interval_s", [
+    ([], 0.05),
+    ([None, record("queued", 0)], 0.05),
+    ([record("running", 99)], 0.05),
+    ([record("running", 40), record("running", 100)], IMMINENT_INTERVAL_S),  # ComfyUI done: only storing is left
+    ([record("succeeded", 100)], 0.05),  # over: its followers have what they waited for
+])
+def test_records_are_read_more_often_only_while_an_end_is_imminent(followed, interval_s):
+    assert poll_interval(followed, 0.05) == interval_s
 
 
 def test_one_read_serves_every_follower_and_wakes_each_on_its_change(jobs):

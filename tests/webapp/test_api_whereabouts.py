@@ -23,6 +23,7 @@ from webapp.views import events
 def fresh_reads(monkeypatch):
     """Each answer reads the lifecycle afresh (an API process reuses it for seconds)."""
     monkeypatch.setattr(facade, "GPU_VIEW_TTL_S", 0.0)
+    monkeypatch.setattr(facade, "QUEUE_TTL_S", 0.0)
     monkeypatch.setattr(facade, "TIMES_TTL_S", 0.0)
 
 
