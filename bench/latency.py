@@ -7,15 +7,20 @@ receive, the record's read and its move to running, the input's fetch, ComfyUI's
 
 Notify: from the job's end (its record's finished_at, stamped by the GPU worker just before its final write) to the
 caller hearing it, three ways at once: a `GET ?wait=60` already waiting, the event stream's `end` event, and the
-webhook at a receiver on loopback (verified with the Standard Webhooks library). Its floor: the final write and a
-consistent read of it, with boto3.
+webhook at a receiver on loopback (verified with the Standard Webhooks library). The floor of a wait and of the
+stream: the final write and a consistent read of it. The webhook's, whose delivery goes off the hot path through the
+control queue: the final write, the control queue's send and receive (a long poll already open), the record's read,
+the delivery's conditional put and the signed POST.
+
+Each floor call is the request gpuorch makes: the record as the API wrote the warm-up job's, its moves to running
+and to succeeded with the conditions that keep a status moving forward only.
 
 Then waiting requests: `GET ?wait=` requests are opened on a job that never runs until the API answers 503, under
 the Procfile's gunicorn settings, while a plain GET is timed.
 
-Last line: `dispatch p50 <ms> floor <ms> ratio <r>; notify p50 <ms> floor <ms> ratio <r>`, notify being its slowest
-way. `--quick` is a few seconds' run that tests/bench/test_benches.py makes, so the bench keeps working; its figures
-mean nothing.
+Last line: `dispatch p50 <ms> floor <ms> ratio <r>; notify p50 <ms> floor <ms> ratio <r>`, notify being its way with
+the highest ratio. `--quick` is a few seconds' run that tests/bench/test_benches.py makes, so the bench keeps
+working; its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -23,14 +28,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -113,13 +117,14 @@ class Rig:
     comfyui_url: str
     receiver: Receiver
     image_uri: str
+    secret: str  # the key's webhook secret
 
     def job(self, job_id: str) -> dict:
         return self.session.get(f"{self.api_url}/api/v1/jobs/{job_id}", timeout=30).json()
 
 
-def one_job(rig: Rig) -> tuple[float, dict[str, float], dict[str, float]]:
-    """Submit one job and hear its end three ways; (dispatch ms, {way: notify ms}, {dispatch part: ms})."""
+def one_job(rig: Rig) -> tuple[str, float, dict[str, float], dict[str, float]]:
+    """Submit one job and hear its end three ways; (its id, dispatch ms, {way: notify ms}, {dispatch part: ms})."""
     heard: dict[str, float] = {}
     started = time.time()
     answer = rig.session.post(f"{rig.api_url}/api/v1/camera-angle/jobs", timeout=30,
@@ -158,35 +163,132 @@ def one_job(rig: Rig) -> tuple[float, dict[str, float], dict[str, float]]:
     finished, running = seconds(record["finished_at"]), seconds(record["started_at"])
     parts = {"answered": answered - started, "taken": running - answered,
              "prompted": started + dispatch / 1000 - running}
-    return dispatch, {way: (heard[way] - finished) * 1000 for way in WAYS}, {k: v * 1000 for k, v in parts.items()}
+    return job_id, dispatch, {way: (heard[way] - finished) * 1000 for way in WAYS}, {k: v * 1000 for k, v in parts.items()}
 
 
-def floor_dispatch(rig: Rig, queue_url: str, image: bytes) -> float:
-    """The necessary calls of a dispatch, made directly and in order; ms to ComfyUI starting the prompt."""
-    aws, settings = rig.aws, rig.settings
-    job_id = str(uuid.uuid4())
-    key = encode_item({"task_id": job_id})
-    started = time.time()
-    aws.dynamodb.put_item(TableName=settings.job_table, Item=encode_item({
-        "task_id": job_id, "status": "queued", "workflow": "camera-angle", "params": PARAMS,
-        "created_at": "2026-01-01T00:00:00.000000Z"}), ConditionExpression="attribute_not_exists(task_id)")
-    aws.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"id": job_id}))
-    [message] = aws.sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages", [])
-    aws.dynamodb.get_item(TableName=settings.job_table, Key=key, ConsistentRead=True)
-    aws.dynamodb.update_item(TableName=settings.job_table, Key=key, UpdateExpression="SET #s = :r",
-                             ExpressionAttributeNames={"#s": "status"},
-                             ExpressionAttributeValues=encode_item({":r": "running"}))
-    data = aws.s3.get_object(Bucket=settings.bucket, Key="inputs/house.png")["Body"].read()
-    name = f"floor-{job_id}.png"
-    requests.post(f"{rig.comfyui_url}/upload/image", files={"image": (name, data, "image/png")},
-                  data={"overwrite": "true"}, timeout=30).raise_for_status()
-    graph = floor_graph(rig, name)
-    requests.post(f"{rig.comfyui_url}/prompt", json={"prompt": graph, "prompt_id": job_id, "client_id": "floor"},
-                  timeout=30).raise_for_status()
-    at = execution_start(rig.comfyui_url, job_id)
-    aws.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-    assert data == image
-    return (at - started) * 1000
+# The record's conditional moves, as gpuorch.jobs.store.JobStore.transition writes them: the status may only move
+# forward (design invariant), so the condition is part of the necessary call.
+TO_RUNNING = {"UpdateExpression": "SET #f0 = :v0, #f1 = :v1, #f2 = :v2 ADD attempts :one",
+              "ConditionExpression": "attribute_exists(task_id) AND #status IN (:a0, :a1)"}
+TO_SUCCEEDED = {"UpdateExpression": "SET #f0 = :v0, #f1 = :v1, #f2 = :v2, #f3 = :v3, #f4 = :v4, #f5 = :v5",
+                "ConditionExpression": "attribute_exists(task_id) AND #status IN (:a0)"}
+
+
+@dataclasses.dataclass
+class Floor:
+    """The necessary calls, made directly with boto3 and requests against the same servers, with the same requests:
+    the record as the API wrote a real job's at its submission, its moves as the GPU worker makes them."""
+
+    rig: Rig
+    queue_url: str  # a queue of its own, standing for the GPU queue
+    control_queue_url: str  # and one standing for the control queue a webhook's delivery goes through
+    image: bytes
+    record: dict  # a real job's record as submitted (DynamoDB's typed form)
+    outputs: list  # and its outputs once over
+
+    @classmethod
+    def of(cls, rig: Rig, job_id: str, image: bytes) -> "Floor":
+        item = rig.aws.dynamodb.get_item(TableName=rig.settings.job_table, Key=encode_item({"task_id": job_id}),
+                                         ConsistentRead=True)["Item"]
+        record = {name: value for name, value in item.items()
+                  if name not in ("started_at", "finished_at", "node", "gpu_seconds")}
+        record.update(encode_item({"status": "queued", "progress": 0, "attempts": 0, "outputs": []}))
+        create = rig.aws.sqs.create_queue
+        return cls(rig, create(QueueName=f"bench-floor-{uuid.uuid4().hex[:8]}")["QueueUrl"],
+                   create(QueueName=f"bench-floor-control-{uuid.uuid4().hex[:8]}")["QueueUrl"], image, record,
+                   item["outputs"]["L"])
+
+    def move(self, job_id: str, expression: dict, fields: dict, allowed: tuple[str, ...]) -> None:
+        """The record's conditional move, `fields` (DynamoDB-typed) set, from one of the `allowed` statuses."""
+        values = {f":v{i}": value for i, value in enumerate(fields.values())}
+        values.update(encode_item({f":a{i}": status for i, status in enumerate(allowed)}))
+        if "ADD" in expression["UpdateExpression"]:
+            values[":one"] = {"N": "1"}
+        self.rig.aws.dynamodb.update_item(
+            TableName=self.rig.settings.job_table, Key=encode_item({"task_id": job_id}), ReturnValues="ALL_NEW",
+            ExpressionAttributeNames={**{f"#f{i}": name for i, name in enumerate(fields)}, "#status": "status"},
+            ExpressionAttributeValues=values, **expression)
+
+    def dispatch(self) -> float:
+        """Ms from the record's put to ComfyUI starting the prompt: the put, the queue's send, the receive, the
+        record's read and its move to running, the input's fetch, ComfyUI's upload and prompt."""
+        aws, settings = self.rig.aws, self.rig.settings
+        job_id = str(uuid.uuid4())
+        started = time.time()
+        aws.dynamodb.put_item(TableName=settings.job_table, Item={**self.record, "task_id": {"S": job_id}},
+                              ConditionExpression="attribute_not_exists(task_id)")
+        aws.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps({"id": job_id}))
+        [message] = aws.sqs.receive_message(QueueUrl=self.queue_url, WaitTimeSeconds=1).get("Messages", [])
+        aws.dynamodb.get_item(TableName=settings.job_table, Key=encode_item({"task_id": job_id}), ConsistentRead=True)
+        now = stamp()
+        self.move(job_id, TO_RUNNING, encode_item({"status": "running", "updated_at": now, "started_at": now}),
+                  ("queued", "running"))
+        data = aws.s3.get_object(Bucket=settings.bucket, Key="inputs/house.png")["Body"].read()
+        name = f"floor-{job_id}.png"
+        comfyui_url = self.rig.comfyui_url
+        requests.post(f"{comfyui_url}/upload/image", files={"image": (name, data, "image/png")},
+                      data={"overwrite": "true"}, timeout=30).raise_for_status()
+        graph = floor_graph(self.rig, name)
+        requests.post(f"{comfyui_url}/prompt", json={"prompt": graph, "prompt_id": job_id, "client_id": "floor"},
+                      timeout=30).raise_for_status()
+        at = execution_start(comfyui_url, job_id)
+        aws.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        assert data == self.image
+        self.finish(job_id)  # not timed: ended, so that no record of the floor's lies in the API's queue reads
+        return (at - started) * 1000
+
+    def running_job(self) -> str:
+        job_id = str(uuid.uuid4())
+        self.rig.aws.dynamodb.put_item(TableName=self.rig.settings.job_table, Item={
+            **self.record, "task_id": {"S": job_id}, "status": {"S": "running"}})
+        return job_id
+
+    def finish(self, job_id: str) -> None:
+        now = stamp()
+        fields = encode_item({"status": "succeeded", "updated_at": now, "outputs": [], "gpu_seconds": 0.1,
+                              "progress": 100, "finished_at": now})
+        self.move(job_id, TO_SUCCEEDED, {**fields, "outputs": {"L": self.outputs}}, ("running",))
+
+    def notify_wait(self) -> float:
+        """Ms of the final write and a consistent read of it (a wait's and the stream's floor)."""
+        job_id = self.running_job()
+        started = time.time()
+        self.finish(job_id)
+        self.rig.aws.dynamodb.get_item(TableName=self.rig.settings.job_table, Key=encode_item({"task_id": job_id}),
+                                       ConsistentRead=True)
+        return (time.time() - started) * 1000
+
+    def notify_webhook(self) -> float:
+        """Ms from the final write to the receiver having the signed POST: the write, the control queue's send and
+        receive (off the hot path), the record's read, the delivery's conditional put, the POST."""
+        aws, settings, receiver = self.rig.aws, self.rig.settings, self.rig.receiver
+        job_id = self.running_job()
+        received: list = []
+        # The control worker is already waiting on its queue when the job ends.
+        listener = threading.Thread(target=lambda: received.extend(aws.sqs.receive_message(
+            QueueUrl=self.control_queue_url, WaitTimeSeconds=5).get("Messages", [])), daemon=True)
+        listener.start()
+        time.sleep(0.05)  # the long poll is open before the write: the worker was waiting before the job ended
+        started = time.time()
+        self.finish(job_id)
+        aws.sqs.send_message(QueueUrl=self.control_queue_url, MessageBody=json.dumps([job_id, "job.succeeded"]))
+        listener.join(10)
+        aws.dynamodb.get_item(TableName=settings.job_table, Key=encode_item({"task_id": job_id}), ConsistentRead=True)
+        aws.dynamodb.put_item(TableName=settings.control_table, ConditionExpression="attribute_not_exists(pk)",
+                              Item=encode_item({"pk": f"delivery#{job_id}", "sk": "job.succeeded", "state": "pending",
+                                                "message_id": f"msg_{job_id}", "attempts": [], "round_tries": 0}))
+        at = datetime.now(timezone.utc)
+        body = json.dumps({"type": "job.succeeded", "timestamp": at.isoformat(), "data": {"job_id": job_id}})
+        headers = {"webhook-id": f"msg_{job_id}", "webhook-timestamp": str(int(at.timestamp())),
+                   "webhook-signature": Webhook(self.rig.secret).sign(f"msg_{job_id}", at, body),
+                   "Content-Type": "application/json", "Connection": "close"}
+        requests.post(receiver.url, data=body, headers=headers, timeout=10).raise_for_status()
+        aws.sqs.delete_message(QueueUrl=self.control_queue_url, ReceiptHandle=received[0]["ReceiptHandle"])
+        return (receiver.arrived[job_id] - started) * 1000
+
+
+def stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def floor_graph(rig: Rig, image_name: str) -> dict:
@@ -198,25 +300,19 @@ def floor_graph(rig: Rig, image_name: str) -> dict:
                 output_prefix="floor/out", seed_source=image_name)
 
 
-def floor_notify(rig: Rig) -> float:
-    """The final write and a consistent read of it; ms."""
-    aws, table = rig.aws, rig.settings.job_table
-    job_id = str(uuid.uuid4())
-    key = encode_item({"task_id": job_id})
-    aws.dynamodb.put_item(TableName=table, Item=encode_item({"task_id": job_id, "status": "running",
-                                                             "workflow": "camera-angle",
-                                                             "created_at": "2026-01-01T00:00:00.000000Z"}))
-    started = time.time()
-    aws.dynamodb.update_item(TableName=table, Key=key, UpdateExpression="SET #s = :s, finished_at = :f",
-                             ConditionExpression="#s IN (:r)", ExpressionAttributeNames={"#s": "status"},
-                             ExpressionAttributeValues=encode_item({":s": "succeeded", ":r": "running",
-                                                                    ":f": "2026-01-01T00:00:01.000000Z"}))
-    aws.dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True)
-    return (time.time() - started) * 1000
+def plain_gets(rig: Rig, job_id: str, count: int = 20) -> float:
+    """p50 ms of plain GETs of a job, one after another."""
+    took = []
+    for _ in range(count):
+        began = time.perf_counter()
+        rig.session.get(f"{rig.api_url}/api/v1/jobs/{job_id}", timeout=30).raise_for_status()
+        took.append((time.perf_counter() - began) * 1000)
+    return percentile(took, 50)
 
 
-def waiters(rig: Rig, limit: int) -> tuple[int, int, float]:
-    """(requests held waiting, refused with 503, plain GET p50 ms while they wait) on a job that never runs."""
+def waiters(rig: Rig, limit: int) -> tuple[int, int, float, float]:
+    """(requests held waiting, refused with 503, plain GET p50 ms before and while they wait) on a job that never
+    runs."""
     job_id = f"bench-never-{uuid.uuid4()}"  # recorded, never queued: it stays queued
     rig.aws.dynamodb.put_item(TableName=rig.settings.job_table, Item=encode_item({
         "task_id": job_id, "status": "queued", "workflow": "camera-angle", "params": PARAMS, "owner": "bench",
@@ -224,6 +320,7 @@ def waiters(rig: Rig, limit: int) -> tuple[int, int, float]:
         "progress": 0, "attempts": 0, "outputs": [], "source": "api"}))
     codes: list[int] = []
     wait_s = 15
+    before = plain_gets(rig, job_id)
 
     def one(_i: int) -> None:
         session = requests.Session()
@@ -235,12 +332,8 @@ def waiters(rig: Rig, limit: int) -> tuple[int, int, float]:
         for i in range(limit):
             pool.submit(one, i)
         time.sleep(wait_s / 3)  # the waiters are in; the refused ones have been answered already
-        plain = []
-        for _ in range(20):
-            began = time.perf_counter()
-            rig.session.get(f"{rig.api_url}/api/v1/jobs/{job_id}", timeout=30).raise_for_status()
-            plain.append((time.perf_counter() - began) * 1000)
-    return codes.count(200), codes.count(503), percentile(plain, 50)
+        meanwhile = plain_gets(rig, job_id)
+    return codes.count(200), codes.count(503), before, meanwhile
 
 
 def report(name: str, values: list[float]) -> str:
@@ -283,24 +376,29 @@ def main() -> int:
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {token}"
         rig = Rig(settings, aws, api_url, session, comfyui_url, Receiver(secret),
-                  f"s3://{settings.bucket}/inputs/house.png")
-        queue_url = aws.sqs.create_queue(QueueName=f"bench-floor-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-        image = SAMPLE_IMAGE.read_bytes()
+                  f"s3://{settings.bucket}/inputs/house.png", secret)
 
-        one_job(rig)  # warm every path (connections, the GPU worker's pool, caches) before measuring
-        floor_dispatch(rig, queue_url, image)
-        dispatch, notify, floor_d, floor_n = [], {way: [] for way in WAYS}, [], []
-        parts: dict[str, list[float]] = {}
+        # Warm every path (connections, the GPU worker's pool, caches) before measuring; the floor's record is this
+        # job's as the API wrote it.
+        warm_id, *_ = one_job(rig)
+        floor = Floor.of(rig, warm_id, SAMPLE_IMAGE.read_bytes())
+        floor.dispatch(), floor.notify_wait(), floor.notify_webhook()
+        dispatch, floor_d, parts = [], [], {}
+        notify: dict[str, list[float]] = {way: [] for way in WAYS}
+        floor_n: dict[str, list[float]] = {way: [] for way in WAYS}
         for _ in range(args.jobs):  # alternating, so that neither inherits the other's state
-            sent, heard, split = one_job(rig)
+            _, sent, heard, split = one_job(rig)
             dispatch.append(sent)
             for part, ms in split.items():
                 parts.setdefault(part, []).append(ms)
             for way in WAYS:
                 notify[way].append(heard[way])
-            floor_d.append(floor_dispatch(rig, queue_url, image))
-            floor_n.append(floor_notify(rig))
-        held, refused, plain = waiters(rig, args.waiters)
+            floor_d.append(floor.dispatch())
+            waited = floor.notify_wait()
+            floor_n["wait"].append(waited)
+            floor_n["stream"].append(waited)
+            floor_n["webhook"].append(floor.notify_webhook())
+        held, refused, before, meanwhile = waiters(rig, args.waiters)
 
         print(f"jobs={args.jobs} (moto server, ComfyUI emulator, API under the Procfile's gunicorn settings, "
               f"control and GPU workers, all on loopback; webhooks with a bad signature: {rig.receiver.refused})")
@@ -308,14 +406,15 @@ def main() -> int:
         print(f"dispatch floor  {report('floor', floor_d)}")
         print("dispatch parts (p50): " + ", ".join(f"{part} {percentile(ms, 50):.1f} ms" for part, ms in parts.items())
               + " (answered: the API's 202; taken: on to the GPU worker's running write; prompted: on to ComfyUI)")
+        ratios = {way: percentile(notify[way], 50) / percentile(floor_n[way], 50) for way in WAYS}
         for way in WAYS:
-            print(f"notify {way:8} {report(way, notify[way])}  ratio {percentile(notify[way], 50) / percentile(floor_n, 50):.2f}")
-        print(f"notify floor    {report('floor', floor_n)}")
+            print(f"notify {way:8} {report(way, notify[way])}  ratio {ratios[way]:.2f}")
+            print(f"  its floor     {report('floor', floor_n[way])}")
         print(f"waiters: {held} held at once on one API host, {refused} of {args.waiters} refused (503 "
-              f"too_many_waiters); a plain GET p50 {plain:.1f} ms meanwhile")
-        slowest = max(WAYS, key=lambda way: statistics.median(notify[way]))
+              f"too_many_waiters); a plain GET p50 {meanwhile:.1f} ms meanwhile, {before:.1f} ms before")
+        worst = max(WAYS, key=ratios.__getitem__)
         d50, fd50 = percentile(dispatch, 50), percentile(floor_d, 50)
-        n50, fn50 = percentile(notify[slowest], 50), percentile(floor_n, 50)
+        n50, fn50 = percentile(notify[worst], 50), percentile(floor_n[worst], 50)
         print(f"dispatch p50 {d50:.1f} floor {fd50:.1f} ratio {d50 / fd50:.2f}; "
               f"notify p50 {n50:.1f} floor {fn50:.1f} ratio {n50 / fn50:.2f}")
     return 0
