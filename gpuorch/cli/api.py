@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
@@ -14,6 +15,26 @@ import requests
 TIMEOUT_S = 30
 # The API comments on a quiet event stream this often; twice that without a byte means it is gone.
 KEEPALIVE_S = 15
+# An API process with as many waiting requests as it lets wait answers 503 too_many_waiters with Retry-After: a
+# wait or a stream comes back then (the load balancer may pick a process with room), this many times at most.
+BUSY_TRIES = 12
+
+
+def busy_for(answer: requests.Response) -> float | None:
+    """The seconds a 503 too_many_waiters asks a waiting request to stay away (Retry-After); None for any other
+    answer."""
+    if answer.status_code != 503:
+        return None
+    try:
+        code = answer.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if code != "too_many_waiters":
+        return None
+    try:
+        return float(answer.headers.get("Retry-After", ""))
+    except ValueError:
+        return 5.0
 
 
 class Api:
@@ -27,20 +48,26 @@ class Api:
 
     def call(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), timeout: float = TIMEOUT_S,
              **kwargs: Any) -> dict[str, Any]:
-        url = f"{self.base_url}{path}"
-        try:
-            answer = self.session.request(method, url, timeout=timeout, **kwargs)
-        except requests.RequestException as exc:
-            fail(2, f"cannot reach the API at {self.base_url}: {type(exc).__name__}")
-        return self.read(method, path, answer, ok)
+        return self.read(method, path, self._send(method, path, timeout=timeout, **kwargs), ok)
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """The API's answer; a busy process's 503 too_many_waiters is asked again after its Retry-After."""
+        for _ in range(BUSY_TRIES):
+            try:
+                answer = self.session.request(method, f"{self.base_url}{path}", **kwargs)
+            except requests.RequestException as exc:
+                fail(2, f"cannot reach the API at {self.base_url}: {type(exc).__name__}")
+            wait_s = busy_for(answer)
+            if wait_s is None:
+                return answer
+            answer.close()
+            time.sleep(wait_s)
+        return answer
 
     def events(self, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """(event, data) of a Server-Sent Events answer, as they come, until the stream ends."""
-        try:
-            answer = self.session.get(f"{self.base_url}{path}", stream=True, timeout=(TIMEOUT_S, 2 * KEEPALIVE_S),
-                                      headers={"Accept": "text/event-stream"})
-        except requests.RequestException as exc:
-            fail(2, f"cannot reach the API at {self.base_url}: {type(exc).__name__}")
+        answer = self._send("GET", path, stream=True, timeout=(TIMEOUT_S, 2 * KEEPALIVE_S),
+                            headers={"Accept": "text/event-stream"})
         if answer.status_code != 200:
             self.read("GET", path, answer, ())
         with answer:

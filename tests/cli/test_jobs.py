@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
 import threading
 
 import pytest
+import requests
 from werkzeug.serving import make_server
 
 from gpuorch.celery.app import create_celery_app
-from gpuorch.jobs import states
+from gpuorch.jobs import states, watch
 from webapp import create_app
+from webapp.context import EXTENSION
 
-from tests.conftest import make_key
+from tests.conftest import make_key, wait_for
 from tests.webapp.images import encode
 from tests.webapp.test_api_health import closed_port
 
 
-@pytest.fixture
-def served(settings, provisioned):
-    """The API on a loopback port; yields (settings pointing at it with a user key of alice, the Flask app, the
-    services)."""
+@contextlib.contextmanager
+def serve(settings, provisioned):
+    """The API on a loopback port: (settings pointing at it with a user key of alice, the Flask app, the services)."""
     celery_app = create_celery_app(settings)
     app = create_app(settings, celery_app=celery_app)
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -33,6 +35,12 @@ def served(settings, provisioned):
     server.shutdown()
     thread.join()
     celery_app.close()
+
+
+@pytest.fixture
+def served(settings, provisioned):
+    with serve(settings, provisioned) as running:
+        yield running
 
 
 def image(settings) -> str:
@@ -85,18 +93,16 @@ def test_a_refused_submission_names_each_field_and_exits_1(gpuorch, served):
 
 def move_once_followed(app, services, *moves):
     """Once the CLI follows the job's event stream, move the job through `moves` (each a function of its id)."""
-    from tests.conftest import wait_for
-    from webapp.context import EXTENSION
-
-    watch = app.extensions[EXTENSION].watch
+    followed = app.extensions[EXTENSION].watch
 
     def act():
-        wait_for(lambda: watch.following > 0, 20, message="the CLI to follow the job")
-        [job_id] = [j for j in list(watch._followers)]
+        wait_for(lambda: followed.following > 0, 20, message="the CLI to follow the job")
+        [job_id] = [j for j in list(followed._followers)]
         for move in moves:
-            reads = watch.reads
+            reads = followed.reads
             move(job_id)
-            wait_for(lambda: watch.reads >= reads + 2 or not watch.following, 10, message="the watch to read it")
+            wait_for(lambda: followed.reads >= reads + 2 or not followed.following, 10,
+                     message="the watch to read it")
 
     thread = threading.Thread(target=act, daemon=True)
     thread.start()
@@ -204,3 +210,19 @@ def test_submit_names_a_webhook_and_deliveries_lists_what_was_tried(gpuorch, ser
     assert listed.exit_code == 0 and "No webhook deliveries." in listed.stdout
     refused = gpuorch("resend", job_id, settings=api_settings)
     assert refused.exit_code == 1 and "delivery_not_found" in refused.stderr
+
+
+def test_a_busy_api_process_is_asked_again_after_its_retry_after(gpuorch, settings, provisioned, monkeypatch):
+    monkeypatch.setattr(watch, "RETRY_AFTER_S", 1.0)
+    with serve(dataclasses.replace(settings, api_waiters=1), provisioned) as (api_settings, app, services):
+        job_id = submit(gpuorch, api_settings).stdout.strip()
+        # Another request holds the process's one waiting place for 2 s: the CLI's first wait is refused (503).
+        holder = threading.Thread(target=lambda: requests.get(
+            f"{api_settings.api_base_url}/api/v1/jobs/{job_id}", params={"wait": 2}, timeout=10,
+            headers={"Authorization": f"Bearer {api_settings.api_key}"}), daemon=True)
+        holder.start()
+        wait_for(lambda: app.extensions[EXTENSION].watch.following == 1, 10, message="the holder to wait")
+        waited = gpuorch("wait", job_id, "--timeout", "4", settings=api_settings)
+        holder.join()
+    assert waited.exit_code == 1 and "queued" in waited.stdout, waited.output  # not over: it waited, not refused
+    assert "too_many_waiters" not in waited.output
