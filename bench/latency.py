@@ -163,7 +163,8 @@ def one_job(rig: Rig) -> tuple[str, float, dict[str, float], dict[str, float]]:
     finished, running = seconds(record["finished_at"]), seconds(record["started_at"])
     parts = {"answered": answered - started, "taken": running - answered,
              "prompted": started + dispatch / 1000 - running}
-    return job_id, dispatch, {way: (heard[way] - finished) * 1000 for way in WAYS}, {k: v * 1000 for k, v in parts.items()}
+    notified = {way: (heard[way] - finished) * 1000 for way in WAYS}
+    return job_id, dispatch, notified, {part: s * 1000 for part, s in parts.items()}
 
 
 # The record's conditional moves, as gpuorch.jobs.store.JobStore.transition writes them: the status may only move
