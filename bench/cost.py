@@ -36,7 +36,10 @@ from typing import Callable, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lifecycle.cost_model import ColdStart, Offer, SpotPrices, Volume, on_demand, read_spot_prices  # noqa: E402
+from gpuorch.workflows import load_workflows  # noqa: E402
+from lifecycle.cost_model import (  # noqa: E402
+    ColdStart, Offer, SpotPrices, Volume, cold_start_of, on_demand, read_spot_prices,
+)
 from lifecycle.learning import Economics  # noqa: E402
 from lifecycle.simulation.markets import SpotMarket, cheapest_usd, first_days  # noqa: E402
 from lifecycle.simulation.optimum import optimum  # noqa: E402
@@ -136,7 +139,9 @@ def main() -> int:
     parser.add_argument("--pool", type=int, default=1, help="GPU instances in the pool (each with its volume)")
     args = parser.parse_args()
 
-    cold, offer, volume, serverless = ColdStart(), on_demand(), Volume(), Serverless()
+    # The models the built-in workflows declare (models.json), from the gp3 volume docs/DEPLOYMENT.md creates.
+    files = [(model.name, model.bytes) for workflow in load_workflows() for model in workflow.models]
+    cold, offer, volume, serverless = cold_start_of(files), on_demand(), Volume(), Serverless()
     prices = read_spot_prices(SPOT_PRICES)
     params = SimulationParams.deployment(cold, offer)
     economics = Economics(offer.hourly_usd, cold.billed_s, cold.total_s)
@@ -183,7 +188,7 @@ def describe(cold: ColdStart, offer: Offer, volume: Volume, serverless: Serverle
     """The cost model's defaults, as docs/DEPLOYMENT.md builds the deployment."""
     print(f"gpuorch: {offer.name} ${offer.hourly_usd:.5f}/h, billed per second from `running`, at least 60 s a start")
     print(f"  {cold.describe()}")
-    print(f"  models from {cold.source.name}: {cold.source.why}")
+    print(f"  models: the built-in workflows' declared files, from {cold.source.name}: {cold.source.why}")
     print(f"  {pool} pool instance(s), each with {volume.size_gb:.0f} GB gp3 at {volume.throughput_mib_s:.0f} MiB/s: "
           f"${volume.monthly_usd:.2f} a month, running or stopped ({volume.why})")
     print(f"  spot: {len(prices.dates)} daily prices {prices.dates[0]} to {prices.dates[-1]}, "

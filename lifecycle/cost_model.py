@@ -13,6 +13,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Iterable
 
 MIB = 1024 * 1024
 GB = 1000 ** 3
@@ -95,6 +96,18 @@ class ColdStart:
                 f"{self.os_boot_s:.0f} s + ComfyUI {self.comfyui_start_s:.0f} s + models "
                 f"{self.model_bytes / GB:.0f} GB from {self.source.name} {self.model_load_s:.0f} s + first "
                 f"inference {self.first_inference_s:.0f} s")
+
+
+# GPUORCH_MODELS_STORE's values, and where each reads the model files from at a cold start.
+MODEL_SOURCES = {"volume": GP3_PROVISIONED, "instance-store": S3_TO_INSTANCE_STORE}
+
+
+def cold_start_of(model_files: Iterable[tuple[str, int]], store: str = "volume") -> ColdStart:
+    """The deployment's cold start: its workflows' model files (name, bytes, as their models.json declare them; a
+    file two workflows share is read once) from where GPUORCH_MODELS_STORE keeps them; other parts as ColdStart's."""
+    sizes = dict(model_files)
+    return ColdStart(model_bytes=float(sum(sizes.values())) if sizes else MODEL_BYTES,
+                     source=MODEL_SOURCES.get(store, GP3_PROVISIONED))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from gpuorch.aws.clients import AwsClients
 from gpuorch.errors import ConfigurationError
 from gpuorch.services import Services
 from gpuorch.settings import Settings
-from lifecycle.cost_model import ColdStart
+from lifecycle.cost_model import ColdStart, cold_start_of
 from lifecycle.learning import Economics
 from lifecycle.live.check import LifecycleCheck, StatusStore
 from lifecycle.live.heartbeats import HEARTBEAT_TTL_S, HeartbeatStore
@@ -42,14 +42,24 @@ def policy_from(settings: Settings) -> Policy:
     )
 
 
+def deployment_cold_start(settings: Settings, services: Services) -> ColdStart:
+    """The cold start of this deployment: its workflows' declared model files from its model store; the cost
+    model's default when the workflows cannot be read (the worker's own check says why)."""
+    try:
+        files = [(model.name, model.bytes) for workflow in services.workflows for model in workflow.models]
+    except ConfigurationError:
+        files = []
+    return cold_start_of(files, settings.models_store)
+
+
 def planner_from(settings: Settings, services: Services) -> Planner:
     """The policy of each check, as GPUORCH_LIFECYCLE_POLICY and GPUORCH_WARM_WINDOWS set it; the learned one weighs
-    the cost model's cold start (lifecycle.cost_model, as docs/DEPLOYMENT.md builds the instance)."""
+    this deployment's cold start, and windows open that much early."""
     try:
         windows = parse_windows(settings.warm_windows)
     except ScheduleError as exc:
         raise ConfigurationError(f"GPUORCH_WARM_WINDOWS: {exc}") from None
-    cold = ColdStart()
+    cold = deployment_cold_start(settings, services)
     economics = Economics(hourly_price(""), cold.billed_s, cold.total_s,
                           wait_usd_per_s=settings.wait_value_usd_per_hour / 3600.0)
     return planner_for(settings.lifecycle_policy, policy_from(settings), jobs=lambda: services.jobs,
