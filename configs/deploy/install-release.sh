@@ -108,8 +108,9 @@ cmd_install() {
   if [[ "${SKIP_VENV:-}" != 1 ]]; then
     "$PYTHON" -m venv "$release/.venv"
     "$release/.venv/bin/python" -m pip install --quiet --upgrade pip
-    # Editable: the release folder is the package's home, so its configs/ and Procfile are found in it.
-    "$release/.venv/bin/python" -m pip install --quiet -e "$release"
+    # Editable: the release folder is the package's home, so its configs/ and Procfile are found in it. The
+    # release's constraints.txt pins every library, so hosts installed on different days run the same ones.
+    "$release/.venv/bin/python" -m pip install --quiet -c "$release/constraints.txt" -e "$release"
     "$release/.venv/bin/python" -m compileall -q "$release/gpuorch" "$release/workers" "$release/webapp" \
         "$release/lifecycle" >/dev/null
     "$release/.venv/bin/gpuorch" --version
