@@ -67,7 +67,10 @@ def env(var: str, default: Any, doc: str, *, secret: bool = False) -> Any:
 class Settings:
     """Everything configurable about gpuorch; `Settings.from_env()` is the only reader of the environment."""
 
-    region: str = env("GPUORCH_REGION", "us-east-1", "AWS region of every resource.")
+    region: str = env(
+        "GPUORCH_REGION", "us-east-1",
+        "AWS region of every resource, and of the on-demand prices budgets and cost reports use (lifecycle/prices.py).",
+    )
     aws_endpoint_url: str = env(
         "GPUORCH_AWS_ENDPOINT_URL", "",
         "One endpoint for SQS, SNS, DynamoDB, S3 and EC2 (the local moto server). Empty: real AWS.",

@@ -47,22 +47,22 @@ class GpuLifecycle:
 
     def month_spend(self, now: datetime) -> float:
         """This month's GPU spend so far, in dollars."""
-        return run_log_for(self._dynamodb, self._table).month_spend(now)
+        return run_log_for(self._dynamodb, self._table, self.settings.region).month_spend(now)
 
     def costs(self, jobs: JobStore, period: Period, now: datetime, *, by_owner: bool = False) -> dict[str, Any]:
         """The GPU cost document of `period` (lifecycle.live.costs.cost_document); with `by_owner`, each owner's
         part of it (lifecycle.live.chargeback)."""
-        return period_costs(run_log_for(self._dynamodb, self._table), jobs, period, now=now,
+        return period_costs(run_log_for(self._dynamodb, self._table, self.settings.region), jobs, period, now=now,
                             monthly_budget_usd=self.settings.monthly_budget_usd, by_owner=by_owner)
 
     def compare(self, jobs: JobStore, period: Period, now: datetime) -> dict[str, Any]:
         """The period's jobs beside the replaced rule, fixed idle times, the learning policy and serverless
         (lifecycle.advice)."""
-        return compare_period(run_log_for(self._dynamodb, self._table), jobs, period, now=now)
+        return compare_period(run_log_for(self._dynamodb, self._table, self.settings.region), jobs, period, now=now)
 
     def owner_month_spend(self, jobs: JobStore, owner: str, now: datetime) -> float:
         """What `owner`'s jobs cost this UTC month so far."""
-        return owner_month_spend(run_log_for(self._dynamodb, self._table), jobs, owner, now)
+        return owner_month_spend(run_log_for(self._dynamodb, self._table, self.settings.region), jobs, owner, now)
 
     def check_stale_after_s(self) -> float:
         """How old the last lifecycle check may be before the control worker or beat reads as down."""

@@ -142,7 +142,7 @@ def cost(settings: Settings, from_: str | None, to: str | None, by: str | None, 
     aws = AwsClients(settings)
     jobs = JobStore(aws.dynamodb, settings.job_table, ttl_seconds=settings.job_ttl_seconds)
     try:
-        run_log = run_log_for(aws.dynamodb, settings.control_table)
+        run_log = run_log_for(aws.dynamodb, settings.control_table, settings.region)
         document = period_costs(run_log, jobs, period, now=now, monthly_budget_usd=settings.monthly_budget_usd,
                                 by_owner=by == "owner")
         if compare:

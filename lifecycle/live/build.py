@@ -18,7 +18,7 @@ from lifecycle.live.pool import EC2_CLIENT_CONFIG, InstancePool
 from lifecycle.live.refusals import RefusalStore, configuration_parts, fingerprint
 from lifecycle.live.runs import RunLog
 from lifecycle.model import Policy, stale_after_s
-from lifecycle.prices import HOURLY_USD, hourly_price
+from lifecycle.prices import region_prices
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +56,18 @@ def lifecycle_check(services: Services) -> LifecycleCheck:
     table = settings.control_table
     # The pool retries EC2 throttling itself: its client must not retry (or retry capacity errors) too.
     ec2 = AwsClients(settings, EC2_CLIENT_CONFIG).ec2
+    prices = region_prices(settings.region)
+    log.info("lifecycle: %s", prices.describe())
     return LifecycleCheck(
         pool=InstancePool(ec2, settings.gpu_pool, fallback_types=settings.fallback_instance_types),
         heartbeats=HeartbeatStore(aws.dynamodb, table, ttl_s=HEARTBEAT_TTL_S),
-        runs=RunLog(aws.dynamodb, table, prices=HOURLY_USD),
+        runs=RunLog(aws.dynamodb, table, prices=prices.usd_per_hour),
         lease=Lease(aws.dynamodb, table, "lifecycle", owner=default_owner(), ttl_s=2 * settings.lifecycle_check_seconds),
         status=StatusStore(aws.dynamodb, table),
         sqs=aws.sqs,
         queue_url=aws.queue_url(settings.gpu_queue),
         policy=policy_from(settings),
-        hourly_price=hourly_price,
+        hourly_price=prices.hourly,
         metrics=lifecycle_metrics(),
         refusals=RefusalStore(aws.dynamodb, table),
         configuration=configuration_of(services),

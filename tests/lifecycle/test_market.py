@@ -7,11 +7,11 @@ import pytest
 
 from lifecycle.decision import decide, interruption_at
 from lifecycle.market import passed_over, start_order
-from lifecycle.model import Action, Heartbeat, Instance, Policy, Snapshot, SpotSetback
+from lifecycle.model import G6E_2XLARGE_HOURLY_USD, Action, Heartbeat, Instance, Policy, Snapshot, SpotSetback
 
 NOW = datetime(2026, 5, 4, 9, 0, tzinfo=timezone.utc)
 POLICY = Policy(idle_stop_s=300, heartbeat_timeout_s=45, spot_max_share=0.8, spot_hold_s=1800)
-ON_DEMAND_USD = 2.24  # lifecycle.prices: g6e.2xlarge
+ON_DEMAND_USD = G6E_2XLARGE_HOURLY_USD  # a snapshot's price when it names none: the reference region's g6e.2xlarge
 
 
 def ago(seconds: float) -> datetime:
