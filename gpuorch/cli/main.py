@@ -1,5 +1,5 @@
-"""The `gpuorch` command: provision AWS resources, check workflow templates, show the configuration, submit and
-follow jobs, operate the GPU and the dead-letter queue, report the GPU's cost and simulate lifecycle policies."""
+"""The `gpuorch` command: deploy on AWS, provision AWS resources, check workflow templates, show the configuration,
+submit and follow jobs, operate the GPU and the dead-letter queue, report the GPU's cost and simulate policies."""
 
 from __future__ import annotations
 
@@ -183,9 +183,10 @@ def simulate(trace: str, policy: str | None) -> None:
 def _register() -> None:
     """The subcommands kept in modules of their own: jobs over the REST API, the GPU pool, dead letters, keys, model
     files."""
-    from gpuorch.cli import dlq, gpu, jobs, keys, models
+    from gpuorch.cli import deploy, dlq, gpu, jobs, keys, models
 
-    for command in (jobs.submit, jobs.status, jobs.list_jobs, jobs.cancel, gpu.gpu, dlq.dlq, keys.keys, models.models):
+    for command in (jobs.submit, jobs.status, jobs.list_jobs, jobs.cancel, gpu.gpu, dlq.dlq, keys.keys, models.models,
+                    deploy.deploy):
         main.add_command(command)
 
 
