@@ -137,18 +137,16 @@ def _roles(documents: dict[str, Any]) -> dict[str, Any]:
     the role of each kind of instance, its instance profile, and reading the release archive."""
     resources: dict[str, Any] = {}
     for role, prefix in ((HOST, "Host"), (GPU, "Gpu")):
-        attached = []
         for name, document in role_documents("host" if role == HOST else "gpu", documents).items():
-            logical = _logical(name)  # each document is one role's, so its name is unique in the stack
-            resources[logical] = {"Type": "AWS::IAM::ManagedPolicy",
-                                  "Properties": {"Description": f"gpuorch {role}: configs/deploy/iam/{name}",
-                                                 "PolicyDocument": document}}
-            attached.append({"Ref": logical})
+            # Each document is one role's, so its name is unique in the stack.
+            resources[_logical(name)] = {"Type": "AWS::IAM::ManagedPolicy", "Properties": {
+                "Description": f"gpuorch {role}: configs/deploy/iam/{name}", "PolicyDocument": document,
+                "Roles": [{"Ref": f"{prefix}Role"}]}}
         resources[f"{prefix}Role"] = {"Type": "AWS::IAM::Role", "Properties": {
             "Description": f"gpuorch {role} instances",
             "AssumeRolePolicyDocument": documents["ec2-trust-policy.json"],
             # Session Manager: the way in for an operator, with no key pair and no inbound port.
-            "ManagedPolicyArns": [*attached, SSM_MANAGED_POLICY],
+            "ManagedPolicyArns": [SSM_MANAGED_POLICY],
             "Policies": [{"PolicyName": "read-gpuorch-release", "PolicyDocument": {
                 "Version": "2012-10-17",
                 "Statement": [{"Sid": "ReadRelease", "Effect": "Allow", "Action": "s3:GetObject",

@@ -84,10 +84,10 @@ def test_each_role_gets_exactly_the_rendered_documents_and_session_manager():
     policies = resources_of(template, "AWS::IAM::ManagedPolicy")
     for role, logical in (("host", "HostRole"), ("gpu", "GpuRole")):
         properties = template["Resources"][logical]["Properties"]
-        attached = [p for p in properties["ManagedPolicyArns"] if isinstance(p, dict)]
-        assert [policies[p["Ref"]]["Properties"]["PolicyDocument"] for p in attached] == list(
-            role_documents(role, documents).values())
-        assert SSM_MANAGED_POLICY in properties["ManagedPolicyArns"]
+        attached = [p["Properties"]["PolicyDocument"] for p in policies.values()
+                    if p["Properties"]["Roles"] == [{"Ref": logical}]]
+        assert attached == list(role_documents(role, documents).values())
+        assert properties["ManagedPolicyArns"] == [SSM_MANAGED_POLICY]
         assert properties["AssumeRolePolicyDocument"] == documents["ec2-trust-policy.json"]
     assert set(role_documents("host", documents)) == set(ROLE_POLICIES["host"])  # every optional one, here
 
