@@ -151,6 +151,22 @@ class Settings:
         "Seconds after EC2 refused to start a spot instance, or interrupted it, during which starts go to on-demand "
         "(why 1800: lifecycle.model.DEFAULT_SPOT_HOLD_S).",
     )
+    lifecycle_policy: str = env(
+        "GPUORCH_LIFECYCLE_POLICY", "fixed",
+        "fixed: the idle time and pool bounds above; learned: the idle time by hour of the week, pre-warming and "
+        "scale-out learned from the job table's last four weeks (lifecycle/learning.py), within the same bounds.",
+    )
+    wait_value_usd_per_hour: float = env(
+        "GPUORCH_WAIT_VALUE_USD_PER_HOUR", 0.0,
+        "What an hour of a job's wait for a cold start is worth to you, for the learned policy: 0 minimises the GPU "
+        "bill; more keeps the GPU warm longer when it is cheap (2.24, an on-demand GPU hour, trades about one GPU "
+        "second for each second a job waits).",
+    )
+    warm_windows: str = env(
+        "GPUORCH_WARM_WINDOWS", "",
+        "Hours in which one GPU is kept ready (and started a cold start before they begin), ';'-separated, each "
+        "'DAYS HH:MM-HH:MM ZONE', e.g. 'Mon-Fri 08:00-18:00 Europe/Berlin'; empty: none.",
+    )
     interruption_check_seconds: float = env(
         "GPUORCH_INTERRUPTION_CHECK_SECONDS", 5.0,
         "Seconds between a GPU worker's looks at its spot interruption notice (spot/instance-action in the instance "
@@ -462,6 +478,10 @@ class Settings:
                           ("GPUORCH_CONTROL_METRICS_PORT", self.control_metrics_port)):
             if not 0 <= port < 65536:
                 raise SettingsError(f"{var} must be between 0 (not served) and 65535")
+        if self.lifecycle_policy not in ("fixed", "learned"):
+            raise SettingsError(f"GPUORCH_LIFECYCLE_POLICY must be fixed or learned, not {self.lifecycle_policy!r}")
+        if self.wait_value_usd_per_hour < 0:
+            raise SettingsError("GPUORCH_WAIT_VALUE_USD_PER_HOUR must not be negative")
         if self.startup_retry_seconds < 0:
             raise SettingsError("GPUORCH_STARTUP_RETRY_SECONDS must not be negative")
         if self.gpu_busy_window_seconds < 1:

@@ -9,16 +9,20 @@ from gpuorch.aws.clients import AwsClients
 from gpuorch.errors import ConfigurationError
 from gpuorch.services import Services
 from gpuorch.settings import Settings
+from lifecycle.cost_model import ColdStart
+from lifecycle.learning import Economics
 from lifecycle.live.check import LifecycleCheck, StatusStore
 from lifecycle.live.heartbeats import HEARTBEAT_TTL_S, HeartbeatStore
 from lifecycle.live.lease import Lease, default_owner
 from lifecycle.live.market import MarketMemory, SpotPrices
 from lifecycle.live.metrics import lifecycle_metrics
+from lifecycle.live.planner import Planner, planner_for
 from lifecycle.live.pool import EC2_CLIENT_CONFIG, InstancePool
 from lifecycle.live.refusals import RefusalStore, configuration_parts, fingerprint
 from lifecycle.live.runs import RunLog
 from lifecycle.model import Policy, stale_after_s
 from lifecycle.prices import region_prices
+from lifecycle.schedule import ScheduleError, parse_windows
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,20 @@ def policy_from(settings: Settings) -> Policy:
         spot_max_share=settings.spot_max_share,
         spot_hold_s=settings.spot_hold_seconds,
     )
+
+
+def planner_from(settings: Settings, services: Services) -> Planner:
+    """The policy of each check, as GPUORCH_LIFECYCLE_POLICY and GPUORCH_WARM_WINDOWS set it; the learned one weighs
+    the cost model's cold start (lifecycle.cost_model, as docs/DEPLOYMENT.md builds the instance)."""
+    try:
+        windows = parse_windows(settings.warm_windows)
+    except ScheduleError as exc:
+        raise ConfigurationError(f"GPUORCH_WARM_WINDOWS: {exc}") from None
+    cold = ColdStart()
+    economics = Economics(region_prices(settings.region).hourly(settings.gpu_instance_type), cold.billed_s, cold.total_s,
+                          wait_usd_per_s=settings.wait_value_usd_per_hour / 3600.0)
+    return planner_for(settings.lifecycle_policy, policy_from(settings), jobs=lambda: services.jobs,
+                       economics=economics, windows=windows, lead_s=cold.total_s)
 
 
 def configuration_of(services: Services) -> str:
@@ -73,4 +91,5 @@ def lifecycle_check(services: Services) -> LifecycleCheck:
         configuration=configuration_of(services),
         spot_prices=SpotPrices(ec2),
         market=MarketMemory(aws.dynamodb, table),
+        planner=planner_from(settings, services),
     )

@@ -27,7 +27,7 @@ from tests.conftest import unique_settings
 
 DOMAIN = "api.example.com"
 # moto's CloudFormation skips the GPU pool's wait condition (what the first boot reports to): cfn-lint checks it.
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::CloudFormation::WaitCondition")
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..CloudFormation..WaitCondition")
 
 
 def client(endpoint: str, service: str):

@@ -74,6 +74,13 @@ CHOICES = [
     ("two wanted: spot then on-demand, none left to stand by",
      snap(spot(), od(), visible=25), Policy(max_instances=2), [("i-spot", "spot", None, None),
                                                                ("i-od", "on-demand", None, None)]),
+    ("spot cheap but stopping: waited for, no on-demand start", snap(spot(state="stopping"), od()), POLICY, []),
+    ("spot stopping and dear: on-demand now", snap(spot(state="stopping"), od(), prices={"i-spot": 2.0}), POLICY,
+     [("i-od", "on-demand", None, "spot_price")]),
+    ("spot stopping, refused lately: on-demand now", snap(spot(state="stopping"), od(), setbacks=refused(100)),
+     POLICY, [("i-od", "on-demand", None, "spot_refused")]),
+    ("two wanted, one spot stopping: it is waited for and the on-demand one starts",
+     snap(spot(state="stopping"), od(), visible=25), Policy(max_instances=2), [("i-od", "on-demand", None, None)]),
     ("two wanted, spot dear: on-demand first, spot next",
      snap(spot(), od(), visible=25, prices={"i-spot": 2.0}), Policy(max_instances=2),
      [("i-od", "on-demand", None, None), ("i-spot", "spot", None, None)]),
@@ -172,3 +179,9 @@ def test_policy_refuses_nonsense_markets(kwargs):
 def test_model_refuses_unknown_markets_and_reasons(make):
     with pytest.raises(ValueError):
         make()
+
+
+def test_a_stopping_spot_instance_waited_for_says_so():
+    decision = decide(snap(spot(state="stopping"), od()), POLICY)
+    [waiting] = decision.of_kind("none")
+    assert waiting.instance_id == "i-spot" and "waiting for it to stop" in waiting.reason
