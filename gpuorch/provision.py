@@ -21,6 +21,43 @@ EXPIRING_PREFIXES = ("inputs", "results")
 
 
 @dataclass(frozen=True)
+class TableSpec:
+    """A table gpuorch needs: its keys, the attributes they and the indexes use, its indexes and its expiry."""
+
+    name: str
+    key: str
+    attributes: dict[str, str]
+    ttl_attribute: str | None
+    sort_key: str | None = None
+    indexes: tuple[tuple[str, str, str], ...] = ()  # (index name, hash key, range key)
+
+
+def table_specs(settings: Settings) -> tuple[TableSpec, ...]:
+    """Every table gpuorch runs on (`gpuorch provision` and the CloudFormation stack of `gpuorch deploy` make them)."""
+    return (
+        TableSpec(settings.job_table, key="task_id",
+                  attributes={"task_id": "S", "status": "S", "created_at": "S", "owner": "S"},
+                  indexes=((STATUS_INDEX, "status", "created_at"), (OWNER_INDEX, "owner", "created_at")),
+                  ttl_attribute="expires_at"),
+        TableSpec(settings.result_table, key="id", attributes={"id": "S"}, ttl_attribute="ttl"),
+        # Worker heartbeats, the lifecycle lock, instance runs: small items keyed by kind and id.
+        TableSpec(settings.control_table, key="pk", sort_key="sk", attributes={"pk": "S", "sk": "S"},
+                  ttl_attribute="expires_at"),
+        # API keys, by key id (only each token's hash is stored); revoked keys are kept, so no expiry.
+        TableSpec(settings.key_table, key="key_id", attributes={"key_id": "S"}, ttl_attribute=None),
+    )
+
+
+def expiry_rules(settings: Settings) -> list[dict]:
+    """The bucket's lifecycle rules: inputs and results expire with their job records (GPUORCH_JOB_TTL_DAYS)."""
+    return [
+        {"ID": f"gpuorch-expire-{prefix}", "Status": "Enabled", "Filter": {"Prefix": f"{prefix}/"},
+         "Expiration": {"Days": settings.job_ttl_days}}
+        for prefix in EXPIRING_PREFIXES
+    ]
+
+
+@dataclass(frozen=True)
 class Change:
     resource: str
     action: str  # "created", "updated" or "unchanged"
@@ -77,24 +114,9 @@ class Provisioner:
         dlq_arn = self.queue(self.settings.gpu_dead_letter_queue, dlq_arn=None, visibility=self.settings.visibility_timeout)
         self.queue(self.settings.gpu_queue, dlq_arn=dlq_arn, visibility=self.settings.visibility_timeout)
         self.queue(self.settings.control_queue, dlq_arn=None, visibility=CONTROL_VISIBILITY_TIMEOUT)
-        self.table(
-            self.settings.job_table,
-            key="task_id",
-            attributes={"task_id": "S", "status": "S", "created_at": "S", "owner": "S"},
-            indexes=((STATUS_INDEX, "status", "created_at"), (OWNER_INDEX, "owner", "created_at")),
-            ttl_attribute="expires_at",
-        )
-        self.table(self.settings.result_table, key="id", attributes={"id": "S"}, ttl_attribute="ttl")
-        # Worker heartbeats, the lifecycle lock, instance runs: small items keyed by kind and id.
-        self.table(
-            self.settings.control_table,
-            key="pk",
-            sort_key="sk",
-            attributes={"pk": "S", "sk": "S"},
-            ttl_attribute="expires_at",
-        )
-        # API keys, by key id (only each token's hash is stored); revoked keys are kept, so no expiry.
-        self.table(self.settings.key_table, key="key_id", attributes={"key_id": "S"}, ttl_attribute=None)
+        for spec in table_specs(self.settings):
+            self.table(spec.name, key=spec.key, sort_key=spec.sort_key, attributes=spec.attributes,
+                       indexes=spec.indexes, ttl_attribute=spec.ttl_attribute)
         self.bucket(self.settings.bucket)
         return self.changes
 
@@ -145,8 +167,8 @@ class Provisioner:
         for index in indexes:
             if index[0] not in present:
                 # An index added in a later version (e.g. the owner index): built in the background by DynamoDB.
-                db.update_table(TableName=name, AttributeDefinitions=_definitions(attributes),
-                                GlobalSecondaryIndexUpdates=[{"Create": _index_spec(index)}])
+                db.update_table(TableName=name, AttributeDefinitions=attribute_definitions(attributes),
+                                GlobalSecondaryIndexUpdates=[{"Create": index_spec(index)}])
                 updates.append(f"index {index[0]}")
         if ttl_attribute:
             ttl = db.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
@@ -166,11 +188,11 @@ class Provisioner:
         spec = {
             "TableName": name,
             "KeySchema": key_schema,
-            "AttributeDefinitions": _definitions(attributes),
+            "AttributeDefinitions": attribute_definitions(attributes),
             "BillingMode": "PAY_PER_REQUEST",
         }
         if indexes:
-            spec["GlobalSecondaryIndexes"] = [_index_spec(index) for index in indexes]
+            spec["GlobalSecondaryIndexes"] = [index_spec(index) for index in indexes]
         self.aws.dynamodb.create_table(**spec)
         self.aws.dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
 
@@ -217,12 +239,7 @@ class Provisioner:
         )
 
     def _expiry_rules(self) -> list[dict]:
-        """Inputs and results expire with their job records (GPUORCH_JOB_TTL_DAYS)."""
-        return [
-            {"ID": f"gpuorch-expire-{prefix}", "Status": "Enabled", "Filter": {"Prefix": f"{prefix}/"},
-             "Expiration": {"Days": self.settings.job_ttl_days}}
-            for prefix in EXPIRING_PREFIXES
-        ]
+        return expiry_rules(self.settings)
 
     def _expiry_detail(self) -> str:
         return f"{', '.join(p + '/' for p in EXPIRING_PREFIXES)} expire after {self.settings.job_ttl_days} days"
@@ -247,11 +264,11 @@ class Provisioner:
         )
 
 
-def _definitions(attributes: dict[str, str]) -> list[dict[str, str]]:
+def attribute_definitions(attributes: dict[str, str]) -> list[dict[str, str]]:
     return [{"AttributeName": a, "AttributeType": t} for a, t in attributes.items()]
 
 
-def _index_spec(index: tuple[str, str, str]) -> dict:
+def index_spec(index: tuple[str, str, str]) -> dict:
     index_name, hash_key, range_key = index
     return {
         "IndexName": index_name,

@@ -67,7 +67,10 @@ def env(var: str, default: Any, doc: str, *, secret: bool = False) -> Any:
 class Settings:
     """Everything configurable about gpuorch; `Settings.from_env()` is the only reader of the environment."""
 
-    region: str = env("GPUORCH_REGION", "us-east-1", "AWS region of every resource.")
+    region: str = env(
+        "GPUORCH_REGION", "us-east-1",
+        "AWS region of every resource, and of the on-demand prices budgets and cost reports use (lifecycle/prices.py).",
+    )
     aws_endpoint_url: str = env(
         "GPUORCH_AWS_ENDPOINT_URL", "",
         "One endpoint for SQS, SNS, DynamoDB, S3 and EC2 (the local moto server). Empty: real AWS.",
@@ -123,6 +126,16 @@ class Settings:
     monthly_budget_usd: float = env(
         "GPUORCH_MONTHLY_BUDGET_USD", 0.0,
         "No GPU starts when this month's spend plus an hour would pass it (jobs are still accepted); 0: none.",
+    )
+    gpu_instance_type: str = env(
+        "GPUORCH_GPU_INSTANCE_TYPE", "g6e.2xlarge",
+        "Instance type of the GPU pool: what `gpuorch deploy` launches (in a zone that offers it), and the type the "
+        "fallback types' permission lets the lifecycle change an instance back to.",
+    )
+    ebs_kms_key: str = env(
+        "GPUORCH_EBS_KMS_KEY", "",
+        "ARN of a KMS key of your own that encrypts the GPU instances' volumes (`gpuorch deploy`); the control role "
+        "then may create grants on it, which starting such an instance takes. Empty: EBS's AWS-managed key.",
     )
     fallback_instance_types: tuple = env(
         "GPUORCH_FALLBACK_INSTANCE_TYPES", (),
@@ -264,6 +277,12 @@ class Settings:
     )
     comfyui_ready_timeout: float = env(
         "GPUORCH_COMFYUI_READY_TIMEOUT", 300.0, "Seconds the GPU worker waits for ComfyUI to answer at start."
+    )
+    models_read_mib_s: float = env(
+        "GPUORCH_MODELS_READ_MIB_S", 125.0,
+        "MiB/s at which ComfyUI reads the model files from where they are kept: the volume's throughput (gp3: 125 "
+        "unless more is provisioned; `gpuorch deploy` sets what it provisions). The warm-up's time limit is the "
+        "bytes its workflow loads at this rate, plus GPUORCH_TASK_TIME_LIMIT for the run itself.",
     )
     comfyui_check_interval: float = env(
         "GPUORCH_COMFYUI_CHECK_INTERVAL", 5.0,
@@ -489,6 +508,10 @@ class Settings:
             raise SettingsError("GPUORCH_SPOT_HOLD_SECONDS must not be negative")
         if self.interruption_check_seconds < 0:
             raise SettingsError("GPUORCH_INTERRUPTION_CHECK_SECONDS must be 0 (never) or positive")
+        if self.models_read_mib_s <= 0:
+            raise SettingsError("GPUORCH_MODELS_READ_MIB_S must be positive")
+        if self.ebs_kms_key and not re.fullmatch(r"arn:aws:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+", self.ebs_kms_key):
+            raise SettingsError("GPUORCH_EBS_KMS_KEY must be empty or a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)")
         if self.instance_metadata_url and not self.instance_metadata_url.startswith(("http://", "https://")):
             raise SettingsError("GPUORCH_INSTANCE_METADATA_URL must be empty (EC2's, on EC2 only) or an http(s) URL")
 

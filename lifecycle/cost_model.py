@@ -15,6 +15,8 @@ from datetime import date
 from pathlib import Path
 from typing import Iterable
 
+from lifecycle.prices import REFERENCE_REGION, region_prices
+
 MIB = 1024 * 1024
 GB = 1000 ** 3
 
@@ -164,8 +166,8 @@ class Offer:
         return f"{self.instance_type} {self.market}"
 
 
-# us-east-1 Linux on-demand prices, as AWS lists them (and as lifecycle/simulation/data/'s spot file quotes them).
-ON_DEMAND_USD = {"g6e.2xlarge": 2.24208, "g6e.xlarge": 1.861}
+# The reference region's on-demand prices (lifecycle.prices, the region of lifecycle/simulation/data/'s spot history).
+ON_DEMAND_USD = region_prices(REFERENCE_REGION).usd_per_hour
 
 
 def on_demand(instance_type: str = "g6e.2xlarge") -> Offer:

@@ -75,14 +75,20 @@ def wanted_instances(snapshot: Snapshot, policy: Policy) -> int:
     return min(policy.max_instances, max(policy.min_instances, by_backlog))
 
 
+def budget_refusal(month_spend_usd: float, hourly_price_usd: float, monthly_budget_usd: float | None,
+                   hours: int = 1) -> str | None:
+    """Why a start is refused by the monthly budget: this month's spend plus `hours` hours at the price would pass
+    it (None: it would not, or there is no budget). The lifecycle's starts and an operator's obey the same rule."""
+    if monthly_budget_usd is None:
+        return None
+    if month_spend_usd + hours * hourly_price_usd <= monthly_budget_usd:
+        return None
+    return (f"monthly budget: ${month_spend_usd:.2f} spent of ${monthly_budget_usd:.2f}; "
+            f"an hour more at ${hourly_price_usd:.2f}/h would pass it")
+
+
 def _budget_refusal(snapshot: Snapshot, policy: Policy, nth_start: int) -> str | None:
-    if policy.monthly_budget_usd is None:
-        return None
-    projected = snapshot.month_spend_usd + nth_start * snapshot.hourly_price_usd
-    if projected <= policy.monthly_budget_usd:
-        return None
-    return (f"monthly budget: ${snapshot.month_spend_usd:.2f} spent of ${policy.monthly_budget_usd:.2f}; "
-            f"an hour more at ${snapshot.hourly_price_usd:.2f}/h would pass it")
+    return budget_refusal(snapshot.month_spend_usd, snapshot.hourly_price_usd, policy.monthly_budget_usd, nth_start)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ from lifecycle.live.heartbeats import HEARTBEAT_TTL_S, HeartbeatStore
 from lifecycle.live.refusals import RefusalStore
 from lifecycle.live.pool import (EC2_CLIENT_CONFIG, CapacityError, Ec2Unavailable, InstancePool, PoolInstance,
                                  UnknownInstance)
+from lifecycle.decision import budget_refusal
 from lifecycle.model import INSTANCE_STATES, MISSED_REPORTS, stale_after_s
+from lifecycle.prices import region_prices
 
 __all__ = [
     "HOST_VERDICTS", "INSTANCE_STATES", "MAX_SPAN", "MISSED_REPORTS", "REFUSED", "CapacityError", "Ec2Unavailable",
@@ -47,22 +49,30 @@ class GpuLifecycle:
 
     def month_spend(self, now: datetime) -> float:
         """This month's GPU spend so far, in dollars."""
-        return run_log_for(self._dynamodb, self._table).month_spend(now)
+        return run_log_for(self._dynamodb, self._table, self.settings.region).month_spend(now)
 
     def costs(self, jobs: JobStore, period: Period, now: datetime, *, by_owner: bool = False) -> dict[str, Any]:
         """The GPU cost document of `period` (lifecycle.live.costs.cost_document); with `by_owner`, each owner's
         part of it (lifecycle.live.chargeback)."""
-        return period_costs(run_log_for(self._dynamodb, self._table), jobs, period, now=now,
+        return period_costs(run_log_for(self._dynamodb, self._table, self.settings.region), jobs, period, now=now,
                             monthly_budget_usd=self.settings.monthly_budget_usd, by_owner=by_owner)
 
     def compare(self, jobs: JobStore, period: Period, now: datetime) -> dict[str, Any]:
         """The period's jobs beside the replaced rule, fixed idle times, the learning policy and serverless
         (lifecycle.advice)."""
-        return compare_period(run_log_for(self._dynamodb, self._table), jobs, period, now=now)
+        return compare_period(run_log_for(self._dynamodb, self._table, self.settings.region), jobs, period, now=now)
 
     def owner_month_spend(self, jobs: JobStore, owner: str, now: datetime) -> float:
         """What `owner`'s jobs cost this UTC month so far."""
-        return owner_month_spend(run_log_for(self._dynamodb, self._table), jobs, owner, now)
+        return owner_month_spend(run_log_for(self._dynamodb, self._table, self.settings.region), jobs, owner, now)
+
+    def start_over_budget(self, instance_type: str, now: datetime) -> str | None:
+        """Why starting a stopped instance of `instance_type` would pass the monthly budget, as the lifecycle judges
+        its own starts (None: it would not, or there is no budget)."""
+        budget = self.settings.monthly_budget_usd or None
+        if budget is None:
+            return None
+        return budget_refusal(self.month_spend(now), region_prices(self.settings.region).hourly(instance_type), budget)
 
     def check_stale_after_s(self) -> float:
         """How old the last lifecycle check may be before the control worker or beat reads as down."""

@@ -24,9 +24,8 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Sequence
 
-from lifecycle.market import start_order
+from lifecycle.market import on_demand_price, start_order
 from lifecycle.model import Policy, Snapshot
-from lifecycle.prices import hourly_price
 
 HOUR_S = 3600.0
 DAY_S = 24 * HOUR_S
@@ -186,8 +185,8 @@ def start_price(snapshot: Snapshot, policy: Policy) -> float:
         return snapshot.hourly_price_usd
     first = ordered[0].instance
     if first.market == "spot" and ordered[0].passed_over is None:
-        return snapshot.spot_prices.get(first.instance_id, hourly_price(first.instance_type))
-    return hourly_price(first.instance_type)
+        return snapshot.spot_prices.get(first.instance_id, on_demand_price(first, snapshot))
+    return on_demand_price(first, snapshot)
 
 
 def plan(history: History, now_s: float, base: Policy, economics: Economics,

@@ -81,5 +81,18 @@ class AwsClients:
     def sns(self):
         return self._client("sns")
 
+    # `gpuorch deploy`'s (an operator's), never a process's.
+    @functools.cached_property
+    def cloudformation(self):
+        return self._client("cloudformation")
+
+    @functools.cached_property
+    def ssm(self):
+        return self._client("ssm")
+
+    @functools.cached_property
+    def sts(self):
+        return self._client("sts")
+
     def queue_url(self, name: str) -> str:
         return self.sqs.get_queue_url(QueueName=name)["QueueUrl"]

@@ -21,7 +21,7 @@ from lifecycle.live.pool import EC2_CLIENT_CONFIG, InstancePool
 from lifecycle.live.refusals import RefusalStore, configuration_parts, fingerprint
 from lifecycle.live.runs import RunLog
 from lifecycle.model import Policy, stale_after_s
-from lifecycle.prices import HOURLY_USD, hourly_price
+from lifecycle.prices import region_prices
 from lifecycle.schedule import ScheduleError, parse_windows
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,8 @@ def planner_from(settings: Settings, services: Services) -> Planner:
     except ScheduleError as exc:
         raise ConfigurationError(f"GPUORCH_WARM_WINDOWS: {exc}") from None
     cold = deployment_cold_start(settings, services)
-    economics = Economics(hourly_price(""), cold.billed_s, cold.total_s,
+    economics = Economics(region_prices(settings.region).hourly(settings.gpu_instance_type), cold.billed_s,
+                          cold.total_s,
                           wait_usd_per_s=settings.wait_value_usd_per_hour / 3600.0)
     return planner_for(settings.lifecycle_policy, policy_from(settings), jobs=lambda: services.jobs,
                        economics=economics, windows=windows, lead_s=cold.total_s)
@@ -84,16 +85,18 @@ def lifecycle_check(services: Services) -> LifecycleCheck:
     table = settings.control_table
     # The pool retries EC2 throttling itself: its client must not retry (or retry capacity errors) too.
     ec2 = AwsClients(settings, EC2_CLIENT_CONFIG).ec2
+    prices = region_prices(settings.region)
+    log.info("lifecycle: %s", prices.describe())
     return LifecycleCheck(
         pool=InstancePool(ec2, settings.gpu_pool, fallback_types=settings.fallback_instance_types),
         heartbeats=HeartbeatStore(aws.dynamodb, table, ttl_s=HEARTBEAT_TTL_S),
-        runs=RunLog(aws.dynamodb, table, prices=HOURLY_USD),
+        runs=RunLog(aws.dynamodb, table, prices=prices.usd_per_hour),
         lease=Lease(aws.dynamodb, table, "lifecycle", owner=default_owner(), ttl_s=2 * settings.lifecycle_check_seconds),
         status=StatusStore(aws.dynamodb, table),
         sqs=aws.sqs,
         queue_url=aws.queue_url(settings.gpu_queue),
         policy=policy_from(settings),
-        hourly_price=hourly_price,
+        hourly_price=prices.hourly,
         metrics=lifecycle_metrics(),
         refusals=RefusalStore(aws.dynamodb, table),
         configuration=configuration_of(services),

@@ -145,6 +145,7 @@ class LifecycleCheck:
             last_activity_at={beat.heartbeat.instance_id: beat.last_busy_at for beat in beats if beat.last_busy_at},
             month_spend_usd=self.runs.month_spend(now),
             hourly_price_usd=max((self.hourly_price(t) for t in types), default=self.hourly_price("")),
+            on_demand_usd={t: self.hourly_price(t) for t in types},
             refusals=self.refusals.refusals() if self.refusals is not None else (),
             configuration=self.configuration,
             started_at={run.instance_id: run.started_at for run in open_runs},

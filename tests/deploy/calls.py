@@ -344,7 +344,11 @@ def resolve(call: Call, settings: Any, account: str) -> list[Request]:
         return [Request(action, object_arn(at.bucket, f"{at.key}/loras/x.safetensors".lstrip("/")), {}, where)]
     if name == "pool_instance":
         arn = instance_arn(region, account, "i-0123456789abcdef0")
-        return [Request(action, arn, {f"aws:ResourceTag/{POOL_TAG}": settings.gpu_pool}, where)]
+        context = {f"aws:ResourceTag/{POOL_TAG}": settings.gpu_pool}
+        if call.operation == "ModifyInstanceAttribute":  # a fallback type, and back to the pool's own
+            return [Request(action, arn, {**context, "ec2:Attribute/InstanceType": kind}, where)
+                    for kind in (*settings.fallback_instance_types, settings.gpu_instance_type)]
+        return [Request(action, arn, context, where)]
     raise ValueError(f"unknown resource {call.resource!r}")
 
 

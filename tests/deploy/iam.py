@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 VERSION = "2012-10-17"
 IDENTITY_KEYS = {"Sid", "Effect", "Action", "Resource", "Condition"}
 TRUST_KEYS = {"Sid", "Effect", "Action", "Principal", "Condition"}
-CONDITION_OPERATORS = {"StringEquals", "StringLike", "ForAllValues:StringEquals", "ForAllValues:StringLike"}
+CONDITION_OPERATORS = {"StringEquals", "StringLike", "ForAllValues:StringEquals", "ForAllValues:StringLike", "Bool"}
 # IAM actions that support no resource-level permission: their statements must name Resource "*".
 NO_RESOURCE_LEVEL = frozenset({"sqs:ListQueues", "ec2:DescribeInstances", "ec2:DescribeSpotPriceHistory"})
 # S3's IAM action names are not all its API operation names; these are the ones the documents may use.
@@ -24,6 +24,8 @@ S3_ACTIONS = frozenset({
     "s3:PutBucketPublicAccessBlock", "s3:PutEncryptionConfiguration", "s3:GetLifecycleConfiguration",
     "s3:PutLifecycleConfiguration",
 })
+# KMS actions the documents may use: a grant for EC2 on the GPU volumes' key, made when an instance starts.
+KMS_ACTIONS = frozenset({"kms:CreateGrant"})
 BOTOCORE_SERVICES = {"sqs": "sqs", "sns": "sns", "dynamodb": "dynamodb", "ec2": "ec2"}
 # The largest managed policy IAM accepts, counted without white space.
 MANAGED_POLICY_LIMIT = 6144
@@ -47,6 +49,8 @@ def is_known_action(action: str) -> bool:
         return action in S3_ACTIONS
     if service == "sts":
         return action == "sts:AssumeRole"
+    if service == "kms":
+        return action in KMS_ACTIONS
     if service in BOTOCORE_SERVICES:
         return name in api_operations(BOTOCORE_SERVICES[service])
     return False
@@ -106,7 +110,8 @@ def grammar_problems(document: Any, *, trust: bool = False) -> list[str]:
             if set(actions) & NO_RESOURCE_LEVEL and resources != ["*"]:
                 problems.append(f"{where}: {sorted(set(actions) & NO_RESOURCE_LEVEL)} need Resource \"*\"")
             for resource in resources:
-                if resource != "*" and not resource.startswith("arn:aws:"):
+                # A whole ARN from the settings (${EBS_KMS_KEY}) is checked once rendered.
+                if resource != "*" and not resource.startswith(("arn:aws:", "${")):
                     problems.append(f"{where}: resource {resource!r} is not an ARN")
         condition = statement.get("Condition", {})
         if not isinstance(condition, dict):
@@ -162,6 +167,8 @@ def _single(operator: str, value: str, wanted: list[str]) -> bool:
         return value in wanted
     if operator == "StringLike":
         return any(wildcard_match(w, value) for w in wanted)
+    if operator == "Bool":
+        return value.lower() in {w.lower() for w in wanted}
     raise ValueError(f"condition operator {operator} is not evaluated here")
 
 

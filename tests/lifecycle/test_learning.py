@@ -100,9 +100,10 @@ def test_the_price_weighed_is_the_market_a_start_takes():
     from datetime import datetime, timezone
 
     from lifecycle.learning import start_price
-    from lifecycle.model import Instance, Snapshot
+    from lifecycle.model import G6E_2XLARGE_HOURLY_USD, Instance, Snapshot
     now = datetime(2026, 1, 5, tzinfo=timezone.utc)
     pool = (Instance("i-spot", "stopped", market="spot"), Instance("i-od", "stopped"))
     assert start_price(Snapshot(now, pool, spot_prices={"i-spot": 0.7}), Policy()) == 0.7
-    assert start_price(Snapshot(now, pool, spot_prices={"i-spot": 2.1}), Policy()) == 2.24  # dear: on-demand
-    assert start_price(Snapshot(now, pool[1:]), Policy()) == 2.24
+    on_demand = G6E_2XLARGE_HOURLY_USD
+    assert start_price(Snapshot(now, pool, spot_prices={"i-spot": 2.1}), Policy()) == on_demand  # dear: on-demand
+    assert start_price(Snapshot(now, pool[1:]), Policy()) == on_demand

@@ -7,11 +7,11 @@ import pytest
 
 from lifecycle.decision import decide, interruption_at
 from lifecycle.market import passed_over, start_order
-from lifecycle.model import Action, Heartbeat, Instance, Policy, Snapshot, SpotSetback
+from lifecycle.model import G6E_2XLARGE_HOURLY_USD, Action, Heartbeat, Instance, Policy, Snapshot, SpotSetback
 
 NOW = datetime(2026, 5, 4, 9, 0, tzinfo=timezone.utc)
 POLICY = Policy(idle_stop_s=300, heartbeat_timeout_s=45, spot_max_share=0.8, spot_hold_s=1800)
-ON_DEMAND_USD = 2.24  # lifecycle.prices: g6e.2xlarge
+ON_DEMAND_USD = G6E_2XLARGE_HOURLY_USD  # a snapshot's price when it names none: the reference region's g6e.2xlarge
 
 
 def ago(seconds: float) -> datetime:
@@ -26,10 +26,14 @@ def od(instance_id: str = "i-od", state: str = "stopped", launched_s: float = 36
     return Instance(instance_id, state, launched_at=ago(launched_s), market="on-demand")
 
 
+# The check's on-demand prices by type (lifecycle.prices, us-east-1).
+BY_TYPE = {"g6e.2xlarge": ON_DEMAND_USD, "g6e.xlarge": 1.861}
+
+
 def snap(*instances, visible=1, prices=None, setbacks=None, beats=()) -> Snapshot:
     return Snapshot(NOW, tuple(instances), queue_visible=visible, heartbeats=tuple(beats),
                     spot_prices=prices if prices is not None else {"i-spot": 0.82, "i-spot2": 0.5},
-                    spot_setbacks=setbacks or {})
+                    spot_setbacks=setbacks or {}, on_demand_usd=BY_TYPE)
 
 
 def refused(seconds: float) -> dict:
