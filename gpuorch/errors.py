@@ -45,7 +45,14 @@
         ├── SourceMismatch       a model file's source holds other bytes than its declaration (gpuorch.modelsync.fetch)
         ├── IdentityError        a GPU worker that cannot tell which EC2 instance it runs on (lifecycle.live.identity)
         ├── TraceError           a simulator trace that cannot be read (lifecycle.simulation)
-        └── PolicyError          a simulator policy that names none (lifecycle.simulation)
+        ├── PolicyError          a simulator policy that names none (lifecycle.simulation)
+        ├── ScheduleError        a warm window that cannot be read (lifecycle.schedule)
+        ├── DeployRefused        settings or options that cannot make a working deployment (gpuorch.deploy)
+        ├── ImageError           no usable AMI behind the image parameter (gpuorch.deploy.images)
+        ├── PlacementError       no zone of the subnets offers the instance type (gpuorch.deploy.network)
+        ├── RenderError          an IAM document with a variable left without a value (gpuorch.deploy.policies)
+        ├── NotACheckout         no source tree to ship as the release (gpuorch.deploy.source)
+        └── StackFailed          the stack did not complete; CloudFormation's reasons (gpuorch.deploy.stack)
 
 Two families keep a base of their own beside their branch: ComfyError, every failure of the ComfyUI client
 (ComfyUnavailable and ComfyRejected as above; ComfyExecutionError, ComfyInterrupted, ComfyTimeout and

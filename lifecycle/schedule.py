@@ -10,12 +10,13 @@ from typing import Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lifecycle.model import Policy
+from gpuorch.errors import ConfigurationError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _WINDOW = re.compile(r"^(?P<days>[A-Za-z,-]+)\s+(?P<start>\d{1,2}:\d{2})-(?P<end>\d{1,2}:\d{2})\s+(?P<zone>\S+)$")
 
 
-class ScheduleError(ValueError):
+class ScheduleError(ConfigurationError, ValueError):
     """A warm window that cannot be read; the message says which and why."""
 
 

@@ -48,11 +48,8 @@ def deploy(settings: Settings, domain: str, hosted_zone_id: str, certificate_arn
     host, and the GPU pool, set up at first boot and left stopped. Prints the API's URL, how to reach Flower and
     what is left to do. Needs an administrator's credentials and a checkout of gpuorch (its release is shipped).
     """
-    from gpuorch.deploy.deployment import DeployRefused, DeployRequest, deploy as run_deploy, next_steps
-    from gpuorch.deploy.images import ImageError
-    from gpuorch.deploy.network import PlacementError
-    from gpuorch.deploy.policies import RenderError, render_all
-    from gpuorch.deploy.source import NotACheckout
+    from gpuorch.deploy.deployment import DeployRequest, deploy as run_deploy, next_steps
+    from gpuorch.deploy.policies import render_all
     from gpuorch.deploy.stack import StackFailed
     from gpuorch.deploy.template import StackOptions, build_template, template_text
     from gpuorch.errors import ConfigurationError
@@ -67,7 +64,7 @@ def deploy(settings: Settings, domain: str, hosted_zone_id: str, certificate_arn
     if template_only is not None:
         try:
             document = build_template(settings, options, render_all(settings, account_id))
-        except (RenderError, ConfigurationError) as exc:
+        except ConfigurationError as exc:
             raise click.UsageError(str(exc)) from None
         template_only.write_text(template_text(document))
         click.echo(f"{template_only}: {len(document['Resources'])} resources")
@@ -77,12 +74,12 @@ def deploy(settings: Settings, domain: str, hosted_zone_id: str, certificate_arn
                             gpu_image=gpu_image, host_image=host_image, release_bucket=release_bucket)
     try:
         report = run_deploy(settings, request, say=click.echo)
-    except (DeployRefused, PlacementError, ImageError, RenderError, NotACheckout, ConfigurationError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except StackFailed as exc:
+    except StackFailed as exc:  # before its branch: the stack was tried, and CloudFormation says why it failed
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except ConfigurationError as exc:  # settings, options, images or placement: nothing was changed
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     except (BotoCoreError, ClientError) as exc:
         click.echo(f"error: AWS refused or did not answer: {exc}", err=True)
         sys.exit(1)

@@ -16,12 +16,13 @@ from gpuorch.deploy.stack import (Outcome, apply_stack, ensure_release_bucket, s
                                   upload_once)
 from gpuorch.deploy.template import StackOptions, build_template, template_text
 from gpuorch.settings import Settings
+from gpuorch.errors import ConfigurationError
 
 # The default the settings ship with is someone else's: S3 bucket names are global.
 SHIPPED_BUCKET = Settings().bucket
 
 
-class DeployRefused(ValueError):
+class DeployRefused(ConfigurationError, ValueError):
     """The settings or options cannot make a working deployment; nothing was changed."""
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from gpuorch.aws.failures import error_code
+from gpuorch.errors import ConfigurationError
 
 # AWS's Deep Learning Base AMI with the NVIDIA driver, Ubuntu 22.04 (the driver is what the GPU instance needs).
 GPU_IMAGE_PARAMETER = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
@@ -15,7 +16,7 @@ HOST_IMAGE_PARAMETER = "/aws/service/canonical/ubuntu/server/22.04/stable/curren
 ARCHITECTURE = "x86_64"
 
 
-class ImageError(ValueError):
+class ImageError(ConfigurationError, ValueError):
     """No usable image: the parameter is missing or empty, or the image is not there, not ready or not x86_64."""
 
 

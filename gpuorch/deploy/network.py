@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
+from gpuorch.errors import ConfigurationError
 
 
-class PlacementError(ValueError):
+class PlacementError(ConfigurationError, ValueError):
     """No placement works with these subnets; the message says what is missing."""
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuorch.deploy.source import CHECKOUT
+from gpuorch.errors import ConfigurationError
 from gpuorch.settings import Settings
 
 IAM_DIR = CHECKOUT / "configs" / "deploy" / "iam"
@@ -62,7 +63,7 @@ ROLE_POLICIES: dict[str, tuple[str, ...]] = {
 }
 
 
-class RenderError(ValueError):
+class RenderError(ConfigurationError, ValueError):
     """A document cannot be rendered: a variable without a value, or a bad account id."""
 
 
@@ -197,12 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("build/iam"), help="folder to write to [build/iam]")
     args = parser.parse_args(argv)
 
-    from gpuorch.errors import ConfigurationError
-
     try:
         settings = Settings.from_env()
         documents = render_all(settings, args.account_id or caller_account(settings.region))
-    except (ConfigurationError, RenderError) as exc:  # settings, or a workflow folder's models.json
+    except ConfigurationError as exc:  # settings, a workflow folder's models.json, or a variable left unfilled
         print(f"error: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)

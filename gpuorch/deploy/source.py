@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpuorch import __version__
+from gpuorch.errors import ConfigurationError
 
 # The checkout this gpuorch runs from: its configs/ (IAM documents, units, scripts) and Procfile go to the hosts.
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -20,7 +21,7 @@ EXCLUDED = (".git", ".venv", ".local-stack", "demo-output", "build", "__pycache_
             "*.egg-info", "celerybeat-schedule*", "*.pyc")
 
 
-class NotACheckout(RuntimeError):
+class NotACheckout(ConfigurationError, RuntimeError):
     """The folder holds no gpuorch source tree (an installed wheel has no configs/ to ship)."""
 
 

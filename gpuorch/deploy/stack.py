@@ -9,6 +9,7 @@ from typing import Callable, Mapping
 from botocore.exceptions import ClientError
 
 from gpuorch.aws.failures import error_code
+from gpuorch.errors import ConfigurationError
 
 DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
 # A stack that failed its creation can only be deleted: CloudFormation refuses to update it.
@@ -16,7 +17,7 @@ DEAD = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED"}
 FAILED_EVENT = ("_FAILED",)
 
 
-class StackFailed(RuntimeError):
+class StackFailed(ConfigurationError, RuntimeError):
     """The stack did not reach a complete state; the message holds CloudFormation's reasons."""
 
 
