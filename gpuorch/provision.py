@@ -48,7 +48,8 @@ def table_specs(settings: Settings) -> tuple[TableSpec, ...]:
     return (
         TableSpec(settings.job_table, key="task_id",
                   attributes={"task_id": "S", "status": "S", "created_at": "S", "owner": "S"},
-                  indexes=(IndexSpec(STATUS_INDEX, "status", "created_at"), IndexSpec(OWNER_INDEX, "owner", "created_at")),
+                  indexes=(IndexSpec(STATUS_INDEX, "status", "created_at"),
+                           IndexSpec(OWNER_INDEX, "owner", "created_at")),
                   ttl_attribute="expires_at"),
         TableSpec(settings.result_table, key="id", attributes={"id": "S"}, ttl_attribute="ttl"),
         # Worker heartbeats, the lifecycle lock, instance runs: small items keyed by kind and id. The heartbeats and
@@ -222,7 +223,8 @@ class Provisioner:
         table = self.settings.control_table
         moved = migrate_legacy_refusals(self.aws.dynamodb, table, self.aws.instance_arn)
         if moved:
-            self._note(Change(f"dynamodb table {table}", "updated", f"{moved} refusal(s) moved to their instance's key"))
+            self._note(Change(f"dynamodb table {table}", "updated",
+                              f"{moved} refusal(s) moved to their instance's key"))
 
     def bucket(self, name: str) -> None:
         s3 = self.aws.s3

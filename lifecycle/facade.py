@@ -93,11 +93,12 @@ class GpuLifecycle:
         return None if refusal is None else str(refusal)
 
     def _refusals(self) -> RefusalStore:
-        return RefusalStore(self._dynamodb, self._table, instance_arn=self._instance_arns.instance_arn)
+        return RefusalStore(self._dynamodb, self._table, instance_arn=self._aws.instance_arn)
 
     @functools.cached_property
-    def _instance_arns(self) -> AwsClients:
-        """What names an instance by its ARN: its account is asked of STS once, at the first release."""
+    def _aws(self) -> AwsClients:
+        """Clients that name an instance by its ARN (keys of the refusals): the account is asked of STS once, at the
+        first release, never to read."""
         return AwsClients(self.settings)
 
     @functools.cached_property

@@ -111,7 +111,8 @@ def test_monitoring_documents_follow_the_monitoring_setting():
 def test_a_gpu_instance_may_write_only_its_own_heartbeat_and_refusal():
     """DynamoDB's IAM conditions see an item's partition key alone: the heartbeat and the refusal carry the instance's
     ARN there, and the GPU role writes the control table only under the ARN IAM gives the instance whose role
-    credentials sign the request (${ec2:SourceInstanceARN}). Another instance's refusal would get it stopped and held."""
+    credentials sign the request (${ec2:SourceInstanceARN}). Another instance's refusal would get it stopped and
+    held."""
     settings = full_settings()
     document = rendered(settings)["gpu-instance-policy.json"]
     control = iam.table_arn(settings.region, ACCOUNT, settings.control_table)
@@ -234,7 +235,8 @@ def refusals() -> list[tuple[str, iam.Request]]:
         ("gpu", iam.Request("dynamodb:PutItem", control_table, {"dynamodb:LeadingKeys": ["refusal"], **from_gpu})),
         # The role's credentials used off the instance they were issued to: no instance ARN to match.
         ("gpu", iam.Request("dynamodb:PutItem", control_table, {"dynamodb:LeadingKeys": [own_refusal]})),
-        ("gpu", iam.Request("dynamodb:BatchGetItem", control_table, {"dynamodb:LeadingKeys": [own_refusal], **from_gpu})),
+        ("gpu", iam.Request("dynamodb:BatchGetItem", control_table,
+                            {"dynamodb:LeadingKeys": [own_refusal], **from_gpu})),
         ("gpu", iam.Request("dynamodb:UpdateItem", control_table, {"dynamodb:LeadingKeys": ["run-head"]})),
         ("gpu", iam.Request("dynamodb:PutItem", job_table)),
         ("gpu", iam.Request("s3:PutObject", iam.object_arn(s.bucket, "inputs/x.png"))),

@@ -52,7 +52,8 @@ def test_a_delayed_older_beat_changes_nothing(dynamodb, control_table, clock, in
 
 def test_a_dead_worker_vanishes_after_the_ttl(store, dynamodb, control_table, clock, instance_arn):
     store.beat("i-0aaa", [], True)
-    item = dynamodb.get_item(TableName=control_table, Key=encode_item(item_key(HEARTBEAT, instance_arn("i-0aaa"))))["Item"]
+    key = encode_item(item_key(HEARTBEAT, instance_arn("i-0aaa")))
+    item = dynamodb.get_item(TableName=control_table, Key=key)["Item"]
     assert int(item["expires_at"]["N"]) == int(clock().timestamp()) + 120  # the table's TTL attribute
     clock.advance(119)
     assert len(store.all()) == 1
