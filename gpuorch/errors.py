@@ -38,6 +38,7 @@
     │   ├── SourceUnavailable    a model file's source could not be read (gpuorch.modelsync.fetch)
     │   ├── Ec2Unavailable       EC2 kept throttling, failing or not answering (lifecycle.live.pool)
     │   ├── CapacityError        EC2 has no capacity for the instance types tried (lifecycle.live.pool)
+    │   ├── UnreadItems          DynamoDB kept leaving heartbeats or refusals unread (lifecycle.live.instance_items)
     │   └── ProbeFailed          a dependency answered, but not with what the API needs (webapp.health)
     └── ConfigurationError       settings, workflow folders or the environment cannot work; a process refuses to start
         ├── SettingsError        a GPUORCH_* variable gpuorch cannot use (gpuorch.settings)

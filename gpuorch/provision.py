@@ -5,19 +5,30 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from botocore.exceptions import ClientError
 
 from gpuorch.aws.clients import AwsClients
 from gpuorch.jobs.store import OWNER_INDEX, STATUS_INDEX
 from gpuorch.settings import Settings
+from lifecycle.live.instance_items import INSTANCE_ITEM, INSTANCE_ITEMS_INDEX
+from lifecycle.live.refusals import migrate_legacy_refusals
 
 log = logging.getLogger(__name__)
 
 FOURTEEN_DAYS = 14 * 86400  # SQS's longest retention: an accepted job waits out any GPU pause.
 CONTROL_VISIBILITY_TIMEOUT = 120
 EXPIRING_PREFIXES = ("inputs", "results")
+
+
+class IndexSpec(NamedTuple):
+    """A global secondary index: its name, keys and what it projects ("ALL" the items, or "KEYS_ONLY")."""
+
+    name: str
+    hash_key: str
+    range_key: str
+    projection: str = "ALL"
 
 
 @dataclass(frozen=True)
@@ -29,7 +40,7 @@ class TableSpec:
     attributes: dict[str, str]
     ttl_attribute: str | None
     sort_key: str | None = None
-    indexes: tuple[tuple[str, str, str], ...] = ()  # (index name, hash key, range key)
+    indexes: tuple[IndexSpec, ...] = ()
 
 
 def table_specs(settings: Settings) -> tuple[TableSpec, ...]:
@@ -37,11 +48,15 @@ def table_specs(settings: Settings) -> tuple[TableSpec, ...]:
     return (
         TableSpec(settings.job_table, key="task_id",
                   attributes={"task_id": "S", "status": "S", "created_at": "S", "owner": "S"},
-                  indexes=((STATUS_INDEX, "status", "created_at"), (OWNER_INDEX, "owner", "created_at")),
+                  indexes=(IndexSpec(STATUS_INDEX, "status", "created_at"),
+                           IndexSpec(OWNER_INDEX, "owner", "created_at")),
                   ttl_attribute="expires_at"),
         TableSpec(settings.result_table, key="id", attributes={"id": "S"}, ttl_attribute="ttl"),
-        # Worker heartbeats, the lifecycle lock, instance runs: small items keyed by kind and id.
-        TableSpec(settings.control_table, key="pk", sort_key="sk", attributes={"pk": "S", "sk": "S"},
+        # Worker heartbeats, the lifecycle lock, instance runs: small items keyed by kind and id. The heartbeats and
+        # refusals, keyed by instance ARN, are listed through their sparse index (lifecycle.live.instance_items).
+        TableSpec(settings.control_table, key="pk", sort_key="sk",
+                  attributes={"pk": "S", "sk": "S", INSTANCE_ITEM: "S"},
+                  indexes=(IndexSpec(INSTANCE_ITEMS_INDEX, INSTANCE_ITEM, "sk", projection="KEYS_ONLY"),),
                   ttl_attribute="expires_at"),
         # API keys, by key id (only each token's hash is stored); revoked keys are kept, so no expiry.
         TableSpec(settings.key_table, key="key_id", attributes={"key_id": "S"}, ttl_attribute=None),
@@ -118,6 +133,7 @@ class Provisioner:
             self.table(spec.name, key=spec.key, sort_key=spec.sort_key, attributes=spec.attributes,
                        indexes=spec.indexes, ttl_attribute=spec.ttl_attribute)
         self.bucket(self.settings.bucket)
+        self.legacy_refusals()
         return self.changes
 
     def queue(self, name: str, *, dlq_arn: str | None, visibility: int) -> str:
@@ -148,7 +164,7 @@ class Provisioner:
         key: str,
         attributes: dict[str, str],
         ttl_attribute: str | None,
-        indexes: tuple[tuple[str, str, str], ...] = (),
+        indexes: tuple[IndexSpec, ...] = (),
         sort_key: str | None = None,
     ) -> None:
         db = self.aws.dynamodb
@@ -158,18 +174,18 @@ class Provisioner:
             self._create_table(name, key=key, sort_key=sort_key, attributes=attributes, indexes=indexes)
             if ttl_attribute:
                 self._enable_ttl(name, ttl_attribute)
-            detail = "on-demand" + "".join(f", index {index[0]}" for index in indexes) + (
+            detail = "on-demand" + "".join(f", index {index.name}" for index in indexes) + (
                 f", ttl on {ttl_attribute}" if ttl_attribute else "")
             self._note(Change(f"dynamodb table {name}", "created", detail))
             return
         updates = []
         present = {index["IndexName"] for index in described.get("GlobalSecondaryIndexes", [])}
         for index in indexes:
-            if index[0] not in present:
+            if index.name not in present:
                 # An index added in a later version (e.g. the owner index): built in the background by DynamoDB.
                 db.update_table(TableName=name, AttributeDefinitions=attribute_definitions(attributes),
                                 GlobalSecondaryIndexUpdates=[{"Create": index_spec(index)}])
-                updates.append(f"index {index[0]}")
+                updates.append(f"index {index.name}")
         if ttl_attribute:
             ttl = db.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
             if ttl.get("TimeToLiveStatus") not in {"ENABLED", "ENABLING"} or ttl.get("AttributeName") != ttl_attribute:
@@ -181,7 +197,7 @@ class Provisioner:
             self._note(Change(f"dynamodb table {name}", "unchanged"))
 
     def _create_table(self, name: str, *, key: str, sort_key: str | None, attributes: dict[str, str],
-                      indexes: tuple[tuple[str, str, str], ...]) -> None:
+                      indexes: tuple[IndexSpec, ...]) -> None:
         key_schema = [{"AttributeName": key, "KeyType": "HASH"}]
         if sort_key:
             key_schema.append({"AttributeName": sort_key, "KeyType": "RANGE"})
@@ -200,6 +216,15 @@ class Provisioner:
         self.aws.dynamodb.update_time_to_live(
             TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute}
         )
+
+    def legacy_refusals(self) -> None:
+        """Refusals an earlier release wrote before they were keyed by instance ARN, moved to their new keys so that
+        they still hold their instances (lifecycle.live.refusals.migrate_legacy_refusals)."""
+        table = self.settings.control_table
+        moved = migrate_legacy_refusals(self.aws.dynamodb, table, self.aws.instance_arn)
+        if moved:
+            self._note(Change(f"dynamodb table {table}", "updated",
+                              f"{moved} refusal(s) moved to their instance's key"))
 
     def bucket(self, name: str) -> None:
         s3 = self.aws.s3
@@ -268,15 +293,14 @@ def attribute_definitions(attributes: dict[str, str]) -> list[dict[str, str]]:
     return [{"AttributeName": a, "AttributeType": t} for a, t in attributes.items()]
 
 
-def index_spec(index: tuple[str, str, str]) -> dict:
-    index_name, hash_key, range_key = index
+def index_spec(index: IndexSpec) -> dict:
     return {
-        "IndexName": index_name,
+        "IndexName": index.name,
         "KeySchema": [
-            {"AttributeName": hash_key, "KeyType": "HASH"},
-            {"AttributeName": range_key, "KeyType": "RANGE"},
+            {"AttributeName": index.hash_key, "KeyType": "HASH"},
+            {"AttributeName": index.range_key, "KeyType": "RANGE"},
         ],
-        "Projection": {"ProjectionType": "ALL"},
+        "Projection": {"ProjectionType": index.projection},
     }
 
 

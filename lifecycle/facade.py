@@ -85,12 +85,21 @@ class GpuLifecycle:
         return gpu_instances_detail(self.last_check(), reports, now,
                                     stale_after_s=stale_after_s(self.settings.heartbeat_seconds),
                                     boot_grace_s=self.settings.health_boot_grace_seconds,
-                                    refusals=RefusalStore(self._dynamodb, self._table).all())
+                                    refusals=self._refusals().all())
 
     def release(self, instance_id: str) -> str | None:
         """An operator's start lifts the instance's hold: its refusal is deleted; what it said, if it had one."""
-        refusal = RefusalStore(self._dynamodb, self._table).release(instance_id)
+        refusal = self._refusals().release(instance_id)
         return None if refusal is None else str(refusal)
+
+    def _refusals(self) -> RefusalStore:
+        return RefusalStore(self._dynamodb, self._table, instance_arn=self._aws.instance_arn)
+
+    @functools.cached_property
+    def _aws(self) -> AwsClients:
+        """Clients that name an instance by its ARN (keys of the refusals): the account is asked of STS once, at the
+        first release, never to read."""
+        return AwsClients(self.settings)
 
     @functools.cached_property
     def pool(self) -> InstancePool:

@@ -87,7 +87,9 @@ def gpu_start(settings: Settings, instance_id: str, over_budget: bool) -> None:
     if refusal:
         click.echo(f"error: {instance_id}: {refusal}; --over-budget to start it anyway", err=True)
         sys.exit(1)
-    released = _run(lambda: RefusalStore(AwsClients(settings).dynamodb, settings.control_table).release(instance_id))
+    aws = AwsClients(settings)
+    released = _run(lambda: RefusalStore(aws.dynamodb, settings.control_table,
+                                         instance_arn=aws.instance_arn).release(instance_id))
     if released is not None:
         click.echo(f"{instance_id}: released from its hold ({released})")
     click.echo(f"{instance_id}: {_run(lambda: pool.start(instance_id))}")

@@ -17,6 +17,7 @@ from gpuorch.deploy.stack import (Outcome, apply_stack, ensure_release_bucket, s
 from gpuorch.deploy.template import StackOptions, build_template, template_text
 from gpuorch.settings import Settings
 from gpuorch.errors import ConfigurationError
+from lifecycle.live.refusals import migrate_legacy_refusals
 
 # The default the settings ship with is someone else's: S3 bucket names are global.
 SHIPPED_BUCKET = Settings().bucket
@@ -119,6 +120,10 @@ def deploy(settings: Settings, request: DeployRequest, *, say: Callable[[str], N
                            template_url(report.release_bucket, template_key, region), parameters,
                            on_status=lambda status: say(f"    {status}"))
     say(f"  stack {request.stack_name}: {report.outcome.action} ({report.outcome.status})")
+    # An earlier release's refusals keep holding their instances, under the keys this release reads.
+    moved = migrate_legacy_refusals(aws.dynamodb, settings.control_table, aws.instance_arn)
+    if moved:
+        say(f"  moved {moved} refusal(s) of an earlier release to their instance's key")
     pool = [i for i in report.outcome.outputs.get("GpuInstanceIds", "").split(",") if i]
     report.pool_states = stop_pool(aws.ec2, pool)
     return report

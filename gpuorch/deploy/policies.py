@@ -2,7 +2,8 @@
 
 The documents name their resources with ${VARIABLES}; `render_all` fills them from the account id and from the
 GPUORCH_* settings, read by gpuorch's own Settings exactly as the processes will read them, so a renamed queue,
-table, bucket or pool can never be missing from a policy. `gpuorch deploy` puts the rendered documents in its
+table, bucket or pool can never be missing from a policy. IAM's own policy variables (IAM_POLICY_VARIABLES, such as
+${ec2:SourceInstanceARN}) are left for IAM to fill at each request. `gpuorch deploy` puts the rendered documents in its
 CloudFormation template; `configs/deploy/iam/render.py` writes them to files for roles made by hand:
 
     set -a; . /etc/gpuorch/gpuorch.env; set +a        # the settings the processes will run with
@@ -28,7 +29,10 @@ from gpuorch.errors import ConfigurationError
 from gpuorch.settings import Settings
 
 IAM_DIR = CHECKOUT / "configs" / "deploy" / "iam"
-VARIABLE = re.compile(r"\$\{([A-Z_]+)\}")
+VARIABLE = re.compile(r"\$\{([^}]*)\}")
+# Filled by IAM at each request, not by the renderer: the ARN of the instance whose role credentials signed it (the
+# GPU role writes only the control table items keyed by it: lifecycle.live.instance_items).
+IAM_POLICY_VARIABLES = ("ec2:SourceInstanceARN",)
 # One statement resource per bucket named in GPUORCH_INPUT_BUCKETS.
 PER_INPUT_BUCKET = "INPUT_BUCKET"
 # One statement resource per S3 object (or mirror prefix) `gpuorch models sync` reads model files from.
@@ -70,6 +74,7 @@ class RenderError(ConfigurationError, ValueError):
 def variables(settings: Settings, account_id: str) -> dict[str, str]:
     """Every ${VARIABLE} the documents may use, from the account id and the settings."""
     from gpuorch.jobs.store import OWNER_INDEX, STATUS_INDEX
+    from lifecycle.live.instance_items import INSTANCE_ITEMS_INDEX
 
     if not re.fullmatch(r"\d{12}", account_id or ""):
         raise RenderError(f"an AWS account id is 12 digits, not {account_id!r}")
@@ -85,6 +90,7 @@ def variables(settings: Settings, account_id: str) -> dict[str, str]:
         "KEY_TABLE": settings.key_table,
         "RESULT_TABLE": settings.result_table,
         "CONTROL_TABLE": settings.control_table,
+        "INSTANCE_ITEMS_INDEX": INSTANCE_ITEMS_INDEX,
         "BUCKET": settings.bucket,
         "GPU_POOL": settings.gpu_pool,
         "MONITORING_NAMESPACE": settings.monitoring_namespace,
@@ -102,6 +108,8 @@ def name_clashes(settings: Settings) -> list[str]:
 def fill(text: str, values: dict[str, str]) -> str:
     def one(match: re.Match) -> str:
         name = match.group(1)
+        if name in IAM_POLICY_VARIABLES:
+            return match.group(0)
         if name not in values:
             raise RenderError(f"no value for ${{{name}}} in {text!r}")
         return values[name]

@@ -281,8 +281,10 @@ def _instances(settings: Settings, options: StackOptions) -> dict[str, Any]:
         "Handle": {"Ref": "GpuSetupHandle"}, "Timeout": str(GPU_SETUP_TIMEOUT_S), "Count": len(gpu_names)}}
     resources["HostInstance"] = {
         "Type": "AWS::EC2::Instance",
-        # The control worker starts and stops the pool: it must not see an instance that is still setting up.
-        "DependsOn": "GpuSetup",
+        # The control worker starts and stops the pool: it must not see an instance that is still setting up. Its
+        # processes read the control table's index of heartbeats and refusals: on an update that adds it, they start
+        # once it is built.
+        "DependsOn": ["GpuSetup", "ControlTable"],
         "Properties": {
             "ImageId": {"Ref": "HostImage"}, "InstanceType": options.host_instance_type,
             "SubnetId": {"Ref": "HostSubnet"}, "SecurityGroupIds": [{"Ref": "HostSecurityGroup"}],

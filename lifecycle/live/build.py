@@ -98,7 +98,7 @@ def lifecycle_check(services: Services) -> LifecycleCheck:
         policy=policy_from(settings),
         hourly_price=prices.hourly,
         metrics=lifecycle_metrics(),
-        refusals=RefusalStore(aws.dynamodb, table),
+        refusals=RefusalStore(aws.dynamodb, table, instance_arn=aws.instance_arn),
         configuration=configuration_of(services),
         spot_prices=SpotPrices(ec2),
         market=MarketMemory(aws.dynamodb, table),

@@ -1,8 +1,8 @@
 """A small IAM policy checker for the deployment tests: grammar, and whether a request would be allowed.
 
 It evaluates identity policies the way IAM does for what these documents use (Allow/Deny, Action and
-Resource with * and ? wildcards, and the condition operators below); anything else is reported as a
-grammar problem rather than guessed at.
+Resource with * and ? wildcards, the condition operators below, and IAM's policy variables in condition values,
+filled from the request's context); anything else is reported as a grammar problem rather than guessed at.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ KMS_ACTIONS = frozenset({"kms:CreateGrant"})
 BOTOCORE_SERVICES = {"sqs": "sqs", "sns": "sns", "dynamodb": "dynamodb", "ec2": "ec2"}
 # The largest managed policy IAM accepts, counted without white space.
 MANAGED_POLICY_LIMIT = 6144
+# IAM's policy variables the documents may use in condition values (filled from the request), and only there.
+POLICY_VARIABLE = re.compile(r"\$\{([A-Za-z0-9]+:[A-Za-z0-9/]+)\}")
+POLICY_VARIABLES = frozenset({"ec2:SourceInstanceARN"})
 
 
 def as_list(value: Any) -> list:
@@ -122,6 +125,13 @@ def grammar_problems(document: Any, *, trust: bool = False) -> list[str]:
                 problems.append(f"{where}: condition operator {operator} is not one this checker evaluates")
             if not isinstance(tests, dict) or not tests:
                 problems.append(f"{where}: {operator} must map condition keys to values")
+                continue
+            for value in (v for wanted in tests.values() for v in as_list(wanted)):
+                for name in set(POLICY_VARIABLE.findall(str(value))) - POLICY_VARIABLES:
+                    problems.append(f"{where}: policy variable ${{{name}}} is not one this checker fills")
+        outside = {key: statement[key] for key in ("Action", "Resource", "Principal") if key in statement}
+        if POLICY_VARIABLE.search(str(outside)):
+            problems.append(f"{where}: a policy variable outside a condition value")
     return problems
 
 
@@ -149,8 +159,25 @@ def wildcard_match(pattern: str, value: str, *, ignore_case: bool = False) -> bo
     return re.fullmatch(_pattern(pattern).pattern, value, flags | re.S) is not None
 
 
+def _filled(value: str, context: Mapping[str, Any]) -> str | None:
+    """A condition value with IAM's policy variables filled from the request; None when one has no value there (IAM
+    then cannot match the condition: "If AWS cannot resolve a variable this might cause the entire statement to be
+    invalid")."""
+    missing = False
+
+    def one(match: re.Match) -> str:
+        nonlocal missing
+        if match.group(1) not in context:
+            missing = True
+            return ""
+        return str(context[match.group(1)])
+
+    filled = POLICY_VARIABLE.sub(one, value)
+    return None if missing else filled
+
+
 def _condition_holds(operator: str, key: str, wanted: Any, context: Mapping[str, Any]) -> bool:
-    wanted_values = [str(w) for w in as_list(wanted)]
+    wanted_values = [v for v in (_filled(str(w), context) for w in as_list(wanted)) if v is not None]
     present = key in context
     values = [str(v) for v in as_list(context.get(key, []))]
     if operator.startswith("ForAllValues:"):

@@ -123,7 +123,8 @@ def test_the_gpu_pool_is_tagged_set_up_before_the_host_and_shares_one_volume_spe
         assert tags["gpuorch:pool"] == settings.gpu_pool
         assert instance["Properties"]["InstanceType"] == settings.gpu_instance_type
     host = template["Resources"]["HostInstance"]
-    assert host["DependsOn"] == "GpuSetup" and "gpuorch:pool" not in {t["Key"] for t in host["Properties"]["Tags"]}
+    assert host["DependsOn"] == ["GpuSetup", "ControlTable"]
+    assert "gpuorch:pool" not in {t["Key"] for t in host["Properties"]["Tags"]}
     assert template["Resources"]["GpuSetup"]["Properties"]["Count"] == 3
     spot = template["Resources"]["GpuSpotLaunchTemplate"]["Properties"]["LaunchTemplateData"]
     assert spot["InstanceMarketOptions"]["SpotOptions"] == {"SpotInstanceType": "persistent",

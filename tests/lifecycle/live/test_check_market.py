@@ -53,7 +53,8 @@ class Harness:
         ec2 = AwsClients(Settings(aws_endpoint_url=proxy.url), config=EC2_CLIENT_CONFIG).ec2
         table = settings.control_table
         self.memory = MarketMemory(aws.dynamodb, table)
-        self.heartbeats = HeartbeatStore(aws.dynamodb, table, ttl_s=3600, clock=self.clock)
+        self.heartbeats = HeartbeatStore(aws.dynamodb, table, ttl_s=3600, clock=self.clock,
+                                         instance_arn=aws.instance_arn)
         self.runs = RunLog(aws.dynamodb, table, clock=self.clock)
         self.pool = InstancePool(ec2, pool_name, sleep=lambda _s: None)
         self.check = LifecycleCheck(
