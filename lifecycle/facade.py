@@ -30,8 +30,9 @@ from lifecycle.live.pool import (EC2_CLIENT_CONFIG, CapacityError, Ec2Unavailabl
 from lifecycle.eta import (DEFAULT_COLD_START, PHASES, GpuView, Whereabouts, WorkflowTimes, actual, estimate,
                            given_back, observed_times, times_of, waiting_again, whereabouts, work_ahead_s)
 from lifecycle.live.costs import measured_cold_starts
-from lifecycle.prices import hourly_price
+from lifecycle.decision import budget_refusal
 from lifecycle.model import INSTANCE_STATES, MISSED_REPORTS, stale_after_s
+from lifecycle.prices import region_prices
 
 log = logging.getLogger(__name__)
 
@@ -142,17 +143,19 @@ class GpuLifecycle:
     def hourly_usd(self, instances: tuple[dict[str, Any], ...]) -> float:
         """What the GPU costs an hour: the dearest price the open runs pay (a spot run's is the spot price it opened
         at), else the on-demand price of the pool's dearest type (a spot start costs less: the quote errs high)."""
-        open_runs, _ = run_log_for(self._dynamodb, self._table).heads()
+        open_runs, _ = run_log_for(self._dynamodb, self._table, self.settings.region).heads()
         if open_runs:
             return max(run.hourly_usd for run in open_runs)
-        return max((hourly_price(i.get("instance_type") or "") for i in instances), default=hourly_price(""))
+        prices = region_prices(self.settings.region)
+        return max((prices.hourly(i.get("instance_type") or self.settings.gpu_instance_type) for i in instances),
+                   default=prices.hourly(self.settings.gpu_instance_type))
 
     def cold_start_s(self, jobs: JobStore, now: datetime) -> float:
         """The median cold start of the last week's runs (from a start to the first job that waited for it), else
         the cost model's."""
         def measure() -> float:
             start = now - COLD_START_WINDOW
-            records = run_log_for(self._dynamodb, self._table).records(start, now, now=now)
+            records = run_log_for(self._dynamodb, self._table, self.settings.region).records(start, now, now=now)
             finished = jobs.finished_between(start, now, created_since=start - timedelta(days=1))
             boots = measured_cold_starts(records, finished, now)
             return statistics.median(boots) if boots else DEFAULT_COLD_START.total_s
@@ -208,22 +211,30 @@ class GpuLifecycle:
 
     def month_spend(self, now: datetime) -> float:
         """This month's GPU spend so far, in dollars."""
-        return run_log_for(self._dynamodb, self._table).month_spend(now)
+        return run_log_for(self._dynamodb, self._table, self.settings.region).month_spend(now)
 
     def costs(self, jobs: JobStore, period: Period, now: datetime, *, by_owner: bool = False) -> dict[str, Any]:
         """The GPU cost document of `period` (lifecycle.live.costs.cost_document); with `by_owner`, each owner's
         part of it (lifecycle.live.chargeback)."""
-        return period_costs(run_log_for(self._dynamodb, self._table), jobs, period, now=now,
+        return period_costs(run_log_for(self._dynamodb, self._table, self.settings.region), jobs, period, now=now,
                             monthly_budget_usd=self.settings.monthly_budget_usd, by_owner=by_owner)
 
     def compare(self, jobs: JobStore, period: Period, now: datetime) -> dict[str, Any]:
         """The period's jobs beside the replaced rule, fixed idle times, the learning policy and serverless
         (lifecycle.advice)."""
-        return compare_period(run_log_for(self._dynamodb, self._table), jobs, period, now=now)
+        return compare_period(run_log_for(self._dynamodb, self._table, self.settings.region), jobs, period, now=now)
 
     def owner_month_spend(self, jobs: JobStore, owner: str, now: datetime) -> float:
         """What `owner`'s jobs cost this UTC month so far."""
-        return owner_month_spend(run_log_for(self._dynamodb, self._table), jobs, owner, now)
+        return owner_month_spend(run_log_for(self._dynamodb, self._table, self.settings.region), jobs, owner, now)
+
+    def start_over_budget(self, instance_type: str, now: datetime) -> str | None:
+        """Why starting a stopped instance of `instance_type` would pass the monthly budget, as the lifecycle judges
+        its own starts (None: it would not, or there is no budget)."""
+        budget = self.settings.monthly_budget_usd or None
+        if budget is None:
+            return None
+        return budget_refusal(self.month_spend(now), region_prices(self.settings.region).hourly(instance_type), budget)
 
     def check_stale_after_s(self) -> float:
         """How old the last lifecycle check may be before the control worker or beat reads as down."""
@@ -236,12 +247,21 @@ class GpuLifecycle:
         return gpu_instances_detail(self.last_check(), reports, now,
                                     stale_after_s=stale_after_s(self.settings.heartbeat_seconds),
                                     boot_grace_s=self.settings.health_boot_grace_seconds,
-                                    refusals=RefusalStore(self._dynamodb, self._table).all())
+                                    refusals=self._refusals().all())
 
     def release(self, instance_id: str) -> str | None:
         """An operator's start lifts the instance's hold: its refusal is deleted; what it said, if it had one."""
-        refusal = RefusalStore(self._dynamodb, self._table).release(instance_id)
+        refusal = self._refusals().release(instance_id)
         return None if refusal is None else str(refusal)
+
+    def _refusals(self) -> RefusalStore:
+        return RefusalStore(self._dynamodb, self._table, instance_arn=self._aws.instance_arn)
+
+    @functools.cached_property
+    def _aws(self) -> AwsClients:
+        """Clients that name an instance by its ARN (keys of the refusals): the account is asked of STS once, at the
+        first release, never to read."""
+        return AwsClients(self.settings)
 
     @functools.cached_property
     def pool(self) -> InstancePool:

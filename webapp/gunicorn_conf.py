@@ -18,6 +18,11 @@ enable_multiprocess(_folder)
 # The Procfile's api line names it too: a --worker-class on the command line wins over this file.
 worker_class = "webapp.gunicorn_worker.JsonErrorWorker"
 
+# gunicorn 25.1 opens a control socket for `gunicornc` at every start, under $XDG_RUNTIME_DIR or $HOME/.gunicorn; the
+# unit's user has no writable home (ProtectHome, a read-only system), so every start logged a control server error.
+# Nothing here uses gunicornc: systemd and the container runtime stop and restart the API.
+control_socket_disable = True
+
 
 def on_starting(server) -> None:
     """Refuse to start when waiting requests could take every thread of a worker: the others would find none."""

@@ -572,6 +572,12 @@ class GpuPoolSchema(ma.Schema):
     instances = ma.fields.List(ma.fields.Nested(GpuInstanceSchema), required=True)
 
 
+class GpuStartQuerySchema(ma.Schema):
+    over_budget = ma.fields.Boolean(load_default=False, metadata={
+        "description": "Start even when this month's GPU spend plus an hour would pass GPUORCH_MONTHLY_BUDGET_USD "
+                       "(without it such a start is a 409 over_budget)."})
+
+
 class GpuActionSchema(ma.Schema):
     instance_id = ma.fields.String(required=True)
     outcome = ma.fields.String(required=True, metadata={

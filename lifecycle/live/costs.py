@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Sequence
 
 from gpuorch.provision import FOURTEEN_DAYS
-from gpuorch.clock import timestamp
+from gpuorch.clock import Clock, timestamp, utc_now
 from gpuorch.errors import ParamsInvalid
 from gpuorch.jobs.store import Job, JobStore
 from lifecycle import billing
@@ -17,7 +17,7 @@ from lifecycle.billing import CostReport
 from lifecycle.eta import accuracy, actual
 from lifecycle.live.chargeback import owner_costs
 from lifecycle.live.runs import RunLog, RunRecord, month_start
-from lifecycle.prices import HOURLY_USD
+from lifecycle.prices import region_prices
 
 # The longest span a report covers: a leap year, whole.
 MAX_SPAN = timedelta(days=366)
@@ -220,9 +220,9 @@ def month_budget(run_log: RunLog, monthly_budget_usd: float, now: datetime) -> M
     return MonthBudget(now.astimezone(timezone.utc).strftime("%Y-%m"), run_log.month_spend(now), monthly_budget_usd)
 
 
-def run_log_for(dynamodb, control_table: str) -> RunLog:
-    """A RunLog to read runs with (each closed run carries the price it opened with)."""
-    return RunLog(dynamodb, control_table, prices=HOURLY_USD)
+def run_log_for(dynamodb, control_table: str, region: str, clock: Clock = utc_now) -> RunLog:
+    """A RunLog to read runs with, priced in `region` (each closed run carries the price it opened with)."""
+    return RunLog(dynamodb, control_table, prices=region_prices(region).usd_per_hour, clock=clock)
 
 
 def period_costs(run_log: RunLog, jobs_store: JobStore, period: Period, *, now: datetime,

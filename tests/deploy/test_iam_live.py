@@ -56,13 +56,15 @@ EXPECTED = {
             ("s3:GetObject", "/results/"), ("s3:ListBucket", "gpuorch-jobs"), ("dynamodb:Query", "gpuorch_control"),
             ("dynamodb:GetItem", "gpuorch_keys"), ("dynamodb:PutItem", "gpuorch_control"),
             ("dynamodb:Query", "owner-created_at"), ("ec2:DescribeInstances", "*"),
+            ("dynamodb:Query", "/index/instance_item"), ("dynamodb:BatchGetItem", "gpuorch_control"),
             ("dynamodb:BatchGetItem", "task_store")],
     "control": [("ec2:StartInstances", "instance/"), ("ec2:StopInstances", "instance/"),
                 ("ec2:DescribeSpotPriceHistory", "*"),
                 ("sqs:ReceiveMessage", "gpu_control"), ("sqs:SendMessage", "gpu_control"),
                 ("sqs:ReceiveMessage", "dlq"), ("dynamodb:PutItem", "gpuorch_control"),
                 ("dynamodb:UpdateItem", "task_store"), ("dynamodb:GetItem", "gpuorch_control"),
-                ("s3:GetObject", "/results/")],
+                ("s3:GetObject", "/results/"), ("dynamodb:Query", "/index/instance_item"),
+                ("dynamodb:BatchGetItem", "gpuorch_control")],
     "gpu": [("sqs:ReceiveMessage", "gpu_tasks"), ("sqs:DeleteMessage", "gpu_tasks"), ("s3:GetObject", "/inputs/"),
             ("s3:PutObject", "/results/"), ("dynamodb:PutItem", "celery_results"),
             ("dynamodb:UpdateItem", "gpuorch_control"), ("sqs:SendMessage", "gpu_control")],
@@ -271,6 +273,8 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
             schema.tables[table] = (hash_key, indexes)
         item = setup.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
         schema.instance_tags[instance_id] = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+        # The GPU worker plays that instance: on AWS its role credentials carry the instance's ARN.
+        schema.source_instances["gpu"] = iam.instance_arn(settings.region, MOTO_ACCOUNT, instance_id)
     finally:
         stack.stop()  # a warm shutdown of every process: their last calls are recorded too
     return recording.read_text().splitlines(), schema, settings

@@ -12,11 +12,13 @@ from gpuorch.jobs import states
 from gpuorch.jobs.store import JobStore
 from lifecycle.live.pool import PoolInstance
 from lifecycle.live.runs import RunLog
-from lifecycle.prices import HOURLY_USD
 from tests.webapp.conftest import keyed
 from webapp import create_app
 
 from tests.webapp.test_api_health import closed_port
+
+# The test's own on-demand prices (lifecycle/prices.py has AWS's, which change): runs keep the price they opened with.
+PRICES = {"g6e.2xlarge": 2.24, "g6.2xlarge": 0.978}
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
 JUNE = datetime(2026, 6, 1, tzinfo=timezone.utc)
@@ -40,7 +42,7 @@ def client_for(settings, key: str = "", clock=lambda: NOW):
 def tables(provisioned, settings):
     """Writes runs and finished jobs into the test's tables at chosen moments."""
     clock = Clock()
-    run_log = RunLog(provisioned.aws.dynamodb, settings.control_table, prices=HOURLY_USD, clock=clock)
+    run_log = RunLog(provisioned.aws.dynamodb, settings.control_table, prices=PRICES, clock=clock)
     jobs = JobStore(provisioned.aws.dynamodb, settings.job_table, ttl_seconds=86400, clock=clock)
 
     class Tables:

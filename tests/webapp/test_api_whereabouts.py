@@ -16,7 +16,11 @@ from lifecycle.live.check import StatusStore
 from lifecycle.live.heartbeats import HEARTBEAT_TTL_S, HeartbeatStore
 from lifecycle.live.runs import RunLog
 from lifecycle.model import SPOT, Action, Decision, Instance
+from lifecycle.prices import G6E_2XLARGE, region_prices
 from webapp.views import events
+
+# What the pool's g6e.2xlarge costs on demand in the tests' region (us-east-1).
+ON_DEMAND_USD = region_prices("us-east-1").hourly(G6E_2XLARGE)
 
 
 @pytest.fixture(autouse=True)
@@ -50,9 +54,9 @@ def test_a_queued_job_follows_the_gpu_from_stopped_to_starting_to_ready(client, 
     first, second = submit(client, settings), submit(client, settings)
     quote = first["estimate"]
     assert (quote["phase"], quote["gpu_seconds"], quote["observed_jobs"], quote["hourly_usd"]) == (
-        "waiting_for_gpu", 30.0, 0, 2.24)
-    assert quote["usd_warm"] == pytest.approx(30 * 2.24 / 3600, abs=1e-6)
-    assert quote["usd_cold"] == pytest.approx((DEFAULT_COLD_START.billed_s + 30) * 2.24 / 3600, abs=1e-6)
+        "waiting_for_gpu", 30.0, 0, ON_DEMAND_USD)
+    assert quote["usd_warm"] == pytest.approx(30 * ON_DEMAND_USD / 3600, abs=1e-6)
+    assert quote["usd_cold"] == pytest.approx((DEFAULT_COLD_START.billed_s + 30) * ON_DEMAND_USD / 3600, abs=1e-6)
 
     record = client.get(f"/api/v1/jobs/{second['job_id']}").json
     assert (record["phase"], record["queue_position"]) == ("waiting_for_gpu", 1)
@@ -65,7 +69,7 @@ def test_a_queued_job_follows_the_gpu_from_stopped_to_starting_to_ready(client, 
     assert (record["phase"], record["queue_position"]) == ("gpu_starting", 0)
     assert record["eta"]["start_in_s"] == pytest.approx(DEFAULT_COLD_START.total_s - 60, abs=2)
 
-    HeartbeatStore(provisioned.aws.dynamodb, settings.control_table, ttl_s=HEARTBEAT_TTL_S).beat("i-gpu", [], True)
+    HeartbeatStore(provisioned.aws.dynamodb, settings.control_table, ttl_s=HEARTBEAT_TTL_S, instance_arn=provisioned.aws.instance_arn).beat("i-gpu", [], True)
     listed = {job["job_id"]: job for job in client.get("/api/v1/jobs?status=queued").json["jobs"]}
     assert [(listed[j["job_id"]]["phase"], listed[j["job_id"]]["queue_position"],
              listed[j["job_id"]]["eta"]["start_in_s"]) for j in (first, second)] == [("queued", 0, 0.0),
@@ -89,7 +93,7 @@ def test_the_quote_follows_observed_jobs_and_the_end_shows_the_actual_beside_it(
                     owner="alice")
         jobs.transition(f"old-{n}", states.RUNNING)
         jobs.transition(f"old-{n}", states.SUCCEEDED, outputs=[], gpu_seconds=gpu_s)
-    HeartbeatStore(provisioned.aws.dynamodb, settings.control_table, ttl_s=HEARTBEAT_TTL_S).beat("i-gpu", [], True)
+    HeartbeatStore(provisioned.aws.dynamodb, settings.control_table, ttl_s=HEARTBEAT_TTL_S, instance_arn=provisioned.aws.instance_arn).beat("i-gpu", [], True)
     check_saw(provisioned, settings, Instance("i-gpu", "running", launched_at=datetime.now(timezone.utc)))
     job = submit(client, settings)
     assert (job["estimate"]["gpu_seconds"], job["estimate"]["observed_jobs"], job["estimate"]["phase"]) == (
@@ -99,7 +103,7 @@ def test_the_quote_follows_observed_jobs_and_the_end_shows_the_actual_beside_it(
     jobs.transition(job["job_id"], states.SUCCEEDED, outputs=[], gpu_seconds=15.0)
     record = client.get(f"/api/v1/jobs/{job['job_id']}").json
     assert record["estimate"]["gpu_seconds"] == 12.0
-    assert (record["actual"]["gpu_seconds"], record["actual"]["usd"]) == (15.0, round(15 * 2.24 / 3600, 6))
+    assert (record["actual"]["gpu_seconds"], record["actual"]["usd"]) == (15.0, round(15 * ON_DEMAND_USD / 3600, 6))
     assert record["actual"]["finish_error_s"] < 0  # sooner than the estimate, which allowed the default overhead
     assert (record["phase"], record["eta"]) == (None, None)
 
@@ -112,7 +116,7 @@ def test_an_interrupted_spot_instance_serves_no_job_and_the_quote_is_at_the_spot
     launched = datetime.now(timezone.utc) - timedelta(minutes=10)
     spot = Instance("i-spot", "running", launched_at=launched, market=SPOT)
     RunLog(db, table).reconcile([spot], spot_prices={"i-spot": 0.9})
-    beats = HeartbeatStore(db, table, ttl_s=HEARTBEAT_TTL_S)
+    beats = HeartbeatStore(db, table, ttl_s=HEARTBEAT_TTL_S, instance_arn=provisioned.aws.instance_arn)
     beats.beat("i-spot", [], True)
     check_saw(provisioned, settings, spot)
     job = submit(client, settings)
@@ -130,7 +134,7 @@ def test_a_running_job_its_instance_gave_back_waits_for_the_next_one(client, set
     job = submit(client, settings)
     long_ago = datetime.now(timezone.utc) - timedelta(minutes=5)
     provisioned.jobs.transition(job["job_id"], states.RUNNING, started_at=long_ago.isoformat())
-    beats = HeartbeatStore(provisioned.aws.dynamodb, settings.control_table, ttl_s=HEARTBEAT_TTL_S)
+    beats = HeartbeatStore(provisioned.aws.dynamodb, settings.control_table, ttl_s=HEARTBEAT_TTL_S, instance_arn=provisioned.aws.instance_arn)
     beats.beat("i-gpu", [job["job_id"]], True)
     check_saw(provisioned, settings, Instance("i-gpu", "running", launched_at=long_ago))
     record = client.get(f"/api/v1/jobs/{job['job_id']}").json
@@ -171,7 +175,7 @@ def test_the_event_stream_tells_a_waiting_job_s_moves_as_the_gpu_starts(client, 
     check_saw(provisioned, settings, Instance("i-gpu", "pending", launched_at=datetime.now(timezone.utc)))
     starting = next_status()
     assert (starting["status"], starting["phase"], starting["queue_position"]) == ("queued", "gpu_starting", 0)
-    HeartbeatStore(provisioned.aws.dynamodb, settings.control_table, ttl_s=HEARTBEAT_TTL_S).beat("i-gpu", [], True)
+    HeartbeatStore(provisioned.aws.dynamodb, settings.control_table, ttl_s=HEARTBEAT_TTL_S, instance_arn=provisioned.aws.instance_arn).beat("i-gpu", [], True)
     check_saw(provisioned, settings, Instance("i-gpu", "running", launched_at=datetime.now(timezone.utc)))
     assert next_status()["phase"] == "queued"
 
