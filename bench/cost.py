@@ -4,53 +4,88 @@ Every trace under lifecycle/simulation/traces/ is replayed through the simulator
 under the replaced system's CloudWatch rule, the fixed default policy, the learning policy (lifecycle/learning.py,
 which sees only the jobs before each check) and the hindsight optimum, on the deployment the cost model describes
 (lifecycle/cost_model.py: its cold start part by part, the instance's price, the pool's EBS volumes billed all
-month); and on a per-second serverless GPU (lifecycle/simulation/serverless.py). One table per trace, every
-row's cost as a ratio to serverless's; then the targets, for the learning policy:
+month); and on a per-second serverless GPU (lifecycle/simulation/serverless.py).
+
+The spot market is not assumed: the pool has a spot instance beside the on-demand one, and each trace is replayed
+from several first days spread over the two-year spot price history (lifecycle/simulation/data/), where the
+policies choose the market by the day's price and meet its interruptions; a row's cost is its total over those
+replays, its waits all their jobs' waits. The replaced rule knew one on-demand instance only; the hindsight optimum
+pays the market a start would take on its day, uninterrupted.
+
+One table per trace, every row's cost as a ratio to serverless's. `learned` minimises the GPU bill; `learned+wait` is the same policy
+weighing each second a job waits for a cold start at an on-demand GPU second (Economics.wait_usd_per_s), the
+trade between the two. Then the targets, for the learning policy:
 - median cost ratio to serverless at most 0.8;
 - p95 wait on every trace no worse than the replaced rule's (ratio at most 1.0);
 - median p95-wait ratio to serverless at most 2.0.
 Last line: `cost vs serverless median <x> max <x>; p95 wait vs serverless median <x>; worst p95 vs replaced <x>`.
-`--quick` replays two short traces (tests/bench/test_benches.py runs it so the bench keeps working).
+`--quick` replays two short traces from two first days (tests/bench/test_benches.py runs it so the bench keeps
+working).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+from typing import Callable, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lifecycle.cost_model import ColdStart, Offer, Volume, on_demand  # noqa: E402
+from gpuorch.workflows import load_workflows  # noqa: E402
+from lifecycle.cost_model import (  # noqa: E402
+    ColdStart, Offer, SpotPrices, Volume, cold_start_of, on_demand, read_spot_prices,
+)
 from lifecycle.learning import Economics  # noqa: E402
+from lifecycle.simulation.markets import SpotMarket, cheapest_usd, first_days  # noqa: E402
 from lifecycle.simulation.optimum import optimum  # noqa: E402
 from lifecycle.simulation.policies import DEFAULT_POLICY  # noqa: E402
 from lifecycle.simulation.replaced import ReplacedRule  # noqa: E402
-from lifecycle.simulation.scenario import SimulationParams, SimulationResult  # noqa: E402
+from lifecycle.simulation.scenario import SimulationParams, SimulationResult, percentile  # noqa: E402
 from lifecycle.simulation.serverless import Serverless, simulate_serverless  # noqa: E402
 from lifecycle.simulation.simulate import Learned, simulate  # noqa: E402
 from lifecycle.simulation.workload import REFERENCE_TRACES, Job, read_trace, reference_trace_path  # noqa: E402
 
 QUICK_TRACES = ("bursty", "trickle")
+SPOT_PRICES = Path(__file__).resolve().parents[1] / "lifecycle" / "simulation" / "data" / "g6e-2xlarge-spot-us-east-1.csv"
+FIRST_DAYS, QUICK_FIRST_DAYS = 8, 2
 
 
 @dataclass(frozen=True)
 class Row:
-    """One way of serving a trace: what it cost (GPU and, for a pool, its volumes) and what the jobs waited."""
+    """One way of serving a trace over its replays: what it cost (GPU and, for a pool, its volumes) and what the
+    jobs waited."""
 
     name: str
-    result: SimulationResult
+    results: tuple[SimulationResult, ...]
     volume_usd: float = 0.0
 
     @property
     def usd(self) -> float:
-        return self.result.dollars + self.volume_usd
+        return sum(r.dollars for r in self.results) + self.volume_usd
+
+    @property
+    def jobs(self) -> int:
+        return sum(r.jobs for r in self.results)
 
     @property
     def per_job(self) -> float:
-        return self.usd / max(1, self.result.jobs)
+        return self.usd / max(1, self.jobs)
+
+    @property
+    def starts(self) -> int:
+        return sum(r.starts for r in self.results)
+
+    @property
+    def interruptions(self) -> int:
+        return sum(r.cost.interruptions for r in self.results)
+
+    def wait_s(self, q: float) -> float:
+        return percentile([w for r in self.results for w in r.waits_s], q)
 
 
 def span_s(trace: list[Job]) -> float:
@@ -58,25 +93,40 @@ def span_s(trace: list[Job]) -> float:
 
 
 def compare(trace: list[Job], params: SimulationParams, economics: Economics, volume: Volume, pool: int,
-            serverless: Serverless) -> list[Row]:
-    """Every compared way of serving one trace; the pool's volumes are billed over the trace's span."""
-    volumes = volume.usd_for(span_s(trace), pool)
+            serverless: Serverless, markets: Sequence[SpotMarket]) -> list[Row]:
+    """Every compared way of serving one trace, each replayed once per market; a pool's volumes (a spot and an
+    on-demand instance per slot) are billed over the trace's span."""
+    def replays(run: Callable[[SpotMarket], SimulationResult]) -> tuple[SimulationResult, ...]:
+        return tuple(run(market) for market in markets)
+
+    volumes = len(markets) * volume.usd_for(span_s(trace), 2 * pool)
+    one_volume = len(markets) * volume.usd_for(span_s(trace), 1)
+    learned = Learned(economics, base=DEFAULT_POLICY)
+    # The same policy with each second a job waits for a cold start weighed at an on-demand GPU second.
+    patient = Learned(dataclasses.replace(economics, wait_usd_per_s=params.hourly_price / 3600.0), base=DEFAULT_POLICY)
+    replaced = simulate(trace, ReplacedRule(), params=params)
+    best = optimum(trace, params=params)
+    max_share = DEFAULT_POLICY.spot_max_share
+    best_in = [dataclasses.replace(best, cost=dataclasses.replace(
+        best.cost, dollars=cheapest_usd(best.runs, m, params.hourly_price, max_share))) for m in markets]
     return [
-        Row("replaced", simulate(trace, ReplacedRule(), params=params), volume.usd_for(span_s(trace), 1)),
-        Row("default", simulate(trace, DEFAULT_POLICY, params=params), volumes),
-        Row("learned", simulate(trace, Learned(economics, base=DEFAULT_POLICY), params=params), volumes),
-        Row("optimum", optimum(trace, params=params), volume.usd_for(span_s(trace), 1)),
-        Row(serverless.name, simulate_serverless(trace, serverless)),
+        Row("replaced", (replaced,) * len(markets), one_volume),
+        Row("default", replays(lambda m: simulate(trace, DEFAULT_POLICY, params=params, market=m)), volumes),
+        Row("learned", replays(lambda m: simulate(trace, learned, params=params, market=m)), volumes),
+        Row("learned+wait", replays(lambda m: simulate(trace, patient, params=params, market=m)), volumes),
+        Row("optimum", tuple(best_in), one_volume),
+        Row(serverless.name, (simulate_serverless(trace, serverless),) * len(markets)),
     ]
 
 
 def table(rows: list[Row]) -> str:
     serverless = rows[-1]
-    header = ("", "usd", "$/job", "x serverless", "starts", "p50 s", "p95 s", "x sl p95")
+    sl_p95 = serverless.wait_s(95)
+    header = ("", "usd", "$/job", "x serverless", "starts", "interrupted", "p50 s", "p95 s", "x sl p95")
     lines = [header] + [
-        (row.name, f"{row.usd:.2f}", f"{row.per_job:.4f}", f"{row.usd / serverless.usd:.2f}", str(row.result.starts),
-         f"{row.result.wait_p50_s:.0f}", f"{row.result.wait_p95_s:.0f}",
-         f"{row.result.wait_p95_s / serverless.result.wait_p95_s:.2f}" if serverless.result.wait_p95_s else "-")
+        (row.name, f"{row.usd:.2f}", f"{row.per_job:.4f}", f"{row.usd / serverless.usd:.2f}", str(row.starts),
+         str(row.interruptions), f"{row.wait_s(50):.0f}", f"{row.wait_s(95):.0f}",
+         f"{row.wait_s(95) / sl_p95:.2f}" if sl_p95 else "-")
         for row in rows]
     widths = [max(len(line[c]) for line in lines) for c in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in
@@ -89,22 +139,31 @@ def main() -> int:
     parser.add_argument("--pool", type=int, default=1, help="GPU instances in the pool (each with its volume)")
     args = parser.parse_args()
 
-    cold, offer, volume, serverless = ColdStart(), on_demand(), Volume(), Serverless()
+    # The models the built-in workflows declare (models.json), from the gp3 volume docs/DEPLOYMENT.md creates.
+    files = [(model.name, model.bytes) for workflow in load_workflows() for model in workflow.models]
+    cold, offer, volume, serverless = cold_start_of(files), on_demand(), Volume(), Serverless()
+    prices = read_spot_prices(SPOT_PRICES)
     params = SimulationParams.deployment(cold, offer)
     economics = Economics(offer.hourly_usd, cold.billed_s, cold.total_s)
-    describe(cold, offer, volume, serverless, args.pool)
+    describe(cold, offer, volume, serverless, args.pool, prices)
 
     names = QUICK_TRACES if args.quick else tuple(REFERENCE_TRACES)
+    count = QUICK_FIRST_DAYS if args.quick else FIRST_DAYS
     ratios, p95_ratios, vs_replaced = [], [], []
     for name in names:
         trace = read_trace(reference_trace_path(name))
-        rows = compare(trace, params, economics, volume, args.pool, serverless)
-        print(f"\n{name}: {len(trace)} jobs over {span_s(trace) / 86400:.1f} days")
+        days = first_days(prices, int(span_s(trace) // 86400) + 1, count)
+        markets = [SpotMarket(prices, day, seed=n) for n, day in enumerate(days)]
+        rows = compare(trace, params, economics, volume, args.pool, serverless, markets)
+        print(f"\n{name}: {len(trace)} jobs over {span_s(trace) / 86400:.1f} days, replayed from "
+              f"{', '.join(f'{d:%Y-%m-%d} (spot {share(prices, d, offer):.0%})' for d in days)}")
         print(table(rows))
-        learned, replaced, sl = rows[2], rows[0], rows[-1]
+        replaced, learned, sl = rows[0], rows[2], rows[-1]
+        if learned.usd > 1.05 * rows[1].usd:
+            print(f"{name}: learned costs {learned.usd / rows[1].usd - 1:.0%} more than the fixed default")
         ratios.append(learned.usd / sl.usd)
-        p95_ratios.append(learned.result.wait_p95_s / sl.result.wait_p95_s if sl.result.wait_p95_s else 1.0)
-        vs_replaced.append(learned.result.wait_p95_s / replaced.result.wait_p95_s if replaced.result.wait_p95_s else 1.0)
+        p95_ratios.append(learned.wait_s(95) / sl.wait_s(95) if sl.wait_s(95) else 1.0)
+        vs_replaced.append(learned.wait_s(95) / replaced.wait_s(95) if replaced.wait_s(95) else 1.0)
         if learned.usd > sl.usd:
             print(f"{name}: serverless stays cheaper here (${sl.per_job:.4f} a job against ${learned.per_job:.4f})")
 
@@ -120,13 +179,21 @@ def main() -> int:
     return 0
 
 
-def describe(cold: ColdStart, offer: Offer, volume: Volume, serverless: Serverless, pool: int) -> None:
+def share(prices: SpotPrices, day: date, offer: Offer) -> float:
+    return prices.at(day)[0] / offer.hourly_usd
+
+
+def describe(cold: ColdStart, offer: Offer, volume: Volume, serverless: Serverless, pool: int,
+             prices: SpotPrices) -> None:
     """The cost model's defaults, as docs/DEPLOYMENT.md builds the deployment."""
     print(f"gpuorch: {offer.name} ${offer.hourly_usd:.5f}/h, billed per second from `running`, at least 60 s a start")
     print(f"  {cold.describe()}")
-    print(f"  models from {cold.source.name}: {cold.source.why}")
+    print(f"  models: the built-in workflows' declared files, from {cold.source.name}: {cold.source.why}")
     print(f"  {pool} pool instance(s), each with {volume.size_gb:.0f} GB gp3 at {volume.throughput_mib_s:.0f} MiB/s: "
           f"${volume.monthly_usd:.2f} a month, running or stopped ({volume.why})")
+    print(f"  spot: {len(prices.dates)} daily prices {prices.dates[0]} to {prices.dates[-1]}, "
+          f"{min(prices.usd_per_hour) / offer.hourly_usd:.0%}-{max(prices.usd_per_hour) / offer.hourly_usd:.0%} of "
+          f"on-demand (median {statistics.median(prices.usd_per_hour) / offer.hourly_usd:.0%}); {prices.source}")
     print(f"{serverless.describe()}")
 
 

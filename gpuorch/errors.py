@@ -23,8 +23,9 @@
     │   ├── RateLimited          the API key spent its allowance (gpuorch.access.ratelimit)
     │   ├── BacklogFull          the GPU queue holds GPUORCH_MAX_BACKLOG jobs (gpuorch.access.backlog)
     │   ├── SpendCapReached      the key's owner spent its GPU cap this month (gpuorch.access.spend)
-    │   └── IdempotencyKeyInUse  the same request with its idempotency key is being submitted now
-    │                            (gpuorch.jobs.idempotency)
+    │   ├── IdempotencyKeyInUse  the same request with its idempotency key is being submitted now
+    │   │                        (gpuorch.jobs.idempotency)
+    │   └── TooManyWaiters       an API process has GPUORCH_API_WAITERS requests waiting for jobs (gpuorch.jobs.watch)
     ├── JobOutcome               a job ended other than succeeded: what a GPU task and AsyncResult.get() raise
     │   ├── JobFailed            ... failed; the message is its record's reason
     │   ├── JobCancelled         ... was cancelled
@@ -45,6 +46,7 @@
     │   ├── SourceUnavailable    a model file's source could not be read (gpuorch.modelsync.fetch)
     │   ├── Ec2Unavailable       EC2 kept throttling, failing or not answering (lifecycle.live.pool)
     │   ├── CapacityError        EC2 has no capacity for the instance types tried (lifecycle.live.pool)
+    │   ├── UnreadItems          DynamoDB kept leaving heartbeats or refusals unread (lifecycle.live.instance_items)
     │   └── ProbeFailed          a dependency answered, but not with what the API needs (webapp.health)
     └── ConfigurationError       settings, workflow folders or the environment cannot work; a process refuses to start
         ├── SettingsError        a GPUORCH_* variable gpuorch cannot use (gpuorch.settings)
@@ -52,7 +54,14 @@
         ├── SourceMismatch       a model file's source holds other bytes than its declaration (gpuorch.modelsync.fetch)
         ├── IdentityError        a GPU worker that cannot tell which EC2 instance it runs on (lifecycle.live.identity)
         ├── TraceError           a simulator trace that cannot be read (lifecycle.simulation)
-        └── PolicyError          a simulator policy that names none (lifecycle.simulation)
+        ├── PolicyError          a simulator policy that names none (lifecycle.simulation)
+        ├── ScheduleError        a warm window that cannot be read (lifecycle.schedule)
+        ├── DeployRefused        settings or options that cannot make a working deployment (gpuorch.deploy)
+        ├── ImageError           no usable AMI behind the image parameter (gpuorch.deploy.images)
+        ├── PlacementError       no zone of the subnets offers the instance type (gpuorch.deploy.network)
+        ├── RenderError          an IAM document with a variable left without a value (gpuorch.deploy.policies)
+        ├── NotACheckout         no source tree to ship as the release (gpuorch.deploy.source)
+        └── StackFailed          the stack did not complete; CloudFormation's reasons (gpuorch.deploy.stack)
 
 Two families keep a base of their own beside their branch: ComfyError, every failure of the ComfyUI client
 (ComfyUnavailable and ComfyRejected as above; ComfyExecutionError, ComfyInterrupted, ComfyTimeout and

@@ -5,19 +5,71 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from botocore.exceptions import ClientError
 
 from gpuorch.aws.clients import AwsClients
 from gpuorch.jobs.store import OWNER_INDEX, STATUS_INDEX
 from gpuorch.settings import Settings
+from lifecycle.live.instance_items import INSTANCE_ITEM, INSTANCE_ITEMS_INDEX
+from lifecycle.live.refusals import migrate_legacy_refusals
 
 log = logging.getLogger(__name__)
 
 FOURTEEN_DAYS = 14 * 86400  # SQS's longest retention: an accepted job waits out any GPU pause.
 CONTROL_VISIBILITY_TIMEOUT = 120
 EXPIRING_PREFIXES = ("inputs", "results")
+
+
+class IndexSpec(NamedTuple):
+    """A global secondary index: its name, keys and what it projects ("ALL" the items, or "KEYS_ONLY")."""
+
+    name: str
+    hash_key: str
+    range_key: str
+    projection: str = "ALL"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table gpuorch needs: its keys, the attributes they and the indexes use, its indexes and its expiry."""
+
+    name: str
+    key: str
+    attributes: dict[str, str]
+    ttl_attribute: str | None
+    sort_key: str | None = None
+    indexes: tuple[IndexSpec, ...] = ()
+
+
+def table_specs(settings: Settings) -> tuple[TableSpec, ...]:
+    """Every table gpuorch runs on (`gpuorch provision` and the CloudFormation stack of `gpuorch deploy` make them)."""
+    return (
+        TableSpec(settings.job_table, key="task_id",
+                  attributes={"task_id": "S", "status": "S", "created_at": "S", "owner": "S"},
+                  indexes=(IndexSpec(STATUS_INDEX, "status", "created_at"),
+                           IndexSpec(OWNER_INDEX, "owner", "created_at")),
+                  ttl_attribute="expires_at"),
+        TableSpec(settings.result_table, key="id", attributes={"id": "S"}, ttl_attribute="ttl"),
+        # Worker heartbeats, the lifecycle lock, instance runs: small items keyed by kind and id. The heartbeats and
+        # refusals, keyed by instance ARN, are listed through their sparse index (lifecycle.live.instance_items).
+        TableSpec(settings.control_table, key="pk", sort_key="sk",
+                  attributes={"pk": "S", "sk": "S", INSTANCE_ITEM: "S"},
+                  indexes=(IndexSpec(INSTANCE_ITEMS_INDEX, INSTANCE_ITEM, "sk", projection="KEYS_ONLY"),),
+                  ttl_attribute="expires_at"),
+        # API keys, by key id (only each token's hash is stored); revoked keys are kept, so no expiry.
+        TableSpec(settings.key_table, key="key_id", attributes={"key_id": "S"}, ttl_attribute=None),
+    )
+
+
+def expiry_rules(settings: Settings) -> list[dict]:
+    """The bucket's lifecycle rules: inputs and results expire with their job records (GPUORCH_JOB_TTL_DAYS)."""
+    return [
+        {"ID": f"gpuorch-expire-{prefix}", "Status": "Enabled", "Filter": {"Prefix": f"{prefix}/"},
+         "Expiration": {"Days": settings.job_ttl_days}}
+        for prefix in EXPIRING_PREFIXES
+    ]
 
 
 @dataclass(frozen=True)
@@ -79,25 +131,11 @@ class Provisioner:
         # Low-priority jobs: the same worker, limits and dead-letter queue.
         self.queue(self.settings.gpu_low_queue, dlq_arn=dlq_arn, visibility=self.settings.visibility_timeout)
         self.queue(self.settings.control_queue, dlq_arn=None, visibility=CONTROL_VISIBILITY_TIMEOUT)
-        self.table(
-            self.settings.job_table,
-            key="task_id",
-            attributes={"task_id": "S", "status": "S", "created_at": "S", "owner": "S"},
-            indexes=((STATUS_INDEX, "status", "created_at"), (OWNER_INDEX, "owner", "created_at")),
-            ttl_attribute="expires_at",
-        )
-        self.table(self.settings.result_table, key="id", attributes={"id": "S"}, ttl_attribute="ttl")
-        # Worker heartbeats, the lifecycle lock, instance runs: small items keyed by kind and id.
-        self.table(
-            self.settings.control_table,
-            key="pk",
-            sort_key="sk",
-            attributes={"pk": "S", "sk": "S"},
-            ttl_attribute="expires_at",
-        )
-        # API keys, by key id (only each token's hash is stored); revoked keys are kept, so no expiry.
-        self.table(self.settings.key_table, key="key_id", attributes={"key_id": "S"}, ttl_attribute=None)
+        for spec in table_specs(self.settings):
+            self.table(spec.name, key=spec.key, sort_key=spec.sort_key, attributes=spec.attributes,
+                       indexes=spec.indexes, ttl_attribute=spec.ttl_attribute)
         self.bucket(self.settings.bucket)
+        self.legacy_refusals()
         return self.changes
 
     def queue(self, name: str, *, dlq_arn: str | None, visibility: int) -> str:
@@ -128,7 +166,7 @@ class Provisioner:
         key: str,
         attributes: dict[str, str],
         ttl_attribute: str | None,
-        indexes: tuple[tuple[str, str, str], ...] = (),
+        indexes: tuple[IndexSpec, ...] = (),
         sort_key: str | None = None,
     ) -> None:
         db = self.aws.dynamodb
@@ -138,18 +176,18 @@ class Provisioner:
             self._create_table(name, key=key, sort_key=sort_key, attributes=attributes, indexes=indexes)
             if ttl_attribute:
                 self._enable_ttl(name, ttl_attribute)
-            detail = "on-demand" + "".join(f", index {index[0]}" for index in indexes) + (
+            detail = "on-demand" + "".join(f", index {index.name}" for index in indexes) + (
                 f", ttl on {ttl_attribute}" if ttl_attribute else "")
             self._note(Change(f"dynamodb table {name}", "created", detail))
             return
         updates = []
         present = {index["IndexName"] for index in described.get("GlobalSecondaryIndexes", [])}
         for index in indexes:
-            if index[0] not in present:
+            if index.name not in present:
                 # An index added in a later version (e.g. the owner index): built in the background by DynamoDB.
-                db.update_table(TableName=name, AttributeDefinitions=_definitions(attributes),
-                                GlobalSecondaryIndexUpdates=[{"Create": _index_spec(index)}])
-                updates.append(f"index {index[0]}")
+                db.update_table(TableName=name, AttributeDefinitions=attribute_definitions(attributes),
+                                GlobalSecondaryIndexUpdates=[{"Create": index_spec(index)}])
+                updates.append(f"index {index.name}")
         if ttl_attribute:
             ttl = db.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
             if ttl.get("TimeToLiveStatus") not in {"ENABLED", "ENABLING"} or ttl.get("AttributeName") != ttl_attribute:
@@ -161,18 +199,18 @@ class Provisioner:
             self._note(Change(f"dynamodb table {name}", "unchanged"))
 
     def _create_table(self, name: str, *, key: str, sort_key: str | None, attributes: dict[str, str],
-                      indexes: tuple[tuple[str, str, str], ...]) -> None:
+                      indexes: tuple[IndexSpec, ...]) -> None:
         key_schema = [{"AttributeName": key, "KeyType": "HASH"}]
         if sort_key:
             key_schema.append({"AttributeName": sort_key, "KeyType": "RANGE"})
         spec = {
             "TableName": name,
             "KeySchema": key_schema,
-            "AttributeDefinitions": _definitions(attributes),
+            "AttributeDefinitions": attribute_definitions(attributes),
             "BillingMode": "PAY_PER_REQUEST",
         }
         if indexes:
-            spec["GlobalSecondaryIndexes"] = [_index_spec(index) for index in indexes]
+            spec["GlobalSecondaryIndexes"] = [index_spec(index) for index in indexes]
         self.aws.dynamodb.create_table(**spec)
         self.aws.dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
 
@@ -180,6 +218,15 @@ class Provisioner:
         self.aws.dynamodb.update_time_to_live(
             TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute}
         )
+
+    def legacy_refusals(self) -> None:
+        """Refusals an earlier release wrote before they were keyed by instance ARN, moved to their new keys so that
+        they still hold their instances (lifecycle.live.refusals.migrate_legacy_refusals)."""
+        table = self.settings.control_table
+        moved = migrate_legacy_refusals(self.aws.dynamodb, table, self.aws.instance_arn)
+        if moved:
+            self._note(Change(f"dynamodb table {table}", "updated",
+                              f"{moved} refusal(s) moved to their instance's key"))
 
     def bucket(self, name: str) -> None:
         s3 = self.aws.s3
@@ -219,12 +266,7 @@ class Provisioner:
         )
 
     def _expiry_rules(self) -> list[dict]:
-        """Inputs and results expire with their job records (GPUORCH_JOB_TTL_DAYS)."""
-        return [
-            {"ID": f"gpuorch-expire-{prefix}", "Status": "Enabled", "Filter": {"Prefix": f"{prefix}/"},
-             "Expiration": {"Days": self.settings.job_ttl_days}}
-            for prefix in EXPIRING_PREFIXES
-        ]
+        return expiry_rules(self.settings)
 
     def _expiry_detail(self) -> str:
         return f"{', '.join(p + '/' for p in EXPIRING_PREFIXES)} expire after {self.settings.job_ttl_days} days"
@@ -249,19 +291,18 @@ class Provisioner:
         )
 
 
-def _definitions(attributes: dict[str, str]) -> list[dict[str, str]]:
+def attribute_definitions(attributes: dict[str, str]) -> list[dict[str, str]]:
     return [{"AttributeName": a, "AttributeType": t} for a, t in attributes.items()]
 
 
-def _index_spec(index: tuple[str, str, str]) -> dict:
-    index_name, hash_key, range_key = index
+def index_spec(index: IndexSpec) -> dict:
     return {
-        "IndexName": index_name,
+        "IndexName": index.name,
         "KeySchema": [
-            {"AttributeName": hash_key, "KeyType": "HASH"},
-            {"AttributeName": range_key, "KeyType": "RANGE"},
+            {"AttributeName": index.hash_key, "KeyType": "HASH"},
+            {"AttributeName": index.range_key, "KeyType": "RANGE"},
         ],
-        "Projection": {"ProjectionType": "ALL"},
+        "Projection": {"ProjectionType": index.projection},
     }
 
 

@@ -8,7 +8,7 @@ import functools
 from gpuorch.aws.clients import AwsClients
 from gpuorch.jobs.batch_store import BatchStore
 from gpuorch.jobs.idempotency import IdempotencyStore
-from gpuorch.jobs.store import JobStore
+from gpuorch.jobs.store import JobStore, Listener
 from gpuorch.settings import Settings
 from gpuorch.workflows import WorkflowSet, load_workflows
 
@@ -16,13 +16,17 @@ from gpuorch.workflows import WorkflowSet, load_workflows
 class Services:
     """Built once per process from its Settings; each part is created on first use."""
 
-    def __init__(self, settings: Settings, aws: AwsClients | None = None):
+    def __init__(self, settings: Settings, aws: AwsClients | None = None, *, job_listener: Listener | None = None):
         self.settings = settings
         self.aws = aws or AwsClients(settings)
+        self.job_listener = job_listener
 
     @functools.cached_property
     def jobs(self) -> JobStore:
-        return JobStore(self.aws.dynamodb, self.settings.job_table, ttl_seconds=self.settings.job_ttl_seconds)
+        """The job table; its status and progress writes are told to `job_listener` (the Celery app's webhook
+        announcer), if any."""
+        return JobStore(self.aws.dynamodb, self.settings.job_table, ttl_seconds=self.settings.job_ttl_seconds,
+                        listener=self.job_listener)
 
     @functools.cached_property
     def idempotency(self) -> IdempotencyStore:

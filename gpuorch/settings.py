@@ -67,7 +67,10 @@ def env(var: str, default: Any, doc: str, *, secret: bool = False) -> Any:
 class Settings:
     """Everything configurable about gpuorch; `Settings.from_env()` is the only reader of the environment."""
 
-    region: str = env("GPUORCH_REGION", "us-east-1", "AWS region of every resource.")
+    region: str = env(
+        "GPUORCH_REGION", "us-east-1",
+        "AWS region of every resource, and of the on-demand prices budgets and cost reports use (lifecycle/prices.py).",
+    )
     aws_endpoint_url: str = env(
         "GPUORCH_AWS_ENDPOINT_URL", "",
         "One endpoint for SQS, SNS, DynamoDB, S3 and EC2 (the local moto server). Empty: real AWS.",
@@ -134,6 +137,16 @@ class Settings:
         "GPUORCH_MONTHLY_BUDGET_USD", 0.0,
         "No GPU starts when this month's spend plus an hour would pass it (jobs are still accepted); 0: none.",
     )
+    gpu_instance_type: str = env(
+        "GPUORCH_GPU_INSTANCE_TYPE", "g6e.2xlarge",
+        "Instance type of the GPU pool: what `gpuorch deploy` launches (in a zone that offers it), and the type the "
+        "fallback types' permission lets the lifecycle change an instance back to.",
+    )
+    ebs_kms_key: str = env(
+        "GPUORCH_EBS_KMS_KEY", "",
+        "ARN of a KMS key of your own that encrypts the GPU instances' volumes (`gpuorch deploy`); the control role "
+        "then may create grants on it, which starting such an instance takes. Empty: EBS's AWS-managed key.",
+    )
     fallback_instance_types: tuple = env(
         "GPUORCH_FALLBACK_INSTANCE_TYPES", (),
         "Comma-separated instance types tried, in order, when EC2 has no capacity for the usual one.",
@@ -147,6 +160,22 @@ class Settings:
         "GPUORCH_SPOT_HOLD_SECONDS", 1800,
         "Seconds after EC2 refused to start a spot instance, or interrupted it, during which starts go to on-demand "
         "(why 1800: lifecycle.model.DEFAULT_SPOT_HOLD_S).",
+    )
+    lifecycle_policy: str = env(
+        "GPUORCH_LIFECYCLE_POLICY", "fixed",
+        "fixed: the idle time and pool bounds above; learned: the idle time by hour of the week, pre-warming and "
+        "scale-out learned from the job table's last four weeks (lifecycle/learning.py), within the same bounds.",
+    )
+    wait_value_usd_per_hour: float = env(
+        "GPUORCH_WAIT_VALUE_USD_PER_HOUR", 0.0,
+        "What an hour of a job's wait for a cold start is worth to you, for the learned policy: 0 minimises the GPU "
+        "bill; more keeps the GPU warm longer when it is cheap (2.24, an on-demand GPU hour, trades about one GPU "
+        "second for each second a job waits).",
+    )
+    warm_windows: str = env(
+        "GPUORCH_WARM_WINDOWS", "",
+        "Hours in which one GPU is kept ready (and started a cold start before they begin), ';'-separated, each "
+        "'DAYS HH:MM-HH:MM ZONE', e.g. 'Mon-Fri 08:00-18:00 Europe/Berlin'; empty: none.",
     )
     interruption_check_seconds: float = env(
         "GPUORCH_INTERRUPTION_CHECK_SECONDS", 5.0,
@@ -241,6 +270,32 @@ class Settings:
         "GPUORCH_BACKLOG_CHECK_SECONDS", 2.0,
         "Seconds an API process reuses the GPU queue's depth before asking SQS again; 0: every submission.",
     )
+    submit_key_id: str = env(
+        "GPUORCH_SUBMIT_KEY_ID", "",
+        "Id of the API key whose webhook secret signs the webhooks of jobs submitted from Python "
+        "(task.delay(webhook=...)); empty: a Python caller cannot name a webhook.",
+    )
+    # Telling the caller (gpuorch/webhooks/, gpuorch/jobs/watch.py).
+    webhook_timeout_seconds: float = env(
+        "GPUORCH_WEBHOOK_TIMEOUT_SECONDS", 10.0,
+        "Seconds one webhook attempt may take, connecting and answering (its answer is read up to 64 KiB); a "
+        "slower receiver's attempt fails and is tried again later.",
+    )
+    webhook_sweep_seconds: int = env(
+        "GPUORCH_WEBHOOK_SWEEP_SECONDS", 15,
+        "How often celery beat has the control worker try again the webhook deliveries that are due.",
+    )
+    api_waiters: int = env(
+        "GPUORCH_API_WAITERS", 24,
+        "Requests each API worker process lets wait at once for a job (GET ?wait=, Prefer: wait=, the event "
+        "stream), each holding one of its threads; past it they are refused (503 too_many_waiters, Retry-After). "
+        "Keep it below the worker's threads (GPUORCH_API_THREADS) so that other requests always find one.",
+    )
+    wait_poll_seconds: float = env(
+        "GPUORCH_WAIT_POLL_SECONDS", 0.05,
+        "How often an API worker process reads the records of the jobs its requests wait for (one batched read "
+        "for all of them, only while some request waits).",
+    )
     submit_owner: str = env(
         "GPUORCH_SUBMIT_OWNER", "",
         "Owner recorded on jobs submitted from Python (task.delay()): API keys of this owner see them. Empty: "
@@ -258,6 +313,12 @@ class Settings:
     )
     comfyui_ready_timeout: float = env(
         "GPUORCH_COMFYUI_READY_TIMEOUT", 300.0, "Seconds the GPU worker waits for ComfyUI to answer at start."
+    )
+    models_read_mib_s: float = env(
+        "GPUORCH_MODELS_READ_MIB_S", 125.0,
+        "MiB/s at which ComfyUI reads the model files from where they are kept: the volume's throughput (gp3: 125 "
+        "unless more is provisioned; `gpuorch deploy` sets what it provisions). The warm-up's time limit is the "
+        "bytes its workflow loads at this rate, plus GPUORCH_TASK_TIME_LIMIT for the run itself.",
     )
     comfyui_check_interval: float = env(
         "GPUORCH_COMFYUI_CHECK_INTERVAL", 5.0,
@@ -458,6 +519,10 @@ class Settings:
                           ("GPUORCH_CONTROL_METRICS_PORT", self.control_metrics_port)):
             if not 0 <= port < 65536:
                 raise SettingsError(f"{var} must be between 0 (not served) and 65535")
+        if self.lifecycle_policy not in ("fixed", "learned"):
+            raise SettingsError(f"GPUORCH_LIFECYCLE_POLICY must be fixed or learned, not {self.lifecycle_policy!r}")
+        if self.wait_value_usd_per_hour < 0:
+            raise SettingsError("GPUORCH_WAIT_VALUE_USD_PER_HOUR must not be negative")
         if self.startup_retry_seconds < 0:
             raise SettingsError("GPUORCH_STARTUP_RETRY_SECONDS must not be negative")
         if self.gpu_busy_window_seconds < 1:
@@ -478,6 +543,13 @@ class Settings:
             raise SettingsError("GPUORCH_RATE_LIMIT_BURST must be at least 1")
         if self.expiry_sweep_seconds < 1:
             raise SettingsError("GPUORCH_EXPIRY_SWEEP_SECONDS must be at least 1")
+        if self.webhook_timeout_seconds <= 0 or self.webhook_sweep_seconds < 1:
+            raise SettingsError("GPUORCH_WEBHOOK_TIMEOUT_SECONDS must be positive, GPUORCH_WEBHOOK_SWEEP_SECONDS at "
+                                "least 1")
+        if self.api_waiters < 0:
+            raise SettingsError("GPUORCH_API_WAITERS must be 0 (no waiting) or positive")
+        if self.wait_poll_seconds <= 0:
+            raise SettingsError("GPUORCH_WAIT_POLL_SECONDS must be positive")
         if self.max_backlog < 0:
             raise SettingsError("GPUORCH_MAX_BACKLOG must be 0 (no limit) or positive")
         if not 0 <= self.spot_max_share <= 1:
@@ -486,6 +558,10 @@ class Settings:
             raise SettingsError("GPUORCH_SPOT_HOLD_SECONDS must not be negative")
         if self.interruption_check_seconds < 0:
             raise SettingsError("GPUORCH_INTERRUPTION_CHECK_SECONDS must be 0 (never) or positive")
+        if self.models_read_mib_s <= 0:
+            raise SettingsError("GPUORCH_MODELS_READ_MIB_S must be positive")
+        if self.ebs_kms_key and not re.fullmatch(r"arn:aws:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+", self.ebs_kms_key):
+            raise SettingsError("GPUORCH_EBS_KMS_KEY must be empty or a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)")
         if self.instance_metadata_url and not self.instance_metadata_url.startswith(("http://", "https://")):
             raise SettingsError("GPUORCH_INSTANCE_METADATA_URL must be empty (EC2's, on EC2 only) or an http(s) URL")
 

@@ -3,25 +3,35 @@ and many at once with `submit_batch([...])`.
 
 `.delay()` submits exactly as the REST API does (gpuorch.jobs.submission.JobSubmitter: validate, store inline
 images, write the job record, then send the task message), so `GET /api/v1/jobs/{result.id}` works for both, and
-returns the Celery AsyncResult of the job: `result.get()` waits for it in Celery's DynamoDB result backend.
+returns the Celery AsyncResult of the job: `result.get()` waits for it in Celery's DynamoDB result backend;
+`wait(result.id)` and `follow(result.id)` read its job record as the API's waits and event stream do.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from celery.result import AsyncResult
 
 from gpuorch.celery import names
+from gpuorch.jobs import states
 from gpuorch.celery.app import GpuorchCelery, create_celery_app
 from gpuorch.jobs.idempotency import checked_key
 from gpuorch.jobs.options import OPTION_NAMES
+from gpuorch.jobs.store import Job
+from gpuorch.jobs.watch import JobWatch
 from gpuorch.settings import Settings
+from gpuorch.webhooks.events import EVENTS_FIELD, WEBHOOK_FIELD
 
 _lock = threading.Lock()
 _app: GpuorchCelery | None = None
+_watch: tuple[GpuorchCelery, JobWatch] | None = None
+# A Python process follows as many jobs as it likes: its threads are its own.
+PYTHON_FOLLOWERS = 10_000
 
 
 def use_app(app: GpuorchCelery | None) -> None:
@@ -38,6 +48,50 @@ def submitting_app() -> GpuorchCelery:
         if _app is None:
             _app = create_celery_app(Settings.from_env())
         return _app
+
+
+def _job_watch() -> JobWatch:
+    global _watch
+    app = submitting_app()
+    with _lock:
+        if _watch is None or _watch[0] is not app:
+            _watch = (app, JobWatch(app.services.jobs.get_many, interval_s=app.settings.wait_poll_seconds,
+                                    capacity=PYTHON_FOLLOWERS))
+        return _watch[1]
+
+
+def job(job_id: str) -> Job | None:
+    """The job's record as it is now (what GET /api/v1/jobs/{job_id} shows), or None when there is none."""
+    return submitting_app().services.jobs.get(job_id)
+
+
+def wait(job_id: str, timeout: float = 60.0) -> Job:
+    """The job's record once it is over (succeeded, failed or cancelled), or as it is after `timeout` seconds.
+    KeyError when it has no record."""
+    record = job(job_id)
+    if record is None:
+        raise KeyError(job_id)
+    with _job_watch().follow(job_id) as follower:
+        return follower.until_over(record, timeout)
+
+
+def follow(job_id: str, timeout: float | None = None) -> Iterator[Job]:
+    """The job's record now, then each time its status, progress or node changes, ending with its final record
+    (or when `timeout` seconds have passed). KeyError when it has no record."""
+    record = job(job_id)
+    if record is None:
+        raise KeyError(job_id)
+    yield record
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with _job_watch().follow(job_id) as follower:
+        while not states.is_terminal(record.status):
+            left = 60.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return
+            latest = follower.changed(record, left)
+            if latest is not None and latest is not record:
+                record = latest
+                yield record
 
 
 class JobTask:
@@ -57,7 +111,8 @@ class JobTask:
                     task_id: str | None = None, *, idempotency_key: str | None = None) -> AsyncResult:
         """Submit one job (`task_id`: its job id, else a new one). Raises UnknownWorkflow, or ParamsInvalid naming
         each bad field; nothing is recorded or queued then. A Python caller has no API key: its jobs belong to
-        GPUORCH_SUBMIT_OWNER (empty: only operator keys see them).
+        GPUORCH_SUBMIT_OWNER (empty: only operator keys see them), and its webhook (`webhook=URL`, with
+        `webhook_events=[...]`) is signed with the webhook secret of the key GPUORCH_SUBMIT_KEY_ID names.
 
         With `idempotency_key`, the same request with the same key, again or at once, from any process, gets the
         first one's job (its AsyncResult) and queues nothing more; another request with it raises
@@ -66,14 +121,17 @@ class JobTask:
             raise TypeError(f"{self.name} takes keyword arguments only")
         if task_id is not None and idempotency_key is not None:
             raise TypeError("give task_id or idempotency_key, not both")
-        workflow, params = self.split(kwargs or {})
+        given = dict(kwargs or {})
+        webhook, events = given.pop(WEBHOOK_FIELD, None), given.pop(EVENTS_FIELD, None)
+        workflow, params = self.split(given)
         app = submitting_app()
         owner = app.settings.submit_owner or None
+        hooks = {"webhook": webhook, "webhook_events": events, "key_id": app.settings.submit_key_id}
         if task_id is not None:
-            job = app.submitter.submit(workflow, params, source="python", owner=owner, job_id=task_id)
+            job = app.submitter.submit(workflow, params, source="python", owner=owner, job_id=task_id, **hooks)
         else:
             job = app.submitter.submit_once(checked_key(idempotency_key), workflow, params, source="python",
-                                            owner=owner).value
+                                            owner=owner, **hooks).value
         return app.AsyncResult(job.job_id)
 
     def AsyncResult(self, job_id: str) -> AsyncResult:  # noqa: N802 - Celery's name for it

@@ -94,7 +94,7 @@ def recommend(actual_usd: float, best: SimulationResult | None, learned: Simulat
     if best is None or learned is None or serverless is None:
         return "No job ran on the GPU in this period: nothing to compare."
     cheapest = min((best, learned), key=lambda r: r.dollars)
-    setting = ("the learning policy" if cheapest is learned
+    setting = ("GPUORCH_LIFECYCLE_POLICY=learned" if cheapest is learned
                else f"GPUORCH_IDLE_STOP_SECONDS={_minutes(best.policy) * 60}")
     advice = (f"{setting} would have cost ${cheapest.dollars:.2f} against ${actual_usd:.2f} paid, "
               f"p95 wait {cheapest.wait_p95_s:.0f} s")

@@ -13,6 +13,9 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Iterable
+
+from lifecycle.prices import REFERENCE_REGION, region_prices
 
 MIB = 1024 * 1024
 GB = 1000 ** 3
@@ -97,6 +100,18 @@ class ColdStart:
                 f"inference {self.first_inference_s:.0f} s")
 
 
+# GPUORCH_MODELS_STORE's values, and where each reads the model files from at a cold start.
+MODEL_SOURCES = {"volume": GP3_PROVISIONED, "instance-store": S3_TO_INSTANCE_STORE}
+
+
+def cold_start_of(model_files: Iterable[tuple[str, int]], store: str = "volume") -> ColdStart:
+    """The deployment's cold start: its workflows' model files (name, bytes, as their models.json declare them; a
+    file two workflows share is read once) from where GPUORCH_MODELS_STORE keeps them; other parts as ColdStart's."""
+    sizes = dict(model_files)
+    return ColdStart(model_bytes=float(sum(sizes.values())) if sizes else MODEL_BYTES,
+                     source=MODEL_SOURCES.get(store, GP3_PROVISIONED))
+
+
 @dataclass(frozen=True)
 class SpotPrices:
     """A spot price history (date -> USD/h, the lowest zone's daily price) and its monthly interruption bands."""
@@ -151,8 +166,8 @@ class Offer:
         return f"{self.instance_type} {self.market}"
 
 
-# us-east-1 Linux on-demand prices, as AWS lists them (and as lifecycle/simulation/data/'s spot file quotes them).
-ON_DEMAND_USD = {"g6e.2xlarge": 2.24208, "g6e.xlarge": 1.861}
+# The reference region's on-demand prices (lifecycle.prices, the region of lifecycle/simulation/data/'s spot history).
+ON_DEMAND_USD = region_prices(REFERENCE_REGION).usd_per_hour
 
 
 def on_demand(instance_type: str = "g6e.2xlarge") -> Offer:

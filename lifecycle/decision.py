@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Iterable
 
-from lifecycle.market import PassedOver, is_on_demand, start_order
+from lifecycle.market import PassedOver, is_on_demand, passed_over, start_order
 from lifecycle.model import ON_DEMAND, SPOT, Action, Decision, Heartbeat, Instance, Policy, Refusal, Snapshot
 
 # Instances that will serve soon or serve now; `stopping` ones must reach `stopped` before a start.
@@ -76,14 +76,20 @@ def wanted_instances(snapshot: Snapshot, policy: Policy) -> int:
     return min(policy.max_instances, max(policy.min_instances, by_backlog))
 
 
+def budget_refusal(month_spend_usd: float, hourly_price_usd: float, monthly_budget_usd: float | None,
+                   hours: int = 1) -> str | None:
+    """Why a start is refused by the monthly budget: this month's spend plus `hours` hours at the price would pass
+    it (None: it would not, or there is no budget). The lifecycle's starts and an operator's obey the same rule."""
+    if monthly_budget_usd is None:
+        return None
+    if month_spend_usd + hours * hourly_price_usd <= monthly_budget_usd:
+        return None
+    return (f"monthly budget: ${month_spend_usd:.2f} spent of ${monthly_budget_usd:.2f}; "
+            f"an hour more at ${hourly_price_usd:.2f}/h would pass it")
+
+
 def _budget_refusal(snapshot: Snapshot, policy: Policy, nth_start: int) -> str | None:
-    if policy.monthly_budget_usd is None:
-        return None
-    projected = snapshot.month_spend_usd + nth_start * snapshot.hourly_price_usd
-    if projected <= policy.monthly_budget_usd:
-        return None
-    return (f"monthly budget: ${snapshot.month_spend_usd:.2f} spent of ${policy.monthly_budget_usd:.2f}; "
-            f"an hour more at ${snapshot.hourly_price_usd:.2f}/h would pass it")
+    return budget_refusal(snapshot.month_spend_usd, snapshot.hourly_price_usd, policy.monthly_budget_usd, nth_start)
 
 
 @dataclass(frozen=True)
@@ -166,11 +172,20 @@ def _starts(snapshot: Snapshot, policy: Policy, active: list[Instance], wanted: 
                           snapshot, policy)
     stopping = sorted((i for i in snapshot.instances if i.state == "stopping" and i.instance_id not in held),
                       key=lambda i: i.instance_id)
-    chosen, rest = ordered[:missing], ordered[missing:]
+    # A spot instance still stopping that the market prefers is waited for before an on-demand start: its stop takes
+    # well under a minute, and on-demand costs several times its price for as long as the work lasts.
+    awaited = [i for i in stopping if i.market == SPOT and passed_over(i, snapshot, policy) is None]
+    preferred = sum(1 for c in ordered if c.instance.market == SPOT and c.passed_over is None)  # first in order
+    waits = min(max(0, missing - preferred), len(awaited))
+    chosen, rest = ordered[:missing - waits], ordered[missing - waits:]
+    stopping = awaited + [i for i in stopping if i not in awaited]
     # On-demand instances left over stand in for a chosen spot one that EC2 refuses; a spot instance passed over
     # and left stopped says why an on-demand one starts instead.
     spare = [c.instance.instance_id for c in rest if is_on_demand(c)]
     passed = next(((c.instance.instance_id, c.passed_over) for c in rest if c.passed_over is not None), None)
+    if passed is None:
+        passed = next(((i.instance_id, over) for i in stopping
+                       if i.market == SPOT and (over := passed_over(i, snapshot, policy)) is not None), None)
     if passed is None and interrupted:
         # A replacement for an interrupted (spot) instance is a fallback too: spot is going away under the work.
         going, at = min(interrupted.items())

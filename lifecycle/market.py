@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from lifecycle.model import ON_DEMAND, SPOT, Instance, Policy, Snapshot
-from lifecycle.prices import hourly_price
 
 
 @dataclass(frozen=True)
@@ -28,9 +27,13 @@ class Candidate:
     note: str = ""
 
 
+def on_demand_price(instance: Instance, snapshot: Snapshot) -> float:
+    return snapshot.on_demand_usd.get(instance.instance_type, snapshot.hourly_price_usd)
+
+
 def spot_note(instance: Instance, snapshot: Snapshot) -> tuple[float | None, str]:
     """(its spot price as a share of on-demand, a note saying both prices); (None, ...) when the price is unknown."""
-    on_demand = hourly_price(instance.instance_type)
+    on_demand = on_demand_price(instance, snapshot)
     price = snapshot.spot_prices.get(instance.instance_id)
     if price is None:
         return None, f"spot price unknown, on-demand ${on_demand:.2f}/h"
@@ -62,18 +65,21 @@ def passed_over(instance: Instance, snapshot: Snapshot, policy: Policy) -> Passe
 
 
 def start_order(stopped: Iterable[Instance], snapshot: Snapshot, policy: Policy) -> list[Candidate]:
-    """The stopped instances in the order starts take them: preferred spot ones (cheapest share first), then
-    on-demand ones, then spot ones passed over (still better than no start at all); by id within each."""
+    """The stopped instances in the order starts take them: preferred spot ones, then on-demand ones, then spot ones
+    passed over (still better than no start at all); the cheapest per hour first within each (a pool may hold
+    instances of several types, each of which serves), then by id."""
     ranked = []
     for instance in stopped:
         if instance.market == SPOT:
-            share, note = spot_note(instance, snapshot)
+            _share, note = spot_note(instance, snapshot)
             why = passed_over(instance, snapshot, policy)
-            rank = (2, 0.0) if why is not None else (0, share)
+            price = snapshot.spot_prices.get(instance.instance_id, on_demand_price(instance, snapshot))
+            rank = (2, 0.0) if why is not None else (0, price)
             ranked.append((rank, instance.instance_id, Candidate(instance, why, note)))
         else:
-            note = f"on-demand ${hourly_price(instance.instance_type):.2f}/h"
-            ranked.append(((1, 0.0), instance.instance_id, Candidate(instance, None, note)))
+            price = on_demand_price(instance, snapshot)
+            note = f"on-demand ${price:.2f}/h"
+            ranked.append(((1, price), instance.instance_id, Candidate(instance, None, note)))
     return [candidate for _rank, _id, candidate in sorted(ranked, key=lambda r: (r[0], r[1]))]
 
 

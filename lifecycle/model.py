@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Mapping
 
-from lifecycle.prices import G6E_2XLARGE, HOURLY_USD
+from lifecycle.prices import G6E_2XLARGE, G6E_2XLARGE_HOURLY_USD
 
 InstanceState = Literal["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]
 ActionKind = Literal["start", "stop", "none", "blocked"]
@@ -21,9 +21,6 @@ MARKETS: tuple[str, ...] = (ON_DEMAND, SPOT)
 # Why a start went to on-demand while a spot instance of the pool was stopped: its price was not under
 # Policy.spot_max_share of on-demand (or not known), or EC2 refused or interrupted it within Policy.spot_hold_s.
 FALLBACK_REASONS: tuple[str, ...] = ("spot_price", "spot_refused", "spot_interrupted")
-
-# us-east-1 on-demand price of a g6e.2xlarge (one L40S); the simulator's and the bench's default.
-G6E_2XLARGE_HOURLY_USD = HOURLY_USD[G6E_2XLARGE]
 
 # The default idle time before a stop, chosen with bench/cost.py on the reference traces
 # (lifecycle/simulation/traces/; cold start 135 s, $2.24/h): the shortest idle time whose p95 wait on the
@@ -140,6 +137,8 @@ class Snapshot:
     last_activity_at: Mapping[str, datetime] = field(default_factory=dict)
     month_spend_usd: float = 0.0
     hourly_price_usd: float = G6E_2XLARGE_HOURLY_USD
+    # The on-demand price of each instance type of the pool in this region ($/h; a type missing: hourly_price_usd).
+    on_demand_usd: Mapping[str, float] = field(default_factory=dict)
     # Instances that cannot serve: the refusals in the control table, the lifecycle's configuration fingerprint
     # now (lifecycle.live.refusals), and when each running instance's current run began (the run log's, which
     # is never before its last stop; EC2's LaunchTime where the log has none).

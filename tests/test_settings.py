@@ -47,6 +47,8 @@ def test_values_are_parsed_by_type():
     ("GPUORCH_RATE_LIMIT_PER_MINUTE", "-5", "0 \\(no limit\\) or positive"),
     ("GPUORCH_RATE_LIMIT_BURST", "0", "at least 1"),
     ("GPUORCH_MAX_BACKLOG", "-1", "0 \\(no limit\\) or positive"),
+    ("GPUORCH_LIFECYCLE_POLICY", "clever", "fixed or learned, not 'clever'"),
+    ("GPUORCH_WAIT_VALUE_USD_PER_HOUR", "-1", "must not be negative"),
 ])
 def test_bad_values_name_the_variable(var, value, message):
     with pytest.raises(SettingsError, match=message) as err:

@@ -16,6 +16,7 @@ from gpuorch.access.spend import SpendGauge
 from gpuorch.celery.app import GpuorchCelery, create_celery_app
 from gpuorch.celery.names import gpu_queues
 from gpuorch.clock import utc_now
+from gpuorch.jobs.watch import JobWatch
 from gpuorch.settings import Settings
 from lifecycle.facade import GpuLifecycle, seconds_to_next_month
 from webapp import auth
@@ -24,15 +25,18 @@ from webapp.context import EXTENSION, ApiContext
 from webapp.errors import GpuorchApi, register_error_handlers
 from webapp.health import HealthChecker
 from webapp.metrics import RequestMetrics
-from webapp.outputs import OutputLinks
+from gpuorch.jobs.outputs import OutputLinks
 from webapp.request_body import ApiRequest, image_capacity, request_body_limit
-from webapp.views import batches, costs, deadletters, gpu, jobs, service, workflows
+from webapp.views import batches, costs, deadletters, deliveries, events, gpu, jobs, service, workflows
 from webapp.views.submissions import submissions_blueprint
 
 API_DESCRIPTION = """\
 Submit ComfyUI jobs (Qwen-Image-Edit, camera-angle changes) to an on-demand GPU and follow them.
 
-A submission answers 202 with the job's URL; poll it until the status is succeeded, failed or cancelled.
+A submission answers 202 with the job's URL. To hear how it ends: wait for it (`GET /api/v1/jobs/{id}?wait=60`, or
+`Prefer: wait=60` on the submission), follow its event stream (`GET /api/v1/jobs/{id}/events`, Server-Sent Events),
+or name a webhook. A queued job's record says where it is (phase, queue_position) and when it should start and
+finish (eta); a submission's record keeps what it was expected to take and cost (estimate).
 Every error, whatever its status, has the body
 `{"error": {"code": "<machine code>", "message": "<for a human>", "fields": {"<field>": ["<reason>", ...]}}}`,
 where `fields` appears only when particular fields are to blame.
@@ -94,6 +98,8 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
                          ttl_s=settings.spend_check_seconds, until_reset=lambda: seconds_to_next_month(clock()),
                          monotonic=monotonic),
         lifecycle=lifecycle,
+        # Requests waiting for jobs (?wait=, Prefer: wait=, the event stream) share one batched read per process.
+        watch=JobWatch(services.jobs.get_many, interval_s=settings.wait_poll_seconds, capacity=settings.api_waiters),
         clock=clock,
     )
     auth.install(app, api)
@@ -109,6 +115,8 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
         (submissions, USER),
         (batches.blp, USER),
         (jobs.blp, USER),
+        (deliveries.blp, USER),
+        (events.blp, USER),
         (costs.blp, OPERATOR),
         (gpu.blp, OPERATOR),
         (deadletters.blp, OPERATOR),

@@ -21,11 +21,12 @@ from gpuorch.jobs.batch_store import Batch
 from gpuorch.jobs.batches import BatchSubmitter
 from gpuorch.jobs.store import Job
 from gpuorch.jobs.submission import JobSubmitter
+from gpuorch.jobs.watch import JobWatch
 from gpuorch.services import Services
 from gpuorch.workflows import Workflow
-from lifecycle.facade import GpuLifecycle, LifecycleStatus, Period
+from lifecycle.facade import GpuLifecycle, LifecycleStatus, Period, Whereabouts
 from webapp.health import HealthChecker
-from webapp.outputs import OutputLinks
+from gpuorch.jobs.outputs import OutputLinks
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class ApiContext:
     backlog: BacklogGauge
     spend: SpendGauge
     lifecycle: GpuLifecycle
+    watch: JobWatch
     clock: Callable[[], datetime] = utc_now
 
     @property
@@ -92,6 +94,24 @@ class ApiContext:
             return self.lifecycle.last_check()
         except (BotoCoreError, ClientError) as exc:
             log.warning("cannot read the lifecycle status: %s", exc)
+            return None
+
+    def whereabouts(self, jobs: list[Job], now: datetime) -> dict[str, Whereabouts]:
+        """Where each queued or running job is; {} when the lifecycle cannot be read now (logged), so that the
+        records are still answered."""
+        try:
+            return self.lifecycle.locate(self.services.jobs, jobs, now)
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("cannot place the jobs: %s", exc)
+            return {}
+
+    def submission_estimate(self, workflow: Workflow) -> dict[str, Any] | None:
+        """What a job of `workflow` about to be queued should take and cost; None when it cannot be known now."""
+        try:
+            return self.lifecycle.submission_estimate(self.services.jobs, workflow.name, ahead=self.backlog.depth(),
+                                                      now=self.clock())
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("no estimate for a %s job: %s", workflow.name, exc)
             return None
 
     def costs(self, period: Period, now: datetime, *, by_owner: bool = False) -> dict[str, Any]:

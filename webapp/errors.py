@@ -23,6 +23,7 @@ from gpuorch.errors import (
 from gpuorch.jobs.idempotency import HEADER as IDEMPOTENCY_HEADER
 from gpuorch.jobs.idempotency import IdempotencyKeyInUse, IdempotencyKeyReused
 from gpuorch.jobs.store import TransitionRefused
+from gpuorch.jobs.watch import TooManyWaiters
 from lifecycle.facade import CapacityError, Ec2Unavailable, UnknownInstance
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,7 @@ ANSWERS: dict[type[BaseException], Answer] = {
                                                                            "now; retry shortly to get its result"]}),
     BacklogFull: Answer(503, "backlog_full", retry_after=_admission_retry_after),
     SpendCapReached: Answer(402, "spend_cap_reached", retry_after=_admission_retry_after),
+    TooManyWaiters: Answer(503, "too_many_waiters", retry_after=_admission_retry_after),
     AdmissionRefused: Answer(429, "too_many_requests", retry_after=_admission_retry_after),
     # The record's state does not allow it (only cancelling moves a job's status from a route).
     TransitionRefused: Answer(409, "job_finished", _not_cancellable_message),

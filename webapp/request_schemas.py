@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gpuorch.jobs.options import options_json_schema
+from gpuorch.webhooks.events import DEFAULT_EVENTS, EVENTS, EVENTS_FIELD, WEBHOOK_FIELD
 from gpuorch.workflows import Workflow
 from webapp.request_body import PARAMS_PART, image_fields
 
@@ -26,6 +27,22 @@ _INLINE_LIST_NOTE = (
 
 _FILE_JSON_SCHEMA = {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"}
 
+# The request's own fields beside the workflow's parameters: where its events are POSTed.
+WEBHOOK_PROPERTIES = {
+    WEBHOOK_FIELD: {
+        "type": "string", "format": "uri", "maxLength": 2048,
+        "description": "A public https:// URL the job's events are POSTed to, signed the Standard Webhooks way "
+                       "(webhook-id, webhook-timestamp, webhook-signature) with the API key's webhook secret; tried "
+                       "again for hours until it answers 2xx. Default: the key's default webhook, if any.",
+    },
+    EVENTS_FIELD: {
+        "type": "array", "minItems": 1, "uniqueItems": True,
+        "items": {"type": "string", "enum": list(EVENTS)},
+        "description": f"The events the webhook hears. Default: {', '.join(DEFAULT_EVENTS)} (progress only when "
+                       "named).",
+    },
+}
+
 
 def json_body_schema(schema: Mapping[str, Any], images: Mapping[str, bool]) -> dict[str, Any]:
     """The workflow's request schema with each image (``images``: name -> takes a list) also accepted as a
@@ -33,6 +50,7 @@ def json_body_schema(schema: Mapping[str, Any], images: Mapping[str, bool]) -> d
     body = copy.deepcopy(dict(schema))
     properties = body.setdefault("properties", {})
     properties.update(options_json_schema())
+    properties.update(copy.deepcopy(WEBHOOK_PROPERTIES))
     for name, is_list in images.items():
         if name not in properties:
             continue

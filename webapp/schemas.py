@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
@@ -12,7 +13,9 @@ from flask import url_for
 from gpuorch.jobs import states
 from gpuorch.jobs.options import MAX_INLINE_BYTES, OUTPUT_FORMATS, PRIORITIES
 from gpuorch.jobs.store import InvalidCursor, Job, decode_cursor
-from lifecycle.facade import HOST_VERDICTS, INSTANCE_STATES, MAX_SPAN, MISSED_REPORTS
+from gpuorch.webhooks.events import EVENTS, STATUS_EVENTS
+from gpuorch.webhooks.schedule import STATES as DELIVERY_STATES
+from lifecycle.facade import HOST_VERDICTS, INSTANCE_STATES, MAX_SPAN, MISSED_REPORTS, PHASES, Whereabouts, actual
 from webapp.context import current
 from webapp.health import COMPONENT_STATES
 
@@ -33,10 +36,13 @@ def _timestamp(description: str, *, nullable: bool = False) -> ma.fields.String:
 
 @dataclass(frozen=True)
 class JobAnswer:
-    """A job record and what the API adds when it answers: why a queued job is waiting, if known."""
+    """A job record and what the API adds when it answers: why a queued job is waiting, if known; where it is and
+    when it should start and finish (while not over), at `now`."""
 
     job: Job
     waiting_reason: str | None = None
+    where: Whereabouts | None = None
+    now: datetime | None = None
 
 
 class JobLinksSchema(ma.Schema):
@@ -50,14 +56,21 @@ class _LinkedJobSchema(ma.Schema):
 
     @ma.pre_dump
     def _add_links(self, answer: Job | JobAnswer, **_: Any) -> dict[str, Any]:
-        job, waiting_reason = (answer.job, answer.waiting_reason) if isinstance(answer, JobAnswer) else (answer, None)
+        if not isinstance(answer, JobAnswer):
+            answer = JobAnswer(answer)
+        job, where = answer.job, answer.where
         # Output URLs are signed for this answer: a stored one would expire while its record lives on.
         outputs = [current().outputs.link(output) for output in job.outputs]
         return {
             **dataclasses.asdict(job),
             "outputs": outputs,
             "links": {"self": job_url(job.job_id)},
-            "waiting_reason": waiting_reason,
+            "waiting_reason": answer.waiting_reason or (where.reason if where and where.start_in_s is None else None),
+            "phase": where.phase if where else None,
+            "queue_position": where.queue_position if where else None,
+            "eta": where.eta(answer.now) if where and answer.now else None,
+            "actual": actual(job.estimate, gpu_seconds=job.gpu_seconds, started_at=job.started_at,
+                             finished_at=job.finished_at) if states.is_terminal(job.status) else None,
         }
 
 
@@ -72,6 +85,10 @@ class JobAcceptedSchema(_LinkedJobSchema):
                                  "that job has now."},
     )
     workflow = ma.fields.String(required=True)
+    estimate = ma.fields.Nested("EstimateSchema", allow_none=True, metadata={
+        "description": "The price quote and when it should start and finish, from the GPU's state now: usd_warm on "
+                       "a running GPU, usd_cold if one must start for it. Null when the lifecycle could not be "
+                       "read."})
 
 
 class OutputSchema(ma.Schema):
@@ -100,6 +117,44 @@ class OutputOptionsSchema(ma.Schema):
     format = ma.fields.String(required=True, metadata={"enum": list(OUTPUT_FORMATS)})
     quality = ma.fields.Integer(allow_none=True, metadata={"description": "For jpeg and webp; null for png."})
     inline = ma.fields.Boolean(required=True)
+
+
+class EtaSchema(ma.Schema):
+    start_in_s = ma.fields.Float(required=True, metadata={"description": "Seconds from this answer until it should "
+                                                                          "start on the GPU (0 once running)."})
+    finish_in_s = ma.fields.Float(required=True, metadata={"description": "Seconds until it should finish."})
+    start_by = _timestamp("When it should start.")
+    finish_by = _timestamp("When it should finish.")
+
+
+class EstimateSchema(ma.Schema):
+    """What the job was expected to take and cost when it was submitted."""
+
+    gpu_seconds = ma.fields.Float(required=True, metadata={"description": "ComfyUI execution seconds: the median of "
+                                                                          "the workflow's recent jobs."})
+    run_seconds = ma.fields.Float(required=True, metadata={"description": "Seconds on the GPU worker, all told."})
+    hourly_usd = ma.fields.Float(required=True, metadata={"description": "The GPU instance's price an hour."})
+    usd_warm = ma.fields.Float(required=True, metadata={"description": "Dollars on a running GPU: its GPU seconds."})
+    usd_cold = ma.fields.Float(required=True, metadata={
+        "description": "Dollars if a GPU must start for it: with the start's billed seconds (at least 60)."})
+    phase = ma.fields.String(required=True, metadata={"enum": list(PHASES)})
+    queue_position = ma.fields.Integer(required=True, allow_none=True)
+    start_by = _timestamp("When it was expected to start.", nullable=True)
+    finish_by = _timestamp("When it was expected to finish.", nullable=True)
+    observed_jobs = ma.fields.Integer(required=True, metadata={
+        "description": "Finished jobs of the workflow its times come from (0: the defaults)."})
+
+
+class ActualSchema(ma.Schema):
+    """What an ended job took and cost, beside its estimate."""
+
+    gpu_seconds = ma.fields.Float(required=True, allow_none=True)
+    usd = ma.fields.Float(required=True, allow_none=True, metadata={"description": "Its GPU seconds at the "
+                                                                                   "estimate's price."})
+    started_at = _timestamp("When it started.", nullable=True)
+    finished_at = _timestamp("When it ended.", nullable=True)
+    finish_error_s = ma.fields.Float(required=True, allow_none=True, metadata={
+        "description": "Its end less the estimated finish, seconds (positive: later than estimated)."})
 
 
 class JobSchema(_LinkedJobSchema):
@@ -143,6 +198,21 @@ class JobSchema(_LinkedJobSchema):
     redriven_as = ma.fields.String(
         allow_none=True, metadata={"description": "The job this dead-lettered one was resubmitted as (a redrive)."}
     )
+    phase = ma.fields.String(allow_none=True, metadata={"enum": [*PHASES, None], "description": (
+        "Where a job not over is: waiting_for_gpu (no GPU instance runs: one starts, a cold start away; or none may, "
+        "and waiting_reason says why), gpu_starting (an instance is booting), queued (a GPU is ready; "
+        "queue_position jobs are ahead), running. Null once over.")})
+    queue_position = ma.fields.Integer(allow_none=True, metadata={
+        "description": "Jobs queued ahead of it (0: next); null unless queued."})
+    eta = ma.fields.Nested(EtaSchema, allow_none=True, metadata={
+        "description": "When it should start and finish, from the GPU's state, the measured cold start and the "
+                       "workflow's observed times; null once over, or when no GPU may start."})
+    estimate = ma.fields.Nested(EstimateSchema, allow_none=True, metadata={
+        "description": "What it was expected to take and cost at submission (REST submissions)."})
+    actual = ma.fields.Nested(ActualSchema, allow_none=True, metadata={
+        "description": "Once over: what it took and cost, beside the estimate; null without an estimate."})
+    webhook = ma.fields.Nested("WebhookSubscriptionSchema", allow_none=True, metadata={
+        "description": "Where its events are POSTed (GET .../deliveries shows each one); null: nowhere."})
     waiting_reason = ma.fields.String(
         allow_none=True,
         metadata={
@@ -175,6 +245,63 @@ class BatchSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(JobSchema), required=True,
                            metadata={"description": "Each item's job record, in the order the items were given."})
     links = ma.fields.Nested(BatchLinksSchema, required=True)
+
+
+class WebhookSubscriptionSchema(ma.Schema):
+    url = ma.fields.String(required=True, metadata={"description": "Where the job's events are POSTed."})
+    events = ma.fields.List(ma.fields.String(metadata={"enum": list(EVENTS)}), required=True)
+
+
+class DeliveryAttemptSchema(ma.Schema):
+    at = ma.fields.String(required=True, metadata={"format": "date-time"})
+    status_code = ma.fields.Integer(required=True, allow_none=True, metadata={
+        "description": "The receiver's answer; null: none came (refused address, no connection, timeout)."})
+    error = ma.fields.String(required=True, allow_none=True, metadata={"description": "Why the try failed; null: "
+                                                                                      "it was delivered (2xx)."})
+    duration_ms = ma.fields.Float(required=True)
+
+
+class DeliverySchema(ma.Schema):
+    """One webhook delivery of a job: an event, its tries, and what comes next."""
+
+    topic = ma.fields.String(required=True, metadata={
+        "description": "The event, and for progress its percentage (job.progress#042)."})
+    event = ma.fields.String(required=True, metadata={"enum": list(EVENTS)})
+    url = ma.fields.String(required=True)
+    message_id = ma.fields.String(required=True, metadata={
+        "description": "The webhook-id header: the same on every try and resend, so a receiver drops repeats."})
+    state = ma.fields.String(required=True, metadata={"enum": list(DELIVERY_STATES), "description": (
+        "pending: tried again at next_try_at (or being tried); delivered: a try was answered 2xx; given_up: every "
+        "try of the schedule failed (a resend starts a new round).")})
+    created_at = _timestamp("When the event was first announced.")
+    next_try_at = _timestamp("When it is tried again; null unless pending.", nullable=True)
+    attempts = ma.fields.List(ma.fields.Nested(DeliveryAttemptSchema), required=True)
+
+
+class DeliveryListSchema(ma.Schema):
+    deliveries = ma.fields.List(ma.fields.Nested(DeliverySchema), required=True)
+
+
+class ResendSchema(ma.Schema):
+    event = ma.fields.String(validate=ma.validate.OneOf(list(STATUS_EVENTS.values())), metadata={
+        "description": "The event to deliver again. Default: the job's latest status event delivered or tried."})
+
+
+class ResendAcceptedSchema(ma.Schema):
+    job_id = ma.fields.String(required=True)
+    topic = ma.fields.String(required=True)
+    url = ma.fields.String(required=True)
+
+
+# The longest a request waits for a job (GET ?wait=, Prefer: wait=): a minute, well inside proxies' idle limits.
+MAX_WAIT_S = 60
+
+
+class JobQuerySchema(ma.Schema):
+    wait = ma.fields.Float(
+        load_default=0.0, validate=ma.validate.Range(min=0, max=MAX_WAIT_S),
+        metadata={"description": f"Seconds to wait for the job to end before answering (at most {MAX_WAIT_S}); the "
+                                 "answer comes as soon as it is over. 0: at once."})
 
 
 class JobListQuerySchema(ma.Schema):
@@ -431,6 +558,21 @@ class ComparisonSchema(ma.Schema):
     recommendation = ma.fields.String(required=True)
 
 
+class FinishErrorSchema(ma.Schema):
+    median = ma.fields.Float(required=True)
+    p90 = ma.fields.Float(required=True)
+
+
+class EstimateAccuracySchema(ma.Schema):
+    jobs = ma.fields.Integer(required=True, metadata={"description": "Jobs with an estimate that ran on the GPU."})
+    gpu_seconds_error_pct = ma.fields.Float(required=True, allow_none=True, metadata={
+        "description": "Median of |actual - estimated| / actual GPU seconds, in percent (the warm dollars alike)."})
+    finish_error_s = ma.fields.Nested(FinishErrorSchema, required=True, allow_none=True, metadata={
+        "description": "Median and 90th percentile of |finish - estimated finish|, seconds."})
+    finished_by_estimate = ma.fields.Float(required=True, allow_none=True, metadata={
+        "description": "Share that finished no later than estimated."})
+
+
 class CostReportSchema(ma.Schema):
     """What the GPU cost over a period: billed per second, at least 60 s per start, at each run's hourly price."""
 
@@ -458,6 +600,9 @@ class CostReportSchema(ma.Schema):
         metadata={"description": "This month's spend beside GPUORCH_MONTHLY_BUDGET_USD; null when no budget is set."},
     )
     compare = ma.fields.Nested(ComparisonSchema, metadata={"description": "With compare=true."})
+    estimates = ma.fields.Nested(EstimateAccuracySchema, required=True, metadata={
+        "description": "How good the estimates given at submission were, for the period's jobs that ran on the GPU "
+                       "(each record shows its own: estimate beside actual)."})
     owners = ma.fields.List(ma.fields.Nested(OwnerCostSchema), metadata={
         "description": "With by=owner: each owner's part of `dollars`, dearest first (they add up to it when any "
                        "job ran on the GPU)."})
@@ -475,6 +620,12 @@ class GpuInstanceSchema(ma.Schema):
 class GpuPoolSchema(ma.Schema):
     pool = ma.fields.String(required=True, metadata={"description": "The pool's tag value (GPUORCH_GPU_POOL)."})
     instances = ma.fields.List(ma.fields.Nested(GpuInstanceSchema), required=True)
+
+
+class GpuStartQuerySchema(ma.Schema):
+    over_budget = ma.fields.Boolean(load_default=False, metadata={
+        "description": "Start even when this month's GPU spend plus an hour would pass GPUORCH_MONTHLY_BUDGET_USD "
+                       "(without it such a start is a 409 over_budget)."})
 
 
 class GpuActionSchema(ma.Schema):

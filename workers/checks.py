@@ -9,11 +9,11 @@ from pathlib import Path
 from gpuorch.comfyui.client import ComfyClient
 from gpuorch.comfyui.errors import ComfyError, ComfyUnavailable
 from gpuorch.errors import ConfigurationError, UnknownWorkflow, Unavailable
-from gpuorch.execution.warmup import warm_up
+from gpuorch.execution.warmup import warm_up, warmup_timeout
 from gpuorch.modelsync.check import file_problems
 from gpuorch.services import Services
 from gpuorch.workflows.check import missing_models
-from gpuorch.workflows.models import model_files
+from gpuorch.workflows.models import model_files, total_bytes
 from gpuorch.workflows.preflight import NodeCatalogue, check_templates, live_catalogue
 
 # Time allowed beyond the jobs themselves: receiving, uploading outputs, the final DynamoDB writes.
@@ -88,8 +88,10 @@ def warmup_problems(services: Services) -> list[Problem]:
     except UnknownWorkflow:
         return [Problem(f"GPUORCH_WARMUP_WORKFLOW names no workflow: {settings.warmup_workflow!r}")]
     comfy = ComfyClient(settings.comfyui_url, client_id="gpuorch-warmup", timeout=settings.comfyui_timeout)
+    timeout = warmup_timeout(total_bytes(model_files([workflow], settings.models)), settings.models_read_mib_s,
+                             settings.task_time_limit)
     try:
-        warm_up(comfy, workflow, settings.models, timeout=settings.comfyui_ready_timeout)
+        warm_up(comfy, workflow, settings.models, timeout=timeout)
     except ComfyError as exc:
         # ComfyUI going away mid-warm-up (a restart) may pass; a workflow it fails to run will not.
         return [Problem(f"warm-up with {workflow.name} failed: {type(exc).__name__}: {exc}",

@@ -21,9 +21,10 @@ def worker_argv(settings: Settings, *, loglevel: str = "INFO") -> list[str]:
     return [
         "worker",
         "--queues", settings.control_queue,
-        # Control tasks are short AWS calls: threads are enough, and cheaper than processes.
+        # Control tasks are short AWS calls, and webhook POSTs of at most GPUORCH_WEBHOOK_TIMEOUT_SECONDS: threads
+        # are enough, and enough of them that slow receivers leave the lifecycle check one.
         "--pool", "threads",
-        "--concurrency", "4",
+        "--concurrency", "8",
         "--hostname", "control@%h",
         *broadcast_flags(settings),
         "--loglevel", loglevel,

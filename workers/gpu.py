@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     findings = run_checks(lambda: check_round(services, visibility), settings.startup_retry_seconds)
     if findings.problems:
         try:
-            record_refusal(RefusalStore(services.aws.dynamodb, settings.control_table), instance_id, findings)
+            record_refusal(RefusalStore(services.aws.dynamodb, settings.control_table,
+                                        instance_arn=services.aws.instance_arn), instance_id, findings)
         except (BotoCoreError, ClientError) as exc:
             log.error("could not record the refusal (systemd tries again): %s", exc)
             return 1
@@ -144,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     version = stats.get("system", {}).get("comfyui_version", "?")
     log.info("ComfyUI %s at %s passed the start-up checks", version, settings.comfyui_url)
     heartbeat = Heartbeat(
-        HeartbeatStore(services.aws.dynamodb, settings.control_table, ttl_s=HEARTBEAT_TTL_S),
+        # Keyed by the instance's ARN, which IAM lets only this instance write under (lifecycle.live.instance_items).
+        HeartbeatStore(services.aws.dynamodb, settings.control_table, ttl_s=HEARTBEAT_TTL_S,
+                       instance_arn=services.aws.instance_arn),
         instance_id,
         settings.heartbeat_seconds,
         # /health tells a worker whose ComfyUI stopped answering from a healthy one.

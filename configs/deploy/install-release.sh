@@ -13,7 +13,8 @@
 #   configs/deploy/install-release.sh list
 #       The installed releases; the current one is marked.
 #
-# Environment: PYTHON (python3.11), DESTDIR (stage everything under this folder instead of /: no user is
+# Environment: PYTHON (python3.11), GPUORCH_RELEASE_VERSION (the release's name; default: the package version and the
+# git commit, or the time), DESTDIR (stage everything under this folder instead of /: no user is
 # created, nothing is chowned, systemctl is not called; for building images and for tests), SKIP_VENV=1 (do
 # not build the virtualenv: for tests).
 set -euo pipefail
@@ -48,6 +49,11 @@ units_of() {
 
 release_version() {
   local version
+  if [[ -n "${GPUORCH_RELEASE_VERSION:-}" ]]; then
+    [[ "$GPUORCH_RELEASE_VERSION" =~ ^[A-Za-z0-9._+-]+$ ]] || die "GPUORCH_RELEASE_VERSION: letters, digits, . _ + - only"
+    echo "$GPUORCH_RELEASE_VERSION"
+    return
+  fi
   version="$(sed -n -E 's/^__version__ = "([^"]+)"/\1/p' "$SOURCE/gpuorch/__init__.py")"
   [[ -n "$version" ]] || die "no __version__ in $SOURCE/gpuorch/__init__.py: is this a gpuorch source tree?"
   if git -C "$SOURCE" rev-parse --git-dir >/dev/null 2>&1; then
@@ -104,16 +110,19 @@ cmd_install() {
   tar -C "$SOURCE" \
       --exclude=./.git --exclude=./.venv --exclude=./.local-stack --exclude=./demo-output --exclude=./build \
       --exclude='*.egg-info' --exclude='__pycache__' --exclude='./celerybeat-schedule*' --exclude=./.pytest_cache \
-      -cf - . | tar -C "$release" -xf -
+      -cf - . | tar -C "$release" --no-same-owner -xf -
   if [[ "${SKIP_VENV:-}" != 1 ]]; then
     "$PYTHON" -m venv "$release/.venv"
     "$release/.venv/bin/python" -m pip install --quiet --upgrade pip
-    # Editable: the release folder is the package's home, so its configs/ and Procfile are found in it.
-    "$release/.venv/bin/python" -m pip install --quiet -e "$release"
+    # Editable: the release folder is the package's home, so its configs/ and Procfile are found in it. The
+    # release's constraints.txt pins every library, so hosts installed on different days run the same ones.
+    "$release/.venv/bin/python" -m pip install --quiet -c "$release/constraints.txt" -e "$release"
     "$release/.venv/bin/python" -m compileall -q "$release/gpuorch" "$release/workers" "$release/webapp" \
         "$release/lifecycle" >/dev/null
     "$release/.venv/bin/gpuorch" --version
   fi
+  # Installed code is root's: neither the login user who cloned the source nor a service user may change it.
+  run chown -R root:root "$release"
   chmod -R go-w "$release"
 
   if ! id gpuorch >/dev/null 2>&1; then

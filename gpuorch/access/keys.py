@@ -77,6 +77,9 @@ class ApiKey:
     # A cap on its owner's GPU spend this month, in dollars, for submissions with this key (0: none; None: the
     # deployment's GPUORCH_OWNER_MONTHLY_CAP_USD).
     monthly_cap_usd: float | None = None
+    # The webhook its submissions get when they name none, and its events (None: every status change).
+    webhook_url: str | None = None
+    webhook_events: tuple[str, ...] | None = None
 
     @property
     def operator(self) -> bool:
@@ -90,7 +93,9 @@ class ApiKey:
         """What `gpuorch keys list` shows: everything but the hash."""
         return {"key_id": self.key_id, "owner": self.owner, "role": self.role, "name": self.name,
                 "created_at": self.created_at, "revoked_at": self.revoked_at,
-                "rate_per_minute": self.rate_per_minute, "burst": self.burst, "monthly_cap_usd": self.monthly_cap_usd}
+                "rate_per_minute": self.rate_per_minute, "burst": self.burst, "monthly_cap_usd": self.monthly_cap_usd,
+                "webhook_url": self.webhook_url,
+                "webhook_events": list(self.webhook_events) if self.webhook_events else None}
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> "ApiKey":
@@ -101,7 +106,9 @@ class ApiKey:
                    revoked_at=record.get("revoked_at"),
                    rate_per_minute=float(rate) if rate is not None else None,
                    burst=int(burst) if burst is not None else None,
-                   monthly_cap_usd=float(cap) if cap is not None else None)
+                   monthly_cap_usd=float(cap) if cap is not None else None,
+                   webhook_url=record.get("webhook_url"),
+                   webhook_events=tuple(record["webhook_events"]) if record.get("webhook_events") else None)
 
 
 def check_fields(owner: str, role: str, rate_per_minute: float | None, burst: int | None,
@@ -128,13 +135,16 @@ class KeyStore:
         self._clock = clock
 
     def create(self, owner: str, *, role: str = USER, name: str = "", rate_per_minute: float | None = None,
-               burst: int | None = None, monthly_cap_usd: float | None = None) -> tuple[ApiKey, str]:
-        """A new key and its token; the token is returned once and never stored."""
+               burst: int | None = None, monthly_cap_usd: float | None = None, webhook_url: str | None = None,
+               webhook_events: tuple[str, ...] | None = None) -> tuple[ApiKey, str]:
+        """A new key and its token; the token is returned once and never stored. The default webhook is stored as
+        given: its caller checks it (gpuorch.webhooks.events.subscription)."""
         check_fields(owner, role, rate_per_minute, burst, monthly_cap_usd)
         key_id, token = new_token()
         key = ApiKey(key_id=key_id, owner=owner, role=role, name=name, created_at=timestamp(self._clock()),
                      key_hash=token_hash(token), rate_per_minute=rate_per_minute, burst=burst,
-                     monthly_cap_usd=monthly_cap_usd)
+                     monthly_cap_usd=monthly_cap_usd, webhook_url=webhook_url,
+                     webhook_events=tuple(webhook_events) if webhook_events else None)
         item: dict[str, Any] = {"key_id": key.key_id, "owner": key.owner, "role": key.role, "name": key.name,
                                 "created_at": key.created_at, "key_hash": key.key_hash}
         if rate_per_minute is not None:
@@ -143,6 +153,10 @@ class KeyStore:
             item["burst"] = int(burst)
         if monthly_cap_usd is not None:
             item["monthly_cap_usd"] = float(monthly_cap_usd)
+        if webhook_url:
+            item["webhook_url"] = webhook_url
+            if webhook_events:
+                item["webhook_events"] = list(webhook_events)
         # A 48-bit id colliding is as good as impossible; the condition makes it an error, not an overwrite.
         self._db.put_item(TableName=self._table, Item=encode_item(item),
                           ConditionExpression="attribute_not_exists(key_id)")
@@ -170,6 +184,25 @@ class KeyStore:
             if "LastEvaluatedKey" not in answer:
                 return sorted(found, key=lambda k: (k.created_at, k.key_id))
             query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def set_webhook(self, key_id: str, url: str | None, events: tuple[str, ...] | None = None) -> ApiKey:
+        """Set (or, with None, remove) the key's default webhook; UnknownKey for an id no key has. API processes
+        use the new one within GPUORCH_KEY_CACHE_SECONDS."""
+        if url:
+            update = "SET webhook_url = :u" + (", webhook_events = :e" if events else " REMOVE webhook_events")
+            values = {":u": url, **({":e": list(events)} if events else {})}
+        else:
+            update, values = "REMOVE webhook_url, webhook_events", {}
+        try:
+            answer = self._db.update_item(
+                TableName=self._table, Key=encode_item({"key_id": key_id}), UpdateExpression=update,
+                ConditionExpression="attribute_exists(key_id)", ReturnValues="ALL_NEW",
+                **({"ExpressionAttributeValues": encode_item(values)} if values else {}))
+        except ClientError as exc:
+            if condition_failed(exc):
+                raise UnknownKey(f"no key has the id {key_id!r}") from None
+            raise
+        return ApiKey.from_item(answer["Attributes"])
 
     def revoke(self, key_id: str) -> ApiKey:
         """Mark the key revoked (kept, so the list shows when); revoking twice keeps the first time."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import boto3
 from botocore.config import Config
 
+from gpuorch.aws.ec2 import InstanceArns, caller_instance_arns
 from gpuorch.settings import Settings
 
 # Standard retry mode backs off on throttling and 5xx; adaptive would also rate-limit the client.
@@ -80,6 +81,28 @@ class AwsClients:
     @functools.cached_property
     def sns(self):
         return self._client("sns")
+
+    # `gpuorch deploy`'s (an operator's), never a process's.
+    @functools.cached_property
+    def cloudformation(self):
+        return self._client("cloudformation")
+
+    @functools.cached_property
+    def ssm(self):
+        return self._client("ssm")
+
+    @functools.cached_property
+    def sts(self):
+        return self._client("sts")
+
+    @functools.cached_property
+    def instance_arns(self) -> InstanceArns:
+        """How IAM names this account's instances in the settings' region (one STS call, at the first need)."""
+        return caller_instance_arns(self.sts, self.settings.region)
+
+    def instance_arn(self, instance_id: str) -> str:
+        """The ARN of an instance of this account in the settings' region (the GPU pool's)."""
+        return self.instance_arns.of(instance_id)
 
     def queue_url(self, name: str) -> str:
         return self.sqs.get_queue_url(QueueName=name)["QueueUrl"]

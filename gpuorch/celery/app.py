@@ -15,9 +15,14 @@ from gpuorch.celery.publisher import CeleryPublisher
 from gpuorch.celery.sqs_transport import QUEUE_ORDER_OPTION
 from gpuorch.execution.interruption import NoticeBoard
 from gpuorch.jobs.batches import BatchSubmitter
+from gpuorch.jobs.outputs import OutputLinks
 from gpuorch.jobs.submission import JobSubmitter
 from gpuorch.services import Services
 from gpuorch.settings import Settings
+from gpuorch.webhooks.announce import WebhookAnnouncer
+from gpuorch.webhooks.deliverer import WebhookDeliverer
+from gpuorch.webhooks.secrets import SecretStore
+from gpuorch.webhooks.store import DeliveryStore
 
 # kombu's SQS transport with Celery's events and remote control working through SNS (GPUORCH_MONITORING).
 MONITORING_TRANSPORT = "gpuorch.celery.monitoring.transport:Transport"
@@ -56,7 +61,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "wait_time_seconds": settings.receive_wait_seconds,
         # Only used if kombu ever creates a queue itself; `gpuorch provision` creates them first.
         "visibility_timeout": settings.visibility_timeout,
-        "polling_interval": 1,
+        # kombu pauses this long after a receive that found nothing. A long poll already waits for a message, and
+        # one sent during a pause would wait out the pause (a second more to start a job): no pause then.
+        "polling_interval": 0 if settings.receive_wait_seconds else 1,
     }
     if endpoint is not None:
         transport_options["is_secure"] = endpoint.scheme == "https"
@@ -92,7 +99,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_time_limit": settings.task_time_limit,
         "task_soft_time_limit": settings.soft_time_limit,
-        "task_track_started": True,
+        # No STARTED result: the job record says running (written as the job starts), and the write would be one
+        # more DynamoDB call between a message's receipt and ComfyUI's prompt; PROGRESS follows within a step.
+        "task_track_started": False,
         "result_expires": None,  # the DynamoDB table's TTL expires results
         # Broadcast: Celery events and remote control, through SNS topics that kombu's SQS transport alone cannot
         # use for Celery (gpuorch.celery.monitoring.transport says why), so Flower and `celery inspect` see the
@@ -123,6 +132,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 # A sweep that waited longer than its period is superseded by the next one.
                 "options": {"expires": float(settings.dead_letter_sweep_seconds)},
             },
+            "sweep-webhooks": {
+                "task": names.SWEEP_WEBHOOKS,
+                "schedule": float(settings.webhook_sweep_seconds),
+                "options": {"expires": float(settings.webhook_sweep_seconds)},
+            },
         },
     }
     if settings.aws_endpoint_url:
@@ -143,8 +157,31 @@ class GpuorchCelery(Celery):
 
     @functools.cached_property
     def services(self) -> Services:
-        """The process's AWS clients, job store and workflows, built on first use."""
-        return Services(self.settings)
+        """The process's AWS clients, job store and workflows, built on first use; the job store's changes queue
+        the webhook deliveries they call for."""
+        return Services(self.settings, job_listener=WebhookAnnouncer(self.enqueue_delivery))
+
+    def enqueue_delivery(self, job_id: str, topic: str) -> None:
+        """Queue one webhook delivery for the control worker (a message of ids only)."""
+        self.send_task(names.DELIVER_WEBHOOK, args=[job_id, topic])
+
+    def enqueue_resend(self, job_id: str, topic: str) -> None:
+        """Queue a resend of one delivery, asked for by the job's owner."""
+        self.send_task(names.RESEND_WEBHOOK, args=[job_id, topic])
+
+    @functools.cached_property
+    def deliveries(self) -> DeliveryStore:
+        return DeliveryStore(self.services.aws.dynamodb, self.settings.control_table,
+                             ttl_seconds=self.settings.job_ttl_seconds)
+
+    @functools.cached_property
+    def deliverer(self) -> WebhookDeliverer:
+        """Signs and POSTs webhooks (control worker)."""
+        settings = self.settings
+        return WebhookDeliverer(self.services.jobs, self.deliveries, SecretStore(self.services.aws.dynamodb,
+                                                                                settings.control_table),
+                                OutputLinks.from_settings(settings), timeout_s=settings.webhook_timeout_seconds,
+                                allow_insecure=settings.allow_insecure_inputs)
 
     @functools.cached_property
     def notice_board(self) -> NoticeBoard:

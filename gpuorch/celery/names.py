@@ -17,6 +17,10 @@ RUN_WORKFLOW = "gpuorch.tasks.run_workflow"
 CHECK_GPU = "gpuorch.lifecycle.check"
 SWEEP_DEAD_LETTERS = "gpuorch.control.sweep_dead_letters"
 EXPIRE_JOBS = "gpuorch.control.expire_jobs"
+# Webhooks: each delivery is tried by the control worker, never by the API request or the GPU job that announced it.
+DELIVER_WEBHOOK = "gpuorch.webhooks.deliver"
+RESEND_WEBHOOK = "gpuorch.webhooks.resend"
+SWEEP_WEBHOOKS = "gpuorch.webhooks.sweep"
 
 #: Each GPU task and the workflow it runs; None: run_workflow, whose message names the workflow.
 GPU_TASK_WORKFLOWS: dict[str, str | None] = {
@@ -25,7 +29,7 @@ GPU_TASK_WORKFLOWS: dict[str, str | None] = {
     RUN_WORKFLOW: None,
 }
 GPU_TASKS = tuple(GPU_TASK_WORKFLOWS)
-CONTROL_TASKS = (CHECK_GPU, SWEEP_DEAD_LETTERS, EXPIRE_JOBS)
+CONTROL_TASKS = (CHECK_GPU, SWEEP_DEAD_LETTERS, EXPIRE_JOBS, DELIVER_WEBHOOK, RESEND_WEBHOOK, SWEEP_WEBHOOKS)
 
 # The queues, by what they are for; their SQS names are settings (GPUORCH_GPU_QUEUE, GPUORCH_GPU_LOW_QUEUE,
 # GPUORCH_CONTROL_QUEUE). GPU tasks go to GPU_QUEUE, or to GPU_LOW_QUEUE for a low-priority job.

@@ -7,6 +7,7 @@ from typing import Any
 from celery import Task, shared_task
 from celery.exceptions import Reject
 
+from gpuorch.aws.failures import is_transient
 from gpuorch.celery import names
 from gpuorch.celery.giveback import give_back_now
 from gpuorch.errors import JobGivenBack, JobOutcome, Unavailable
@@ -72,3 +73,36 @@ def sweep_dead_letter_queue(self: Task) -> int:
     letters = sweep_dead_letters(services.aws.sqs, services.aws.queue_url(settings.gpu_dead_letter_queue),
                                  services.jobs, max_receive_count=settings.max_receive_count)
     return len(letters)
+
+
+def _gave_back(exc: Exception) -> Reject:
+    """A control task that AWS failed now: its message goes back undeleted, for another try."""
+    return Reject(str(exc), requeue=False)
+
+
+@shared_task(bind=True, name=names.DELIVER_WEBHOOK, ignore_result=True)
+def deliver_webhook(self: Task, job_id: str, topic: str) -> None:
+    """Try one webhook delivery of a job, if it is pending and due (control queue)."""
+    try:
+        self.app.deliverer.deliver(job_id, topic)
+    except Exception as exc:
+        if is_transient(exc):
+            raise _gave_back(exc) from exc
+        raise
+
+
+@shared_task(bind=True, name=names.RESEND_WEBHOOK, ignore_result=True)
+def resend_webhook(self: Task, job_id: str, topic: str) -> None:
+    """The job's owner asked for a delivery again: a new round of tries, the first now (control queue)."""
+    try:
+        self.app.deliverer.resend(job_id, topic)
+    except Exception as exc:
+        if is_transient(exc):
+            raise _gave_back(exc) from exc
+        raise
+
+
+@shared_task(bind=True, name=names.SWEEP_WEBHOOKS, ignore_result=True)
+def sweep_webhooks(self: Task) -> int:
+    """Queue the webhook deliveries whose next try is due; how many."""
+    return self.app.deliverer.sweep(self.app.enqueue_delivery)

@@ -9,10 +9,14 @@ import click
 from botocore.exceptions import BotoCoreError, ClientError
 
 from gpuorch.aws.clients import AwsClients
+from gpuorch.clock import utc_now
 from gpuorch.errors import Conflict, Unavailable
 from gpuorch.settings import Settings
+from lifecycle.decision import budget_refusal
+from lifecycle.live.costs import run_log_for
 from lifecycle.live.pool import EC2_CLIENT_CONFIG, CapacityError, InstancePool
 from lifecycle.live.refusals import RefusalStore
+from lifecycle.prices import region_prices
 
 
 def _pool(settings: Settings) -> InstancePool:
@@ -56,18 +60,36 @@ def gpu_status(settings: Settings, as_json: bool) -> None:
                        f"{row['launched_at'] or '-'}")
 
 
+def _over_budget(settings: Settings, instance_type: str) -> str | None:
+    """Why starting an instance of `instance_type` now would pass the monthly budget (the lifecycle's own rule)."""
+    if not settings.monthly_budget_usd:
+        return None
+    spend = run_log_for(AwsClients(settings).dynamodb, settings.control_table, settings.region).month_spend(utc_now())
+    return budget_refusal(spend, region_prices(settings.region).hourly(instance_type), settings.monthly_budget_usd)
+
+
 @gpu.command("start")
 @click.argument("instance_id")
+@click.option("--over-budget", is_flag=True,
+              help="Start it even when this month's GPU spend plus an hour would pass GPUORCH_MONTHLY_BUDGET_USD.")
 @click.pass_obj
-def gpu_start(settings: Settings, instance_id: str) -> None:
+def gpu_start(settings: Settings, instance_id: str, over_budget: bool) -> None:
     """Start an instance of the pool (nothing happens if it is running or pending).
 
     An instance held because it could not serve (its worker refused to start, or it was not ready within its
-    boot grace) is released: the lifecycle may start it again, and its worker checks again.
+    boot grace) is released: the lifecycle may start it again, and its worker checks again. The monthly budget
+    holds as for the lifecycle's starts: exit 1 naming it, unless --over-budget.
     """
     pool = _pool(settings)
-    _run(lambda: pool.get(instance_id))
-    released = _run(lambda: RefusalStore(AwsClients(settings).dynamodb, settings.control_table).release(instance_id))
+    instance = _run(lambda: pool.get(instance_id))
+    refusal = None if over_budget or instance.state != "stopped" else _run(
+        lambda: _over_budget(settings, instance.instance_type))
+    if refusal:
+        click.echo(f"error: {instance_id}: {refusal}; --over-budget to start it anyway", err=True)
+        sys.exit(1)
+    aws = AwsClients(settings)
+    released = _run(lambda: RefusalStore(aws.dynamodb, settings.control_table,
+                                         instance_arn=aws.instance_arn).release(instance_id))
     if released is not None:
         click.echo(f"{instance_id}: released from its hold ({released})")
     click.echo(f"{instance_id}: {_run(lambda: pool.start(instance_id))}")

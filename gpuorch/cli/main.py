@@ -1,5 +1,5 @@
-"""The `gpuorch` command: provision AWS resources, check workflow templates, show the configuration, submit and
-follow jobs, operate the GPU and the dead-letter queue, report the GPU's cost and simulate lifecycle policies."""
+"""The `gpuorch` command: deploy on AWS, provision AWS resources, check workflow templates, show the configuration,
+submit and follow jobs, operate the GPU and the dead-letter queue, report the GPU's cost and simulate policies."""
 
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ def cost(settings: Settings, from_: str | None, to: str | None, by: str | None, 
     aws = AwsClients(settings)
     jobs = JobStore(aws.dynamodb, settings.job_table, ttl_seconds=settings.job_ttl_seconds)
     try:
-        run_log = run_log_for(aws.dynamodb, settings.control_table)
+        run_log = run_log_for(aws.dynamodb, settings.control_table, settings.region)
         document = period_costs(run_log, jobs, period, now=now, monthly_budget_usd=settings.monthly_budget_usd,
                                 by_owner=by == "owner")
         if compare:
@@ -182,11 +182,12 @@ def simulate(trace: str, policy: str | None) -> None:
 
 def _register() -> None:
     """The subcommands kept in modules of their own: jobs and batches over the REST API, the GPU pool, dead letters,
-    keys, model files."""
-    from gpuorch.cli import batches, dlq, gpu, jobs, keys, models
+    keys, model files, deploying."""
+    from gpuorch.cli import batches, deploy, dlq, gpu, jobs, keys, models
 
-    for command in (jobs.submit, jobs.status, jobs.list_jobs, jobs.cancel, batches.batch, gpu.gpu, dlq.dlq, keys.keys,
-                    models.models):
+    for command in (jobs.submit, jobs.status, jobs.wait_job, jobs.events, jobs.list_jobs, jobs.cancel,
+                    jobs.deliveries, jobs.resend, batches.batch, gpu.gpu, dlq.dlq, keys.keys, models.models,
+                    deploy.deploy):
         main.add_command(command)
 
 

@@ -131,26 +131,16 @@ def run_job(services: Services, job_id: str, workflow_name: str, params: dict[st
 def _run_job(services: Services, job_id: str, workflow_name: str, update_state: Callable[..., None] | None,
              metrics: JobMetrics, interruption: Callable[[], datetime | None]) -> dict[str, Any]:
     records = Records(services)
-    job = records.get(job_id)
-    if job is None:
-        # A message with no record was not accepted by gpuorch: leave it to the dead-letter queue.
-        log.error("job %s: no job record; rejecting the message", job_id)
-        raise JobDeferred(f"no job record for {job_id}")
-    if states.is_terminal(job.status):
-        log.info("job %s: already %s; duplicate delivery ignored", job_id, job.status)
-        return settled(job)
-    if job.overdue(utc_now()):
-        # Received after its deadline: it never starts (and its message is dropped, not given back).
-        return settled(expire(services.jobs, job) or records.get(job_id))
     if (notice_at := interruption()) is not None:
-        # Taken after the notice (prefetched, or received as the consumer stopped): it has not started anywhere.
+        # Taken after the notice (prefetched, or received as the consumer stopped): it has not started here.
         log.warning("job %s: not started, its instance is interrupted at %s: giving it back", job_id,
                     notice_at.isoformat())
         raise JobGivenBack(f"job {job_id}: its instance is interrupted at {notice_at.isoformat()}")
+    # Moved to running without reading it first (the message gate has read it): only a refused move is read.
     try:
         job = records.transition(job_id, states.RUNNING)
     except TransitionRefused:
-        return settled(records.get(job_id))  # cancelled meanwhile
+        return _not_started(services, records.get(job_id), job_id)
     log.info("job %s: running %s (attempt %d)", job_id, workflow_name, job.attempts)
     record_start(metrics, job)
     execution = JobExecution(services, job, update_state, metrics=metrics, interruption=interruption)
@@ -223,6 +213,21 @@ def failure_reason(exc: BaseException, execution: "JobExecution") -> str:
     if isinstance(exc, OutputsNotStored):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _not_started(services: Services, job: Job | None, job_id: str) -> dict[str, Any]:
+    """The task's answer for a job whose record refused the move to running: it has none, or it is over."""
+    if job is None:
+        # A message with no record was not accepted by gpuorch: leave it to the dead-letter queue.
+        log.error("job %s: no job record; rejecting the message", job_id)
+        raise JobDeferred(f"no job record for {job_id}")
+    if job.overdue(utc_now()):
+        # Received after its deadline (the move to running refuses it): it never starts, and its message is dropped.
+        return settled(expire(services.jobs, job) or services.jobs.get(job_id) or job)
+    log.info("job %s: already %s; not run (a duplicate delivery, or cancelled before it started)", job_id, job.status)
+    # The delivery that ended it may have died before announcing the end: announced again, made once.
+    services.jobs.announce(job)
+    return settled(job)
 
 
 def settled(job: Job) -> dict[str, Any]:
@@ -332,7 +337,9 @@ class JobExecution:
 
     def run(self) -> list[StoredOutput]:
         job_id = self.job.job_id
-        where = self.retry(self.comfy.locate)(job_id)
+        # Only a job started before (attempts counts each move to running, which comes before any submission) can
+        # have a prompt in ComfyUI already: a first start asks nothing.
+        where = self.retry(self.comfy.locate)(job_id) if self.job.attempts > 1 else None
         if where is None:
             graph = self.bind(self.upload_inputs())
             self.submit(graph)

@@ -17,6 +17,18 @@ from gpuorch.model_files import ModelFiles
 log = logging.getLogger(__name__)
 
 WARMUP_IMAGE_NAME = "gpuorch-warmup.png"
+MIB = 1024 * 1024
+
+
+def warmup_timeout(model_bytes: int, read_mib_s: float, run_s: float) -> float:
+    """Seconds the warm-up may take: ComfyUI reads `model_bytes` from their store at `read_mib_s` (the first run
+    loads every model its workflow uses), then runs it like any job (`run_s`, the task time limit).
+
+    Its own limit, not ComfyUI's start-up one: ~31 GiB at gp3's baseline 125 MiB/s alone take about 4 minutes.
+    """
+    if read_mib_s <= 0:
+        raise ValueError("read_mib_s must be positive")
+    return model_bytes / (read_mib_s * MIB) + run_s
 
 
 def warmup_image(size: int = 512) -> bytes:

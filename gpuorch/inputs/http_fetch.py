@@ -17,7 +17,7 @@ from gpuorch.inputs.errors import InputRejected, InputUnavailable
 from gpuorch.inputs.policy import InputPolicy
 from gpuorch.inputs.uri import HttpUri, parse_input_uri
 
-__all__ = ["fetch_http"]
+__all__ = ["fetch_http", "pinned_pool"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,17 +26,26 @@ _TRANSIENT = frozenset({408, 425, 429, 500, 502, 503, 504})
 _CHUNK = 64 * 1024
 
 
-def _pool(uri: HttpUri, address: IPAddress, policy: InputPolicy) -> urllib3.HTTPConnectionPool:
-    timeout = urllib3.Timeout(connect=policy.connect_timeout, read=policy.read_timeout)
-    # A bare connection pool, not a PoolManager: no proxy from the environment, no retries,
-    # and the socket goes to ``address`` while the Host header, SNI and certificate use the name.
-    if uri.scheme == "https":
+def pinned_pool(scheme: str, host: str, port: int, address: IPAddress, *, connect_timeout: float,
+                read_timeout: float, ca_certs: str | None = None) -> urllib3.HTTPConnectionPool:
+    """A connection pool whose socket goes to ``address`` (checked already) while the Host header, SNI and
+    certificate use ``host``: DNS rebinding cannot swap the address between the check and the connection.
+
+    A bare pool, not a PoolManager: no proxy from the environment, no retries, no redirects of its own.
+    """
+    timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+    if scheme == "https":
         return urllib3.HTTPSConnectionPool(
-            str(address), uri.port, timeout=timeout, retries=False, maxsize=1,
-            cert_reqs="CERT_REQUIRED", ca_certs=policy.ca_certs or certifi.where(),
-            server_hostname=uri.host, assert_hostname=uri.host,
+            str(address), port, timeout=timeout, retries=False, maxsize=1,
+            cert_reqs="CERT_REQUIRED", ca_certs=ca_certs or certifi.where(),
+            server_hostname=host, assert_hostname=host,
         )
-    return urllib3.HTTPConnectionPool(str(address), uri.port, timeout=timeout, retries=False, maxsize=1)
+    return urllib3.HTTPConnectionPool(str(address), port, timeout=timeout, retries=False, maxsize=1)
+
+
+def _pool(uri: HttpUri, address: IPAddress, policy: InputPolicy) -> urllib3.HTTPConnectionPool:
+    return pinned_pool(uri.scheme, uri.host, uri.port, address, connect_timeout=policy.connect_timeout,
+                       read_timeout=policy.read_timeout, ca_certs=policy.ca_certs)
 
 
 def _open(pool: urllib3.HTTPConnectionPool, uri: HttpUri) -> urllib3.BaseHTTPResponse:

@@ -7,7 +7,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
@@ -69,6 +69,10 @@ class Job:
     def overdue(self, now: datetime) -> bool:
         """Whether it is still queued past its deadline: it must expire, not start."""
         return self.status == states.QUEUED and self.deadline is not None and self.deadline <= timestamp(now)
+    # Where its events are POSTed (gpuorch.webhooks.events.Subscription as a record), if anywhere.
+    webhook: dict[str, Any] | None = None
+    # What the API expected of it when it was submitted: GPU seconds, dollars warm and cold, start and finish.
+    estimate: dict[str, Any] | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> "Job":
@@ -96,6 +100,8 @@ class Job:
             priority=data.get("priority", NORMAL),
             deadline=data.get("deadline"),
             batch_id=data.get("batch_id"),
+            webhook=data.get("webhook"),
+            estimate=data.get("estimate"),
         )
 
 
@@ -125,18 +131,48 @@ def newest_first(pages: list[list[Job]], limit: int) -> tuple[list[Job], bool]:
     return merged[:limit], more
 
 
-class JobStore:
-    """Job records in the DynamoDB job table; every status change is a conditional write."""
+# What a listener is told a record came from.
+STATUS_CHANGE = "status"
+PROGRESS_CHANGE = "progress"
 
-    def __init__(self, dynamodb_client, table: str, *, ttl_seconds: int, clock: Clock = utc_now):
+#: Told of every record a status change or a progress write just produced (and of an end announced again), with
+#: which of the two it came from.
+Listener = Callable[[Job, str], None]
+
+# BatchGetItem reads at most this many keys a call.
+BATCH_GET_MAX = 100
+
+
+class JobStore:
+    """Job records in the DynamoDB job table; every status change is a conditional write.
+
+    `listener` hears of every record a status change or a progress write produced (gpuorch.webhooks queues its
+    webhook deliveries from there); its failure is logged, never raised: the write stands.
+    """
+
+    def __init__(self, dynamodb_client, table: str, *, ttl_seconds: int, clock: Clock = utc_now,
+                 listener: Listener | None = None):
         self._db = dynamodb_client
         self._table = table
         self._ttl = ttl_seconds
         self._clock = clock
+        self._listener = listener
+
+    def announce(self, job: Job, change: str = STATUS_CHANGE) -> None:
+        """Tell the listener of `job` as it is: after a write, or again by a writer that finds it already ended
+        (a redelivered message), so an announcement lost with a dying process is made once more."""
+        if self._listener is None:
+            return
+        try:
+            self._listener(job, change)
+        except Exception:  # noqa: BLE001 - the record is written; what listens must not undo that
+            log.exception("job %s: its change to %s was not announced", job.job_id, job.status,
+                          extra={"job_id": job.job_id})
 
     def create(self, job_id: str, workflow: str, params: dict[str, Any], *, source: str,
                redrive_of: str | None = None, owner: str | None = None, options: JobOptions | None = None,
-               batch_id: str | None = None) -> Job:
+               batch_id: str | None = None, webhook: dict[str, Any] | None = None,
+               estimate: dict[str, Any] | None = None) -> Job:
         """Write a new queued record; a second create with the same id is refused, not overwritten. A job
         without an owner is left out of the owner index (only operators see it)."""
         now = self._clock()
@@ -161,6 +197,10 @@ class JobStore:
             item["batch_id"] = batch_id
         if owner:
             item["owner"] = owner
+        if webhook:
+            item["webhook"] = webhook
+        if estimate:
+            item["estimate"] = estimate
         try:
             self._db.put_item(
                 TableName=self._table,
@@ -184,17 +224,18 @@ class JobStore:
         return Job.from_item(answer["Item"]) if "Item" in answer else None
 
     def get_many(self, job_ids: list[str]) -> dict[str, Job]:
-        """The records of these jobs that exist, by id (BatchGetItem, 100 keys a call, strongly consistent)."""
+        """The records of these jobs (consistently read, BATCH_GET_MAX keys a call); a missing one is left out."""
         found: dict[str, Job] = {}
-        for start in range(0, len(job_ids), 100):
-            keys = [self._key(job_id) for job_id in dict.fromkeys(job_ids[start:start + 100])]
-            request = {self._table: {"Keys": keys, "ConsistentRead": True}}
+        unique = list(dict.fromkeys(job_ids))
+        for start in range(0, len(unique), BATCH_GET_MAX):
+            request = {self._table: {"Keys": [self._key(j) for j in unique[start:start + BATCH_GET_MAX]],
+                                     "ConsistentRead": True}}
             while request:
                 answer = self._db.batch_get_item(RequestItems=request)
                 for item in answer.get("Responses", {}).get(self._table, []):
                     job = Job.from_item(item)
                     found[job.job_id] = job
-                request = answer.get("UnprocessedKeys") or {}
+                request = answer.get("UnprocessedKeys") or None
         return found
 
     def delete(self, job_id: str) -> None:
@@ -304,6 +345,22 @@ class JobStore:
                 query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
         return count
 
+    def oldest(self, status: str, limit: int) -> list[Job]:
+        """Up to `limit` records of one status, oldest first (the queue's order, as near as SQS keeps one)."""
+        query: dict[str, Any] = {
+            "TableName": self._table, "IndexName": STATUS_INDEX, "KeyConditionExpression": "#s = :s",
+            "ExpressionAttributeNames": {"#s": "status"}, "ExpressionAttributeValues": encode_item({":s": status}),
+            "ScanIndexForward": True, "Limit": limit,
+        }
+        found: list[Job] = []
+        while len(found) < limit:
+            answer = self._db.query(**query)
+            found.extend(Job.from_item(item) for item in answer.get("Items", []))
+            if "LastEvaluatedKey" not in answer:
+                break
+            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return found[:limit]
+
     def created_between(self, start: datetime, end: datetime) -> list[Job]:
         """Every job submitted in [start, end), whatever its status, oldest first (through the status GSI)."""
         found: list[Job] = []
@@ -376,6 +433,10 @@ class JobStore:
         allowed_values = {f":a{i}": s for i, s in enumerate(allowed)}
         values.update(allowed_values)
         condition = "attribute_exists(task_id) AND #status IN (" + ", ".join(allowed_values) + ")"
+        if target == states.RUNNING:
+            # A queued job past its deadline never starts (it expires); one that started before it may run again.
+            condition += " AND (#status = :running OR attribute_not_exists(deadline) OR deadline > :now)"
+            values.update({":running": states.RUNNING, ":now": now})
         try:
             answer = self._db.update_item(
                 TableName=self._table,
@@ -392,7 +453,9 @@ class JobStore:
                 raise TransitionRefused(job_id, target, current.status if current else None) from None
             raise
         log.info("job %s -> %s", job_id, target, extra={"job_id": job_id})
-        return Job.from_item(answer["Attributes"])
+        job = Job.from_item(answer["Attributes"])
+        self.announce(job)
+        return job
 
     def link_redrive(self, job_id: str, new_job_id: str) -> bool:
         """Record on a failed job the job it was resubmitted as; False if it names another one already.
@@ -421,7 +484,7 @@ class JobStore:
     def report_progress(self, job_id: str, progress: int, node: str | None) -> bool:
         """Record progress while running; never lowers it. False when the write was not applied."""
         try:
-            self._db.update_item(
+            answer = self._db.update_item(
                 TableName=self._table,
                 Key=self._key(job_id),
                 UpdateExpression="SET progress = :p, #n = :n, updated_at = :u",
@@ -433,9 +496,11 @@ class JobStore:
                     ":u": timestamp(self._clock()),
                     ":running": states.RUNNING,
                 }),
+                ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if condition_failed(exc):
                 return False
             raise
+        self.announce(Job.from_item(answer["Attributes"]), PROGRESS_CHANGE)
         return True

@@ -22,6 +22,7 @@ from gpuorch.jobs.options import JobOptions, parse_options, split_request
 from gpuorch.jobs.store import Job, TransitionRefused
 from gpuorch.services import Services
 from gpuorch.settings import Settings
+from gpuorch.webhooks.events import EVENTS_FIELD, subscription
 from gpuorch.workflows import Workflow
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,8 @@ class PreparedJob:
     params: dict[str, Any]
     options: JobOptions
     staged: tuple[StagedInput, ...] = ()
+    webhook: dict[str, Any] | None = None  # its webhook subscription's record (gpuorch.webhooks.events)
+    estimate: dict[str, Any] | None = None  # what it was expected to take and cost when it was submitted
 
 
 #: Queues a recorded job (its id, workflow, normalized parameters and priority). The Celery layer provides it.
@@ -229,16 +232,20 @@ class JobSubmitter:
         return self.services.workflows.get(name)
 
     def submit(self, workflow_name: str, params: dict[str, Any], *, source: str, owner: str | None = None,
-               job_id: str | None = None) -> Job:
+               job_id: str | None = None, webhook: Any = None, webhook_events: Any = None, key_id: str = "",
+               estimate: Callable[[Workflow], dict[str, Any] | None] | None = None) -> Job:
         """Accept one job as `owner`'s (None: only operators see it); returns its queued record.
 
         `params` is the request: the workflow's parameters, and the job's options under their reserved names
         (gpuorch.jobs.options). Inline images (InlineImage values or data: URIs) become ``s3://`` URIs before
-        validation, so the record and the queue message only ever name images. Raises UnknownWorkflow,
-        ParamsInvalid naming every bad field, or InputTooLarge (a ParamsInvalid) when an inline image has more
-        bytes than allowed.
+        validation, so the record and the queue message only ever name images. A `webhook` URL (with its
+        `webhook_events`) is checked as an input URL is, and signed with the webhook secret of API key `key_id`.
+        `estimate` is asked, once the request is valid, what the job is expected to take and cost (kept on its
+        record). Raises UnknownWorkflow, ParamsInvalid naming every bad field (the webhook's too), or InputTooLarge
+        (a ParamsInvalid) when an inline image has more bytes than allowed.
         """
-        prepared = self.prepare(workflow_name, params, job_id or str(uuid.uuid4()))
+        prepared = self.prepare(workflow_name, params, job_id or str(uuid.uuid4()), webhook=webhook,
+                                webhook_events=webhook_events, key_id=key_id, estimate=estimate)
         store_inputs(self.services, prepared.job_id, prepared.staged)
         try:
             job = self.record(prepared, source=source, owner=owner)
@@ -249,9 +256,10 @@ class JobSubmitter:
         log.info("job %s accepted (%s, from %s)", job.job_id, job.workflow, source, extra={"job_id": job.job_id})
         return job
 
-    def prepare(self, workflow_name: str, params: Any, job_id: str) -> PreparedJob:
+    def prepare(self, workflow_name: str, params: Any, job_id: str, *, webhook: Any = None, webhook_events: Any = None,
+                key_id: str = "", estimate: Callable[[Workflow], dict[str, Any] | None] | None = None) -> PreparedJob:
         """Check one request as job `job_id`, storing and recording nothing: what to store and record, or
-        UnknownWorkflow, ParamsInvalid naming every bad field, or InputTooLarge."""
+        UnknownWorkflow, ParamsInvalid naming every bad field, or InputTooLarge (as submit() says)."""
         workflow = self.workflow(workflow_name)
         staged: list[StagedInput] = []
         image_errors: dict[str, list[str]] = {}
@@ -263,30 +271,46 @@ class JobSubmitter:
             options, option_errors = parse_options(raw_options, now=utc_now(), max_ttl_s=self.settings.job_ttl_seconds)
             params, staged, image_errors, too_large = stage_inline_images(self.settings, workflow, params, job_id)
         clean, errors = _problems(self.settings, workflow, params)
-        errors = {**errors, **option_errors}
+        subscription_record, webhook_errors = self._subscription(webhook, webhook_events, key_id)
+        errors = {**errors, **option_errors, **webhook_errors}
         if too_large:
             raise InputTooLarge({**errors, **image_errors}, too_large)
         if errors or image_errors:
             raise ParamsInvalid({**errors, **image_errors})
-        return PreparedJob(job_id, workflow.name, clean, options, tuple(staged))
+        expected = estimate(workflow) if estimate is not None else None
+        return PreparedJob(job_id, workflow.name, clean, options, tuple(staged), subscription_record, expected)
 
     def record(self, prepared: PreparedJob, *, source: str, owner: str | None, batch_id: str | None = None) -> Job:
         """Write the queued record of a prepared job (its inputs stored first)."""
         return self.services.jobs.create(prepared.job_id, prepared.workflow, prepared.params, source=source,
-                                         owner=owner, options=prepared.options, batch_id=batch_id)
+                                         owner=owner, options=prepared.options, batch_id=batch_id,
+                                         webhook=prepared.webhook, estimate=prepared.estimate)
 
     def submit_once(self, idempotency_key: str | None, workflow_name: str, params: dict[str, Any], *, source: str,
-                    owner: str | None = None) -> Accepted[Job]:
-        """submit(), at most once per (owner, idempotency key): the same request again gets the first one's job
-        (gpuorch.jobs.idempotency); without a key, simply submit()."""
+                    owner: str | None = None, **extra: Any) -> Accepted[Job]:
+        """submit() (with `extra`: its webhook, key and estimate), at most once per (owner, idempotency key): the
+        same request again gets the first one's job (gpuorch.jobs.idempotency); without a key, simply submit()."""
         if idempotency_key is None:
-            return Accepted(self.submit(workflow_name, params, source=source, owner=owner))
-        request = {"workflow": workflow_name, "params": params}
+            return Accepted(self.submit(workflow_name, params, source=source, owner=owner, **extra))
+        request: dict[str, Any] = {"workflow": workflow_name, "params": params}
+        # A webhook is part of the request: the same key with another webhook is another request.
+        request.update({name: extra[name] for name in ("webhook", "webhook_events") if extra.get(name) is not None})
         return self.once.submit(
             owner, idempotency_key, "job", fingerprint("job", request),
-            submit=lambda job_id: self.submit(workflow_name, params, source=source, owner=owner, job_id=job_id),
+            submit=lambda job_id: self.submit(workflow_name, params, source=source, owner=owner, job_id=job_id,
+                                              **extra),
             find=self.services.jobs.get,
         )
+
+    def _subscription(self, url: Any, events: Any, key_id: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """(the webhook subscription's record or None, the webhook fields' errors)."""
+        if url is None:
+            return None, ({EVENTS_FIELD: ["names the events of a webhook: give webhook too"]} if events is not None
+                          else {})
+        try:
+            return subscription(url, events, key_id, allow_insecure=self.settings.allow_insecure_inputs).as_record(), {}
+        except ParamsInvalid as refused:
+            return None, refused.errors
 
     def resubmit(self, old: Job, new_id: str) -> Job | None:
         """Queue a dead-lettered job again as job `new_id` (same workflow, parameters, source and owner, linked by
@@ -294,7 +318,7 @@ class JobSubmitter:
         Returns the new record (None if it vanished meanwhile)."""
         try:
             self.services.jobs.create(new_id, old.workflow, old.params, source=old.source, redrive_of=old.job_id,
-                                      owner=old.owner, options=old.options)
+                                      owner=old.owner, options=old.options, webhook=old.webhook)
         except TransitionRefused:
             pass  # recorded by an earlier redrive that stopped before the old record was linked
         new = self.services.jobs.get(new_id)

@@ -210,10 +210,18 @@ def _check_placeholders(graph: dict[str, Any], path: Path) -> None:
         raise WorkflowDefinitionError(path, f"no output node carries the {{{{{OUTPUT_PREFIX}}}}} placeholder")
 
 
+# A request's own fields beside the workflow's parameters (where its webhook goes: gpuorch.webhooks.events).
+REQUEST_FIELDS = ("webhook", "webhook_events")
+
+
 def _check_params(params: tuple[Param, ...], graph: Mapping[str, Any]) -> None:
-    """Cross-parameter rules: unique names, targets that exist, every parameter bound or consumed."""
+    """Cross-parameter rules: unique names, none a request field, targets that exist, every parameter bound or
+    consumed."""
     by_name: dict[str, Param] = {}
     for param in params:
+        if param.name in REQUEST_FIELDS:
+            raise ValueError(f"parameter {param.name!r}: the name is a request's own field "
+                             f"({', '.join(REQUEST_FIELDS)})")
         if param.name in by_name:
             raise ValueError(f"parameter {param.name!r} is declared twice")
         by_name[param.name] = param

@@ -16,6 +16,7 @@ from lifecycle.live.heartbeats import HeartbeatStore, WorkerReport
 from lifecycle.live.market import MarketMemory, MarketRecord, SpotPrices
 from lifecycle.live.pool import STARTED, STOPPING, CapacityError, InstancePool
 from lifecycle.live.lease import Lease
+from lifecycle.live.planner import Planner
 from lifecycle.live.refusals import RefusalStore
 from lifecycle.model import ON_DEMAND, SPOT, Action, Decision, Instance, Policy, Refusal, Snapshot, SpotSetback
 from lifecycle.live.runs import RunLog
@@ -114,6 +115,7 @@ class LifecycleCheck:
     configuration fingerprint (lifecycle.live.build.configuration_of).
     `spot_prices` reads the spot instances' current prices (without it no spot instance is preferred) and `market`
     remembers spot refusals and interruptions across checks, and the last start and fallback, for /health.
+    `planner` gives the policy of each check from its snapshot (lifecycle.live.planner; without it, `policy`).
     """
 
     def __init__(self, *, pool: InstancePool, heartbeats: HeartbeatStore, runs: RunLog, lease: Lease,
@@ -121,7 +123,8 @@ class LifecycleCheck:
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  metrics: LifecycleMetrics | None = None, refusals: RefusalStore | None = None,
                  configuration: str = "", spot_prices: SpotPrices | None = None, market: MarketMemory | None = None,
-                 low_queue_url: str | None = None, startable: Callable[[datetime], int] | None = None):
+                 low_queue_url: str | None = None, startable: Callable[[datetime], int] | None = None,
+                 planner: Planner | None = None):
         self.pool, self.heartbeats, self.runs, self.lease, self.status = pool, heartbeats, runs, lease, status
         self.sqs, self.queue_url, self.low_queue_url = sqs, queue_url, low_queue_url
         self.startable = startable
@@ -129,6 +132,9 @@ class LifecycleCheck:
         self.metrics = metrics
         self.refusals, self.configuration = refusals, configuration
         self.spot_prices, self.market = spot_prices, market
+        self.planner = planner
+        self._plan = ""
+        self._current = policy  # the policy of the latest check, for the fresh decisions before its stops
 
     def snapshot(self, instances: tuple | None = None, reports: tuple[WorkerReport, ...] | None = None,
                  record: MarketRecord | None = None) -> Snapshot:
@@ -148,6 +154,7 @@ class LifecycleCheck:
             last_activity_at={beat.heartbeat.instance_id: beat.last_busy_at for beat in beats if beat.last_busy_at},
             month_spend_usd=self.runs.month_spend(now),
             hourly_price_usd=max((self.hourly_price(t) for t in types), default=self.hourly_price("")),
+            on_demand_usd={t: self.hourly_price(t) for t in types},
             refusals=self.refusals.refusals() if self.refusals is not None else (),
             configuration=self.configuration,
             started_at={run.instance_id: run.started_at for run in open_runs},
@@ -178,7 +185,9 @@ class LifecycleCheck:
                 record = self._remembered()
             # Runs are brought up to date before the month's spend is read for the budget.
             self.runs.reconcile(instances, self._prices(instances))
-            decision = decide(self.snapshot(instances, reports, record), self.policy)
+            snapshot = self.snapshot(instances, reports, record)
+            self._current = self._policy_for(snapshot)
+            decision = decide(snapshot, self._current)
             log.info("lifecycle: %s", describe_decision(decision))
             self._keep_refusals(decision)
             cannot_serve = {refusal.instance_id: refusal for refusal in decision.cannot_serve}
@@ -205,6 +214,16 @@ class LifecycleCheck:
             return decision
         finally:
             self.lease.release()
+
+    def _policy_for(self, snapshot: Snapshot) -> Policy:
+        """The policy of this check; a plan unlike the last one is logged."""
+        if self.planner is None:
+            return self.policy
+        policy, why = self.planner(snapshot)
+        if why != self._plan:
+            log.info("lifecycle policy: %s", why)
+            self._plan = why
+        return policy
 
     def _note_interruptions(self, instances, reports: tuple[WorkerReport, ...], record: MarketRecord) -> bool:
         """Remember each spot interruption a worker reported that is not remembered yet (spot is held off after it),
@@ -252,7 +271,7 @@ class LifecycleCheck:
         """Stop an instance that cannot serve, its refusal recorded first, so /health and the next checks see why."""
         instance_id = refusal.instance_id
         # As for an idle stop: decide again on fresh numbers (the worker may have just reported ready).
-        fresh = decide(self.snapshot(), self.policy)
+        fresh = decide(self.snapshot(), self._current)
         if instance_id not in {r.instance_id for r in fresh.cannot_serve}:
             log.info("lifecycle: not stopping %s after all: %s", instance_id, describe_decision(fresh))
             return False
@@ -298,7 +317,7 @@ class LifecycleCheck:
 
     def _stop_if_still_idle(self, instance_id: str, reason: str, record: MarketRecord) -> bool:
         # A job may have arrived since the snapshot: decide again on fresh numbers just before stopping.
-        fresh = decide(self.snapshot(record=record), self.policy)
+        fresh = decide(self.snapshot(record=record), self._current)
         if instance_id not in fresh.stops:
             log.info("lifecycle: not stopping %s after all: %s", instance_id, describe_decision(fresh))
             return False

@@ -9,14 +9,15 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Sequence
 
 from gpuorch.provision import FOURTEEN_DAYS
-from gpuorch.clock import timestamp
+from gpuorch.clock import Clock, timestamp, utc_now
 from gpuorch.errors import ParamsInvalid
 from gpuorch.jobs.store import Job, JobStore
 from lifecycle import billing
 from lifecycle.billing import CostReport
+from lifecycle.eta import accuracy, actual
 from lifecycle.live.chargeback import owner_costs
 from lifecycle.live.runs import RunLog, RunRecord, month_start
-from lifecycle.prices import HOURLY_USD
+from lifecycle.prices import region_prices
 
 # The longest span a report covers: a leap year, whole.
 MAX_SPAN = timedelta(days=366)
@@ -177,6 +178,16 @@ def period_report(records: Sequence[RunRecord], jobs: Sequence[Job], period: Per
     )
 
 
+def measured_cold_starts(records: Sequence[RunRecord], jobs: Sequence[Job], now: datetime) -> list[float]:
+    """The cold starts the runs show: each run's seconds from its start to the first job that waited for it (runs no
+    finished job waited for show none)."""
+    times = [job_times(job) for job in jobs]
+    ran = sorted((t for t in times if t.started_s is not None), key=lambda t: t.started_s)
+    runs = [record.billing_run(now) for record in records]
+    boots = (boot_estimate(run, runs[:n] + runs[n + 1:], ran) for n, run in enumerate(runs))
+    return [boot for boot in boots if boot > 0]
+
+
 def period_inputs(run_log: RunLog, jobs_store: JobStore, period: Period, *,
                   now: datetime) -> tuple[list[RunRecord], list[Job]]:
     """The runs the log holds over the period (open ones count up to `now`) and the succeeded and failed jobs
@@ -209,9 +220,9 @@ def month_budget(run_log: RunLog, monthly_budget_usd: float, now: datetime) -> M
     return MonthBudget(now.astimezone(timezone.utc).strftime("%Y-%m"), run_log.month_spend(now), monthly_budget_usd)
 
 
-def run_log_for(dynamodb, control_table: str) -> RunLog:
-    """A RunLog to read runs with (each closed run carries the price it opened with)."""
-    return RunLog(dynamodb, control_table, prices=HOURLY_USD)
+def run_log_for(dynamodb, control_table: str, region: str, clock: Clock = utc_now) -> RunLog:
+    """A RunLog to read runs with, priced in `region` (each closed run carries the price it opened with)."""
+    return RunLog(dynamodb, control_table, prices=region_prices(region).usd_per_hour, clock=clock)
 
 
 def period_costs(run_log: RunLog, jobs_store: JobStore, period: Period, *, now: datetime,
@@ -221,9 +232,17 @@ def period_costs(run_log: RunLog, jobs_store: JobStore, period: Period, *, now: 
     records, jobs = period_inputs(run_log, jobs_store, period, now=now)
     report = period_report(records, jobs, period, now)
     document = cost_document(report, period, month_budget(run_log, monthly_budget_usd, now))
+    document["estimates"] = estimates_of(jobs)
     if by_owner:
         document["owners"] = [cost.as_dict() for cost in owner_costs(report.dollars, owner_work(jobs))]
     return document
+
+
+def estimates_of(jobs: Sequence[Job]) -> dict[str, Any]:
+    """How good the period's estimates were: each ended job that ran on the GPU, its estimate beside its actual."""
+    return accuracy((job.estimate, actual(job.estimate, gpu_seconds=job.gpu_seconds, started_at=job.started_at,
+                                          finished_at=job.finished_at))
+                    for job in jobs if job.estimate and job.gpu_seconds)
 
 
 def owner_work(jobs: Sequence[Job]) -> list[tuple[str | None, float | None]]:
@@ -276,6 +295,12 @@ def format_document(document: dict[str, Any]) -> str:
         ("jobs", str(document["jobs"])),
         ("per job", per_job),
     ]
+    estimates = document.get("estimates") or {}
+    if estimates.get("jobs"):
+        finish = estimates["finish_error_s"] or {}
+        rows.append(("estimates", f"{estimates['jobs']} job(s): GPU seconds off by {estimates['gpu_seconds_error_pct']}%"
+                                  f" (median), finish off by {finish.get('median', '-')} s (median), "
+                                  f"{finish.get('p90', '-')} s (p90)"))
     if document["interruptions"]:  # spot only; an on-demand deployment has none to show
         rows.append(("interrupted", f"{document['interruptions']} run(s) (spot)"))
     budget = document["budget"]

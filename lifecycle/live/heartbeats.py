@@ -6,18 +6,18 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Callable, Iterable
 
 from botocore.exceptions import ClientError
 
 from gpuorch.aws.dynamodb import decode_item, encode_item
 from gpuorch.aws.failures import condition_failed
 from gpuorch.clock import Clock, timestamp, utc_now
+from lifecycle.live.instance_items import HEARTBEAT, INSTANCE_ITEM, item_key, read_items
 from lifecycle.model import Heartbeat
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_PK = "heartbeat"
 # A heartbeat item outlives the staleness limit (lifecycle.model.stale_after_s) by far, then expires.
 HEARTBEAT_TTL_S = 3600
 
@@ -37,19 +37,23 @@ def _parse(value: str) -> datetime:
 
 
 class HeartbeatStore:
-    """One item per GPU instance (pk="heartbeat", sk=instance id), expiring `ttl_s` after its last beat.
+    """One item per GPU instance, keyed by its ARN (lifecycle.live.instance_items), expiring `ttl_s` after its last
+    beat.
 
     `ttl_s` should exceed the lifecycle policy's heartbeat timeout, so the decision still sees a
-    stale heartbeat as stale before a dead worker's item vanishes.
+    stale heartbeat as stale before a dead worker's item vanishes. `instance_arn` (an instance id -> its ARN, as
+    IAM names it) is what a worker beats with; a store that only reads needs none.
     """
 
-    def __init__(self, dynamodb_client, table: str, *, ttl_s: float, clock: Clock = utc_now):
+    def __init__(self, dynamodb_client, table: str, *, ttl_s: float, clock: Clock = utc_now,
+                 instance_arn: Callable[[str], str] | None = None):
         if ttl_s <= 0:
             raise ValueError("ttl_s must be positive")
         self._db = dynamodb_client
         self._table = table
         self.ttl_s = ttl_s
         self._clock = clock
+        self._instance_arn = instance_arn
 
     def beat(self, instance_id: str, running_jobs: Iterable[str], ready: bool,
              last_busy_at: datetime | None = None, *, comfyui_at: datetime | None = None,
@@ -60,11 +64,14 @@ class HeartbeatStore:
         forget it. `interruption_at` is when EC2 interrupts the instance (its spot notice): a beat without it
         removes the stored one, so the next run of a spot instance EC2 interrupted starts clean.
         """
+        if self._instance_arn is None:
+            raise TypeError("this HeartbeatStore only reads: it was made without instance_arn")
         now = self._clock()
         expires_at = math.ceil((now + timedelta(seconds=self.ttl_s)).timestamp())
-        names = {"#at": "at", "#ready": "ready", "#jobs": "running_jobs", "#exp": "expires_at"}
-        values = {":at": timestamp(now), ":ready": bool(ready), ":jobs": list(running_jobs), ":exp": expires_at}
-        update = "SET #at = :at, #ready = :ready, #jobs = :jobs, #exp = :exp"
+        names = {"#at": "at", "#ready": "ready", "#jobs": "running_jobs", "#exp": "expires_at", "#item": INSTANCE_ITEM}
+        values = {":at": timestamp(now), ":ready": bool(ready), ":jobs": list(running_jobs), ":exp": expires_at,
+                  ":item": HEARTBEAT}
+        update = "SET #at = :at, #ready = :ready, #jobs = :jobs, #exp = :exp, #item = :item"
         if last_busy_at is not None:
             names["#busy"] = "last_busy_at"
             values[":busy"] = timestamp(last_busy_at)
@@ -82,7 +89,7 @@ class HeartbeatStore:
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key=encode_item({"pk": HEARTBEAT_PK, "sk": instance_id}),
+                Key=encode_item(item_key(HEARTBEAT, self._instance_arn(instance_id))),
                 UpdateExpression=update,
                 ConditionExpression="attribute_not_exists(#at) OR #at <= :at",
                 ExpressionAttributeNames=names,
@@ -99,7 +106,7 @@ class HeartbeatStore:
         """Every unexpired heartbeat, by instance id (expired ones are skipped: TTL deletion lags)."""
         now = self._clock()
         reports = []
-        for item in map(decode_item, self._items()):
+        for item in map(decode_item, read_items(self._db, self._table, HEARTBEAT)):
             if item["expires_at"] <= now.timestamp():
                 continue
             notice = item.get("interruption_at")
@@ -118,20 +125,6 @@ class HeartbeatStore:
     def heartbeats(self) -> tuple[Heartbeat, ...]:
         """The heartbeats alone, as `Snapshot.heartbeats` takes them."""
         return tuple(r.heartbeat for r in self.all())
-
-    def _items(self) -> Iterable[dict]:
-        query = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": encode_item({":pk": HEARTBEAT_PK}),
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self._db.query(**query)
-            yield from page["Items"]
-            if "LastEvaluatedKey" not in page:
-                return
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def last_activity(reports: Iterable[WorkerReport]) -> dict[str, datetime]:

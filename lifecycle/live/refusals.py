@@ -1,10 +1,10 @@
 """Why a GPU instance cannot serve, in the control table: its worker's refusal to start, or the lifecycle's finding
 that it never became ready; and the fingerprints that tell whether the configuration changed since.
 
-One item per instance (pk="refusal", sk=instance id). The GPU worker puts it before it exits (the only write its
-role may make there); the lifecycle puts one for an instance not ready within its boot grace, marks the
-configuration it held the instance against, and deletes an item a later heartbeat superseded; an operator's start
-(`gpuorch gpu start`, POST /api/v1/gpu/{id}/start) deletes it. No expiry: a hold lasts until one of those.
+One item per instance, keyed by its ARN (lifecycle.live.instance_items). The GPU worker puts its own before it
+exits (its role may put no other); the lifecycle puts one for an instance not ready within its boot grace, marks
+the configuration it held the instance against, and deletes an item a later heartbeat superseded; an operator's
+start (`gpuorch gpu start`, POST /api/v1/gpu/{id}/start) deletes it. No expiry: a hold lasts until one of those.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
@@ -26,11 +26,13 @@ from gpuorch.aws.failures import condition_failed
 from gpuorch.clock import timestamp
 from gpuorch.settings import Settings
 from gpuorch.workflows import Workflow
+from lifecycle.live.instance_items import INSTANCE_ITEM, REFUSAL, item_key, read_items
 from lifecycle.model import Refusal
 
 log = logging.getLogger(__name__)
 
-REFUSAL_PK = "refusal"
+# Where releases before the items were keyed by instance ARN kept every refusal (sk: the instance id).
+LEGACY_PK = "refusal"
 # The settings the GPU worker's start-up checks read: a change to any of them may turn a refusal into a pass.
 CHECKED_SETTINGS = (
     "task_time_limit", "visibility_timeout", "warmup_workflow", "diffusion_model", "text_encoder", "vae",
@@ -83,16 +85,19 @@ class StoredRefusal:
 
 
 class RefusalStore:
-    """The refusals in the control table, one item per instance."""
+    """The refusals in the control table, one item per instance; `instance_arn` gives an instance's ARN from its id,
+    as IAM names it (gpuorch.aws.clients.AwsClients.instance_arn)."""
 
-    def __init__(self, dynamodb_client, table: str):
+    def __init__(self, dynamodb_client, table: str, *, instance_arn: Callable[[str], str]):
         self._db, self._table = dynamodb_client, table
+        self._instance_arn = instance_arn
 
     def record(self, refusal: Refusal, checked: Mapping[str, str] | None = None) -> None:
         """Put the instance's refusal, replacing any earlier one (a new refusal is held anew)."""
         item = {
-            "pk": REFUSAL_PK, "sk": refusal.instance_id, "at": timestamp(refusal.at), "reasons": list(refusal.reasons),
-            "fingerprint": refusal.fingerprint, "source": refusal.source, "checked": dict(checked or {}),
+            **item_key(REFUSAL, self._instance_arn(refusal.instance_id)), INSTANCE_ITEM: REFUSAL,
+            "at": timestamp(refusal.at), "reasons": list(refusal.reasons), "fingerprint": refusal.fingerprint,
+            "source": refusal.source, "checked": dict(checked or {}),
         }
         if refusal.held_against is not None:
             item["held_against"] = refusal.held_against
@@ -100,15 +105,8 @@ class RefusalStore:
 
     def all(self) -> tuple[StoredRefusal, ...]:
         """Every refusal, by instance id."""
-        found = []
-        query = {"TableName": self._table, "KeyConditionExpression": "pk = :pk",
-                 "ExpressionAttributeValues": encode_item({":pk": REFUSAL_PK}), "ConsistentRead": True}
-        while True:
-            page = self._db.query(**query)
-            found += [_stored(decode_item(item)) for item in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return tuple(sorted(found, key=lambda s: s.refusal.instance_id))
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        found = [_stored(decode_item(item)) for item in read_items(self._db, self._table, REFUSAL)]
+        return tuple(sorted(found, key=lambda s: s.refusal.instance_id))
 
     def refusals(self) -> tuple[Refusal, ...]:
         """The refusals alone, as `Snapshot.refusals` takes them."""
@@ -131,7 +129,7 @@ class RefusalStore:
         return _stored(decode_item(old)).refusal if old else None
 
     def _key(self, instance_id: str) -> dict:
-        return encode_item({"pk": REFUSAL_PK, "sk": instance_id})
+        return encode_item(item_key(REFUSAL, self._instance_arn(instance_id)))
 
     def _if_unchanged(self, refusal: Refusal, write, *, values: Mapping[str, Any] | None = None, **request) -> bool:
         """Make `write` on the refusal's item only while it still holds this refusal (the same `at`)."""
@@ -157,3 +155,28 @@ def _stored(item: Mapping[str, Any]) -> StoredRefusal:
         held_against=item.get("held_against"),
     )
     return StoredRefusal(refusal, item.get("checked", {}))
+
+
+def migrate_legacy_refusals(dynamodb, table: str, instance_arn: Callable[[str], str]) -> int:
+    """Move the refusals an earlier release kept under LEGACY_PK to their instances' keys, so that they still hold
+    their instances; one already there is newer (written since the upgrade) and is kept. How many moved."""
+    moved = 0
+    query = {"TableName": table, "KeyConditionExpression": "pk = :pk",
+             "ExpressionAttributeValues": encode_item({":pk": LEGACY_PK}), "ConsistentRead": True}
+    while True:
+        page = dynamodb.query(**query)
+        for item in page["Items"]:
+            instance_id = decode_item(item)["sk"]
+            moved_item = {**item, **encode_item({**item_key(REFUSAL, instance_arn(instance_id)),
+                                                 INSTANCE_ITEM: REFUSAL})}
+            try:
+                dynamodb.put_item(TableName=table, Item=moved_item, ConditionExpression="attribute_not_exists(pk)")
+                moved += 1
+            except ClientError as exc:
+                if not condition_failed(exc):
+                    raise
+                log.info("the refusal of %s has a newer one under its new key: the earlier is dropped", instance_id)
+            dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+        if "LastEvaluatedKey" not in page:
+            return moved
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]

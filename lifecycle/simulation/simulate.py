@@ -6,6 +6,7 @@ import dataclasses
 import heapq
 import itertools
 import math
+import random
 from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
@@ -16,10 +17,9 @@ from typing import Mapping, Sequence
 from lifecycle.simulation import replaced
 from lifecycle.decision import decide
 from lifecycle.billing import Run, billed_seconds, report
-from lifecycle.learning import (
-    HOUR_S, PREWARM_SHARE, Economics, History, backlog_per_instance, learned_idle_s, prewarm_share,
-)
-from lifecycle.model import Action, Heartbeat, Instance, Policy, Snapshot
+from lifecycle.simulation.markets import NOTICE_S, SpotMarket
+from lifecycle.learning import HOUR_S, Economics, History, learned_idle_s, plan, start_price
+from lifecycle.model import ON_DEMAND, SPOT, Action, Heartbeat, Instance, Policy, Snapshot, SpotSetback
 from lifecycle.simulation.optimum import optimum
 from lifecycle.simulation.policies import parse_policy
 from lifecycle.simulation.replaced import ReplacedRule
@@ -63,10 +63,20 @@ class _Instance:
     ready_s: float | None = None
     job: _Job | None = None
     last_activity_s: float | None = None
+    market: str = ON_DEMAND
+    # A spot instance's current run: its hourly price (fixed at its start) and when EC2 interrupts it, once the
+    # notice came.
+    hourly_usd: float = 0.0
+    interruption_s: float | None = None
 
     @property
     def ready(self) -> bool:
         return self.ready_s is not None
+
+    @property
+    def serving(self) -> bool:
+        """Ready, and taking jobs: a worker with an interruption notice takes none."""
+        return self.ready and self.interruption_s is None
 
 
 # Event priorities at one instant: instance transitions, then job ends, then messages becoming
@@ -80,6 +90,7 @@ class _Sim:
     jobs: list[_Job]
     params: SimulationParams
     instances: list[_Instance]
+    market: SpotMarket | None = None
     events: list = field(default_factory=list)
     visible: deque = field(default_factory=deque)
     hidden: int = 0
@@ -87,10 +98,13 @@ class _Sim:
     low: deque = field(default_factory=deque)
     hidden_low: int = 0
     runs: list[Run] = field(default_factory=list)
-    billed_closed_s: float = 0.0
+    billed_closed_usd: float = 0.0
     interrupted: int = 0
+    spot_interruptions: int = 0
+    setbacks: dict[str, float] = field(default_factory=dict)
     starts: int = 0
     seq: itertools.count = field(default_factory=itertools.count)
+    rng: random.Random = field(default_factory=random.Random)
 
     def at(self, t: float, priority: int, kind: str, *payload) -> None:
         heapq.heappush(self.events, (t, priority, next(self.seq), kind, payload))
@@ -103,6 +117,15 @@ class _Sim:
         inst.state, inst.launched_s = "pending", now
         inst.generation += 1
         self.starts += 1
+        inst.hourly_usd, inst.interruption_s = p.hourly_price, None
+        if inst.market == SPOT and self.market is not None:
+            offer = self.market.offer(now)
+            inst.hourly_usd = offer.hourly_usd
+            if offer.interruptions_per_hour > 0:
+                # EC2 reclaims spot capacity at random: a constant hazard, so the time to it is exponential.
+                lasts_s = self.rng.expovariate(offer.interruptions_per_hour / 3600.0)
+                ends = now + p.pending_s + lasts_s
+                self.at(max(now + p.pending_s, ends - NOTICE_S), _TRANSITION, "notice", inst, inst.generation, ends)
         self.at(now + p.pending_s, _TRANSITION, "running", inst, inst.generation)
         self.at(now + p.boot_s, _TRANSITION, "worker_up", inst, inst.generation)
         self.at(now + p.cold_start_s, _TRANSITION, "ready", inst, inst.generation)
@@ -116,6 +139,7 @@ class _Sim:
             self.at(inst.job.received_s + self.params.visibility_timeout_s, _VISIBLE, "visible", inst.job)
             inst.job = None
         inst.state, inst.running_since, inst.worker_up, inst.ready_s = "stopping", None, False, None
+        inst.interruption_s = None
         inst.generation += 1
         self.at(now + self.params.stop_s, _TRANSITION, "stopped", inst, inst.generation)
 
@@ -124,13 +148,34 @@ class _Sim:
             boot = (inst.ready_s if inst.ready_s is not None else now) - inst.running_since
             run = Run(inst.instance_id, inst.running_since, now, max(0.0, boot))
             self.runs.append(run)
-            self.billed_closed_s += billed_seconds(run)
+            self.billed_closed_usd += billed_seconds(run) * inst.hourly_usd / 3600.0
             inst.running_since = None
 
-    def transition(self, kind: str, inst: _Instance, generation: int, now: float) -> None:
+    def notice(self, inst: _Instance, ends_s: float, now: float) -> None:
+        """EC2's interruption notice: the worker takes no more jobs and gives back one it cannot finish in time
+        (its message visible again at once); EC2 stops the instance at `ends_s`."""
+        inst.interruption_s = ends_s
+        job = inst.job
+        if job is not None and job.received_s + job.gpu_s > ends_s:
+            inst.job = None
+            self.hidden -= 1
+            job.started_s = None
+            self.visible.appendleft(job)
+        self.at(ends_s, _TRANSITION, "interrupt", inst, inst.generation)
+
+    def interrupt(self, inst: _Instance, now: float) -> None:
+        self.spot_interruptions += 1
+        self.setbacks[inst.instance_id] = now
+        self.stop(inst, now)
+
+    def transition(self, kind: str, inst: _Instance, generation: int, now: float, *extra: float) -> None:
         if generation != inst.generation:
             return
-        if kind == "running":
+        if kind == "notice":
+            self.notice(inst, extra[0], now)
+        elif kind == "interrupt":
+            self.interrupt(inst, now)
+        elif kind == "running":
             inst.state, inst.running_since = "running", now
         elif kind == "worker_up":
             inst.worker_up = True
@@ -162,7 +207,7 @@ class _Sim:
 
     def dispatch(self, now: float) -> None:
         for inst in self.instances:
-            if inst.ready and inst.job is None and (self.visible or self.low):
+            if inst.serving and inst.job is None and (self.visible or self.low):
                 # The worker drains the normal queue first (gpuorch.celery.sqs_transport).
                 job = (self.visible or self.low).popleft()
                 job.receives += 1
@@ -189,16 +234,17 @@ class _Sim:
 
     # -- what the controller sees ----------------------------------------------------------------
     def month_spend(self, now: float) -> float:
-        open_s = sum(billed_seconds(Run(i.instance_id, i.running_since, now))
-                     for i in self.instances if i.running_since is not None)
-        return (self.billed_closed_s + open_s) * self.params.hourly_price / 3600.0
+        open_usd = sum(billed_seconds(Run(i.instance_id, i.running_since, now)) * i.hourly_usd / 3600.0
+                       for i in self.instances if i.running_since is not None)
+        return self.billed_closed_usd + open_usd
 
     def snapshot(self, now: float) -> Snapshot:
         when = EPOCH + timedelta(seconds=now)
+        spot = [i for i in self.instances if i.market == SPOT]
         return Snapshot(
             now=when,
             instances=tuple(
-                Instance(i.instance_id, i.state,
+                Instance(i.instance_id, i.state, market=i.market,
                          launched_at=None if i.launched_s is None else EPOCH + timedelta(seconds=i.launched_s))
                 for i in self.instances),
             queue_visible=len(self.visible),
@@ -206,12 +252,15 @@ class _Sim:
             low_visible=len(self.low),
             low_in_flight=self.hidden_low,
             heartbeats=tuple(
-                Heartbeat(i.instance_id, when, (i.job.job_id,) if i.job else (), i.ready)
+                Heartbeat(i.instance_id, when, (i.job.job_id,) if i.job else (), i.ready,
+                          None if i.interruption_s is None else EPOCH + timedelta(seconds=i.interruption_s))
                 for i in self.instances if i.worker_up),
             last_activity_at={i.instance_id: EPOCH + timedelta(seconds=i.last_activity_s)
                               for i in self.instances if i.last_activity_s is not None},
             month_spend_usd=self.month_spend(now),
             hourly_price_usd=self.params.hourly_price,
+            spot_prices={i.instance_id: self.market.offer(now).hourly_usd for i in spot} if self.market else {},
+            spot_setbacks={i: SpotSetback("interrupted", EPOCH + timedelta(seconds=t)) for i, t in self.setbacks.items()},
         )
 
     def apply(self, actions: Sequence[Action], now: float) -> None:
@@ -266,7 +315,7 @@ class Learned:
 
 class _LearningLoop:
     """celery beat running `decide` on the policy `plan` learns from the jobs seen so far, as the live check does
-    from the job table; the idle time is learned once per simulated hour (it reads hours of history)."""
+    from the job table; the idle time is learned once per simulated hour and price (it reads weeks of history)."""
 
     def __init__(self, learned: Learned, params: SimulationParams, jobs: Sequence[_Job]) -> None:
         self.learned = learned
@@ -276,26 +325,22 @@ class _LearningLoop:
         self.arrivals = [job.arrival_s for job in jobs]
         # A job's GPU seconds are known once it has run; until then the plan assumes the mean.
         self.gpu_s = [learned.economics.mean_job_s] * len(jobs)
-        self.idle: tuple[int, float] | None = None
-        self.plans: list[str] = []
+        self.idle: tuple[tuple[int, float], tuple[float, str]] | None = None
 
     def finished(self, job: _Job) -> None:
         self.gpu_s[job.index] = job.gpu_s
 
-    def policy(self, now: float) -> Policy:
+    def policy(self, snapshot: Snapshot, now: float) -> Policy:
         history = History(self.arrivals, self.gpu_s, end=bisect_left(self.arrivals, now))
-        economics = self.learned.economics
-        hour = int(now // HOUR_S)
-        if self.idle is None or self.idle[0] != hour:
-            self.idle = (hour, learned_idle_s(history, now, economics)[0])
-        warm = prewarm_share(history, now, economics.cold_start_s) >= PREWARM_SHARE
-        return dataclasses.replace(
-            self.learned.base, idle_stop_s=self.idle[1],
-            min_instances=max(self.learned.base.min_instances, 1 if warm else 0),
-            backlog_per_instance=min(self.learned.base.backlog_per_instance, backlog_per_instance(economics)))
+        economics = self.learned.economics.at_price(start_price(snapshot, self.learned.base))
+        key = (int(now // HOUR_S), economics.hourly_usd)
+        if self.idle is None or self.idle[0] != key:
+            self.idle = (key, learned_idle_s(history, now, economics))
+        return plan(history, now, self.learned.base, economics, idle=self.idle[1])[0]
 
     def tick(self, sim: _Sim, now: float) -> list[Action]:
-        return list(decide(sim.snapshot(now), self.policy(now)).actions)
+        snapshot = sim.snapshot(now)
+        return list(decide(snapshot, self.policy(snapshot, now)).actions)
 
     def submitted(self, sim: _Sim, now: float) -> list[Action]:
         return self.tick(sim, now) if self.on_submit else []
@@ -318,7 +363,7 @@ class _DecideLoop:
 
 
 def simulate(trace: Sequence[Job], policy: Policy | ReplacedRule | Learned, *, name: str | None = None,
-             instances: int | None = None, params: SimulationParams | None = None,
+             instances: int | None = None, params: SimulationParams | None = None, market: SpotMarket | None = None,
              **param_overrides: float) -> SimulationResult:
     """Replay `trace` under `policy`; keyword arguments override `SimulationParams` fields
     (boot_s, warmup_s, pending_s, stop_s, check_interval_s, hourly_price, ...).
@@ -335,10 +380,14 @@ def simulate(trace: Sequence[Job], policy: Policy | ReplacedRule | Learned, *, n
     replays the CloudWatch alarm and the start-on-submission of the system gpuorch replaces.
 
     The pool has `instances` instances (default: the policy's max_instances; one for the replaced
-    rule), all stopped at second 0. A low-priority job (`Job.priority`) waits in a queue of its own, which starts no
-    instance and which a ready instance takes from only when no normal job is visible; a job not received within
-    its `ttl_s` of its arrival expires, never run (`expired`, not among the waits). The simulation covers whole
-    days, to the end of the trace's last
+    rule), all stopped at second 0, each billed at `hourly_price`. In a spot `market` each of a policy's on-demand
+    instances has a spot one beside it, priced at its start by the day's spot price: the policy's market choice
+    picks between them, and EC2 interrupts a running spot instance at the day's rate (a notice two minutes ahead,
+    its worker giving back a job it cannot finish; see `_Sim.notice`). The replaced rule knew no spot market. A
+    low-priority job (`Job.priority`) waits in a queue of its own, which starts no instance and which a ready
+    instance takes from only when no normal job is visible; a job not received within its `ttl_s` of its arrival
+    expires, never run (`expired`, not among the waits). The simulation covers whole days, to the end of the
+    trace's last
     day, and goes on past it only until every job is done and every instance the policy does not
     keep (min_instances) is stopped (see OVERTIME_S). A job still unserved at the end counts as
     `unserved`, its wait so far in `waits_s`.
@@ -356,7 +405,12 @@ def simulate(trace: Sequence[Job], policy: Policy | ReplacedRule | Learned, *, n
     else:
         controller = _DecideLoop(policy, params)
         pool = instances or policy.max_instances
-    sim = _Sim(jobs, params, [_Instance(f"i-gpu{n}") for n in range(pool)])
+    pooled = [_Instance(f"i-gpu{n}") for n in range(pool)]
+    if market is not None and not isinstance(policy, ReplacedRule):
+        pooled = [spot for n in range(pool) for spot in (_Instance(f"i-gpu{n}-spot", market=SPOT), pooled[n])]
+    else:
+        market = None
+    sim = _Sim(jobs, params, pooled, market, rng=random.Random(market.seed if market else 0))
     for job in jobs:
         sim.at(job.arrival_s, _ARRIVAL, "arrival", job)
     last_arrival = jobs[-1].arrival_s if jobs else 0.0
@@ -387,7 +441,7 @@ def simulate(trace: Sequence[Job], policy: Policy | ReplacedRule | Learned, *, n
         elif kind == "visible":
             sim.message_visible(payload[0])
         else:
-            sim.transition(kind, *payload, now)
+            sim.transition(kind, payload[0], payload[1], now, *payload[2:])
         sim.dispatch(now)
 
     now = max(now, end_s)
@@ -403,7 +457,8 @@ def simulate(trace: Sequence[Job], policy: Policy | ReplacedRule | Learned, *, n
         unserved=len(unserved),
         interrupted=sim.interrupted,
         starts=sim.starts,
-        cost=report(sim.runs, [j.gpu_s for j in done], params.hourly_price),
+        cost=dataclasses.replace(report(sim.runs, [j.gpu_s for j in done], params.hourly_price),
+                                 dollars=sim.billed_closed_usd, interruptions=sim.spot_interruptions),
         waits_s=tuple([j.started_s - j.arrival_s for j in done] + [now - j.arrival_s for j in unserved]),
         runs=tuple(sim.runs),
         expired=sum(j.expired for j in jobs),

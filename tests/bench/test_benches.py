@@ -27,6 +27,8 @@ BENCHES = [
                  marks=pytest.mark.integration, id="gpu_busy"),
     pytest.param("models.py", rf"^models sync {NUMBER} single {NUMBER} ratio {NUMBER}$",
                  marks=pytest.mark.integration, id="models"),
+    pytest.param("latency.py", rf"^dispatch p50 {NUMBER} floor {NUMBER} ratio {NUMBER}; notify p50 {NUMBER} floor "
+                               rf"{NUMBER} ratio {NUMBER}$", marks=pytest.mark.integration, id="latency"),
 ]
 
 

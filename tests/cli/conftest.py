@@ -3,6 +3,7 @@ loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 
@@ -33,10 +34,9 @@ def gpuorch(settings):
     return run
 
 
-@pytest.fixture
-def served(settings, provisioned):
-    """The API on a loopback port; yields (settings pointing at it with a user key of alice, the Flask app, the
-    services)."""
+@contextlib.contextmanager
+def serve(settings, provisioned):
+    """The API on a loopback port: (settings pointing at it with a user key of alice, the Flask app, the services)."""
     celery_app = create_celery_app(settings)
     app = create_app(settings, celery_app=celery_app)
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -47,3 +47,10 @@ def served(settings, provisioned):
     server.shutdown()
     thread.join()
     celery_app.close()
+
+
+@pytest.fixture
+def served(settings, provisioned):
+    """The API on a loopback port (serve)."""
+    with serve(settings, provisioned) as running:
+        yield running

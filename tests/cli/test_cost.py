@@ -13,9 +13,11 @@ from gpuorch.clock import timestamp
 from gpuorch.jobs.store import JobStore
 from lifecycle.live.pool import PoolInstance
 from lifecycle.live.runs import RunLog, month_start
-from lifecycle.prices import HOURLY_USD
 
 from tests.webapp.test_api_health import closed_port
+
+# The test's own on-demand prices (lifecycle/prices.py has AWS's, which change): runs keep the price they opened with.
+PRICES = {"g6e.2xlarge": 2.24, "g6.2xlarge": 0.978}
 
 MAY = datetime(2026, 5, 1, tzinfo=timezone.utc)
 
@@ -32,7 +34,7 @@ class Clock:
 def write(provisioned, settings):
     """Writes runs and finished jobs into the test's tables at chosen moments."""
     clock = Clock()
-    run_log = RunLog(provisioned.aws.dynamodb, settings.control_table, prices=HOURLY_USD, clock=clock)
+    run_log = RunLog(provisioned.aws.dynamodb, settings.control_table, prices=PRICES, clock=clock)
     jobs = JobStore(provisioned.aws.dynamodb, settings.job_table, ttl_seconds=86400, clock=clock)
 
     class Writer:

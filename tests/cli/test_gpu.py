@@ -39,7 +39,7 @@ def test_an_empty_pool_says_so(gpuorch, provisioned, settings):
 
 def test_start_releases_a_held_instance(gpuorch, provisioned, settings):
     instance_id = create_local_instance(provisioned.aws.ec2, settings.gpu_pool)
-    refusals = RefusalStore(provisioned.aws.dynamodb, settings.control_table)
+    refusals = RefusalStore(provisioned.aws.dynamodb, settings.control_table, instance_arn=provisioned.aws.instance_arn)
     refusals.record(Refusal(instance_id, datetime.now(timezone.utc), ("not ready within its boot grace",),
                             source="lifecycle", held_against="c"))
 

@@ -72,3 +72,28 @@ def test_an_unreachable_table_exits_2(gpuorch, settings):
     gone = dataclasses.replace(settings, aws_endpoint_url=f"http://127.0.0.1:{closed_port()}")
     answer = gpuorch("keys", "list", settings=gone)
     assert answer.exit_code == 2 and "cannot reach the key table" in answer.stderr
+
+
+def test_create_prints_a_webhook_secret_once_and_sets_a_default_webhook(gpuorch, provisioned, settings):
+    from gpuorch.webhooks.secrets import SecretStore
+
+    created = gpuorch("keys", "create", "--owner", "alice", "--webhook", "https://hooks.example.com/gpuorch",
+                      "--webhook-event", "job.succeeded", "--json")
+    assert created.exit_code == 0, created.output
+    record = json.loads(created.stdout)
+    assert record["webhook_url"] == "https://hooks.example.com/gpuorch"
+    assert record["webhook_events"] == ["job.succeeded"]
+    secrets = SecretStore(provisioned.aws.dynamodb, settings.control_table)
+    assert record["webhook_secret"].startswith("whsec_") and secrets.get(record["key_id"]) == record["webhook_secret"]
+    listed = gpuorch("keys", "list", "--json").stdout
+    assert record["webhook_secret"] not in listed and "hooks.example.com" in listed
+
+    refused = gpuorch("keys", "create", "--owner", "alice", "--webhook", "http://10.0.0.1/x")
+    assert refused.exit_code == 2 and "webhook" in refused.output
+
+    rotated = gpuorch("keys", "webhook", record["key_id"], "--new-secret")
+    assert rotated.exit_code == 0, rotated.output
+    assert secrets.get(record["key_id"]) == rotated.stdout.strip() != record["webhook_secret"]
+    cleared = gpuorch("keys", "webhook", record["key_id"], "--clear")
+    assert cleared.exit_code == 0 and "default webhook none" in cleared.stdout
+    assert gpuorch("keys", "webhook", "0123456789ab", "--url", "https://h.example.com/x").exit_code == 1

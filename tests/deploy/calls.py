@@ -16,6 +16,7 @@ tests/deploy/test_iam_live.py checks the same against the calls the real process
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,10 @@ SOME_RATE = "rate#0123456789ab"
 SOME_BATCH = "batch#3f0a1c52-7a55-4b6a-9d59-0b6c1f3ad9e1"
 SOME_CLAIM = "idem#9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 POOL_TAG = "gpuorch:pool"
+# The GPU instance whose items the calls name (lifecycle/live/instance_items.py: "<kind>#<instance ARN>"), and the
+# one the GPU role's calls come from: its role credentials carry its ARN (ec2:SourceInstanceARN).
+GPU_INSTANCE = "i-0123456789abcdef0"
+OWN = "{instance_arn}"
 
 
 @dataclass(frozen=True)
@@ -111,16 +116,19 @@ CALLS: dict[str, list[Call]] = {
         Call("dynamodb", "Query", "job_index", "JobStore.list and finished_between (GET /api/v1/jobs, costs)"),
         Call("dynamodb", "DescribeTable", "job_table", "webapp/health.py probe_dynamodb"),
         Call("dynamodb", "GetItem", "control_table@status", "lifecycle StatusStore.read (/health, job answers)"),
-        Call("dynamodb", "Query", "control_table@run-head", "RunLog.heads (/health month spend, costs)"),
+        Call("dynamodb", "Query", "control_table@run-head",
+             "RunLog.heads (/health month spend, costs, a quote's price)"),
         Call("dynamodb", "Query", f"control_table@{SOME_MONTH}", "RunLog.records (/health month spend, costs)"),
-        Call("dynamodb", "Query", "control_table@heartbeat", "HeartbeatStore.all (/health gpu_instances)"),
-        Call("dynamodb", "Query", "control_table@refusal", "RefusalStore.all (/health gpu_instances)"),
-        Call("dynamodb", "DeleteItem", "control_table@refusal",
+        Call("dynamodb", "Query", "control_index@heartbeat", "HeartbeatStore.all (/health gpu_instances): the index"),
+        Call("dynamodb", "BatchGetItem", f"control_table@heartbeat#{OWN}", "HeartbeatStore.all: the items"),
+        Call("dynamodb", "Query", "control_index@refusal", "RefusalStore.all (/health gpu_instances): the index"),
+        Call("dynamodb", "BatchGetItem", f"control_table@refusal#{OWN}", "RefusalStore.all: the items"),
+        Call("dynamodb", "DeleteItem", f"control_table@refusal#{OWN}",
              "RefusalStore.release (POST /api/v1/gpu/{id}/start lifts a hold)"),
         Call("s3", "HeadBucket", "bucket", "webapp/health.py probe_s3"),
         Call("s3", "PutObject", "inputs", "submission.store_inputs (inline images)"),
         Call("s3", "DeleteObjects", "inputs", "submission.discard_inputs (a refused or unqueued job)"),
-        Call("s3", "GetObject", "results", "webapp/outputs.py presigned output URLs (signed with the API's credentials)"),
+        Call("s3", "GetObject", "results", "gpuorch/jobs/outputs.py presigned output URLs (signed with the API's credentials)"),
         Call("sqs", "GetQueueUrl", "dlq", "gpuorch/jobs/redrive.py DeadLetters (GET /api/v1/dead-letters, redrive)"),
         Call("sqs", "ReceiveMessage", "dlq", "gpuorch/jobs/deadletters.py receive_all (dead-letter list, redrive)"),
         Call("sqs", "ChangeMessageVisibilityBatch", "dlq", "gpuorch/jobs/deadletters.py release (after a look)"),
@@ -135,7 +143,9 @@ CALLS: dict[str, list[Call]] = {
         Call("dynamodb", "PutItem", f"control_table@{SOME_BATCH}", "BatchStore.create (POST /api/v1/batches)"),
         Call("dynamodb", "GetItem", f"control_table@{SOME_BATCH}", "BatchStore.get (GET .../batches/{id}, cancel)"),
         Call("dynamodb", "DeleteItem", f"control_table@{SOME_BATCH}", "BatchStore.delete (a batch not queued whole)"),
-        Call("dynamodb", "BatchGetItem", "job_table", "JobStore.get_many (a batch's items)"),
+        Call("dynamodb", "BatchGetItem", "job_table",
+             "JobStore.get_many (a batch's items; gpuorch/jobs/watch.py: requests waiting for jobs)"),
+        Call("dynamodb", "Query", "control_table@delivery#0f1e2d3c", "DeliveryStore.for_job (GET .../deliveries, resend)"),
         Call("ec2", "DescribeInstances", "*", "GET /api/v1/gpu, InstancePool.get before a start or stop (operators)"),
         Call("ec2", "StartInstances", "pool_instance", "POST /api/v1/gpu/{id}/start (operators)"),
         Call("ec2", "StopInstances", "pool_instance", "POST /api/v1/gpu/{id}/stop (operators)"),
@@ -159,16 +169,29 @@ CALLS: dict[str, list[Call]] = {
         Call("dynamodb", "GetItem", "job_table", "JobStore.get after a refused transition"),
         Call("dynamodb", "PutItem", "control_table@lock", "lifecycle/live/lease.py Lease.acquire"),
         Call("dynamodb", "DeleteItem", "control_table@lock", "lifecycle/live/lease.py Lease.release"),
-        Call("dynamodb", "Query", "control_table@heartbeat", "lifecycle/live/heartbeats.py HeartbeatStore.all"),
+        Call("dynamodb", "Query", "control_index@heartbeat", "lifecycle/live/heartbeats.py HeartbeatStore.all"),
+        Call("dynamodb", "BatchGetItem", f"control_table@heartbeat#{OWN}", "HeartbeatStore.all: the items"),
         Call("dynamodb", "Query", "control_table@run-head", "lifecycle/live/runs.py RunLog.heads"),
         Call("dynamodb", "Query", f"control_table@{SOME_MONTH}", "lifecycle/live/runs.py RunLog.records"),
         Call("dynamodb", "UpdateItem", "control_table@run-head", "lifecycle/live/runs.py RunLog._open"),
         Call("dynamodb", "TransactWriteItems", "control_table@run-head+put", "lifecycle/live/runs.py RunLog._close"),
         Call("dynamodb", "PutItem", "control_table@status", "lifecycle/live/check.py StatusStore.write"),
-        Call("dynamodb", "Query", "control_table@refusal", "lifecycle/live/refusals.py RefusalStore.all"),
-        Call("dynamodb", "PutItem", "control_table@refusal", "RefusalStore.record (not ready within the boot grace)"),
-        Call("dynamodb", "UpdateItem", "control_table@refusal", "RefusalStore.hold (held against the configuration)"),
-        Call("dynamodb", "DeleteItem", "control_table@refusal", "RefusalStore.clear (a later heartbeat superseded it)"),
+        Call("dynamodb", "Query", "control_index@refusal", "lifecycle/live/refusals.py RefusalStore.all"),
+        Call("dynamodb", "BatchGetItem", f"control_table@refusal#{OWN}", "RefusalStore.all: the items"),
+        Call("dynamodb", "PutItem", f"control_table@refusal#{OWN}",
+             "RefusalStore.record (not ready within the boot grace)"),
+        Call("dynamodb", "UpdateItem", f"control_table@refusal#{OWN}",
+             "RefusalStore.hold (held against the configuration)"),
+        Call("dynamodb", "DeleteItem", f"control_table@refusal#{OWN}",
+             "RefusalStore.clear (a later heartbeat superseded it)"),
+        Call("dynamodb", "GetItem", "control_table@delivery#0f1e2d3c", "gpuorch/webhooks/store.py DeliveryStore.get"),
+        Call("dynamodb", "PutItem", "control_table@delivery#0f1e2d3c", "DeliveryStore.open (a delivery's first try)"),
+        Call("dynamodb", "UpdateItem", "control_table@delivery#0f1e2d3c", "DeliveryStore.record and reopen"),
+        Call("dynamodb", "PutItem", "control_table@delivery-due", "DeliveryStore.record (a later try's due marker)"),
+        Call("dynamodb", "Query", "control_table@delivery-due", "DeliveryStore.due (the webhook sweep)"),
+        Call("dynamodb", "DeleteItem", "control_table@delivery-due", "DeliveryStore.claim (the webhook sweep)"),
+        Call("dynamodb", "GetItem", "control_table@webhook-secret", "gpuorch/webhooks/secrets.py SecretStore.get (signing)"),
+        Call("s3", "GetObject", "results", "gpuorch/jobs/outputs.py presigned output URLs in a webhook's job record"),
         Call("dynamodb", "UpdateItem", "control_table@run-head", "lifecycle/live/runs.py RunLog.mark_interrupted"),
         Call("dynamodb", "Query", "control_table@spot-market", "lifecycle/live/market.py MarketMemory.read"),
         Call("dynamodb", "PutItem", "control_table@spot-market",
@@ -202,9 +225,13 @@ CALLS: dict[str, list[Call]] = {
         Call("dynamodb", "DescribeTable", "result_table", "celery DynamoDB backend client start (_get_or_create_table)"),
         Call("dynamodb", "DescribeTimeToLive", "result_table", "celery DynamoDB backend client start (_set_table_ttl)"),
         Call("dynamodb", "GetItem", "result_table", "celery backend _store_result reads the current state first"),
-        Call("dynamodb", "PutItem", "result_table", "celery backend: PROGRESS (update_state), STARTED and the result"),
-        Call("dynamodb", "UpdateItem", "control_table@heartbeat", "lifecycle/live/heartbeats.py HeartbeatStore.beat"),
-        Call("dynamodb", "PutItem", "control_table@refusal", "workers/startup.py record_refusal (RefusalStore.record)"),
+        Call("dynamodb", "PutItem", "result_table", "celery backend: PROGRESS (update_state) and the result"),
+        Call("dynamodb", "UpdateItem", f"control_table@heartbeat#{OWN}",
+             "lifecycle/live/heartbeats.py HeartbeatStore.beat (its own instance's)"),
+        Call("sqs", "SendMessage", "control_queue", "gpuorch/webhooks/announce.py: a webhook delivery for the control worker"),
+        Call("sqs", "GetQueueAttributes", "control_queue", KOMBU_DECLARE),
+        Call("dynamodb", "PutItem", f"control_table@refusal#{OWN}",
+             "workers/startup.py record_refusal (RefusalStore.record, its own instance's)"),
         Call("s3", "GetObject", "inputs", "gpuorch/inputs/s3.py fetch_s3 (job inputs)"),
         Call("s3", "GetObject", "results", "gpuorch/inputs/s3.py fetch_s3 (an earlier job's output as input)"),
         Call("s3", "PutObject", "results", "gpuorch/execution/runner.py (outputs under results/{job_id}/)"),
@@ -237,6 +264,8 @@ CALLS: dict[str, list[Call]] = {
         Call("dynamodb", "DescribeTable", "result_table", "celery DynamoDB backend client start"),
         Call("dynamodb", "DescribeTimeToLive", "result_table", "celery DynamoDB backend client start"),
         Call("dynamodb", "GetItem", "result_table", "AsyncResult.get() / .state / .info"),
+        Call("dynamodb", "GetItem", "job_table", "gpuorch.tasks.job, wait and follow (JobStore.get)"),
+        Call("dynamodb", "BatchGetItem", "job_table", "gpuorch.tasks.wait and follow (JobWatch's reads)"),
         Call("s3", "PutObject", "inputs", "submission.store_inputs (data: URI images)"),
         Call("s3", "DeleteObjects", "inputs", "submission.discard_inputs"),
     ],
@@ -278,10 +307,22 @@ CALLS: dict[str, list[Call]] = {
         Call("dynamodb", "DescribeTable", "key_table", "Provisioner.table and the table_exists waiter"),
         Call("dynamodb", "CreateTable", "key_table", "Provisioner._create_table"),
         Call("dynamodb", "UpdateTable", "job_table", "Provisioner.table: an index added since the table was made"),
+        Call("dynamodb", "UpdateTable", "control_table", "Provisioner.table: the index of heartbeats and refusals"),
+        Call("dynamodb", "Query", "control_table@refusal", "Provisioner.legacy_refusals: an earlier release's"),
+        Call("dynamodb", "PutItem", f"control_table@refusal#{OWN}", "Provisioner.legacy_refusals: moved"),
+        Call("dynamodb", "DeleteItem", "control_table@refusal", "Provisioner.legacy_refusals: moved"),
         Call("dynamodb", "PutItem", "key_table", "gpuorch keys create (KeyStore.create)"),
         Call("dynamodb", "Scan", "key_table", "gpuorch keys list (KeyStore.list)"),
-        Call("dynamodb", "UpdateItem", "key_table", "gpuorch keys revoke (KeyStore.revoke)"),
+        Call("dynamodb", "UpdateItem", "key_table", "gpuorch keys revoke and webhook (KeyStore.revoke, set_webhook)"),
+        Call("dynamodb", "GetItem", "key_table", "gpuorch keys webhook --new-secret (KeyStore.get)"),
+        Call("dynamodb", "PutItem", "control_table@webhook-secret", "gpuorch keys create, webhook --new-secret (SecretStore.put)"),
     ],
+}
+
+# boto3 operations the code calls that need no permission (no policy can deny them).
+NEEDS_NO_PERMISSION = {
+    "get_caller_identity": "gpuorch/aws/ec2.py caller_instance_arns: the account whose instance ARNs key the "
+                           "heartbeats and refusals",
 }
 
 # boto3 operations the code names that no deployed process calls against AWS.
@@ -316,6 +357,7 @@ def resolve(call: Call, settings: Any, account: str) -> list[Request]:
     where = f"{call.operation}: {call.where}"
     action = iam_action(call.service, call.operation)
     name, _, leading = call.resource.partition("@")
+    leading = leading.replace(OWN, instance_arn(region, account, GPU_INSTANCE))
 
     def control(pk: str, op: str = action) -> Request:
         return Request(op, table_arn(region, account, settings.control_table), {"dynamodb:LeadingKeys": [pk]}, where)
@@ -355,6 +397,8 @@ def resolve(call: Call, settings: Any, account: str) -> list[Request]:
         return [Request(action, table_arn(region, account, settings.key_table), {}, where)]
     if name == "result_table":
         return [Request(action, table_arn(region, account, settings.result_table), {}, where)]
+    if name == "control_table" and not leading:
+        return [Request(action, table_arn(region, account, settings.control_table), {}, where)]
     if name == "every_table":
         return [Request(action, table_arn(region, account, t), {}, where)
                 for t in (settings.job_table, settings.result_table, settings.control_table)]
@@ -363,6 +407,11 @@ def resolve(call: Call, settings: Any, account: str) -> list[Request]:
         return [control(head, "dynamodb:UpdateItem"), control(SOME_MONTH, "dynamodb:PutItem")]
     if name == "control_table":
         return [control(leading)]
+    if name == "control_index":  # the index's partition key, the item's kind
+        from lifecycle.live.instance_items import INSTANCE_ITEMS_INDEX
+
+        return [Request(action, table_arn(region, account, settings.control_table, INSTANCE_ITEMS_INDEX),
+                        {"dynamodb:LeadingKeys": [leading]}, where)]
     if name == "bucket":
         return [Request(action, bucket_arn(settings.bucket), {}, where)]
     if name in {"inputs", "results"}:
@@ -376,12 +425,21 @@ def resolve(call: Call, settings: Any, account: str) -> list[Request]:
         return [Request(action, object_arn(at.bucket, f"{at.key}/loras/x.safetensors".lstrip("/")), {}, where)]
     if name == "pool_instance":
         arn = instance_arn(region, account, "i-0123456789abcdef0")
-        return [Request(action, arn, {f"aws:ResourceTag/{POOL_TAG}": settings.gpu_pool}, where)]
+        context = {f"aws:ResourceTag/{POOL_TAG}": settings.gpu_pool}
+        if call.operation == "ModifyInstanceAttribute":  # a fallback type, and back to the pool's own
+            return [Request(action, arn, {**context, "ec2:Attribute/InstanceType": kind}, where)
+                    for kind in (*settings.fallback_instance_types, settings.gpu_instance_type)]
+        return [Request(action, arn, context, where)]
     raise ValueError(f"unknown resource {call.resource!r}")
 
 
 def role_requests(role: str, settings: Any, account: str) -> list[Request]:
-    """The requests of a role; a role with an optional document also makes its base role's calls."""
+    """The requests of a role; a role with an optional document also makes its base role's calls. The GPU role's
+    come from GPU_INSTANCE (IAM knows it by the instance role credentials that sign them)."""
     base = role.split("+", 1)[0]
     calls = CALLS[base] + (CALLS[role] if role != base else [])
-    return [request for call in calls for request in resolve(call, settings, account)]
+    requests = [request for call in calls for request in resolve(call, settings, account)]
+    if base == "gpu":
+        source = {"ec2:SourceInstanceARN": instance_arn(settings.region, account, GPU_INSTANCE)}
+        requests = [dataclasses.replace(r, context={**r.context, **source}) for r in requests]
+    return requests

@@ -1,8 +1,8 @@
 """A small IAM policy checker for the deployment tests: grammar, and whether a request would be allowed.
 
 It evaluates identity policies the way IAM does for what these documents use (Allow/Deny, Action and
-Resource with * and ? wildcards, and the condition operators below); anything else is reported as a
-grammar problem rather than guessed at.
+Resource with * and ? wildcards, the condition operators below, and IAM's policy variables in condition values,
+filled from the request's context); anything else is reported as a grammar problem rather than guessed at.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 VERSION = "2012-10-17"
 IDENTITY_KEYS = {"Sid", "Effect", "Action", "Resource", "Condition"}
 TRUST_KEYS = {"Sid", "Effect", "Action", "Principal", "Condition"}
-CONDITION_OPERATORS = {"StringEquals", "StringLike", "ForAllValues:StringEquals", "ForAllValues:StringLike"}
+CONDITION_OPERATORS = {"StringEquals", "StringLike", "ForAllValues:StringEquals", "ForAllValues:StringLike", "Bool"}
 # IAM actions that support no resource-level permission: their statements must name Resource "*".
 NO_RESOURCE_LEVEL = frozenset({"sqs:ListQueues", "ec2:DescribeInstances", "ec2:DescribeSpotPriceHistory"})
 # S3's IAM action names are not all its API operation names; these are the ones the documents may use.
@@ -24,9 +24,14 @@ S3_ACTIONS = frozenset({
     "s3:PutBucketPublicAccessBlock", "s3:PutEncryptionConfiguration", "s3:GetLifecycleConfiguration",
     "s3:PutLifecycleConfiguration",
 })
+# KMS actions the documents may use: a grant for EC2 on the GPU volumes' key, made when an instance starts.
+KMS_ACTIONS = frozenset({"kms:CreateGrant"})
 BOTOCORE_SERVICES = {"sqs": "sqs", "sns": "sns", "dynamodb": "dynamodb", "ec2": "ec2"}
 # The largest managed policy IAM accepts, counted without white space.
 MANAGED_POLICY_LIMIT = 6144
+# IAM's policy variables the documents may use in condition values (filled from the request), and only there.
+POLICY_VARIABLE = re.compile(r"\$\{([A-Za-z0-9]+:[A-Za-z0-9/]+)\}")
+POLICY_VARIABLES = frozenset({"ec2:SourceInstanceARN"})
 
 
 def as_list(value: Any) -> list:
@@ -47,6 +52,8 @@ def is_known_action(action: str) -> bool:
         return action in S3_ACTIONS
     if service == "sts":
         return action == "sts:AssumeRole"
+    if service == "kms":
+        return action in KMS_ACTIONS
     if service in BOTOCORE_SERVICES:
         return name in api_operations(BOTOCORE_SERVICES[service])
     return False
@@ -106,7 +113,8 @@ def grammar_problems(document: Any, *, trust: bool = False) -> list[str]:
             if set(actions) & NO_RESOURCE_LEVEL and resources != ["*"]:
                 problems.append(f"{where}: {sorted(set(actions) & NO_RESOURCE_LEVEL)} need Resource \"*\"")
             for resource in resources:
-                if resource != "*" and not resource.startswith("arn:aws:"):
+                # A whole ARN from the settings (${EBS_KMS_KEY}) is checked once rendered.
+                if resource != "*" and not resource.startswith(("arn:aws:", "${")):
                     problems.append(f"{where}: resource {resource!r} is not an ARN")
         condition = statement.get("Condition", {})
         if not isinstance(condition, dict):
@@ -117,6 +125,13 @@ def grammar_problems(document: Any, *, trust: bool = False) -> list[str]:
                 problems.append(f"{where}: condition operator {operator} is not one this checker evaluates")
             if not isinstance(tests, dict) or not tests:
                 problems.append(f"{where}: {operator} must map condition keys to values")
+                continue
+            for value in (v for wanted in tests.values() for v in as_list(wanted)):
+                for name in set(POLICY_VARIABLE.findall(str(value))) - POLICY_VARIABLES:
+                    problems.append(f"{where}: policy variable ${{{name}}} is not one this checker fills")
+        outside = {key: statement[key] for key in ("Action", "Resource", "Principal") if key in statement}
+        if POLICY_VARIABLE.search(str(outside)):
+            problems.append(f"{where}: a policy variable outside a condition value")
     return problems
 
 
@@ -144,8 +159,25 @@ def wildcard_match(pattern: str, value: str, *, ignore_case: bool = False) -> bo
     return re.fullmatch(_pattern(pattern).pattern, value, flags | re.S) is not None
 
 
+def _filled(value: str, context: Mapping[str, Any]) -> str | None:
+    """A condition value with IAM's policy variables filled from the request; None when one has no value there (IAM
+    then cannot match the condition: "If AWS cannot resolve a variable this might cause the entire statement to be
+    invalid")."""
+    missing = False
+
+    def one(match: re.Match) -> str:
+        nonlocal missing
+        if match.group(1) not in context:
+            missing = True
+            return ""
+        return str(context[match.group(1)])
+
+    filled = POLICY_VARIABLE.sub(one, value)
+    return None if missing else filled
+
+
 def _condition_holds(operator: str, key: str, wanted: Any, context: Mapping[str, Any]) -> bool:
-    wanted_values = [str(w) for w in as_list(wanted)]
+    wanted_values = [v for v in (_filled(str(w), context) for w in as_list(wanted)) if v is not None]
     present = key in context
     values = [str(v) for v in as_list(context.get(key, []))]
     if operator.startswith("ForAllValues:"):
@@ -162,6 +194,8 @@ def _single(operator: str, value: str, wanted: list[str]) -> bool:
         return value in wanted
     if operator == "StringLike":
         return any(wildcard_match(w, value) for w in wanted)
+    if operator == "Bool":
+        return value.lower() in {w.lower() for w in wanted}
     raise ValueError(f"condition operator {operator} is not evaluated here")
 
 

@@ -1,33 +1,25 @@
-"""The IAM documents of configs/deploy/iam, rendered by the operator's own renderer (configs/deploy/iam/render.py)."""
+"""The IAM documents of configs/deploy/iam, rendered by gpuorch's own renderer (gpuorch.deploy.policies)."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 
+from gpuorch.deploy import policies as render
 from gpuorch.settings import Settings
 from tests.paths import REPO
 
 ROOT = REPO
-IAM_DIR = ROOT / "configs" / "deploy" / "iam"
+IAM_DIR = render.IAM_DIR
 ACCOUNT = "123456789012"
-
-
-def _load_renderer():
-    spec = importlib.util.spec_from_file_location("gpuorch_deploy_render", IAM_DIR / "render.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-render = _load_renderer()
+EBS_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 
 
 def full_settings(**overrides) -> Settings:
     """Settings with every optional feature on, so every document applies."""
     return dataclasses.replace(
-        Settings(), input_buckets=("partner-uploads", "archive-images"), fallback_instance_types=("g6e.xlarge",),
-        **{"models_mirror": "s3://acme-models/qwen", **overrides},
+        Settings(), input_buckets=("partner-uploads", "archive-images"),
+        **{"fallback_instance_types": ("g6e.xlarge",), "models_mirror": "s3://acme-models/qwen", "ebs_kms_key": EBS_KEY,
+           **overrides},
     )
 
 

@@ -2,12 +2,14 @@
 
 Each process of the live test signs with its own access key id, so the recording says who made each call.
 Every request becomes one or more `iam.Request`s (an action on a resource ARN, with the condition keys the
-documents use: the DynamoDB leading key, the pool tag of an instance).
+documents use: the DynamoDB leading key, the pool tag of an instance, and the instance whose role credentials a
+key stands for: `ec2:SourceInstanceARN`).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import urllib.parse
@@ -31,6 +33,8 @@ class Schema:
     # table -> (hash key attribute, {index name: its hash key attribute})
     tables: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
     instance_tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    # access key id -> the ARN of the instance whose role credentials it plays (IAM's ec2:SourceInstanceARN)
+    source_instances: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,14 @@ def _dynamodb(operation: str, request: Mapping[str, Any], schema: Schema, origin
         kinds = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
         return [one(f"dynamodb:{kinds[kind]}", body, kinds[kind])
                 for item in request["TransactItems"] for kind, body in item.items()]
+    if operation == "BatchGetItem":  # one authorization per table, for every key asked of it
+        requests = []
+        for table, wanted in request["RequestItems"].items():
+            hash_key = schema.tables.get(table, ("", {}))[0]
+            leading = [_value(key[hash_key]) for key in wanted["Keys"] if hash_key in key]
+            requests.append(Request("dynamodb:BatchGetItem", table_arn(schema.region, schema.account, table),
+                                    {"dynamodb:LeadingKeys": leading}, origin))
+        return requests
     if "TableName" not in request:
         return [Request(f"dynamodb:{operation}", "*", {}, origin)]
     return [one(f"dynamodb:{operation}", request, operation)]
@@ -173,6 +185,15 @@ def _s3(method: str, url: str, host: str, body: str, origin: str) -> tuple[str, 
 
 def parse_entry(entry: Mapping[str, Any], schema: Schema) -> Recorded | None:
     """The IAM requests of one recorded request; None for a request nobody signed (moto's own API)."""
+    recorded = _parse(entry, schema)
+    if recorded is None or recorded.key not in schema.source_instances:
+        return recorded
+    source = {"ec2:SourceInstanceARN": schema.source_instances[recorded.key]}
+    return dataclasses.replace(recorded, requests=tuple(
+        dataclasses.replace(r, context={**r.context, **source}) for r in recorded.requests))
+
+
+def _parse(entry: Mapping[str, Any], schema: Schema) -> Recorded | None:
     headers = {k.lower(): v for k, v in entry["headers"].items()}
     url = entry["url"]
     signer = _signer(headers, url)

@@ -39,6 +39,7 @@ from tests.deploy.recording import Schema, read_recording
 from tests.deploy.policies import rendered
 from gpuorch_dev.local.paths import SAMPLE_IMAGE
 from tests.paths import REPO
+from tests.webhooks.receiver import Receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -56,17 +57,21 @@ EXPECTED = {
             ("dynamodb:UpdateItem", "task_store"), ("dynamodb:Query", "/index/"), ("s3:PutObject", "/inputs/"),
             ("s3:GetObject", "/results/"), ("s3:ListBucket", "gpuorch-jobs"), ("dynamodb:Query", "gpuorch_control"),
             ("dynamodb:GetItem", "gpuorch_keys"), ("dynamodb:PutItem", "gpuorch_control"),
-            ("dynamodb:Query", "owner-created_at"), ("ec2:DescribeInstances", "*")],
+            ("dynamodb:Query", "owner-created_at"), ("ec2:DescribeInstances", "*"),
+            ("dynamodb:Query", "/index/instance_item"), ("dynamodb:BatchGetItem", "gpuorch_control"),
+            ("dynamodb:BatchGetItem", "task_store")],
     "control": [("ec2:StartInstances", "instance/"), ("ec2:StopInstances", "instance/"),
                 ("ec2:DescribeSpotPriceHistory", "*"),
                 ("sqs:ReceiveMessage", "gpu_control"), ("sqs:SendMessage", "gpu_control"),
                 ("sqs:ReceiveMessage", "dlq"), ("dynamodb:PutItem", "gpuorch_control"),
-                ("dynamodb:UpdateItem", "task_store")],
+                ("dynamodb:UpdateItem", "task_store"), ("dynamodb:GetItem", "gpuorch_control"),
+                ("s3:GetObject", "/results/"), ("dynamodb:Query", "/index/instance_item"),
+                ("dynamodb:BatchGetItem", "gpuorch_control")],
     "gpu": [("sqs:ReceiveMessage", "gpu_tasks"), ("sqs:DeleteMessage", "gpu_tasks"), ("s3:GetObject", "/inputs/"),
             ("s3:PutObject", "/results/"), ("dynamodb:PutItem", "celery_results"),
-            ("dynamodb:UpdateItem", "gpuorch_control")],
+            ("dynamodb:UpdateItem", "gpuorch_control"), ("sqs:SendMessage", "gpu_control")],
     "client": [("sqs:SendMessage", "gpu_tasks"), ("dynamodb:PutItem", "task_store"), ("s3:PutObject", "/inputs/"),
-               ("dynamodb:GetItem", "celery_results")],
+               ("dynamodb:GetItem", "celery_results"), ("dynamodb:BatchGetItem", "task_store")],
     "provision": [("sqs:CreateQueue", "gpu_tasks"), ("dynamodb:CreateTable", "task_store"),
                   ("s3:CreateBucket", "gpuorch-jobs"), ("dynamodb:CreateTable", "gpuorch_keys"),
                   ("dynamodb:PutItem", "gpuorch_keys")],
@@ -102,6 +107,8 @@ import base64, sys
 from gpuorch.tasks import qwen_image_edit
 image = "data:image/png;base64," + base64.b64encode(open(sys.argv[1], "rb").read()).decode()
 result = qwen_image_edit.delay(prompt="Paint the door red", images=[image], seed=3)
+from gpuorch.tasks import wait
+print(wait(result.id, timeout=120).status)
 print(result.get(timeout=120))
 """
 
@@ -137,6 +144,7 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
         settings = dataclasses.replace(
             Settings(), aws_endpoint_url=endpoint, receive_wait_seconds=1, heartbeat_seconds=1,
             lifecycle_check_seconds=2, idle_stop_seconds=4, dead_letter_sweep_seconds=2, comfyui_retries=2,
+            allow_insecure_inputs=True,  # the webhook receiver is on loopback
         )
         stack.env = settings_env(settings)
 
@@ -144,12 +152,15 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
         assert provision.popen.wait(timeout=120) == 0, provision.tail()
         # API keys, made as an administrator does (the provision role): a user's, and an operator's.
         user, operator = requests.Session(), requests.Session()
+        secrets = {}
         for session, flags in ((user, ""), (operator, " --operator")):
             made = stack.start(f"keys{flags.strip()}", f"gpuorch keys create --owner iam-test{flags} --json",
                                role_env("provision"))
             assert made.popen.wait(timeout=60) == 0, made.tail()
-            token = json.loads(made.log_path.read_text()[made.log_path.read_text().index("{"):])["token"]
-            session.headers["Authorization"] = f"Bearer {token}"
+            created = json.loads(made.log_path.read_text()[made.log_path.read_text().index("{"):])
+            session.headers["Authorization"] = f"Bearer {created['token']}"
+            secrets[id(session)] = created["webhook_secret"]
+        receiver = Receiver(secrets[id(user)])  # the job's webhook: the control worker signs and POSTs it
 
         setup = AwsClients(settings)
         setup.s3.upload_file(str(SAMPLE), settings.bucket, "inputs/house.png")
@@ -175,7 +186,9 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
         # control worker starts (as on AWS, the GPU worker comes up once the instance runs): so the start is called
         # however fast the jobs run.
         by_uri = answer_json(user.post(f"{api_url}/api/v1/camera-angle/jobs", timeout=30, json={
-            "image": f"s3://{settings.bucket}/inputs/house.png", "move": "top_down"}))["job_id"]
+            "image": f"s3://{settings.bucket}/inputs/house.png", "move": "top_down", "webhook": receiver.url}))["job_id"]
+        # A request waiting for it while the GPU starts.
+        assert answer_json(user.get(f"{api_url}/api/v1/jobs/{by_uri}", params={"wait": 1}, timeout=30))["status"]
         wait_for(lambda: state() in ("pending", "running"), 120, message="the control worker to start the GPU instance")
         [gpu] = stack.start_procfile(["gpu_worker"], role_env("gpu"))
 
@@ -204,6 +217,17 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
         for job_id in (by_uri, inline, cancelled):
             record = wait_for(lambda: finished(job_id), 120, message=f"job {job_id}")
             assert record["status"] in ({"succeeded", "cancelled"} if job_id == cancelled else {"succeeded"}), record
+        # Waiting for a job, its webhook deliveries (signed with its key's secret), as its owner sees them.
+        assert answer_json(user.get(f"{api_url}/api/v1/jobs/{by_uri}", params={"wait": 5}, timeout=30))["status"] == \
+            "succeeded"
+        wait_for(lambda: len(receiver.verified()) >= 2, 60, message="the job's webhooks")
+        # The webhook's output link, signed with the control worker's credentials, works.
+        [ended] = [p for p in receiver.verified() if p["type"] == "job.succeeded"]
+        assert requests.get(ended["data"]["outputs"][0]["url"], timeout=30).status_code == 200
+        delivered = answer_json(user.get(f"{api_url}/api/v1/jobs/{by_uri}/deliveries", timeout=30))["deliveries"]
+        assert {(d["event"], d["state"]) for d in delivered} == {("job.running", "delivered"),
+                                                                 ("job.succeeded", "delivered")}
+        receiver.close()
         output = finished(by_uri)["outputs"][0]["url"]
         assert requests.get(output, timeout=30).status_code == 200  # signed with the API's credentials
         for path in ("/health", "/api/v1/jobs", "/api/v1/jobs?status=succeeded&limit=5"):
@@ -252,6 +276,8 @@ def run_stack(tmp: Path) -> tuple[list[str], Schema, object]:
             schema.tables[table] = (hash_key, indexes)
         item = setup.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
         schema.instance_tags[instance_id] = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+        # The GPU worker plays that instance: on AWS its role credentials carry the instance's ARN.
+        schema.source_instances["gpu"] = iam.instance_arn(settings.region, MOTO_ACCOUNT, instance_id)
     finally:
         stack.stop()  # a warm shutdown of every process: their last calls are recorded too
     return recording.read_text().splitlines(), schema, settings

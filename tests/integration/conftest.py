@@ -126,8 +126,10 @@ class Stack:
 def unique_settings(endpoint: str, **overrides) -> Settings:
     # No rate or backlog limit unless a test sets one: the happy paths submit as fast as they like. Jobs the
     # tests submit with task.delay() are the owner "tests"'s, as REST ones through Stack.session are.
+    # Webhook receivers run on loopback: GPUORCH_ALLOW_INSECURE_INPUTS lets jobs name them, as on the local stack.
     return shared_unique_settings(endpoint, **{
-        "comfyui_retries": 2, "rate_limit_per_minute": 0, "max_backlog": 0, "submit_owner": "tests", **overrides,
+        "comfyui_retries": 2, "rate_limit_per_minute": 0, "max_backlog": 0, "submit_owner": "tests",
+        "allow_insecure_inputs": True, **overrides,
     })
 
 

@@ -10,7 +10,9 @@ import requests
 import schemathesis
 
 from gpuorch.celery.app import create_celery_app
+from gpuorch.webhooks.secrets import SecretStore, new_secret
 from tests.integration.conftest import SAMPLE
+from tests.webhooks.receiver import Receiver
 from tests.webapp.test_api_health import closed_port
 from webapp import create_app
 from webapp.errors import ErrorSchema
@@ -69,19 +71,54 @@ def test_every_operation_of_the_running_api_answers_as_its_document_says(stack):
     api.call("GET", "/api/v1/workflows/{name}", "/api/v1/workflows/camera-angle")
     assert api.call("GET", "/api/v1/workflows/{name}", "/api/v1/workflows/nope").status_code == 404
 
-    # Submissions: JSON, multipart with the image as a file part, the generic route; refusals.
-    camera = api.call("POST", "/api/v1/camera-angle/jobs", json={"image": image, "move": "close_up"}).json()
+    # The user key's webhook secret, as `gpuorch keys create` keeps it; a receiver verifying with it.
+    key_id = api_headers["Authorization"].split()[1].split("_")[1]
+    receiver = Receiver(new_secret())
+    SecretStore(stack.services.aws.dynamodb, stack.settings.control_table).put(key_id, receiver.secret)
+
+    # Submissions: JSON (with a webhook, waiting for its end), multipart with the image as a file part, the generic
+    # route; refusals.
+    waited = api.call("POST", "/api/v1/camera-angle/jobs", json={"image": image, "move": "close_up",
+                                                                  "webhook": receiver.url},
+                      headers={"Prefer": "wait=60"})
+    assert waited.status_code == 200 and waited.json()["status"] == "succeeded", waited.text
+    assert waited.headers["Preference-Applied"] == "wait=60"
+    camera = waited.json()
     with open(SAMPLE, "rb") as png:
         edit = api.call("POST", "/api/v1/qwen-image-edit/jobs", data={"params": '{"prompt": "Paint it blue"}'},
                         files={"images": ("house.png", png, "image/png")}).json()
     failing = api.call("POST", "/api/v1/workflows/{name}/jobs", "/api/v1/workflows/camera-angle/jobs",
                        json={"image": missing, "move": "top_down"}).json()
-    assert {camera["status"], edit["status"], failing["status"]} == {"queued"}
+    assert {edit["status"], failing["status"]} == {"queued"}
     assert api.call("POST", "/api/v1/workflows/{name}/jobs", "/api/v1/workflows/nope/jobs",
                     json={}).status_code == 404
     assert api.call("POST", "/api/v1/camera-angle/jobs", data="{not json",
                     headers={"Content-Type": "application/json"}).status_code == 400
     assert api.call("POST", "/api/v1/qwen-image-edit/jobs", json={"prompt": "", "images": []}).status_code == 422
+
+    # Waiting, the event stream and the webhook deliveries of a job over; their refusals.
+    camera_path = f"/api/v1/jobs/{camera['job_id']}"
+    assert api.call("GET", "/api/v1/jobs/{job_id}", camera_path, params={"wait": 30}).json()["status"] == "succeeded"
+    stream = api.call("GET", "/api/v1/jobs/{job_id}/events", f"{camera_path}/events")
+    assert stream.headers["Content-Type"].startswith("text/event-stream") and "event: end" in stream.text
+    assert api.call("GET", "/api/v1/jobs/{job_id}/events", "/api/v1/jobs/nope/events").status_code == 404
+    # The control worker's part (this stack runs none: tests/deploy/test_iam_live.py has one deliver them), in process.
+    deliverer = create_celery_app(stack.settings).deliverer
+    for event in ("job.running", "job.succeeded"):
+        deliverer.deliver(camera["job_id"], event)
+    assert {p["type"] for p in receiver.verified()} == {"job.running", "job.succeeded"}
+    deliveries = api.call("GET", "/api/v1/jobs/{job_id}/deliveries", f"{camera_path}/deliveries").json()
+    assert {(d["event"], d["state"]) for d in deliveries["deliveries"]} == {("job.running", "delivered"),
+                                                                           ("job.succeeded", "delivered")}
+    assert api.call("GET", "/api/v1/jobs/{job_id}/deliveries", "/api/v1/jobs/nope/deliveries").status_code == 404
+    resent = api.call("POST", "/api/v1/jobs/{job_id}/deliveries/resend", f"{camera_path}/deliveries/resend",
+                      json={"event": "job.succeeded"})
+    assert resent.status_code == 202 and resent.json()["topic"] == "job.succeeded"
+    deliverer.resend(camera["job_id"], "job.succeeded")
+    assert sum(p["type"] == "job.succeeded" for p in receiver.verified()) == 2
+    receiver.close()
+    assert api.call("POST", "/api/v1/jobs/{job_id}/deliveries/resend", f"/api/v1/jobs/{edit['job_id']}/deliveries/resend",
+                    json={}).status_code == 404
 
     # Records: succeeded (outputs with download URLs), failed, queued; cancelled; unknown.
     for job, status in ((camera, "succeeded"), (edit, "succeeded"), (failing, "failed")):
@@ -134,6 +171,13 @@ def test_every_operation_of_the_running_api_answers_as_its_document_says(stack):
                         headers=api_headers)
     api.check("POST", "/api/v1/camera-angle/jobs", answer)
     assert answer.status_code == 413
+    no_waiting = dataclasses.replace(stack.settings, api_waiters=0)
+    busy = create_app(no_waiting, celery_app=create_celery_app(no_waiting)).test_client()
+    waiting_id = f"conformance-{uuid.uuid4()}"  # queued, and never run: no message was sent for it
+    stack.services.jobs.create(waiting_id, "camera-angle", {"image": image, "move": "close_up"}, source="api")
+    answer = busy.get(f"/api/v1/jobs/{waiting_id}?wait=5", headers=operator)
+    api.check("GET", "/api/v1/jobs/{job_id}", answer)
+    assert answer.status_code == 503 and answer.json["error"]["code"] == "too_many_waiters"
     down = dataclasses.replace(stack.settings, aws_endpoint_url=f"http://127.0.0.1:{closed_port()}")
     offline = create_app(down, celery_app=create_celery_app(down)).test_client()
     for method, template, path, kwargs in (

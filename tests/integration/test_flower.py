@@ -1,5 +1,5 @@
 """Flower on the SQS broker with real processes: only with its login, the GPU worker online, its jobs' lives
-(over its API and in a browser), nothing left on restarts."""
+(over its API and in a browser), nothing left on restarts, and a worker it shuts down started again."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import uuid
 import pytest
 import requests
 
+from gpuorch_dev.local.agent import GPU_WORKER_NO_RESTART, GPU_WORKER_RESTART, GPU_WORKER_RESTART_S
 from gpuorch_dev.local.stack import free_port
+from gpuorch_dev.local.supervise import RESTARTED, WAITING, SupervisedProcess, Unit
 from gpuorch.celery.monitoring.names import BroadcastNames
 from gpuorch.celery.names import gpu_queues
 from tests.integration.browser import browser_page
 from tests.integration.conftest import start_stack, wait_for
+from tests.support.held_clock import HeldClock
 
 AUTH = ("ops", "flower-test-password")
 # Dashboard pages, and API routes that answer 200 with nothing to show.
@@ -225,3 +228,31 @@ def test_the_dashboard_in_a_browser_shows_the_gpu_worker_online_and_a_succeeded_
         expect(page.locator("body")).to_contain_text("SUCCESS")
         expect(page.locator("body")).to_contain_text(worker)
         page.screenshot(path=tmp_path / "task.png", full_page=True)
+
+
+def test_a_gpu_worker_shut_down_from_flower_is_started_again_as_its_unit_says(make_stack):
+    """Flower's "Shut Down" (Celery's remote shutdown, through SNS) makes the worker exit 0; the GPU instance's unit
+    restarts it anyway (Restart=always), and so does the local GPU host that plays that unit."""
+    _names, settings = monitoring(run=())
+    stack = make_stack(**settings)
+    clock = HeldClock()
+    unit = Unit("gpu_worker", stack.start_worker, GPU_WORKER_RESTART_S, GPU_WORKER_NO_RESTART, GPU_WORKER_RESTART)
+    supervised = SupervisedProcess(unit, clock)
+    stack.worker = supervised.process
+    flower = Flower(stack)
+    flower.start()
+    stack.wait_worker_ready()
+    worker = wait_for(flower.gpu_worker, 60, interval=0.5, message="Flower to see the GPU worker online")
+
+    answer = requests.post(f"{flower.url}/api/worker/shutdown/{worker}", auth=AUTH, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert supervised.process.popen.wait(timeout=60) == 0  # a clean exit, which Restart=on-failure left down
+    assert supervised.check() == WAITING
+    clock.advance(GPU_WORKER_RESTART_S)
+    assert supervised.check() == RESTARTED
+    stack.worker = supervised.process
+    stack.wait_worker_ready()
+    wait_for(flower.gpu_worker, 60, interval=0.5, message="Flower to see the restarted GPU worker online")
+    answer = stack.submit("close_up")
+    assert answer.status_code == 202, answer.text
+    assert stack.wait_terminal(answer.json()["job_id"])["status"] == "succeeded"

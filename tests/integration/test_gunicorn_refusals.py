@@ -93,3 +93,12 @@ def test_a_chunked_body_within_the_limit_is_read_whole(api):
 
     assert answer.status == 202, answer.body
     assert json.loads(answer.body)["status"] == "queued"
+
+
+def test_the_api_starts_without_gunicorns_control_socket(api):
+    """gunicorn 25.1+ opens a control socket under $HOME by default, which the unit's user cannot write (every start
+    logged a control server error); the API's configuration turns it off."""
+    [process] = [p for p in api.processes.processes if p.name == "api"]
+    log = process.log_path.read_text(errors="replace")
+    assert "Listening at: " in log
+    assert "Control socket" not in log and "Control server" not in log, log

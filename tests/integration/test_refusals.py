@@ -146,7 +146,8 @@ def test_a_worker_that_refuses_gets_its_instance_stopped_and_held_until_an_opera
                       message="the job to run on the released GPU")
     assert record["status"] == "succeeded", record
     assert gpu.agent.boots == 2
-    assert RefusalStore(gpu.services.aws.dynamodb, gpu.settings.control_table).all() == ()
+    assert RefusalStore(gpu.services.aws.dynamodb, gpu.settings.control_table,
+                        instance_arn=gpu.services.aws.instance_arn).all() == ()
     assert gpu.host_health()[1]["health"] == "ok"
 
 
@@ -159,7 +160,8 @@ def test_an_instance_whose_worker_never_reports_within_the_boot_grace_is_stopped
     wait_for(lambda: gpu.state() == "stopped" and gpu.held(), 90, message="the silent GPU to be stopped and held")
 
     assert gpu.refusals("not_ready") == 1 and gpu.refusals("worker_refused") == 0
-    [refusal] = RefusalStore(gpu.services.aws.dynamodb, gpu.settings.control_table).refusals()
+    [refusal] = RefusalStore(gpu.services.aws.dynamodb, gpu.settings.control_table,
+                        instance_arn=gpu.services.aws.instance_arn).refusals()
     assert refusal.source == "lifecycle" and "not ready within its boot grace" in refusal.reasons[0]
     status, host = gpu.host_health()
     assert (status, host["health"]) == ("blocked", "refused") and "limit 20 s" in host["reason"]

@@ -27,7 +27,7 @@ FAST_WORKER = {"GPUORCH_WARMUP_WORKFLOW": "", "GPUORCH_MONITORING": "false"}
 
 RUNNING = re.compile(r"job (\S+): running \S+ \(attempt (\d+)\)")
 IN_COMFYUI = re.compile(r"job (\S+): (?:submitted to ComfyUI|found in ComfyUI)")
-ENDED = re.compile(r"job (\S+): (?:succeeded with|failed:|already \w+; duplicate)")
+ENDED = re.compile(r"job (\S+): (?:succeeded with|failed:|already \w+; not run)")
 
 
 @dataclass

@@ -57,3 +57,13 @@ def test_the_deployments_volume_costs_its_storage_and_its_throughput_over_the_ba
     assert volume.monthly_usd == pytest.approx(150 * 0.08 + 375 * 0.04)
     assert volume.usd_for(730 * 3600, instances=2) == pytest.approx(2 * volume.monthly_usd)
     assert Volume(size_gb=100, throughput_mib_s=125).monthly_usd == pytest.approx(8.0)
+
+
+def test_the_deployments_cold_start_reads_its_declared_models_from_its_store():
+    from lifecycle.cost_model import GP3_PROVISIONED, S3_TO_INSTANCE_STORE, cold_start_of
+    files = [("a.safetensors", 20 * GB), ("b.safetensors", 10 * GB), ("a.safetensors", 20 * GB)]  # a shared once
+    on_volume = cold_start_of(files)
+    assert on_volume.model_bytes == 30 * GB and on_volume.source == GP3_PROVISIONED
+    fetched = cold_start_of(files, "instance-store")
+    assert fetched.source == S3_TO_INSTANCE_STORE and fetched.total_s < on_volume.total_s
+    assert cold_start_of([]).model_bytes == ColdStart().model_bytes

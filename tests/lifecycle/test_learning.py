@@ -82,3 +82,28 @@ def test_the_plan_keeps_the_pools_bounds_and_says_why():
     assert policy.min_instances == 1 and policy.max_instances == 3
     assert "pre-warm on" in why and "break-even" in why  # six gaps are fewer than MIN_GAPS
     assert MIN_GAPS > 6
+
+
+def test_valuing_waits_keeps_a_cheap_gpu_longer():
+    # At on-demand, a restart costs its billed seconds; a wait valued at a GPU second adds the cold start's.
+    patient = Economics(hourly_usd=3.6, cold_start_billed_s=120.0, cold_start_s=140.0, wait_usd_per_s=0.001)
+    assert ECON.break_even_s == 120.0
+    assert patient.break_even_s == pytest.approx(120.0 + 140.0)
+    # At a tenth of the price the same wait is worth ten times more GPU seconds.
+    assert patient.at_price(0.36).break_even_s == pytest.approx(120.0 + 1400.0)
+    gaps_of_15_minutes = [900.0] * 20
+    assert choose_idle(gaps_of_15_minutes, ECON) == 0.0
+    assert choose_idle(gaps_of_15_minutes, patient.at_price(0.36)) >= 900.0
+
+
+def test_the_price_weighed_is_the_market_a_start_takes():
+    from datetime import datetime, timezone
+
+    from lifecycle.learning import start_price
+    from lifecycle.model import G6E_2XLARGE_HOURLY_USD, Instance, Snapshot
+    now = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    pool = (Instance("i-spot", "stopped", market="spot"), Instance("i-od", "stopped"))
+    assert start_price(Snapshot(now, pool, spot_prices={"i-spot": 0.7}), Policy()) == 0.7
+    on_demand = G6E_2XLARGE_HOURLY_USD
+    assert start_price(Snapshot(now, pool, spot_prices={"i-spot": 2.1}), Policy()) == on_demand  # dear: on-demand
+    assert start_price(Snapshot(now, pool[1:]), Policy()) == on_demand

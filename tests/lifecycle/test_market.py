@@ -7,11 +7,11 @@ import pytest
 
 from lifecycle.decision import decide, interruption_at
 from lifecycle.market import passed_over, start_order
-from lifecycle.model import Action, Heartbeat, Instance, Policy, Snapshot, SpotSetback
+from lifecycle.model import G6E_2XLARGE_HOURLY_USD, Action, Heartbeat, Instance, Policy, Snapshot, SpotSetback
 
 NOW = datetime(2026, 5, 4, 9, 0, tzinfo=timezone.utc)
 POLICY = Policy(idle_stop_s=300, heartbeat_timeout_s=45, spot_max_share=0.8, spot_hold_s=1800)
-ON_DEMAND_USD = 2.24  # lifecycle.prices: g6e.2xlarge
+ON_DEMAND_USD = G6E_2XLARGE_HOURLY_USD  # a snapshot's price when it names none: the reference region's g6e.2xlarge
 
 
 def ago(seconds: float) -> datetime:
@@ -26,10 +26,14 @@ def od(instance_id: str = "i-od", state: str = "stopped", launched_s: float = 36
     return Instance(instance_id, state, launched_at=ago(launched_s), market="on-demand")
 
 
+# The check's on-demand prices by type (lifecycle.prices, us-east-1).
+BY_TYPE = {"g6e.2xlarge": ON_DEMAND_USD, "g6e.xlarge": 1.861}
+
+
 def snap(*instances, visible=1, prices=None, setbacks=None, beats=()) -> Snapshot:
     return Snapshot(NOW, tuple(instances), queue_visible=visible, heartbeats=tuple(beats),
                     spot_prices=prices if prices is not None else {"i-spot": 0.82, "i-spot2": 0.5},
-                    spot_setbacks=setbacks or {})
+                    spot_setbacks=setbacks or {}, on_demand_usd=BY_TYPE)
 
 
 def refused(seconds: float) -> dict:
@@ -71,9 +75,21 @@ CHOICES = [
      [("i-spot", "spot", None, None)]),
     ("the cheaper spot first", snap(spot(), spot("i-spot2"), od()), POLICY, [("i-spot2", "spot", "i-od", None)]),
     ("on-demand only: as before markets", snap(od("i-b"), od("i-a")), POLICY, [("i-a", "on-demand", None, None)]),
+    ("on-demand of two types: the cheaper one", snap(od("i-a"), Instance("i-b", "stopped", instance_type="g6e.xlarge")),
+     POLICY, [("i-b", "on-demand", None, None)]),
+    ("spot of two types: the cheaper per hour, not per share",
+     snap(spot(), Instance("i-spot2", "stopped", instance_type="g6e.xlarge", market="spot"), od(),
+          prices={"i-spot": 0.80, "i-spot2": 0.75}), POLICY, [("i-spot2", "spot", "i-od", None)]),
     ("two wanted: spot then on-demand, none left to stand by",
      snap(spot(), od(), visible=25), Policy(max_instances=2), [("i-spot", "spot", None, None),
                                                                ("i-od", "on-demand", None, None)]),
+    ("spot cheap but stopping: waited for, no on-demand start", snap(spot(state="stopping"), od()), POLICY, []),
+    ("spot stopping and dear: on-demand now", snap(spot(state="stopping"), od(), prices={"i-spot": 2.0}), POLICY,
+     [("i-od", "on-demand", None, "spot_price")]),
+    ("spot stopping, refused lately: on-demand now", snap(spot(state="stopping"), od(), setbacks=refused(100)),
+     POLICY, [("i-od", "on-demand", None, "spot_refused")]),
+    ("two wanted, one spot stopping: it is waited for and the on-demand one starts",
+     snap(spot(state="stopping"), od(), visible=25), Policy(max_instances=2), [("i-od", "on-demand", None, None)]),
     ("two wanted, spot dear: on-demand first, spot next",
      snap(spot(), od(), visible=25, prices={"i-spot": 2.0}), Policy(max_instances=2),
      [("i-od", "on-demand", None, None), ("i-spot", "spot", None, None)]),
@@ -172,3 +188,9 @@ def test_policy_refuses_nonsense_markets(kwargs):
 def test_model_refuses_unknown_markets_and_reasons(make):
     with pytest.raises(ValueError):
         make()
+
+
+def test_a_stopping_spot_instance_waited_for_says_so():
+    decision = decide(snap(spot(state="stopping"), od()), POLICY)
+    [waiting] = decision.of_kind("none")
+    assert waiting.instance_id == "i-spot" and "waiting for it to stop" in waiting.reason

@@ -12,11 +12,13 @@ from gpuorch.jobs import states
 from gpuorch.jobs.store import JobStore
 from lifecycle.live.pool import PoolInstance
 from lifecycle.live.runs import RunLog
-from lifecycle.prices import HOURLY_USD
 from tests.webapp.conftest import keyed
 from webapp import create_app
 
 from tests.webapp.test_api_health import closed_port
+
+# The test's own on-demand prices (lifecycle/prices.py has AWS's, which change): runs keep the price they opened with.
+PRICES = {"g6e.2xlarge": 2.24, "g6.2xlarge": 0.978}
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
 JUNE = datetime(2026, 6, 1, tzinfo=timezone.utc)
@@ -40,7 +42,7 @@ def client_for(settings, key: str = "", clock=lambda: NOW):
 def tables(provisioned, settings):
     """Writes runs and finished jobs into the test's tables at chosen moments."""
     clock = Clock()
-    run_log = RunLog(provisioned.aws.dynamodb, settings.control_table, prices=HOURLY_USD, clock=clock)
+    run_log = RunLog(provisioned.aws.dynamodb, settings.control_table, prices=PRICES, clock=clock)
     jobs = JobStore(provisioned.aws.dynamodb, settings.job_table, ttl_seconds=86400, clock=clock)
 
     class Tables:
@@ -86,6 +88,8 @@ def test_this_month_so_far_by_default(tables, settings, operator_key):
         "cost_per_job": 2.24,
         "interruptions": 0,
         "budget": None,
+        # Records made without an estimate (as before estimates existed): nothing to judge.
+        "estimates": {"jobs": 0, "gpu_seconds_error_pct": None, "finish_error_s": None, "finished_by_estimate": None},
     }
 
 
@@ -152,7 +156,7 @@ def test_the_openapi_document_describes_the_report(settings):
     report = document["components"]["schemas"]["CostReport"]
     assert set(report["properties"]) == {
         "period", "starts", "gpu_hours", "dollars", "busy_share", "idle_share", "boot_share", "jobs", "cost_per_job",
-        "interruptions", "budget", "owners", "compare",
+        "interruptions", "budget", "owners", "compare", "estimates",
     }
     assert set(document["components"]["schemas"]["CostPeriod"]["properties"]) == {"from", "to"}
 

@@ -57,7 +57,7 @@ def test_an_empty_pool_lists_nothing(operator, provisioned):
 
 def test_an_operator_start_releases_a_held_instance(operator, provisioned, settings):
     instance_id = create_local_instance(provisioned.aws.ec2, settings.gpu_pool)
-    refusals = RefusalStore(provisioned.aws.dynamodb, settings.control_table)
+    refusals = RefusalStore(provisioned.aws.dynamodb, settings.control_table, instance_arn=provisioned.aws.instance_arn)
     refusals.record(Refusal(instance_id, datetime.now(timezone.utc), ("no loras file 'x'",), "f1", held_against="c"))
 
     started = operator.post(f"/api/v1/gpu/{instance_id}/start")

@@ -150,7 +150,8 @@ def test_the_gpu_instances_component_shows_each_instance_and_its_heartbeats(prov
     running = PoolInstance("i-1", "running", "g6e.2xlarge", NOW - timedelta(hours=1))
     stopped = PoolInstance("i-2", "stopped", "g6e.2xlarge", NOW - timedelta(days=1))
     StatusStore(dynamodb, settings.control_table).write(decision(), NOW - timedelta(seconds=10), [running, stopped])
-    beats = HeartbeatStore(dynamodb, settings.control_table, ttl_s=3600, clock=lambda: NOW - timedelta(seconds=4))
+    beats = HeartbeatStore(dynamodb, settings.control_table, ttl_s=3600, clock=lambda: NOW - timedelta(seconds=4),
+                           instance_arn=provisioned.aws.instance_arn)
     beats.beat("i-1", ["job-1"], True, comfyui_at=NOW - timedelta(seconds=4))
 
     answer = client_for(settings).get("/health")
@@ -171,7 +172,8 @@ def test_a_running_instance_whose_worker_went_quiet_is_stale_but_not_a_503(provi
     StatusStore(dynamodb, settings.control_table).write(
         decision(), NOW, [PoolInstance("i-1", "running", "g6e.2xlarge", NOW - timedelta(hours=1))])
     quiet = NOW - timedelta(seconds=10 * settings.heartbeat_seconds)
-    HeartbeatStore(dynamodb, settings.control_table, ttl_s=3600, clock=lambda: quiet).beat(
+    HeartbeatStore(dynamodb, settings.control_table, ttl_s=3600, clock=lambda: quiet,
+                   instance_arn=provisioned.aws.instance_arn).beat(
         "i-1", [], True, comfyui_at=quiet)
 
     answer = client_for(settings).get("/health")
@@ -187,7 +189,7 @@ def test_a_running_instance_whose_worker_went_quiet_is_stale_but_not_a_503(provi
 def test_an_instance_that_cannot_serve_is_named_with_why_and_blocks_the_component(provisioned, settings):
     dynamodb = provisioned.aws.dynamodb
     reason = "camera-angle: the server has no loras file 'x.safetensors'"
-    RefusalStore(dynamodb, settings.control_table).record(
+    RefusalStore(dynamodb, settings.control_table, instance_arn=provisioned.aws.instance_arn).record(
         Refusal("i-1", NOW - timedelta(seconds=60), (reason,), "f" * 64, held_against="conf"))
     StatusStore(dynamodb, settings.control_table).write(
         dataclasses.replace(decision(), held=("i-1",)), NOW - timedelta(seconds=5),
@@ -212,7 +214,8 @@ def test_the_gpu_components_show_the_markets_and_an_interrupted_instance(provisi
     }
     StatusStore(dynamodb, settings.control_table).write(decision(), NOW, [spot, on_demand], market)
     notice = NOW + timedelta(seconds=90)
-    HeartbeatStore(dynamodb, settings.control_table, ttl_s=3600, clock=lambda: NOW - timedelta(seconds=2)).beat(
+    HeartbeatStore(dynamodb, settings.control_table, ttl_s=3600, clock=lambda: NOW - timedelta(seconds=2),
+                   instance_arn=provisioned.aws.instance_arn).beat(
         "i-spot", ["job-1"], True, comfyui_at=NOW - timedelta(seconds=2), interruption_at=notice)
 
     components = client_for(settings).get("/health").json["components"]

@@ -14,7 +14,7 @@ from gpuorch.clock import utc_now
 from tests.webapp.images import encode
 from tests.webapp.conftest import keyed
 from webapp import create_app
-from webapp.outputs import expiry
+from gpuorch.jobs.outputs import expiry
 
 PNG = encode("PNG")
 

@@ -14,10 +14,12 @@ from gpuorch.jobs import states
 from gpuorch.jobs.store import JobStore
 from lifecycle.live.pool import PoolInstance
 from lifecycle.live.runs import RunLog
-from lifecycle.prices import HOURLY_USD
 from tests.conftest import make_key
 from tests.webapp.conftest import keyed
 from webapp import create_app
+
+# The test's own on-demand prices (lifecycle/prices.py has AWS's, which change): runs keep the price they opened with.
+PRICES = {"g6e.2xlarge": 2.24, "g6.2xlarge": 0.978}
 
 NOW = datetime(2026, 6, 30, 12, 0, tzinfo=timezone.utc)
 START = datetime(2026, 6, 10, 9, 0, tzinfo=timezone.utc)
@@ -27,7 +29,7 @@ START = datetime(2026, 6, 10, 9, 0, tzinfo=timezone.utc)
 def alice_ran_an_hour(provisioned, settings):
     """An hour of the GPU this month ($2.24), all of it alice's job's: alice spent $2.24, bob nothing."""
     clock = lambda: clock.now  # noqa: E731 - a clock the writes below move
-    run_log = RunLog(provisioned.aws.dynamodb, settings.control_table, prices=HOURLY_USD, clock=clock)
+    run_log = RunLog(provisioned.aws.dynamodb, settings.control_table, prices=PRICES, clock=clock)
     jobs = JobStore(provisioned.aws.dynamodb, settings.job_table, ttl_seconds=86400 * 60, clock=clock)
     clock.now = START
     run_log.reconcile([PoolInstance("i-a", "running", "g6e.2xlarge", START)])

@@ -68,7 +68,7 @@ def test_a_problem_that_cannot_pass_is_refused_without_waiting():
 
 
 def test_a_refusal_is_recorded_with_its_fingerprint(provisioned, settings, caplog):
-    store = RefusalStore(provisioned.aws.dynamodb, settings.control_table)
+    store = RefusalStore(provisioned.aws.dynamodb, settings.control_table, instance_arn=provisioned.aws.instance_arn)
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     checked = {"catalogue": "c1", "settings": "s1", "workflows": "w1", "gpuorch": "0.1.0"}
 

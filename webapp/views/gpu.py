@@ -12,7 +12,7 @@ from gpuorch.aws.ec2 import is_instance_id
 from lifecycle.facade import PoolInstance
 from webapp.context import current
 from webapp.errors import ApiError
-from webapp.schemas import GpuActionSchema, GpuPoolSchema
+from webapp.schemas import GpuActionSchema, GpuPoolSchema, GpuStartQuerySchema
 
 blp = Blueprint("gpu", __name__, url_prefix="/api/v1", description="The GPU instances of the pool (operator keys).")
 
@@ -22,7 +22,7 @@ def describe(instance: PoolInstance) -> dict[str, Any]:
             "market": instance.market, "launched_at": instance.launched_at}
 
 
-def act(instance_id: str, action: str) -> dict[str, Any]:
+def act(instance_id: str, action: str, *, over_budget: bool = False) -> dict[str, Any]:
     """Start or stop an instance of the pool, as `gpuorch gpu start|stop` does; the outcome and the new state.
 
     An instance not in the pool is a 404, no EC2 capacity a 409, EC2 not answering a 503 (webapp.errors)."""
@@ -36,7 +36,12 @@ def act(instance_id: str, action: str) -> dict[str, Any]:
     if action == "start":
         # The operator asking: the hold of an instance that could not serve is lifted (after a 404 for an
         # instance of no pool, which has no hold to touch).
-        pool.get(instance_id)
+        instance = pool.get(instance_id)
+        # The monthly budget holds for an operator too, unless the operator says to pass it.
+        refusal = None if over_budget or instance.state != "stopped" else lifecycle.start_over_budget(
+            instance.instance_type, lifecycle.clock())
+        if refusal:
+            raise ApiError(409, "over_budget", f"{refusal}; to start {instance_id} anyway: ?over_budget=true")
         released = lifecycle.release(instance_id)
     outcome = getattr(pool, action)(instance_id)
     return {"instance_id": instance_id, "outcome": outcome, "state": pool.get(instance_id).state,
@@ -59,13 +64,16 @@ class GpuStartView(MethodView):
     @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
     @blp.alt_response(409, response=HTTPStatus.CONFLICT.name)
     @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
-    def post(self, instance_id: str):
+    @blp.arguments(GpuStartQuerySchema, location="query", as_kwargs=True)
+    def post(self, instance_id: str, over_budget: bool = False):
         """Start an instance of the pool (nothing happens if it is running or pending); the lifecycle does this itself
 
         An instance held because it could not serve (its worker refused to start, or it was not ready within its
-        boot grace) is released: the lifecycle may start it again, and its worker checks again.
+        boot grace) is released: the lifecycle may start it again, and its worker checks again. A start that would
+        take this month's GPU spend plus an hour past GPUORCH_MONTHLY_BUDGET_USD is refused (409 over_budget), as
+        the lifecycle refuses its own, unless over_budget=true.
         """
-        return act(instance_id, "start")
+        return act(instance_id, "start", over_budget=over_budget)
 
 
 @blp.route("/gpu/<string:instance_id>/stop")

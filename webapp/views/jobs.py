@@ -20,7 +20,7 @@ from lifecycle.facade import ACTIVE_STATES, LifecycleStatus
 from webapp.auth import caller
 from webapp.context import current
 from webapp.errors import ApiError
-from webapp.schemas import JobAnswer, JobListQuerySchema, JobListSchema, JobSchema
+from webapp.schemas import JobAnswer, JobListQuerySchema, JobListSchema, JobQuerySchema, JobSchema
 
 blp = Blueprint("jobs", __name__, url_prefix="/api/v1", description="Follow jobs: status, progress, outputs.")
 
@@ -39,14 +39,25 @@ def could_exist(job_id: str) -> bool:
 
 @blp.route("/jobs/<string:job_id>")
 class JobView(MethodView):
+    @blp.arguments(JobQuerySchema, location="query", unknown=ma.RAISE, as_kwargs=True)
     @blp.response(200, JobSchema)
     @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
     @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
-    def get(self, job_id: str):
-        """One job: its status, progress, timestamps, parameters, outputs and error; why it waits, if queued"""
-        job = current().visible_job(job_id, caller()) if could_exist(job_id) else None
+    def get(self, job_id: str, wait: float = 0.0):
+        """One job: its status, progress, timestamps, parameters, outputs and error; where it is and why it waits,
+        if queued
+
+        With wait=N (at most 60), the answer comes as soon as the job is over, or after N seconds with the record
+        as it is then: 503 too_many_waiters (Retry-After) when this API process has GPUORCH_API_WAITERS requests
+        waiting already.
+        """
+        context = current()
+        job = context.visible_job(job_id, caller()) if could_exist(job_id) else None
         if job is None:
             raise job_not_found(job_id)
+        if wait > 0 and not states.is_terminal(job.status):
+            with context.watch.follow(job_id) as follower:
+                job = follower.until_over(job, wait)
         return answers([job])[0]
 
 
@@ -103,9 +114,13 @@ def waiting_reason(job: Job, status: LifecycleStatus | None) -> str | None:
 
 
 def answers(jobs: list[Job]) -> list[JobAnswer]:
-    """The jobs as answered; the lifecycle status is read once, and only when some job is queued."""
-    status = current().lifecycle_status() if any(job.status == states.QUEUED for job in jobs) else None
-    return [JobAnswer(job, waiting_reason(job, status)) for job in jobs]
+    """The jobs as answered; the lifecycle is read once, and only when some job is queued or running."""
+    context = current()
+    now = context.clock()
+    waiting = any(job.status in (states.QUEUED, states.RUNNING) for job in jobs)
+    status = context.lifecycle_status() if any(job.status == states.QUEUED for job in jobs) else None
+    found = context.whereabouts(jobs, now) if waiting else {}
+    return [JobAnswer(job, waiting_reason(job, status), found.get(job.job_id), now) for job in jobs]
 
 
 def page_links(status: str | None, limit: int, cursor: str | None, next_cursor: str | None) -> dict[str, Any]:

@@ -6,18 +6,21 @@ from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
-from flask import request, url_for
+from flask import jsonify, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from gpuorch.jobs import states
 from gpuorch.jobs.idempotency import HEADER, checked_key
-from gpuorch.jobs.store import Job
+from gpuorch.jobs.watch import TooManyWaiters
+from gpuorch.webhooks.events import split_request
 from gpuorch.workflows import Workflow
 from webapp.auth import caller
 from webapp.context import current
 from webapp.request_body import FORM_MEDIA_TYPE, image_fields, read_params
 from webapp.request_schemas import form_body_schema, form_encoding, json_body_schema
-from webapp.schemas import JobAcceptedSchema, job_url
+from webapp.schemas import MAX_WAIT_S, JobAcceptedSchema, JobSchema, job_url
+from webapp.views.jobs import answers
 
 BLUEPRINT = "submissions"
 
@@ -38,6 +41,15 @@ IDEMPOTENCY_PARAMETER = {
                "pattern": "^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$"},
 }
 _ACCEPTED_HEADERS = {"Location": _LOCATION, REPLAYED_HEADER: _REPLAYED}
+_APPLIED = {"description": "wait=N: the wait the answer honoured.", "schema": {"type": "string"}}
+_WAITED = "Asked to wait (Prefer: wait=N) and over within N seconds: the job's finished record."
+PREFER = {
+    "in": "header", "name": "Prefer", "required": False,
+    "schema": {"type": "string", "pattern": "^(.*,\\s*)?wait=[0-9]+(\\s*,.*)?$"},
+    "description": f"wait=N (RFC 7240): wait up to N seconds (at most {MAX_WAIT_S}) for the job to end. Over by "
+                   "then: 200 with its finished record; else (or when this API process has GPUORCH_API_WAITERS "
+                   "requests waiting already) 202 as without it.",
+}
 
 
 # The generic route's endpoint; a workflow's own is submit_<name>, so the two never clash.
@@ -52,8 +64,18 @@ def submit_url(workflow_name: str) -> str:
     return url_for(f"{BLUEPRINT}.{endpoint(workflow_name)}")
 
 
-def accept(workflow_name: str) -> tuple[Job, int, dict[str, str]]:
-    """Submit the request body as a job of the workflow: the 202 answer, with the job's URL as Location."""
+def preferred_wait(header: str | None) -> int | None:
+    """The seconds a `Prefer: wait=N` header (RFC 7240) asks to wait, at most MAX_WAIT_S; None when it asks none."""
+    for preference in (header or "").split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() == "wait" and value.strip().isdigit():
+            return min(int(value.strip()), MAX_WAIT_S)
+    return None
+
+
+def accept(workflow_name: str):
+    """Submit the request body as a job of the workflow: the 202 answer, with the job's URL as Location; or, asked
+    to wait (Prefer: wait=N) and the job over within N seconds, 200 with its finished record."""
     context = current()
     # An unknown workflow is 404 whatever its body holds.
     workflow = context.workflow(workflow_name)
@@ -63,9 +85,25 @@ def accept(workflow_name: str) -> tuple[Job, int, dict[str, str]]:
     # retry of a request its key already accepted is answered with that job, whatever the limits say now.
     if idempotency_key is None or context.submitter.once.earlier(key.owner, idempotency_key) is None:
         context.admit(key)
-    params = read_params(workflow)
-    accepted = context.submitter.submit_once(idempotency_key, workflow.name, params, source="api", owner=key.owner)
-    return accepted.value, 202, accepted_headers(accepted.value.job_id, accepted.replayed)
+    params, webhook, events = split_request(read_params(workflow))
+    if webhook is None and key.webhook_url:  # the key's default, with the events the request names, if any
+        webhook, events = key.webhook_url, events if events is not None else key.webhook_events
+    accepted = context.submitter.submit_once(idempotency_key, workflow.name, params, source="api", owner=key.owner,
+                                             webhook=webhook, webhook_events=events, key_id=key.key_id,
+                                             estimate=context.submission_estimate)
+    job = accepted.value
+    headers = accepted_headers(job.job_id, accepted.replayed)
+    wait = preferred_wait(request.headers.get("Prefer"))
+    if wait:
+        try:
+            with context.watch.follow(job.job_id) as follower:
+                job = follower.until_over(job, wait)
+        except TooManyWaiters:
+            return job, 202, headers  # accepted all the same: it is only not waited for
+        headers["Preference-Applied"] = f"wait={wait}"
+        if states.is_terminal(job.status):
+            return jsonify(JobSchema().dump(answers([job])[0])), 200, headers
+    return job, 202, headers
 
 
 def accepted_headers(job_id: str, replayed: bool) -> dict[str, str]:
@@ -108,6 +146,9 @@ _IMAGES_NOTE = (
     "GPUORCH_MAX_BACKLOG jobs, 503 (backlog_full) with Retry-After. When the key's owner has spent its monthly cap "
     "(the key's own, or GPUORCH_OWNER_MONTHLY_CAP_USD), 402 (spend_cap_reached) with Retry-After until the month "
     "ends. None of these records or queues anything."
+    "\n\nBeside the parameters, `webhook` (a public https:// URL) and `webhook_events` (default: every status "
+    "change) name where the job's events are POSTed, signed the Standard Webhooks way with the API key's webhook "
+    "secret; without them, the key's default webhook, if it has one."
 )
 
 
@@ -122,9 +163,11 @@ def _submit_view(blp: Blueprint, workflow: Workflow, component: str) -> type[Met
         requestBody=_request_body(
             _ref(component), _ref(form_component(component)), form_encoding(image_fields(workflow))
         ),
-        parameters=[IDEMPOTENCY_PARAMETER],
+        parameters=[IDEMPOTENCY_PARAMETER, PREFER],
     )
     @blp.response(202, JobAcceptedSchema, description="Accepted and queued.", headers=_ACCEPTED_HEADERS)
+    @blp.alt_response(200, schema=JobSchema, description=_WAITED, headers={**_ACCEPTED_HEADERS,
+                                                                          "Preference-Applied": _APPLIED})
     @blp.alt_response(400, response=HTTPStatus.BAD_REQUEST.name)
     @blp.alt_response(409, response=HTTPStatus.CONFLICT.name)
     @blp.alt_response(413, response=HTTPStatus.REQUEST_ENTITY_TOO_LARGE.name)
@@ -153,9 +196,11 @@ def _submit_any_view(blp: Blueprint, components: Mapping[str, str], encoding: di
             encoding,
             description=f"The named workflow's request ({listed}).",
         ),
-        parameters=[IDEMPOTENCY_PARAMETER],
+        parameters=[IDEMPOTENCY_PARAMETER, PREFER],
     )
     @blp.response(202, JobAcceptedSchema, description="Accepted and queued.", headers=_ACCEPTED_HEADERS)
+    @blp.alt_response(200, schema=JobSchema, description=_WAITED, headers={**_ACCEPTED_HEADERS,
+                                                                          "Preference-Applied": _APPLIED})
     @blp.alt_response(400, response=HTTPStatus.BAD_REQUEST.name)
     @blp.alt_response(409, response=HTTPStatus.CONFLICT.name)
     @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)

@@ -24,7 +24,10 @@ if mountpoint -q "$MOUNT"; then
   say "$MOUNT is mounted already"
 else
   # Nitro instances name their instance-store disks by-id "nvme-Amazon_EC2_NVMe_Instance_Storage_<serial>".
-  device="$(ls /dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_* 2>/dev/null | grep -v -- '-part' | head -n 1 || true)"
+  device=""
+  for disk in /dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_*; do
+    if [[ -e "$disk" && "$disk" != *-part* ]]; then device="$disk"; break; fi
+  done
   [[ -n "$device" ]] || die "no instance-store disk on this instance (its type has none?): set GPUORCH_MODELS_STORE=volume"
   if ! blkid "$device" >/dev/null 2>&1; then
     say "formatting $device (blank after a stop)"

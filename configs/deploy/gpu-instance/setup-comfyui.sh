@@ -41,9 +41,9 @@ if [[ -n "$driver_cuda" && -n "$wheel_cuda" && "$((10#$wheel_cuda))" -gt "$((10#
   die "the driver supports CUDA ${driver_cuda} (x10), the wheels at $TORCH_INDEX_URL need ${wheel_cuda}: upgrade the driver or pick an older index, e.g. TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128"
 fi
 
-# 2. The service user, owning its own tree (comfyui.service may write nowhere else).
+# 2. The service user. It owns ComfyUI's data folders only: the code and its virtualenv stay root's (step 3).
 if ! id comfyui >/dev/null 2>&1; then
-  useradd --system --home-dir "$COMFYUI" --shell /usr/sbin/nologin --user-group comfyui
+  useradd --system --home-dir /var/cache/comfyui --no-create-home --shell /usr/sbin/nologin --user-group comfyui
 fi
 
 # 3. ComfyUI at the pinned release, its virtualenv, PyTorch for this driver, ComfyUI's requirements.
@@ -58,8 +58,11 @@ say "ComfyUI $(git -C "$COMFYUI" describe --tags --always)"
 "$COMFYUI/.venv/bin/python" -m pip install --quiet torch torchvision torchaudio --index-url "$TORCH_INDEX_URL"
 "$COMFYUI/.venv/bin/python" -m pip install --quiet -r "$COMFYUI/requirements.txt"
 
-mkdir -p "$COMFYUI/models" "$COMFYUI/input" "$COMFYUI/output" "$COMFYUI/temp" "$COMFYUI/user"
-chown -R comfyui:comfyui "$COMFYUI"
+data_dirs=("$COMFYUI/models" "$COMFYUI/input" "$COMFYUI/output" "$COMFYUI/temp" "$COMFYUI/user")
+mkdir -p "${data_dirs[@]}"
+chown -R root:root "$COMFYUI"
+chmod -R go-w "$COMFYUI"
+chown -R comfyui:comfyui "${data_dirs[@]}"
 
 # 4. The model files the workflow folders declare (models.json), fetched and verified by the unit that brings them
 #    at every boot, with the settings of $ENV_FILE.
@@ -72,7 +75,8 @@ fi
 journalctl -u gpuorch-models-sync.service -b --no-pager -n 12 -o cat
 
 # 5. PyTorch sees the GPU as the service user.
-sudo -u comfyui env HOME="$COMFYUI" "$COMFYUI/.venv/bin/python" -c '
+install -d -o comfyui -g comfyui -m 0750 /var/cache/comfyui
+sudo -u comfyui env HOME=/var/cache/comfyui "$COMFYUI/.venv/bin/python" -c '
 import torch
 assert torch.cuda.is_available(), "PyTorch sees no CUDA device"
 print("setup-comfyui: PyTorch", torch.__version__, "on", torch.cuda.get_device_name(0))

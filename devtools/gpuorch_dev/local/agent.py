@@ -14,14 +14,15 @@ from typing import Callable
 from gpuorch.clock import utc_now
 from gpuorch_dev.local.metadata import LocalInstanceMetadata
 from gpuorch_dev.local.stack import LocalStack, Process
-from gpuorch_dev.local.supervise import SupervisedProcess, Unit
+from gpuorch_dev.local.supervise import ALWAYS, SupervisedProcess, Unit
 
 log = logging.getLogger(__name__)
 
-# The RestartSec of the units on the GPU instance (configs/deploy/systemd/comfyui.service and
-# gpuorch-gpu-worker.service; tests/devtools/test_supervise.py keeps them equal).
-COMFYUI_RESTART_S = 5.0
-GPU_WORKER_RESTART_S = 30.0
+# The Restart= and RestartSec of the units on the GPU instance (configs/deploy/systemd/comfyui.service and
+# gpuorch-gpu-worker.service; tests/devtools/test_supervise.py keeps them equal). Always: a GPU worker shut down
+# from Flower (Celery's remote shutdown exits 0) comes back, as a crashed one does.
+COMFYUI_RESTART, COMFYUI_RESTART_S = ALWAYS, 5.0
+GPU_WORKER_RESTART, GPU_WORKER_RESTART_S = ALWAYS, 30.0
 # gpuorch-gpu-worker.service's RestartPreventExitStatus: a refusal the worker recorded (workers.gpu.REFUSED) is
 # not retried; the lifecycle stops the instance instead.
 GPU_WORKER_NO_RESTART = frozenset({2})
@@ -40,7 +41,7 @@ def interruption_due(notice_at: datetime | None, now: datetime) -> bool:
 class GpuHostAgent(threading.Thread):
     """Watches one EC2 instance and plays its boot and shutdown with local processes.
 
-    On AWS the instance's own systemd starts ComfyUI and the GPU worker at boot, restarts either when it fails,
+    On AWS the instance's own systemd starts ComfyUI and the GPU worker at boot, restarts either after it exits,
     and stops them at shutdown; on the local stack this agent does it, after `boot_delay_s` to stand for the boot.
     With `metadata` (the instance's metadata service, which it stops at shutdown) it also plays EC2's side of a
     spot interruption: at the notice's time it stops the instance, and a new boot starts without a notice.
@@ -140,7 +141,7 @@ def local_gpu_host(stack: LocalStack, *, instance_id: str, emulator: EmulatedCom
         [worker] = stack.start_procfile(["gpu_worker"], worker_env, label=instance_id)
         return worker
 
-    units = [Unit("gpu_worker", start_worker, GPU_WORKER_RESTART_S, GPU_WORKER_NO_RESTART)]
+    units = [Unit("gpu_worker", start_worker, GPU_WORKER_RESTART_S, GPU_WORKER_NO_RESTART, GPU_WORKER_RESTART)]
     if emulator is None:
         return units
 
@@ -148,7 +149,7 @@ def local_gpu_host(stack: LocalStack, *, instance_id: str, emulator: EmulatedCom
         return stack.start_emulator_process(emulator.data_dir, emulator.model_files, emulator.step_seconds,
                                             port=emulator.port, label=instance_id)[1]
 
-    return [Unit("comfyui-emulator", start_emulator, COMFYUI_RESTART_S), *units]
+    return [Unit("comfyui-emulator", start_emulator, COMFYUI_RESTART_S, restart=COMFYUI_RESTART), *units]
 
 
 def local_gpu_instance(stack: LocalStack, ec2, *, instance_id: str, market: str, emulator: EmulatedComfyUi | None,

@@ -91,3 +91,9 @@ def dynamodb(provisioned):
 @pytest.fixture
 def control_table(provisioned) -> str:
     return provisioned.settings.control_table
+
+
+@pytest.fixture
+def instance_arn(provisioned):
+    """An instance id -> its ARN as IAM names it, in the moto server's account (the stores key items by it)."""
+    return provisioned.aws.instance_arn

@@ -20,7 +20,9 @@ from lifecycle.live.market import MarketMemory, SpotPrices
 from lifecycle.live.metrics import LifecycleMetrics
 from lifecycle.live.pool import EC2_CLIENT_CONFIG, InstancePool
 from lifecycle.live.runs import RunLog
+from lifecycle.live.planner import FixedPlanner
 from lifecycle.model import Policy
+from lifecycle.schedule import parse_windows
 from tests.lifecycle.live.conftest import Clock
 from tests.support.aws_proxy import AwsProxy
 
@@ -42,7 +44,7 @@ def pool_pair(ec2, pool_name) -> tuple[str, str]:
 class Harness:
     """A check whose EC2 calls go through the proxy, with its own metrics and a clock moved by hand."""
 
-    def __init__(self, provisioned, proxy, pool_name, *, spot_max_share: float = 0.8):
+    def __init__(self, provisioned, proxy, pool_name, *, spot_max_share: float = 0.8, planner=None):
         settings, aws = provisioned.settings, provisioned.aws
         # EC2 (moto) stamps launch times with the real time: the clock starts there and is then moved by hand.
         self.clock = Clock(datetime.now(timezone.utc))
@@ -51,7 +53,8 @@ class Harness:
         ec2 = AwsClients(Settings(aws_endpoint_url=proxy.url), config=EC2_CLIENT_CONFIG).ec2
         table = settings.control_table
         self.memory = MarketMemory(aws.dynamodb, table)
-        self.heartbeats = HeartbeatStore(aws.dynamodb, table, ttl_s=3600, clock=self.clock)
+        self.heartbeats = HeartbeatStore(aws.dynamodb, table, ttl_s=3600, clock=self.clock,
+                                         instance_arn=aws.instance_arn)
         self.runs = RunLog(aws.dynamodb, table, clock=self.clock)
         self.pool = InstancePool(ec2, pool_name, sleep=lambda _s: None)
         self.check = LifecycleCheck(
@@ -60,7 +63,7 @@ class Harness:
             status=StatusStore(aws.dynamodb, table), sqs=aws.sqs, queue_url=aws.queue_url(settings.gpu_queue),
             policy=Policy(idle_stop_s=60, spot_max_share=spot_max_share, spot_hold_s=HOLD_S),
             hourly_price=lambda _type: 2.24, clock=self.clock, metrics=LifecycleMetrics(self.registry),
-            spot_prices=SpotPrices(ec2, clock=self.clock), market=self.memory,
+            spot_prices=SpotPrices(ec2, clock=self.clock), market=self.memory, planner=planner,
         )
 
     def work(self, jobs: int = 1) -> None:
@@ -200,3 +203,22 @@ def test_an_interruption_starts_the_on_demand_replacement_and_marks_the_run(prov
     records = harness.runs.records(harness.clock() - timedelta(hours=1), harness.clock() + timedelta(hours=1))
     [spot_run] = [r for r in records if r.instance_id == spot]
     assert spot_run.stopped_at is not None and spot_run.interrupted_at == notice
+
+
+def test_a_warm_window_starts_the_cheap_spot_instance_with_no_job_waiting(provisioned, proxy, pool_name, pool_pair,
+                                                                           caplog):
+    spot, on_demand = pool_pair
+    policy = Policy(idle_stop_s=60, spot_hold_s=HOLD_S)
+    always = parse_windows("Mon-Sun 00:00-24:00 UTC")
+    harness = Harness(provisioned, proxy, pool_name, planner=FixedPlanner(policy, always))
+    with caplog.at_level(logging.INFO, logger="lifecycle.live.check"):
+        decision = harness.check.run()
+        harness.clock.advance(3600)
+        again = harness.check.run()
+
+    [start] = decision.of_kind("start")
+    assert start.instance_id == spot and "min_instances=1" in start.reason
+    assert (harness.state(spot), harness.state(on_demand)) == ("running", "stopped")
+    assert not again.stops  # idle for an hour, kept: the window is open
+    # The plan is logged once, not at every check.
+    assert caplog.text.count("lifecycle policy: fixed: idle 60 s; warm window Mon-Sun 00:00-24:00 UTC") == 1

@@ -23,7 +23,7 @@ def make_check(provisioned, ec2, pool_name, clock, metrics) -> LifecycleCheck:
     table = settings.control_table
     return LifecycleCheck(
         pool=InstancePool(ec2, pool_name),
-        heartbeats=HeartbeatStore(aws.dynamodb, table, ttl_s=3600, clock=clock),
+        heartbeats=HeartbeatStore(aws.dynamodb, table, ttl_s=3600, clock=clock, instance_arn=aws.instance_arn),
         runs=RunLog(aws.dynamodb, table, clock=clock),
         lease=Lease(aws.dynamodb, table, "lifecycle", owner="test", ttl_s=60, clock=clock),
         status=StatusStore(aws.dynamodb, table),

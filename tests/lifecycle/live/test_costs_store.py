@@ -8,12 +8,14 @@ import pytest
 
 from gpuorch.jobs import states
 from gpuorch.jobs.store import JobStore
-from lifecycle.live.costs import LONGEST_JOB_LIFE, Period, cost_report, period_costs
+from lifecycle.live.costs import LONGEST_JOB_LIFE, Period, cost_report, period_costs, run_log_for
 from lifecycle.live.pool import PoolInstance
 from lifecycle.live.runs import RunLog
-from lifecycle.prices import HOURLY_USD
 
 from tests.lifecycle.live.conftest import Clock
+
+# The test's own on-demand prices (lifecycle/prices.py has AWS's, which change): runs keep the price they opened with.
+PRICES = {"g6e.2xlarge": 2.24, "g6.2xlarge": 0.978}
 
 JUNE = datetime(2026, 6, 1, tzinfo=timezone.utc)
 
@@ -30,7 +32,7 @@ def jobs(provisioned, clock) -> JobStore:
 
 @pytest.fixture
 def run_log(dynamodb, control_table, clock) -> RunLog:
-    return RunLog(dynamodb, control_table, prices=HOURLY_USD, clock=clock)
+    return RunLog(dynamodb, control_table, prices=PRICES, clock=clock)
 
 
 def at(hours: float) -> datetime:
@@ -105,3 +107,11 @@ def test_period_costs_adds_the_month_beside_the_budget(jobs, run_log, clock):
     assert (document["gpu_hours"], document["dollars"]) == (1.0, 2.24)
     assert document["budget"] == {"month": "2026-06", "spend_usd": 4.48, "budget_usd": 50.0}
     assert period_costs(run_log, jobs, Period(at(0), at(2)), now=at(12), monthly_budget_usd=0.0)["budget"] is None
+
+
+def test_the_run_log_of_a_region_prices_a_new_run_at_that_regions_price(dynamodb, control_table, clock, jobs):
+    """What the budget and the reports read: a run opened in eu-central-1 costs eu-central-1's price."""
+    eu = run_log_for(dynamodb, control_table, "eu-central-1", clock=clock)
+    record_run(eu, clock, "i-eu", "g6e.2xlarge", at(1), at(2))
+
+    assert cost_report(eu, jobs, at(0), at(3), now=at(3)).dollars == pytest.approx(2.8035)

@@ -6,15 +6,17 @@ from datetime import timedelta
 
 import pytest
 
-from lifecycle.live.heartbeats import HEARTBEAT_PK, HeartbeatStore, WorkerReport, last_activity
+from gpuorch.aws.dynamodb import encode_item
+from lifecycle.live.heartbeats import HeartbeatStore, WorkerReport, last_activity
+from lifecycle.live.instance_items import HEARTBEAT, item_key
 from lifecycle.model import Heartbeat
 from workers.heartbeat import Heartbeat as WorkerHeartbeat
 
 
 
 @pytest.fixture
-def store(dynamodb, control_table, clock):
-    return HeartbeatStore(dynamodb, control_table, ttl_s=120, clock=clock)
+def store(dynamodb, control_table, clock, instance_arn):
+    return HeartbeatStore(dynamodb, control_table, ttl_s=120, clock=clock, instance_arn=instance_arn)
 
 
 def test_a_beat_reads_back_as_a_heartbeat_with_its_last_busy_moment(store, clock):
@@ -39,17 +41,19 @@ def test_the_latest_beat_replaces_the_previous_one(store, clock):
     assert report.last_busy_at == first_busy
 
 
-def test_a_delayed_older_beat_changes_nothing(dynamodb, control_table, clock):
-    early = HeartbeatStore(dynamodb, control_table, ttl_s=120, clock=lambda: clock() - timedelta(seconds=10))
-    store = HeartbeatStore(dynamodb, control_table, ttl_s=120, clock=clock)
+def test_a_delayed_older_beat_changes_nothing(dynamodb, control_table, clock, instance_arn):
+    early = HeartbeatStore(dynamodb, control_table, ttl_s=120, clock=lambda: clock() - timedelta(seconds=10),
+                           instance_arn=instance_arn)
+    store = HeartbeatStore(dynamodb, control_table, ttl_s=120, clock=clock, instance_arn=instance_arn)
     assert store.beat("i-0aaa", ["job-2"], True)
     assert not early.beat("i-0aaa", ["job-1"], True)
     assert store.all()[0].heartbeat.running_jobs == ("job-2",)
 
 
-def test_a_dead_worker_vanishes_after_the_ttl(store, dynamodb, control_table, clock):
+def test_a_dead_worker_vanishes_after_the_ttl(store, dynamodb, control_table, clock, instance_arn):
     store.beat("i-0aaa", [], True)
-    item = dynamodb.get_item(TableName=control_table, Key={"pk": {"S": HEARTBEAT_PK}, "sk": {"S": "i-0aaa"}})["Item"]
+    key = encode_item(item_key(HEARTBEAT, instance_arn("i-0aaa")))
+    item = dynamodb.get_item(TableName=control_table, Key=key)["Item"]
     assert int(item["expires_at"]["N"]) == int(clock().timestamp()) + 120  # the table's TTL attribute
     clock.advance(119)
     assert len(store.all()) == 1

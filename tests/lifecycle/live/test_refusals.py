@@ -25,8 +25,8 @@ AT = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def store(dynamodb, control_table) -> RefusalStore:
-    return RefusalStore(dynamodb, control_table)
+def store(dynamodb, control_table, instance_arn) -> RefusalStore:
+    return RefusalStore(dynamodb, control_table, instance_arn=instance_arn)
 
 
 def refusal(instance_id: str = "i-0aaa", at: datetime = AT, **fields) -> Refusal:
@@ -82,7 +82,8 @@ def test_the_configuration_changes_with_what_the_checks_read(tmp_path):
 def held_check(provisioned, ec2, pool_name, clock, registry, **policy):
     check = make_check(provisioned, ec2, pool_name, clock, LifecycleMetrics(registry))
     check.policy = Policy(idle_stop_s=60, boot_grace_s=600, **policy)
-    check.refusals = RefusalStore(provisioned.aws.dynamodb, provisioned.settings.control_table)
+    check.refusals = RefusalStore(provisioned.aws.dynamodb, provisioned.settings.control_table,
+                                  instance_arn=provisioned.aws.instance_arn)
     check.configuration = "conf-1"
     return check
 
@@ -130,7 +131,8 @@ def test_a_check_stops_an_instance_not_ready_within_its_boot_grace(provisioned, 
     check = held_check(provisioned, ec2, pool_name, clock, registry, min_instances=1)
     # Its worker reported in an earlier run only, before this one began.
     HeartbeatStore(provisioned.aws.dynamodb, provisioned.settings.control_table, ttl_s=3600,
-                   clock=lambda: clock() - timedelta(seconds=300)).beat(stopped_instance, [], True)
+                   clock=lambda: clock() - timedelta(seconds=300),
+                   instance_arn=provisioned.aws.instance_arn).beat(stopped_instance, [], True)
     check.run()  # min_instances starts it
     clock.advance(600)
 

@@ -3,7 +3,7 @@
 import pytest
 
 from lifecycle.billing import dollars
-from lifecycle.model import Policy
+from lifecycle.model import G6E_2XLARGE_HOURLY_USD, Policy
 from lifecycle.simulation.optimum import busy_periods, optimum
 from lifecycle.simulation.policies import PolicyError
 from lifecycle.simulation.replaced import ReplacedRule
@@ -22,7 +22,8 @@ def test_one_job_timeline():
     assert COLD == 135 and r.waits_s == (135.0,) and r.starts == 1
     [run] = r.runs
     assert (run.started_s, run.stopped_s, run.boot_s) == (115, 570, 120)
-    assert r.dollars == pytest.approx(455 * 2.24 / 3600) == dollars(r.runs, 2.24)
+    price = G6E_2XLARGE_HOURLY_USD  # the simulator's default: the reference region's
+    assert r.dollars == pytest.approx(455 * price / 3600) == dollars(r.runs, price)
     assert (r.completed, r.failed, r.unserved, r.interrupted) == (1, 0, 0, 0)
     assert r.cost.busy_s == 20 and r.cost.boot_s == 120 and r.cost.idle_s == 455 - 140
 

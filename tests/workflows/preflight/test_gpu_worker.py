@@ -63,7 +63,8 @@ def test_the_worker_process_records_its_refusal_and_exits_2_naming_the_missing_m
     assert done.returncode == REFUSED == 2, done.stderr
     assert f"refusing to start: {NO_CAMERA_LORA}" in done.stderr
     assert "consuming" not in done.stderr
-    [stored] = RefusalStore(provisioned.aws.dynamodb, settings.control_table).all()
+    [stored] = RefusalStore(provisioned.aws.dynamodb, settings.control_table,
+                             instance_arn=provisioned.aws.instance_arn).all()
     assert (stored.refusal.instance_id, stored.refusal.reasons) == (settings.instance_id, (NO_CAMERA_LORA,))
     assert set(stored.checked) == {"queue_visibility_timeout", "catalogue", "gpuorch", "settings", "workflows"}
 
@@ -90,4 +91,5 @@ def test_a_model_file_that_arrives_within_the_retry_time_lets_the_worker_start(p
         worker.wait(60)
         for emulator in running:
             emulator.stop()
-    assert RefusalStore(provisioned.aws.dynamodb, settings.control_table).all() == ()
+    assert RefusalStore(provisioned.aws.dynamodb, settings.control_table,
+                             instance_arn=provisioned.aws.instance_arn).all() == ()

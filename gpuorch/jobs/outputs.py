@@ -1,4 +1,4 @@
-"""Download links for job outputs: presigned S3 GETs, made by the API each time it answers, never stored."""
+"""Download links for job outputs: presigned S3 GETs, made afresh for each answer (API) or webhook attempt, never stored."""
 
 from __future__ import annotations
 
