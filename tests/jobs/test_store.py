@@ -94,3 +94,19 @@ def test_cursor_round_trip_and_garbage():
     for garbage in ("", "!!!", "bm90IGpzb24", encode_cursor("x", "y")[:-3]):
         with pytest.raises(InvalidCursor):
             decode_cursor(garbage or "e30")
+
+
+def test_a_queued_job_past_its_deadline_cannot_start_but_one_started_before_it_can_run_again(store):
+    from gpuorch.jobs.options import JobOptions
+
+    def second(n: int) -> datetime:  # the store's clock reads 12:00:0n at its n-th call
+        return datetime(2026, 11, 27, 12, 0, n, tzinfo=timezone.utc)
+
+    store.create("late", "camera-angle", {}, source="api", options=JobOptions(deadline=second(2)))  # at 1
+    store.create("early", "camera-angle", {}, source="api", options=JobOptions(deadline=second(4)))  # at 2
+    store.transition("early", states.RUNNING)  # at 3: before its deadline
+    with pytest.raises(TransitionRefused):
+        store.transition("late", states.RUNNING)  # at 4: past its deadline, still queued
+    assert store.get("late").overdue(second(4))
+    # At 5, past its deadline, redelivered after its worker died: it started in time, so it runs again.
+    assert store.transition("early", states.RUNNING).attempts == 2
