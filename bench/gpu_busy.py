@@ -46,7 +46,7 @@ def measure(stack: LocalStack, settings: Settings, comfyui_url: str, jobs: int, 
     for _ in range(jobs):
         camera_angle.delay(image=image_uri, move="rotate_left", degrees=45)
     [worker] = stack.start_procfile(["gpu_worker"], {"GPUORCH_GPU_PIPELINE_DEPTH": str(depth)})
-    stack.wait_until_ready(worker, lambda: "GPU worker ready" in worker.tail(5), timeout=120)
+    stack.wait_until_ready(worker, lambda: "GPU worker ready" in worker.output(), timeout=120)
     done_before = stats(comfyui_url)["prompts_executed"]
     deadline = time.monotonic() + jobs * 10
     first = None

@@ -49,6 +49,8 @@ from gpuorch.aws.dynamodb import encode_item  # noqa: E402
 from gpuorch.provision import Provisioner  # noqa: E402
 from gpuorch.settings import Settings, settings_env  # noqa: E402
 from gpuorch.webhooks.secrets import SecretStore, new_secret  # noqa: E402
+from gpuorch.workflows import load_workflows  # noqa: E402
+from gpuorch.workflows.models import comfyui_folders  # noqa: E402
 from gpuorch_dev.local.paths import SAMPLE_IMAGE  # noqa: E402
 from gpuorch_dev.local.stack import LocalStack, free_port, use_local_credentials  # noqa: E402
 
@@ -359,7 +361,9 @@ def main() -> int:
         aws = AwsClients(settings)
         Provisioner(aws, settings).run()
         aws.s3.upload_file(str(SAMPLE_IMAGE), settings.bucket, "inputs/house.png")
-        comfyui_url = stack.start_emulator(Path(tmp) / "comfyui", settings.models.by_folder(), 0.01)
+        comfyui_url = stack.start_emulator(Path(tmp) / "comfyui",
+                                           comfyui_folders(load_workflows(settings.workflows_dir), settings.models),
+                                           0.01)
         settings = dataclasses.replace(settings, comfyui_url=comfyui_url)
         stack.env = settings_env(settings)
 

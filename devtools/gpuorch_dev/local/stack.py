@@ -55,6 +55,8 @@ class Process:
     log_path: Path
     # A Procfile process (API, workers, beat, Flower): it uses moto and ComfyUI but no other Procfile process.
     from_procfile: bool = False
+    # Where this process's output begins: a log is appended to by every start of a process of that name.
+    log_offset: int = 0
 
     @property
     def running(self) -> bool:
@@ -63,6 +65,15 @@ class Process:
     def tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def output(self) -> str:
+        """Everything this process (not an earlier one of its name) has written to its log so far."""
+        try:
+            with open(self.log_path, "rb") as log_file:
+                log_file.seek(self.log_offset)
+                return log_file.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
 
@@ -118,13 +129,14 @@ class LocalStack:
         """Start one process in its own group, its output in run_dir/<name>.log."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.run_dir / f"{name}.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
         argv = ["bash", "-c", f"exec {command}"] if isinstance(command, str) else command
         with open(log_path, "ab") as out:
             popen = subprocess.Popen(
                 argv, cwd=CHECKOUT, env=self.child_env(extra_env), stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
-        process = Process(name, popen, log_path, from_procfile)
+        process = Process(name, popen, log_path, from_procfile, offset)
         self.processes.append(process)
         log.info("started %s (pid %d), log %s", name, popen.pid, log_path)
         return process
