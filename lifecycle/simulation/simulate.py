@@ -158,9 +158,9 @@ class _Sim:
         job = inst.job
         if job is not None and job.received_s + job.gpu_s > ends_s:
             inst.job = None
-            self.hidden -= 1
+            self.take_hidden(job, -1)
             job.started_s = None
-            self.visible.appendleft(job)
+            self.queue_of(job).appendleft(job)
         self.at(ends_s, _TRANSITION, "interrupt", inst, inst.generation)
 
     def interrupt(self, inst: _Instance, now: float) -> None:

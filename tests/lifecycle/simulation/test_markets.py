@@ -76,3 +76,13 @@ def test_the_optimum_pays_the_market_a_start_takes_on_its_day():
     from lifecycle.billing import Run
     runs = [Run("i", 0, 3600), Run("i", DAY, DAY + 3600)]
     assert cheapest_usd(runs, SpotMarket(CALM, date(2025, 1, 1)), ON_DEMAND, 0.8) == pytest.approx(0.56 + ON_DEMAND)
+
+
+def test_a_low_priority_job_given_back_at_a_notice_waits_in_its_own_queue():
+    # A GPU started for a normal job takes the long low one next; EC2 interrupts it mid-job (this seed: after about
+    # 18 minutes). The worker gives the low job back to the low queue, where it waits: low work alone starts no GPU.
+    stormy = SpotMarket(CALM, date(2025, 1, 1), seed=0, interruptions_per_hour=6.0)
+    r = simulate([Job(0, 10), Job(1, 3000, priority="low")], Policy(idle_stop_s=600), market=stormy,
+                 hourly_price=ON_DEMAND)
+    assert r.cost.interruptions == 1 and [run.instance_id for run in r.runs] == ["i-gpu0-spot"]
+    assert (r.completed, r.unserved, r.failed) == (1, 1, 0)
