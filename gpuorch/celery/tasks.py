@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any
 
 from celery import Task, shared_task
@@ -80,26 +81,29 @@ def _gave_back(exc: Exception) -> Reject:
     return Reject(str(exc), requeue=False)
 
 
-@shared_task(bind=True, name=names.DELIVER_WEBHOOK, ignore_result=True)
-def deliver_webhook(self: Task, job_id: str, topic: str) -> None:
-    """Try one webhook delivery of a job, if it is pending and due (control queue)."""
+@contextmanager
+def _transient_gives_back():
+    """AWS failing for now gives the message back to its queue (tried again); anything else is raised as it is."""
     try:
-        self.app.deliverer.deliver(job_id, topic)
+        yield
     except Exception as exc:
         if is_transient(exc):
             raise _gave_back(exc) from exc
         raise
+
+
+@shared_task(bind=True, name=names.DELIVER_WEBHOOK, ignore_result=True)
+def deliver_webhook(self: Task, job_id: str, topic: str) -> None:
+    """Try one webhook delivery of a job, if it is pending and due (control queue)."""
+    with _transient_gives_back():
+        self.app.deliverer.deliver(job_id, topic)
 
 
 @shared_task(bind=True, name=names.RESEND_WEBHOOK, ignore_result=True)
 def resend_webhook(self: Task, job_id: str, topic: str) -> None:
     """The job's owner asked for a delivery again: a new round of tries, the first now (control queue)."""
-    try:
+    with _transient_gives_back():
         self.app.deliverer.resend(job_id, topic)
-    except Exception as exc:
-        if is_transient(exc):
-            raise _gave_back(exc) from exc
-        raise
 
 
 @shared_task(bind=True, name=names.SWEEP_WEBHOOKS, ignore_result=True)
