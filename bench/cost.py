@@ -2,19 +2,20 @@
 
 Every trace under lifecycle/simulation/traces/ is replayed through the simulator (lifecycle/simulation/simulate.py)
 under the replaced system's CloudWatch rule, the fixed default policy, the learning policy (lifecycle/learning.py,
-which sees only the jobs before each check) and the hindsight optimum, on the deployment the cost model describes
-(lifecycle/cost_model.py: its cold start part by part, the instance's price, the pool's EBS volumes billed all
+which sees only the jobs before each check) and the hindsight optimum, on the deployment `gpuorch deploy --spot`
+builds as the cost model describes it (lifecycle/cost_model.py: its cold start part by part, the model files
+fetched from S3 onto the instance store while ComfyUI starts, the instance's price, the pool's EBS volumes billed all
 month); and on a per-second serverless GPU (lifecycle/simulation/serverless.py).
 
-The spot market is not assumed: the pool has a spot instance beside the on-demand one, and each trace is replayed
-from several first days spread over the two-year spot price history (lifecycle/simulation/data/), where the
+The spot market is not assumed: each on-demand instance of the pool has a spot one beside it, and each trace is
+replayed from several first days spread over the two-year spot price history (lifecycle/simulation/data/), where the
 policies choose the market by the day's price and meet its interruptions; a row's cost is its total over those
 replays, its waits all their jobs' waits. The replaced rule knew one on-demand instance only; the hindsight optimum
 pays the market a start would take on its day, uninterrupted.
 
-One table per trace, every row's cost as a ratio to serverless's. `learned` minimises the GPU bill; `learned+wait` is the same policy
-weighing each second a job waits for a cold start at an on-demand GPU second (Economics.wait_usd_per_s), the
-trade between the two. Then the targets, for the learning policy:
+One table per trace, every row's cost as a ratio to serverless's. `learned` is the learning policy as the settings
+ship it, weighing each second a job waits for a cold start at GPUORCH_WAIT_VALUE_USD_PER_HOUR; `learned, bill only`
+is the same minimising the GPU bill alone. Then the targets, for `learned`:
 - median cost ratio to serverless at most 0.8;
 - p95 wait on every trace no worse than the replaced rule's (ratio at most 1.0);
 - median p95-wait ratio to serverless at most 2.0.
@@ -32,15 +33,18 @@ import sys
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gpuorch.deploy.template import VOLUMES, StackOptions  # noqa: E402
+from gpuorch.settings import Settings  # noqa: E402
 from gpuorch.workflows import load_workflows  # noqa: E402
 from lifecycle.cost_model import (  # noqa: E402
     ColdStart, Offer, SpotPrices, Volume, cold_start_of, on_demand, read_spot_prices,
 )
 from lifecycle.learning import Economics  # noqa: E402
+from lifecycle.model import Policy  # noqa: E402
 from lifecycle.simulation.markets import SpotMarket, cheapest_usd, first_days  # noqa: E402
 from lifecycle.simulation.optimum import optimum  # noqa: E402
 from lifecycle.simulation.policies import DEFAULT_POLICY  # noqa: E402
@@ -53,6 +57,8 @@ from lifecycle.simulation.workload import REFERENCE_TRACES, Job, read_trace, ref
 QUICK_TRACES = ("bursty", "trickle")
 SPOT_PRICES = Path(__file__).resolve().parents[1] / "lifecycle" / "simulation" / "data" / "g6e-2xlarge-spot-us-east-1.csv"
 FIRST_DAYS, QUICK_FIRST_DAYS = 8, 2
+# What `gpuorch deploy` builds by default: the model store, its volume, the pool's size.
+DEPLOYED = StackOptions(domain="api.example.com", certificate_arn="arn:aws:acm:::certificate/any")
 
 
 @dataclass(frozen=True)
@@ -96,24 +102,25 @@ def compare(trace: list[Job], params: SimulationParams, economics: Economics, vo
             serverless: Serverless, markets: Sequence[SpotMarket]) -> list[Row]:
     """Every compared way of serving one trace, each replayed once per market; a pool's volumes (a spot and an
     on-demand instance per slot) are billed over the trace's span."""
-    def replays(run: Callable[[SpotMarket], SimulationResult]) -> tuple[SimulationResult, ...]:
-        return tuple(run(market) for market in markets)
+    def replays(policy: Policy | Learned) -> tuple[SimulationResult, ...]:
+        return tuple(simulate(trace, policy, params=params, market=m, instances=pool) for m in markets)
 
     volumes = len(markets) * volume.usd_for(span_s(trace), 2 * pool)
     one_volume = len(markets) * volume.usd_for(span_s(trace), 1)
-    learned = Learned(economics, base=DEFAULT_POLICY)
-    # The same policy with each second a job waits for a cold start weighed at an on-demand GPU second.
-    patient = Learned(dataclasses.replace(economics, wait_usd_per_s=params.hourly_price / 3600.0), base=DEFAULT_POLICY)
+    fixed = dataclasses.replace(DEFAULT_POLICY, max_instances=pool)  # GPUORCH_MAX_INSTANCES follows the pool
+    # The learned policy as the settings ship it (each second a job waits for a cold start weighed at
+    # GPUORCH_WAIT_VALUE_USD_PER_HOUR), and the same minimising the GPU bill alone.
+    learned = Learned(economics, base=fixed)
+    bill_only = Learned(dataclasses.replace(economics, wait_usd_per_s=0.0), base=fixed)
     replaced = simulate(trace, ReplacedRule(), params=params)
     best = optimum(trace, params=params)
-    max_share = DEFAULT_POLICY.spot_max_share
     best_in = [dataclasses.replace(best, cost=dataclasses.replace(
-        best.cost, dollars=cheapest_usd(best.runs, m, params.hourly_price, max_share))) for m in markets]
+        best.cost, dollars=cheapest_usd(best.runs, m, params.hourly_price, fixed.spot_max_share))) for m in markets]
     return [
         Row("replaced", (replaced,) * len(markets), one_volume),
-        Row("default", replays(lambda m: simulate(trace, DEFAULT_POLICY, params=params, market=m)), volumes),
-        Row("learned", replays(lambda m: simulate(trace, learned, params=params, market=m)), volumes),
-        Row("learned+wait", replays(lambda m: simulate(trace, patient, params=params, market=m)), volumes),
+        Row("default", replays(fixed), volumes),
+        Row("learned", replays(learned), volumes),
+        Row("learned, bill only", replays(bill_only), volumes),
         Row("optimum", tuple(best_in), one_volume),
         Row(serverless.name, (simulate_serverless(trace, serverless),) * len(markets)),
     ]
@@ -136,16 +143,23 @@ def table(rows: list[Row]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK_TRACES)} (make test runs this)")
-    parser.add_argument("--pool", type=int, default=1, help="GPU instances in the pool (each with its volume)")
+    parser.add_argument("--pool", type=int, default=DEPLOYED.on_demand_instances,
+                        help="on-demand GPU instances in the pool, each with a spot one beside it (gpuorch deploy "
+                             "--on-demand N --spot)")
+    parser.add_argument("--models-store", choices=sorted(VOLUMES), default=DEPLOYED.models_store,
+                        help="where the model files live (gpuorch deploy --models-store), with its volume")
     args = parser.parse_args()
 
-    # The models the built-in workflows declare (models.json), from the gp3 volume docs/DEPLOYMENT.md creates.
+    # The models the built-in workflows declare (models.json), where `gpuorch deploy` keeps them, on its volume.
     files = [(model.name, model.bytes) for workflow in load_workflows() for model in workflow.models]
-    cold, offer, volume, serverless = cold_start_of(files), on_demand(), Volume(), Serverless()
+    size_gb, throughput = VOLUMES[args.models_store]
+    cold, offer, serverless = cold_start_of(files, args.models_store), on_demand(), Serverless()
+    volume = Volume(size_gb, throughput, why=f"the gp3 volume gpuorch deploy --models-store {args.models_store} creates")
     prices = read_spot_prices(SPOT_PRICES)
     params = SimulationParams.deployment(cold, offer)
-    economics = Economics(offer.hourly_usd, cold.billed_s, cold.total_s)
-    describe(cold, offer, volume, serverless, args.pool, prices)
+    economics = Economics(offer.hourly_usd, cold.billed_s, cold.total_s,
+                          wait_usd_per_s=Settings().wait_value_usd_per_hour / 3600.0)
+    describe(cold, offer, volume, serverless, args.pool, prices, economics)
 
     names = QUICK_TRACES if args.quick else tuple(REFERENCE_TRACES)
     count = QUICK_FIRST_DAYS if args.quick else FIRST_DAYS
@@ -184,13 +198,16 @@ def share(prices: SpotPrices, day: date, offer: Offer) -> float:
 
 
 def describe(cold: ColdStart, offer: Offer, volume: Volume, serverless: Serverless, pool: int,
-             prices: SpotPrices) -> None:
-    """The cost model's defaults, as docs/DEPLOYMENT.md builds the deployment."""
+             prices: SpotPrices, economics: Economics) -> None:
+    """The cost model's defaults, as `gpuorch deploy --spot` builds the deployment."""
     print(f"gpuorch: {offer.name} ${offer.hourly_usd:.5f}/h, billed per second from `running`, at least 60 s a start")
     print(f"  {cold.describe()}")
     print(f"  models: the built-in workflows' declared files, from {cold.source.name}: {cold.source.why}")
-    print(f"  {pool} pool instance(s), each with {volume.size_gb:.0f} GB gp3 at {volume.throughput_mib_s:.0f} MiB/s: "
+    print(f"  pool: {pool} on-demand instance(s) and a spot one beside each (gpuorch deploy --on-demand {pool} --spot), "
+          f"at most {pool} running; each with {volume.size_gb:.0f} GB gp3 at {volume.throughput_mib_s:.0f} MiB/s: "
           f"${volume.monthly_usd:.2f} a month, running or stopped ({volume.why})")
+    print(f"  learned: a job's wait for a cold start weighed at ${economics.wait_usd_per_s * 3600:.2f} an hour "
+          f"(GPUORCH_WAIT_VALUE_USD_PER_HOUR)")
     print(f"  spot: {len(prices.dates)} daily prices {prices.dates[0]} to {prices.dates[-1]}, "
           f"{min(prices.usd_per_hour) / offer.hourly_usd:.0%}-{max(prices.usd_per_hour) / offer.hourly_usd:.0%} of "
           f"on-demand (median {statistics.median(prices.usd_per_hour) / offer.hourly_usd:.0%}); {prices.source}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from botocore.exceptions import BotoCoreError, ClientError
 
+from gpuorch.deploy.template import INSTANCE_STORE, VOLUME, VOLUMES, StackOptions
 from gpuorch.settings import Settings
 
 
@@ -28,11 +29,22 @@ from gpuorch.settings import Settings
 @click.option("--host-image", default="", metavar="AMI", help="Image of the always-on host.  [default: Canonical's "
               "Ubuntu 22.04, latest]")
 @click.option("--host-instance-type", default="t3.small", show_default=True)
-@click.option("--volume-gb", default=150, show_default=True, help="GPU instances' volume: models, ComfyUI, PyTorch.")
-@click.option("--volume-throughput", default=500, show_default=True, metavar="MIB_S",
-              help="Its gp3 throughput (125-1000): every cold start reads the ~31 GiB of models at this rate.")
-@click.option("--on-demand", "on_demand", default=1, show_default=True, help="On-demand GPU instances in the pool.")
-@click.option("--spot", is_flag=True, help="Also a persistent spot instance, started first while spot is cheap.")
+@click.option("--models-store", type=click.Choice(sorted(VOLUMES)), default=None,
+              help="Where the GPU instances keep the model files (GPUORCH_MODELS_STORE): fetched from your S3 copy "
+                   "(GPUORCH_MODELS_MIRROR) onto the instance store at every boot while ComfyUI starts, or kept on "
+                   "the volume.  [default: instance-store with GPUORCH_MODELS_MIRROR, else volume]")
+@click.option("--volume-gb", type=int, default=None, metavar="GB",
+              help=f"GPU instances' gp3 volume: system, ComfyUI, PyTorch, and the models on the volume store.  "
+                   f"[default: {VOLUMES[INSTANCE_STORE][0]}; {VOLUMES[VOLUME][0]} with --models-store volume]")
+@click.option("--volume-throughput", type=int, default=None, metavar="MIB_S",
+              help=f"Its gp3 throughput (125-1000); on the volume store every cold start reads the ~31 GiB of models "
+                   f"at this rate.  [default: {VOLUMES[INSTANCE_STORE][1]}; {VOLUMES[VOLUME][1]} with --models-store "
+                   f"volume]")
+@click.option("--on-demand", "on_demand", default=StackOptions.on_demand_instances, show_default=True,
+              help="On-demand GPU instances in the pool: a backlog starts more than one.")
+@click.option("--spot", "spot", type=int, is_flag=False, flag_value=-1, default=0, metavar="[N]",
+              help="Also N persistent spot instances, started first while spot is cheap; --spot alone: one beside "
+                   "each on-demand instance.")
 @click.option("--release-bucket", default="", metavar="BUCKET",
               help="Where the release archive and the template go.  [default: gpuorch-deploy-<account>-<region>]")
 @click.option("--template-only", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
@@ -40,9 +52,9 @@ from gpuorch.settings import Settings
 @click.option("--account-id", default="123456789012", show_default=True, help="With --template-only.")
 @click.pass_obj
 def deploy(settings: Settings, domain: str, hosted_zone_id: str, certificate_arn: str, client_cidr: str, subnets: str,
-           stack_name: str, gpu_image: str, host_image: str, host_instance_type: str, volume_gb: int,
-           volume_throughput: int, on_demand: int, spot: bool, release_bucket: str, template_only: Path | None,
-           account_id: str) -> None:
+           stack_name: str, gpu_image: str, host_image: str, host_instance_type: str, models_store: str,
+           volume_gb: int | None, volume_throughput: int | None, on_demand: int, spot: int, release_bucket: str,
+           template_only: Path | None, account_id: str) -> None:
     """Create or update gpuorch's CloudFormation stack with the GPUORCH_* settings of this shell (the same settings
     file every host gets): queues, tables, bucket, roles, an HTTPS load balancer in front of the API, the always-on
     host, and the GPU pool, set up at first boot and left stopped. Prints the API's URL, how to reach Flower and
@@ -51,14 +63,17 @@ def deploy(settings: Settings, domain: str, hosted_zone_id: str, certificate_arn
     from gpuorch.deploy.deployment import DeployRequest, deploy as run_deploy, next_steps
     from gpuorch.deploy.policies import render_all
     from gpuorch.deploy.stack import StackFailed
-    from gpuorch.deploy.template import StackOptions, build_template, template_text
+    from gpuorch.deploy.template import build_template, template_text
     from gpuorch.errors import ConfigurationError
 
+    models_store = models_store or (INSTANCE_STORE if settings.models_mirror else VOLUME)
     try:
         options = StackOptions(domain=domain, certificate_arn=certificate_arn, hosted_zone_id=hosted_zone_id,
                                client_cidr=client_cidr, host_instance_type=host_instance_type,
-                               gpu_volume_gb=volume_gb, gpu_volume_mib_s=volume_throughput,
-                               on_demand_instances=on_demand, spot_instance=spot)
+                               models_store=models_store,
+                               gpu_volume_gb=volume_gb or VOLUMES[models_store][0],
+                               gpu_volume_mib_s=volume_throughput or VOLUMES[models_store][1],
+                               on_demand_instances=on_demand, spot_instances=on_demand if spot < 0 else spot)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if template_only is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from gpuorch.aws.clients import AwsClients
 from gpuorch.deploy.images import GPU_IMAGE_PARAMETER, HOST_IMAGE_PARAMETER, Image, resolve_image
@@ -14,9 +14,10 @@ from gpuorch.deploy.policies import render_all
 from gpuorch.deploy.source import CHECKOUT, Release, make_release
 from gpuorch.deploy.stack import (Outcome, apply_stack, ensure_release_bucket, stop_pool, template_url,
                                   upload_once)
-from gpuorch.deploy.template import StackOptions, build_template, template_text
+from gpuorch.deploy.template import INSTANCE_STORE, StackOptions, build_template, template_text
 from gpuorch.settings import Settings
 from gpuorch.errors import ConfigurationError
+from gpuorch.workflows import load_workflows
 from lifecycle.live.refusals import migrate_legacy_refusals
 
 # The default the settings ship with is someone else's: S3 bucket names are global.
@@ -51,14 +52,38 @@ class DeployReport:
     pool_states: dict[str, str] = field(default_factory=dict)
 
 
-def refusals(settings: Settings) -> list[str]:
-    """Why these settings cannot be deployed as they are (empty: they can)."""
+def refusals(settings: Settings, options: StackOptions | None = None) -> list[str]:
+    """Why these settings (and options) cannot be deployed as they are (empty: they can)."""
     problems = []
+    if options is not None and options.models_store == INSTANCE_STORE and not settings.models_mirror and any(
+            not model.source.startswith("s3://") for workflow in load_workflows(settings.workflows_dir)
+            for model in workflow.models):
+        problems.append("--models-store instance-store fetches the model files at every boot: it needs your S3 copy "
+                        "of them in the region (GPUORCH_MODELS_MIRROR; docs/DEPLOYMENT.md, \"Model files\"), or "
+                        "--models-store volume")
     if settings.bucket == SHIPPED_BUCKET:
         problems.append(f"GPUORCH_BUCKET is the shipped default {SHIPPED_BUCKET!r}: bucket names are global, so "
                         "choose one of your own, e.g. gpuorch-jobs-<account id>")
     if settings.allow_insecure_inputs:
         problems.append("GPUORCH_ALLOW_INSECURE_INPUTS is for the local stack only")
+    return problems
+
+
+def model_bytes(settings: Settings) -> int:
+    """The bytes of the model files the deployment's workflows declare (a file two workflows share counted once)."""
+    files = {model.name: model.bytes for workflow in load_workflows(settings.workflows_dir)
+             for model in workflow.models}
+    return sum(files.values())
+
+
+def instance_store_problems(ec2, instance_types: Sequence[str], needed_bytes: int) -> list[str]:
+    """Why the model files cannot live on these GPU instance types' instance store (empty: they can)."""
+    problems = []
+    for kind in ec2.describe_instance_types(InstanceTypes=sorted(set(instance_types)))["InstanceTypes"]:
+        gb = (kind.get("InstanceStorageInfo") or {}).get("TotalSizeInGB", 0)
+        if gb * 1000 ** 3 < needed_bytes:
+            problems.append(f"{kind['InstanceType']} has {gb} GB of instance store, and the workflows' model files "
+                            f"take {needed_bytes / 1000 ** 3:.1f} GB: deploy with --models-store volume")
     return problems
 
 
@@ -80,7 +105,7 @@ def stack_parameters(placement: Placement, images: dict[str, Image], release: Re
 def deploy(settings: Settings, request: DeployRequest, *, say: Callable[[str], None] = lambda line: None,
            apply: Callable[..., Outcome] = apply_stack) -> DeployReport:
     """Create or update the stack; raises DeployRefused (nothing changed) or the failure of the step that failed."""
-    problems = refusals(settings)
+    problems = refusals(settings, request.options)
     if problems:
         raise DeployRefused("; ".join(problems))
     aws = AwsClients(settings)
@@ -93,11 +118,17 @@ def deploy(settings: Settings, request: DeployRequest, *, say: Callable[[str], N
                                         gpu_type=settings.gpu_instance_type,
                                         host_type=request.options.host_instance_type,
                                         fallback_types=settings.fallback_instance_types)
+    if request.options.models_store == INSTANCE_STORE:
+        problems = instance_store_problems(aws.ec2, [settings.gpu_instance_type, *settings.fallback_instance_types],
+                                           model_bytes(settings))
+        if problems:
+            raise DeployRefused("; ".join(problems))
     say(f"  network: {report.placement.describe()}")
     for note in report.placement.notes:
         say(f"  note: {note}")
     report.images = {
-        "gpu": resolve_image(aws.ssm, aws.ec2, image_id=request.gpu_image, parameter=request.gpu_image_parameter),
+        "gpu": resolve_image(aws.ssm, aws.ec2, image_id=request.gpu_image, parameter=request.gpu_image_parameter,
+                             volume_gb=request.options.gpu_volume_gb),
         "host": resolve_image(aws.ssm, aws.ec2, image_id=request.host_image, parameter=request.host_image_parameter),
     }
     say(f"  GPU image: {report.images['gpu'].describe()}")

@@ -25,13 +25,23 @@ class Image:
     image_id: str
     name: str
     source: str  # the SSM parameter it came from, or "given"
+    root_gb: int = 0  # its root snapshot: an instance's volume cannot be smaller (0: not said)
 
     def describe(self) -> str:
         return f"{self.image_id} ({self.name}; {self.source})"
 
 
-def image_problems(image: dict | None, image_id: str) -> list[str]:
-    """Why `image` (describe_images's item, None when it found none) cannot boot the stack's instances."""
+def root_gb(image: dict) -> int:
+    """The size of the image's root snapshot (GB), 0 when its block device mappings do not say."""
+    for mapping in image.get("BlockDeviceMappings") or []:
+        if mapping.get("DeviceName") == image.get("RootDeviceName"):
+            return int((mapping.get("Ebs") or {}).get("VolumeSize") or 0)
+    return 0
+
+
+def image_problems(image: dict | None, image_id: str, volume_gb: int = 0) -> list[str]:
+    """Why `image` (describe_images's item, None when it found none) cannot boot the stack's instances on a root
+    volume of `volume_gb` (0: not checked)."""
     if image is None:
         return [f"{image_id} does not exist in this region (or is not shared with this account)"]
     problems = []
@@ -39,11 +49,15 @@ def image_problems(image: dict | None, image_id: str) -> list[str]:
         problems.append(f"{image_id} is {image.get('State')}, not available")
     if image.get("Architecture") != ARCHITECTURE:
         problems.append(f"{image_id} is built for {image.get('Architecture')}, the instances need {ARCHITECTURE}")
+    if volume_gb and root_gb(image) > volume_gb:
+        problems.append(f"{image_id}'s root snapshot is {root_gb(image)} GB: the GPU instances' volume (--volume-gb "
+                        f"{volume_gb}) cannot be smaller")
     return problems
 
 
-def resolve_image(ssm, ec2, *, image_id: str = "", parameter: str = "") -> Image:
-    """`image_id`, or the one `parameter` names now; either way checked with EC2."""
+def resolve_image(ssm, ec2, *, image_id: str = "", parameter: str = "", volume_gb: int = 0) -> Image:
+    """`image_id`, or the one `parameter` names now; either way checked with EC2 (and against a root volume of
+    `volume_gb`, when given)."""
     source = "given"
     if not image_id:
         try:
@@ -62,7 +76,7 @@ def resolve_image(ssm, ec2, *, image_id: str = "", parameter: str = "") -> Image
             raise
         found = []
     image = found[0] if found else None
-    problems = image_problems(image, image_id)
+    problems = image_problems(image, image_id, volume_gb)
     if problems:
         raise ImageError("; ".join(problems))
-    return Image(image_id, image.get("Name") or "unnamed", source)
+    return Image(image_id, image.get("Name") or "unnamed", source, root_gb(image))

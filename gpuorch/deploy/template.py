@@ -33,6 +33,15 @@ HOST_ROOT_DEVICE = "/dev/sda1"
 GPU_SETUP_TIMEOUT_S = 2 * 3600
 
 
+INSTANCE_STORE, VOLUME = "instance-store", "volume"
+# The GPU instances' gp3 volume (GB, MiB/s) by model store. On the instance store the volume holds the Deep Learning
+# AMI (a 75 GB snapshot), ComfyUI and PyTorch at gp3's free baseline; holding the ~31 GiB of models too, it is
+# provisioned at 500 MiB/s, which every cold start reads them at.
+VOLUMES = {INSTANCE_STORE: (75, 125), VOLUME: (150, 500)}
+# The warm-up reads the models from the instance store's NVMe (and mostly the page cache the fetch left behind).
+INSTANCE_STORE_READ_MIB_S = 1000
+
+
 @dataclass(frozen=True)
 class StackOptions:
     """What the operator chooses beyond the settings (gpuorch deploy's options)."""
@@ -42,10 +51,14 @@ class StackOptions:
     hosted_zone_id: str = ""  # a Route 53 zone of the domain: validates the certificate and points the name at it
     client_cidr: str = "0.0.0.0/0"  # who may reach the API
     host_instance_type: str = "t3.small"
-    gpu_volume_gb: int = 150
-    gpu_volume_mib_s: int = 500  # gp3 throughput; 125 is the baseline, paid for above it
-    on_demand_instances: int = 1
-    spot_instance: bool = False  # a persistent spot instance besides, started first while spot is cheap
+    # Where the GPU instances keep the model files (GPUORCH_MODELS_STORE): fetched from S3 onto the instance store at
+    # every boot, while ComfyUI starts, or kept on a volume provisioned to read them fast (VOLUMES gives its size).
+    models_store: str = INSTANCE_STORE
+    gpu_volume_gb: int = VOLUMES[INSTANCE_STORE][0]
+    gpu_volume_mib_s: int = VOLUMES[INSTANCE_STORE][1]  # gp3 throughput; 125 is the baseline, paid for above it
+    # The pool: two on-demand instances let a backlog start a second GPU (GPUORCH_MAX_INSTANCES follows the pool).
+    on_demand_instances: int = 2
+    spot_instances: int = 0  # persistent spot instances besides, started first while spot is cheap
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", self.domain or ""):
@@ -55,8 +68,28 @@ class StackOptions:
                              "zone of the domain so the stack requests and validates one")
         if not 125 <= self.gpu_volume_mib_s <= 1000:
             raise ValueError("a gp3 volume's throughput is 125 to 1000 MiB/s")
-        if self.on_demand_instances < 0 or self.on_demand_instances + self.spot_instance < 1:
+        if self.models_store not in VOLUMES:
+            raise ValueError(f"the model store is one of {', '.join(VOLUMES)}, not {self.models_store!r}")
+        if self.on_demand_instances < 0 or self.spot_instances < 0 or self.on_demand_instances + self.spot_instances < 1:
             raise ValueError("the GPU pool needs at least one instance")
+
+    @property
+    def pool_slots(self) -> int:
+        """GPUs that may run at once: a spot instance and an on-demand one share a slot (the fallback)."""
+        return max(self.on_demand_instances, self.spot_instances)
+
+    @property
+    def models_read_mib_s(self) -> int:
+        """How fast the GPU worker's warm-up reads the model files (GPUORCH_MODELS_READ_MIB_S)."""
+        return INSTANCE_STORE_READ_MIB_S if self.models_store == INSTANCE_STORE else self.gpu_volume_mib_s
+
+    def decided(self, settings: Settings) -> dict[str, str]:
+        """The settings the options decide on every instance. GPUORCH_MAX_INSTANCES follows the pool unless the
+        settings chose another."""
+        values = {"GPUORCH_MODELS_STORE": self.models_store, "GPUORCH_MODELS_READ_MIB_S": str(self.models_read_mib_s)}
+        if settings.max_instances == Settings().max_instances:
+            values["GPUORCH_MAX_INSTANCES"] = str(self.pool_slots)
+        return values
 
     @property
     def api_url(self) -> str:
@@ -234,15 +267,16 @@ def _release_parts() -> dict[str, Any]:
 
 def gpu_instance_names(options: StackOptions) -> list[str]:
     """The logical ids of the GPU pool's instances."""
-    return [f"GpuInstance{n}" for n in range(1, options.on_demand_instances + 1)] + (
-        ["GpuSpotInstance"] if options.spot_instance else [])
+    # The first spot instance keeps the name it had when a pool held at most one: an update does not replace it.
+    return [f"GpuInstance{n}" for n in range(1, options.on_demand_instances + 1)] + [
+        "GpuSpotInstance" if n == 1 else f"GpuSpotInstance{n}" for n in range(1, options.spot_instances + 1)]
 
 
 def _instances(settings: Settings, options: StackOptions) -> dict[str, Any]:
     resources: dict[str, Any] = {}
     gpu_names = gpu_instance_names(options)
-    gpu_env = env_file(environment(settings, GPU, api_url=options.api_url, models_read_mib_s=options.gpu_volume_mib_s))
-    host_env = env_file(environment(settings, HOST, api_url=options.api_url, models_read_mib_s=options.gpu_volume_mib_s))
+    gpu_env = env_file(environment(settings, GPU, api_url=options.api_url, decided=options.decided(settings)))
+    host_env = env_file(environment(settings, HOST, api_url=options.api_url, decided=options.decided(settings)))
     # IMDSv2 only: the GPU worker asks it for its instance id; the host's containers (a hop further) may reach it.
     metadata = {"HttpEndpoint": "enabled", "HttpTokens": "required"}
     # In the launch templates: an instance's own block device mappings cannot set a gp3 volume's throughput.
@@ -258,13 +292,13 @@ def _instances(settings: Settings, options: StackOptions) -> dict[str, Any]:
             "VolumeSize": 20, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}}]}}}
     resources["GpuLaunchTemplate"] = {"Type": "AWS::EC2::LaunchTemplate",
                                       "Properties": {"LaunchTemplateData": gpu_data}}
-    if options.spot_instance:
+    if options.spot_instances:
         # Persistent and stopped on interruption: EC2 stops and starts it like an on-demand instance.
         resources["GpuSpotLaunchTemplate"] = {"Type": "AWS::EC2::LaunchTemplate", "Properties": {"LaunchTemplateData": {
             **gpu_data, "InstanceMarketOptions": {"MarketType": "spot", "SpotOptions": {
                 "SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"}}}}}
     for logical in gpu_names:
-        template = "GpuSpotLaunchTemplate" if logical == "GpuSpotInstance" else "GpuLaunchTemplate"
+        template = "GpuSpotLaunchTemplate" if logical.startswith("GpuSpotInstance") else "GpuLaunchTemplate"
         resources[logical] = {"Type": "AWS::EC2::Instance", "Properties": {
             "ImageId": {"Ref": "GpuImage"}, "InstanceType": settings.gpu_instance_type,
             "SubnetId": {"Ref": "GpuSubnet"}, "SecurityGroupIds": [{"Ref": "GpuSecurityGroup"}],

@@ -22,9 +22,10 @@ NOT_SHIPPED = ("GPUORCH_AWS_ENDPOINT_URL", "GPUORCH_API_KEY", "GPUORCH_INSTANCE_
 BOUNDARY = "==gpuorch-boot=="
 
 
-def environment(settings: Settings, role: str, *, api_url: str, models_read_mib_s: float) -> dict[str, str]:
+def environment(settings: Settings, role: str, *, api_url: str, decided: dict[str, str] | None = None) -> dict[str, str]:
     """The settings file of an instance of `role`: every setting that differs from its default (so the file reads
-    as what this deployment chose), less NOT_SHIPPED, plus what the stack decides for that role."""
+    as what this deployment chose), less NOT_SHIPPED, plus what the stack decides for that role and, for both,
+    `decided` (what the stack's options decide: the model store, the pool's size)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, not {role!r}")
     defaults = settings_env(Settings())
@@ -32,12 +33,12 @@ def environment(settings: Settings, role: str, *, api_url: str, models_read_mib_
               if value != defaults[var] and var not in NOT_SHIPPED}
     chosen["GPUORCH_REGION"] = settings.region
     chosen["GPUORCH_API_URL"] = api_url
+    chosen.update(decided or {})
     if role == HOST:
         # Behind the load balancer, whose security group is the only one the host's lets in (Flower stays on loopback).
         chosen["GPUORCH_API_BIND"] = f"0.0.0.0:{API_PORT}"
     else:
         chosen["GPUORCH_MODELS_DIR"] = settings.models_dir or COMFYUI_MODELS
-        chosen["GPUORCH_MODELS_READ_MIB_S"] = f"{models_read_mib_s:g}"
     return dict(sorted(chosen.items()))
 
 

@@ -46,10 +46,9 @@ class SimulationParams:
     def deployment(cls, cold_start: ColdStart, offer: Offer, **overrides) -> "SimulationParams":
         """The simulated hardware of a deployment, from the cost model: the literal defaults above are the round
         figures the default policy was first tuned on (lifecycle.model.DEFAULT_IDLE_STOP_S)."""
-        worker_up = cold_start.ec2_pending_s + cold_start.os_boot_s + cold_start.comfyui_start_s
-        return cls(pending_s=cold_start.ec2_pending_s, boot_s=worker_up,
-                   warmup_s=cold_start.model_load_s + cold_start.first_inference_s, hourly_price=offer.hourly_usd,
-                   **overrides)
+        worker_up = cold_start.ec2_pending_s + cold_start.os_boot_s + cold_start.worker_start_s
+        return cls(pending_s=cold_start.ec2_pending_s, boot_s=worker_up, warmup_s=cold_start.warmup_s,
+                   hourly_price=offer.hourly_usd, **overrides)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

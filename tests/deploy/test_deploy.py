@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from gpuorch.aws.clients import AwsClients
 from gpuorch.cli.main import main
+from gpuorch.deploy.deployment import instance_store_problems
 from gpuorch.deploy.images import ImageError, image_problems, resolve_image
 from gpuorch.deploy.network import PlacementError, Subnet, choose_placement
 from gpuorch.deploy.policies import render_all, role_documents
@@ -65,7 +66,8 @@ def test_deploy_builds_the_stack_from_an_empty_account_and_leaves_the_gpu_stoppe
     # The lifecycle finds the pool by its tag; deploy stopped what the (unsimulated) first boot left running.
     pool = InstancePool(AwsClients(settings).ec2, settings.gpu_pool)
     instances = pool.describe()
-    assert [i.instance_id for i in instances] == outputs["GpuInstanceIds"].split(",")
+    assert sorted(i.instance_id for i in instances) == sorted(outputs["GpuInstanceIds"].split(","))
+    assert len(instances) == 2  # the default pool: two on-demand instances, one GPU for a backlog's second start
     assert {i.state for i in instances} <= {"stopping", "stopped"}
     assert all(i.instance_type == settings.gpu_instance_type for i in instances)
 
@@ -160,10 +162,24 @@ def test_placement_notes_fallback_types_missing_in_the_zone_and_private_subnets(
     (None, "does not exist"),
     ({"State": "pending", "Architecture": "x86_64"}, "is pending, not available"),
     ({"State": "available", "Architecture": "arm64"}, "built for arm64"),
+    ({"State": "available", "Architecture": "x86_64", "RootDeviceName": "/dev/sda1",
+      "BlockDeviceMappings": [{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 100}}]}, "cannot be smaller"),
 ])
 def test_an_image_that_cannot_boot_the_instances_is_refused(image, problem):
-    assert any(problem in p for p in image_problems(image, "ami-0123"))
-    assert image_problems({"State": "available", "Architecture": "x86_64"}, "ami-0123") == []
+    assert any(problem in p for p in image_problems(image, "ami-0123", volume_gb=75))
+    assert image_problems({"State": "available", "Architecture": "x86_64"}, "ami-0123", volume_gb=75) == []
+
+
+def test_models_on_the_instance_store_need_an_s3_copy_and_types_whose_store_holds_them(moto_endpoint, account):
+    settings = unique_settings(moto_endpoint)
+    answer = run_deploy(settings, account, "--models-store", "instance-store", stack=f"gpuorch-{uuid.uuid4().hex[:8]}")
+    assert answer.exit_code == 2 and "GPUORCH_MODELS_MIRROR" in answer.output, answer.output
+    ec2 = client(moto_endpoint, "ec2")
+    assert instance_store_problems(ec2, ["g6e.2xlarge", "g6e.xlarge"], 34 * 1000 ** 3) == []
+    # 300 GB of models: the g6e.2xlarge's 450 GB holds them, the g6e.xlarge's 250 GB does not, a t3 has none.
+    problems = instance_store_problems(ec2, ["g6e.2xlarge", "g6e.xlarge", "t3.small"], 300 * 1000 ** 3)
+    assert sorted(p.split(" ")[0] for p in problems) == ["g6e.xlarge", "t3.small"]
+    assert all("--models-store volume" in p for p in problems)
 
 
 def test_images_are_resolved_from_their_parameter_and_an_empty_or_missing_one_is_refused(moto_endpoint, account):

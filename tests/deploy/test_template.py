@@ -25,15 +25,16 @@ CERTIFICATE = f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/0f1e2d3c-4b5a-6978-8
 VARIANTS = {
     # Everything optional on: a Route 53 zone (certificate and record made), spot, fallback types, a volume key.
     "zone-spot-all-documents": (full_settings(bucket="acme-gpuorch-jobs"),
-                                StackOptions(domain="api.example.com", hosted_zone_id=ZONE, spot_instance=True,
-                                             on_demand_instances=2)),
+                                StackOptions(domain="api.example.com", hosted_zone_id=ZONE, spot_instances=2,
+                                             on_demand_instances=2, models_store="volume", gpu_volume_gb=150,
+                                             gpu_volume_mib_s=500)),
     # A certificate of your own, defaults otherwise.
     "certificate": (dataclasses.replace(Settings(), bucket="acme-gpuorch-jobs"),
                     StackOptions(domain="gpu.example.org", certificate_arn=CERTIFICATE)),
     # No Celery events nor remote control (no Flower documents), spot only.
     "no-monitoring-spot-only": (dataclasses.replace(Settings(), bucket="acme-gpuorch-jobs", monitoring=False),
                                 StackOptions(domain="api.example.com", certificate_arn=CERTIFICATE,
-                                             on_demand_instances=0, spot_instance=True)),
+                                             on_demand_instances=0, spot_instances=1)),
 }
 
 
@@ -117,7 +118,10 @@ def test_the_gpu_pool_is_tagged_set_up_before_the_host_and_shares_one_volume_spe
     settings, options = VARIANTS["zone-spot-all-documents"]
     template = template_of(settings, options)
     gpus = {name: r for name, r in resources_of(template, "AWS::EC2::Instance").items() if name != "HostInstance"}
-    assert sorted(gpus) == ["GpuInstance1", "GpuInstance2", "GpuSpotInstance"]
+    # The first spot instance keeps the name a pool of one spot instance gave it: an update does not replace it.
+    assert sorted(gpus) == ["GpuInstance1", "GpuInstance2", "GpuSpotInstance", "GpuSpotInstance2"]
+    assert all(gpus[name]["Properties"]["LaunchTemplate"]["LaunchTemplateId"] == {"Ref": "GpuSpotLaunchTemplate"}
+               for name in ("GpuSpotInstance", "GpuSpotInstance2"))
     for instance in gpus.values():
         tags = {t["Key"]: t["Value"] for t in instance["Properties"]["Tags"]}
         assert tags["gpuorch:pool"] == settings.gpu_pool
@@ -125,7 +129,7 @@ def test_the_gpu_pool_is_tagged_set_up_before_the_host_and_shares_one_volume_spe
     host = template["Resources"]["HostInstance"]
     assert host["DependsOn"] == ["GpuSetup", "ControlTable"]
     assert "gpuorch:pool" not in {t["Key"] for t in host["Properties"]["Tags"]}
-    assert template["Resources"]["GpuSetup"]["Properties"]["Count"] == 3
+    assert template["Resources"]["GpuSetup"]["Properties"]["Count"] == 4
     spot = template["Resources"]["GpuSpotLaunchTemplate"]["Properties"]["LaunchTemplateData"]
     assert spot["InstanceMarketOptions"]["SpotOptions"] == {"SpotInstanceType": "persistent",
                                                            "InstanceInterruptionBehavior": "stop"}
@@ -147,18 +151,33 @@ def test_each_instance_gets_its_settings_and_installs_the_release_at_every_boot(
         assert "127.0.0.1:5000" not in data and "gpo_secret" not in data and "GPUORCH_FLOWER_BASIC_AUTH" not in data
         assert "configs/deploy/bootstrap.sh" in data and "${ReleaseKey}" in data
     assert "GPUORCH_API_BIND=0.0.0.0:8080\n" in host_data and "GPUORCH_API_BIND" not in gpu_data
-    assert "GPUORCH_MODELS_DIR=/opt/ComfyUI/models\n" in gpu_data and "GPUORCH_MODELS_READ_MIB_S=500\n" in gpu_data
+    assert "GPUORCH_MODELS_DIR=/opt/ComfyUI/models\n" in gpu_data
+    # The defaults: the models fetched onto the instance store, read from its NVMe; two GPUs at most, the pool's size.
+    for data in (host_data, gpu_data):
+        assert "GPUORCH_MODELS_STORE=instance-store\n" in data and "GPUORCH_MODELS_READ_MIB_S=1000\n" in data
+        assert "GPUORCH_MAX_INSTANCES=2\n" in data
     assert "${GpuSetupHandle}" in gpu_data and "${GpuSetupHandle}" not in host_data
+    volume = template["Resources"]["GpuLaunchTemplate"]["Properties"]["LaunchTemplateData"]["BlockDeviceMappings"][0]
+    assert (volume["Ebs"]["VolumeSize"], volume["Ebs"]["Throughput"]) == (75, 125)
+
+
+def test_on_the_volume_store_the_worker_reads_the_models_at_the_volumes_throughput_and_a_chosen_maximum_stays():
+    settings, options = VARIANTS["zone-spot-all-documents"]
+    settings = dataclasses.replace(settings, max_instances=3)
+    gpu_data = joined(template_of(settings, options)["Resources"]["GpuInstance1"]["Properties"]["UserData"][
+        "Fn::Base64"]["Fn::Join"][1])
+    assert "GPUORCH_MODELS_STORE=volume\n" in gpu_data and "GPUORCH_MODELS_READ_MIB_S=500\n" in gpu_data
+    assert "GPUORCH_MAX_INSTANCES=3\n" in gpu_data
 
 
 def test_the_environment_holds_only_what_differs_from_the_defaults():
     settings = dataclasses.replace(Settings(), bucket="acme-gpuorch-jobs", idle_stop_seconds=600)
-    env = environment(settings, HOST, api_url="https://api.example.com", models_read_mib_s=500)
+    env = environment(settings, HOST, api_url="https://api.example.com")
     assert env == {"GPUORCH_API_BIND": "0.0.0.0:8080", "GPUORCH_API_URL": "https://api.example.com",
                    "GPUORCH_BUCKET": "acme-gpuorch-jobs", "GPUORCH_IDLE_STOP_SECONDS": "600",
                    "GPUORCH_REGION": "us-east-1"}
     assert Settings.from_env({k: v for k, v in env.items() if k != "GPUORCH_API_BIND"}).idle_stop_seconds == 600
-    assert environment(settings, GPU, api_url="https://a.example.com", models_read_mib_s=125)[
+    assert environment(settings, GPU, api_url="https://a.example.com", decided={"GPUORCH_MODELS_READ_MIB_S": "125"})[
         "GPUORCH_MODELS_READ_MIB_S"] == "125"
 
 
@@ -167,6 +186,7 @@ def test_the_environment_holds_only_what_differs_from_the_defaults():
     (dict(domain="localhost", certificate_arn=CERTIFICATE), "DNS name"),
     (dict(domain="api.example.com", hosted_zone_id=ZONE, gpu_volume_mib_s=2000), "throughput"),
     (dict(domain="api.example.com", hosted_zone_id=ZONE, on_demand_instances=0), "at least one instance"),
+    (dict(domain="api.example.com", hosted_zone_id=ZONE, models_store="efs"), "model store"),
 ])
 def test_options_that_cannot_work_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
@@ -181,10 +201,20 @@ def test_the_template_only_option_writes_the_same_template(tmp_path):
 
     settings, options = VARIANTS["certificate"]
     out = tmp_path / "stack.json"
+    # With an S3 copy of the models the defaults are the options' own: the instance store, its small volume.
+    mirrored = dataclasses.replace(settings, models_mirror="s3://acme-models/qwen")
     answer = CliRunner().invoke(main, ["deploy", "--domain", options.domain, "--certificate-arn", CERTIFICATE,
-                                       "--template-only", str(out)], env=settings_env(settings))
+                                       "--template-only", str(out)], env=settings_env(mirrored))
     assert answer.exit_code == 0, answer.output
-    assert json.loads(out.read_text()) == json.loads(template_text(template_of(settings, options)))
+    assert json.loads(out.read_text()) == json.loads(template_text(template_of(mirrored, options)))
+    # Without one, every boot would fetch them from their sources: the models stay on a volume provisioned to read
+    # them fast; `--spot` alone puts a spot instance beside each on-demand one.
+    answer = CliRunner().invoke(main, ["deploy", "--domain", options.domain, "--certificate-arn", CERTIFICATE,
+                                       "--spot", "--template-only", str(out)], env=settings_env(settings))
+    assert answer.exit_code == 0, answer.output
+    expected = dataclasses.replace(options, models_store="volume", gpu_volume_gb=150, gpu_volume_mib_s=500,
+                                   spot_instances=options.on_demand_instances)
+    assert json.loads(out.read_text()) == json.loads(template_text(template_of(settings, expected)))
 
 
 def test_the_deploy_scripts_pass_shellcheck():

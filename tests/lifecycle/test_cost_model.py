@@ -20,6 +20,19 @@ def test_the_cold_start_adds_its_parts_and_bills_from_running():
     assert cold.total_s == 15 + cold.billed_s
 
 
+def test_models_fetched_at_boot_arrive_while_comfyui_starts_so_only_the_longer_counts():
+    fetched = ModelSource("test", 500 * MIB, "test", fetched_at_boot=True)
+    slow = ColdStart(os_boot_s=45, comfyui_start_s=15, model_bytes=500 * MIB * 60, source=fetched, first_inference_s=10)
+    assert slow.worker_start_s == 60 and slow.warmup_s == 10 and slow.billed_s == 45 + 60 + 10
+    quick = ColdStart(os_boot_s=45, comfyui_start_s=15, model_bytes=500 * MIB * 5, source=fetched, first_inference_s=10)
+    assert quick.billed_s == 45 + 15 + 10
+    # Read from a volume, the models load in the warm-up, after ComfyUI has started.
+    read = ColdStart(os_boot_s=45, comfyui_start_s=15, model_bytes=500 * MIB * 60,
+                     source=ModelSource("test", 500 * MIB, "test"), first_inference_s=10)
+    assert read.worker_start_s == 15 and read.warmup_s == 70 and read.billed_s == 45 + 15 + 60 + 10
+    assert "the longer of ComfyUI 15 s and models" in slow.describe()
+
+
 def test_the_gp3_baseline_reads_the_models_in_about_four_minutes():
     # The figure DEPLOYMENT.md quotes: ~31 GB at gp3's 125 MiB/s.
     assert ColdStart(model_bytes=31 * GB, source=GP3_BASELINE).model_load_s == pytest.approx(236, abs=1)
