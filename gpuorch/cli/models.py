@@ -60,7 +60,7 @@ def models_list(settings: Settings, as_json: bool) -> None:
 @models.command("sync")
 @click.pass_obj
 def models_sync(settings: Settings) -> None:
-    """Bring every declared file to GPUORCH_MODELS_DIR, verified, before ComfyUI starts.
+    """Bring every declared file to GPUORCH_MODELS_DIR, verified, before the GPU worker starts.
 
     A file verified before and unchanged since is kept without rehashing; one of the right size is hashed once;
     any other is fetched with parallel ranged GETs (from GPUORCH_MODELS_MIRROR when set, else its declared
