@@ -8,12 +8,17 @@ per-second serverless, on the deployment the cost model describes, at the price 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
+from gpuorch.errors import ConfigurationError
 from gpuorch.jobs.store import Job, JobStore
-from lifecycle.cost_model import ColdStart, Offer, on_demand
+from gpuorch.settings import Settings
+from gpuorch.workflows import load_workflows
+from lifecycle.cost_model import ColdStart, Offer, cold_start_of, on_demand
 from lifecycle.learning import Economics
+from lifecycle.model import Policy
 from lifecycle.live.costs import Period, job_times, period_inputs, period_report
 from lifecycle.live.runs import RunLog, RunRecord
 from lifecycle.simulation.policies import DEFAULT_POLICY
@@ -45,27 +50,52 @@ def paid_offer(records: Sequence[RunRecord]) -> Offer:
     return Offer(longest.instance_type, longest.market, longest.hourly_usd)
 
 
-def alternatives(trace: Sequence[TraceJob], offer: Offer, cold_start: ColdStart,
+@dataclass(frozen=True)
+class Deployment:
+    """What the period's jobs are replayed on: the deployment's cold start, its pool's bounds (a fixed idle time
+    replaces its own), and what its learned policy weighs a job's wait at."""
+
+    cold_start: ColdStart = ColdStart()
+    base: Policy = DEFAULT_POLICY
+    wait_usd_per_s: float = 0.0
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Deployment":
+        """The deployment these settings describe: its workflows' model files from its store, GPUORCH_MIN_INSTANCES
+        and GPUORCH_MAX_INSTANCES, GPUORCH_WAIT_VALUE_USD_PER_HOUR."""
+        try:
+            files = [(model.name, model.bytes) for workflow in load_workflows(settings.workflows_dir)
+                     for model in workflow.models]
+        except ConfigurationError:  # the worker's own check says why; the cost model's figure stands in
+            files = []
+        base = dataclasses.replace(DEFAULT_POLICY, min_instances=settings.min_instances,
+                                   max_instances=max(1, settings.max_instances, settings.min_instances))
+        return cls(cold_start_of(files, settings.models_store), base, settings.wait_value_usd_per_hour / 3600.0)
+
+
+def alternatives(trace: Sequence[TraceJob], offer: Offer, deployment: Deployment,
                  serverless: Serverless) -> list[SimulationResult]:
     """The trace under the replaced rule, every fixed idle time, the learning policy and serverless."""
+    cold_start, base = deployment.cold_start, deployment.base
     params = SimulationParams.deployment(cold_start, offer)
-    economics = Economics(offer.hourly_usd, cold_start.billed_s, cold_start.total_s)
+    economics = Economics(offer.hourly_usd, cold_start.billed_s, cold_start.total_s,
+                          wait_usd_per_s=deployment.wait_usd_per_s)
     results = [simulate(trace, ReplacedRule(), params=params)]
-    results += [simulate(trace, dataclasses.replace(DEFAULT_POLICY, idle_stop_s=m * 60.0), name=f"idle {m} min",
+    results += [simulate(trace, dataclasses.replace(base, idle_stop_s=m * 60.0), name=f"idle {m} min",
                          params=params) for m in FIXED_MINUTES]
-    results.append(simulate(trace, Learned(economics, base=DEFAULT_POLICY), params=params))
+    results.append(simulate(trace, Learned(economics, base=base), params=params))
     results.append(simulate_serverless(trace, serverless))
     return results
 
 
 def compare_period(run_log: RunLog, jobs_store: JobStore, period: Period, *, now: datetime,
-                   cold_start: ColdStart = ColdStart(), serverless: Serverless = Serverless()) -> dict[str, Any]:
+                   deployment: Deployment = Deployment(), serverless: Serverless = Serverless()) -> dict[str, Any]:
     """What the period's jobs cost and would have cost otherwise, and the idle time the history recommends."""
     records, jobs = period_inputs(run_log, jobs_store, period, now=now)
     actual = period_report(records, jobs, period, now)
     trace = trace_of(jobs, period.start)
     offer = paid_offer(records)
-    rows = alternatives(trace, offer, cold_start, serverless) if trace else []
+    rows = alternatives(trace, offer, deployment, serverless) if trace else []
     fixed = [r for r in rows if r.policy.startswith("idle ")]
     best = min(fixed, key=lambda r: (r.dollars, r.wait_p95_s), default=None)
     learned = next((r for r in rows if r.policy == "learned"), None)

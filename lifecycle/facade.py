@@ -18,7 +18,7 @@ from gpuorch.jobs.store import JobStore
 from gpuorch.settings import Settings
 from lifecycle.decision import ACTIVE_STATES
 from lifecycle.live.check import LifecycleStatus, StatusStore
-from lifecycle.advice import compare_period
+from lifecycle.advice import Deployment, compare_period
 from lifecycle.live.chargeback import seconds_to_next_month
 from lifecycle.live.costs import (
     MAX_SPAN, Period, PeriodError, owner_month_spend, parse_period, period_costs, run_log_for,
@@ -223,7 +223,8 @@ class GpuLifecycle:
     def compare(self, jobs: JobStore, period: Period, now: datetime) -> dict[str, Any]:
         """The period's jobs beside the replaced rule, fixed idle times, the learning policy and serverless
         (lifecycle.advice)."""
-        return compare_period(run_log_for(self._dynamodb, self._table, self.settings.region), jobs, period, now=now)
+        return compare_period(run_log_for(self._dynamodb, self._table, self.settings.region), jobs, period, now=now,
+                              deployment=Deployment.of(self.settings))
 
     def owner_month_spend(self, jobs: JobStore, owner: str, now: datetime) -> float:
         """What `owner`'s jobs cost this UTC month so far."""

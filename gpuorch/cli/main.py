@@ -130,7 +130,7 @@ def cost(settings: Settings, from_: str | None, to: str | None, by: str | None, 
     from gpuorch.aws.clients import AwsClients
     from gpuorch.clock import utc_now
     from gpuorch.jobs.store import JobStore
-    from lifecycle.advice import compare_period, format_comparison
+    from lifecycle.advice import Deployment, compare_period, format_comparison
     from lifecycle.live.costs import PeriodError, format_document, parse_period, period_costs, run_log_for
 
     now = utc_now()
@@ -146,7 +146,7 @@ def cost(settings: Settings, from_: str | None, to: str | None, by: str | None, 
         document = period_costs(run_log, jobs, period, now=now, monthly_budget_usd=settings.monthly_budget_usd,
                                 by_owner=by == "owner")
         if compare:
-            document["compare"] = compare_period(run_log, jobs, period, now=now)
+            document["compare"] = compare_period(run_log, jobs, period, now=now, deployment=Deployment.of(settings))
     except (BotoCoreError, ClientError) as exc:
         target = settings.aws_endpoint_url or f"AWS {settings.region}"
         click.echo(f"error: cannot read the runs and jobs from {target}: {exc}", err=True)
