@@ -1,8 +1,9 @@
 """What a GPU costs and how long it takes to serve: cold start part by part, offers and their prices, idle volumes.
 
-Every default says where it comes from. The ones that describe the deployment are what docs/DEPLOYMENT.md builds
-(a g6e.2xlarge with a 150 GB gp3 volume provisioned at 500 MiB/s, the Deep Learning Base AMI, ComfyUI started by
-systemd at boot, the GPU worker's warm-up before its first job); `bench/cost.py` prints them with its results.
+Every default says where it comes from. The ones that describe the deployment are what `gpuorch deploy` builds with
+the models on the volume (a g6e.2xlarge with a 150 GB gp3 volume provisioned at 500 MiB/s, the Deep Learning Base
+AMI, ComfyUI started by systemd at boot, the GPU worker's warm-up before its first job); `bench/cost.py` takes the
+model store, the volume and the pool from `gpuorch deploy`'s own defaults and prints them with its results.
 """
 
 from __future__ import annotations
