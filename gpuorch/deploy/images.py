@@ -25,7 +25,6 @@ class Image:
     image_id: str
     name: str
     source: str  # the SSM parameter it came from, or "given"
-    root_gb: int = 0  # its root snapshot: an instance's volume cannot be smaller (0: not said)
 
     def describe(self) -> str:
         return f"{self.image_id} ({self.name}; {self.source})"
@@ -79,4 +78,4 @@ def resolve_image(ssm, ec2, *, image_id: str = "", parameter: str = "", volume_g
     problems = image_problems(image, image_id, volume_gb)
     if problems:
         raise ImageError("; ".join(problems))
-    return Image(image_id, image.get("Name") or "unnamed", source, root_gb(image))
+    return Image(image_id, image.get("Name") or "unnamed", source)

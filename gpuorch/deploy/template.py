@@ -34,9 +34,9 @@ GPU_SETUP_TIMEOUT_S = 2 * 3600
 
 
 INSTANCE_STORE, VOLUME = "instance-store", "volume"
-# The GPU instances' gp3 volume (GB, MiB/s) by model store. On the instance store the volume holds the Deep Learning
-# AMI (a 75 GB snapshot), ComfyUI and PyTorch at gp3's free baseline; holding the ~31 GiB of models too, it is
-# provisioned at 500 MiB/s, which every cold start reads them at.
+# The GPU instances' gp3 volume (GB, MiB/s) by model store. On the instance store the volume holds the system, ComfyUI
+# and PyTorch at gp3's free baseline (gpuorch deploy refuses one smaller than the image's root snapshot); holding the
+# ~31 GiB of models too, it is provisioned at 500 MiB/s, which every cold start reads them at.
 VOLUMES = {INSTANCE_STORE: (75, 125), VOLUME: (150, 500)}
 # The warm-up reads the models from the instance store's NVMe (and mostly the page cache the fetch left behind).
 INSTANCE_STORE_READ_MIB_S = 1000
