@@ -32,7 +32,8 @@ from gpuorch.settings import Settings
 @click.option("--models-store", type=click.Choice(sorted(VOLUMES)), default=None,
               help="Where the GPU instances keep the model files (GPUORCH_MODELS_STORE): fetched from your S3 copy "
                    "(GPUORCH_MODELS_MIRROR) onto the instance store at every boot while ComfyUI starts, or kept on "
-                   "the volume.  [default: instance-store with GPUORCH_MODELS_MIRROR, else volume]")
+                   "the volume.  [default: instance-store with GPUORCH_MODELS_MIRROR or GPUORCH_MODELS_STORE=instance-store, "
+                   "else volume]")
 @click.option("--volume-gb", type=int, default=None, metavar="GB",
               help=f"GPU instances' gp3 volume: system, ComfyUI, PyTorch, and the models on the volume store.  "
                    f"[default: {VOLUMES[INSTANCE_STORE][0]}; {VOLUMES[VOLUME][0]} with --models-store volume]")
@@ -66,7 +67,9 @@ def deploy(settings: Settings, domain: str, hosted_zone_id: str, certificate_arn
     from gpuorch.deploy.template import build_template, template_text
     from gpuorch.errors import ConfigurationError
 
-    models_store = models_store or (INSTANCE_STORE if settings.models_mirror else VOLUME)
+    # The shell's GPUORCH_MODELS_STORE=instance-store asks for it too; the volume is its default, so it cannot.
+    models_store = models_store or (
+        INSTANCE_STORE if settings.models_mirror or settings.models_store == INSTANCE_STORE else VOLUME)
     try:
         options = StackOptions(domain=domain, certificate_arn=certificate_arn, hosted_zone_id=hosted_zone_id,
                                client_cidr=client_cidr, host_instance_type=host_instance_type,
