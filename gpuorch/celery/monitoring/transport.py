@@ -19,6 +19,7 @@ from kombu.utils.objects import cached_property
 
 from gpuorch.celery import sqs_transport
 from gpuorch.celery.monitoring import leases
+from gpuorch.celery.monitoring.background import BackgroundPublisher
 from gpuorch.celery.monitoring.names import NAMESPACE_OPTION, BroadcastNames, reply_queue_name
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ SWEEP_INTERVAL_S = leases.RENEW_S
 # A worker publishes its events from its event loop, which also acknowledges its jobs: an SNS call that hangs
 # must give up in seconds, not after botocore's default of 60 s per attempt (an event lost is only an event).
 SNS_CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 2})
+
+# A closing channel waits this long for its queued events (a worker's last ones: task-succeeded, worker-offline).
+EVENTS_FLUSH_S = 5.0
 
 
 class _Owners:
@@ -87,10 +91,13 @@ class Channel(sqs_transport.Channel):
       it polls, and the next process to declare one sweeps those whose lease ran out (their owner died), with their
       SNS subscriptions. A worker's pidbox queue is named after the worker and kept, so a restarted worker takes it
       up again: SQS refuses to re-create a queue deleted less than 60 s before, which would stop the worker.
+    - Events are published from a thread of their own (gpuorch.celery.monitoring.background), not from the worker's
+      event loop, which would otherwise hand each job to its pool only after an SNS round trip.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self._events = BackgroundPublisher(super()._put_fanout, name="gpuorch-events")
         self._owned: dict[str, str] = {}  # broadcast queue declared on this channel -> its URL
         self._renewed_at = time.monotonic()
         self._pid = os.getpid()
@@ -118,6 +125,12 @@ class Channel(sqs_transport.Channel):
         if exchange == self.broadcast.events_exchange:
             return self.exchange_types["fanout"]
         return super().typeof(exchange, default)
+
+    def _put_fanout(self, exchange, message, routing_key, **kwargs):
+        if exchange != self.broadcast.events_exchange:
+            return super()._put_fanout(exchange, message, routing_key, **kwargs)  # remote control: at once
+        self._events.submit(exchange, message, routing_key, **kwargs)
+        return None
 
     # Remote-control replies: routed by the reply queue's name.
 
@@ -212,6 +225,8 @@ class Channel(sqs_transport.Channel):
         self._release(queue)
 
     def close(self):
+        if not self._events.flush(EVENTS_FLUSH_S):
+            log.warning("closing with events not yet published after %.0f s", EVENTS_FLUSH_S)
         self.release_owned_queues()
         super().close()
 
