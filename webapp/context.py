@@ -108,8 +108,8 @@ class ApiContext:
     def submission_estimate(self, workflow: Workflow) -> dict[str, Any] | None:
         """What a job of `workflow` about to be queued should take and cost; None when it cannot be known now."""
         try:
-            return self.lifecycle.submission_estimate(self.services.jobs, workflow.name, ahead=self.backlog.depth(),
-                                                      now=self.clock())
+            return self.lifecycle.submission_estimate(self.services.jobs, workflow.name,
+                                                      ahead=self.backlog.recent_depth(), now=self.clock())
         except (BotoCoreError, ClientError) as exc:
             log.warning("no estimate for a %s job: %s", workflow.name, exc)
             return None
