@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from kombu.exceptions import ChannelError
 from kombu.transport import SQS
 from kombu.transport.SQS.exceptions import DoesNotExistQueueException
+from kombu.utils.json import dumps
 from kombu.utils.objects import cached_property
 
 from gpuorch.celery import sqs_transport
@@ -91,13 +92,13 @@ class Channel(sqs_transport.Channel):
       it polls, and the next process to declare one sweeps those whose lease ran out (their owner died), with their
       SNS subscriptions. A worker's pidbox queue is named after the worker and kept, so a restarted worker takes it
       up again: SQS refuses to re-create a queue deleted less than 60 s before, which would stop the worker.
-    - Events are published from a thread of their own (gpuorch.celery.monitoring.background), not from the worker's
-      event loop, which would otherwise hand each job to its pool only after an SNS round trip.
+    - Events are published from a thread of their own (gpuorch.celery.monitoring.background), a few per SNS call,
+      not from the worker's event loop, which would otherwise hand each job to its pool only after an SNS round trip.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._events = BackgroundPublisher(super()._put_fanout, name="gpuorch-events")
+        self._events = BackgroundPublisher(self._publish_events, name="gpuorch-events")
         self._owned: dict[str, str] = {}  # broadcast queue declared on this channel -> its URL
         self._renewed_at = time.monotonic()
         self._pid = os.getpid()
@@ -129,8 +130,25 @@ class Channel(sqs_transport.Channel):
     def _put_fanout(self, exchange, message, routing_key, **kwargs):
         if exchange != self.broadcast.events_exchange:
             return super()._put_fanout(exchange, message, routing_key, **kwargs)  # remote control: at once
-        self._events.submit(exchange, message, routing_key, **kwargs)
+        self._events.submit(message)
         return None
+
+    def _publish_events(self, events: list[tuple[tuple, dict]]) -> None:
+        """One SNS call for a batch of events (at most 10), each published as kombu's _put_fanout publishes one."""
+        exchange = self.broadcast.events_exchange
+        entries = []
+        for i, ((message,), _) in enumerate(events):
+            entry = {"Id": str(i), "Message": dumps(message)}
+            attributes = self.fanout.serialise_message_attributes(
+                message.get("properties", {}).get("message_attributes"))
+            if attributes:
+                entry["MessageAttributes"] = attributes
+            entries.append(entry)
+        answer = self.fanout.get_client(exchange).publish_batch(
+            TopicArn=self.fanout._get_or_create_topic(exchange), PublishBatchRequestEntries=entries)
+        if answer.get("Failed"):
+            log.warning("%d of %d event(s) not published: %s", len(answer["Failed"]), len(entries),
+                        answer["Failed"][0].get("Message") or answer["Failed"][0].get("Code"))
 
     # Remote-control replies: routed by the reply queue's name.
 
