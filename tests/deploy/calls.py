@@ -77,7 +77,8 @@ def monitored_worker(name: str) -> list[Call]:
         Call("sns", "ListSubscriptionsByTopic", "topic_pidbox", "kombu SNS subscriptions.cleanup"),
         Call("sns", "Unsubscribe", "topic_events", "kombu SNS cleanup of subscriptions whose queue is gone"),
         Call("sns", "Unsubscribe", "topic_pidbox", "kombu SNS cleanup of subscriptions whose queue is gone"),
-        Call("sns", "Publish", "topic_events", "worker events (task-received, heartbeats ...)"),
+        Call("sns", "PublishBatch", "topic_events", "worker events (task-received, heartbeats ...), up to 10 a call "
+             "(gpuorch/celery/monitoring/transport.py)"),
         Call("sns", "Subscribe", "topic_pidbox", "the worker's pidbox queue takes remote-control commands"),
         Call("sqs", "CreateQueue", f"pidbox_{name}", f"{MONITORING}: the worker's pidbox queue"),
         Call("sqs", "TagQueue", f"pidbox_{name}", "CreateQueue with a lease tag"),
@@ -344,8 +345,8 @@ S3_IAM_ACTION = {
 
 
 def iam_action(service: str, operation: str) -> str:
-    if service == "sqs":  # a batch call needs its single operation's action
-        return f"sqs:{operation.removesuffix('Batch')}"
+    if service in ("sqs", "sns"):  # a batch call needs its single operation's action (SNS PublishBatch: sns:Publish)
+        return f"{service}:{operation.removesuffix('Batch')}"
     if service == "s3":
         return S3_IAM_ACTION.get(operation, f"s3:{operation}")
     return f"{service}:{operation}"
