@@ -15,7 +15,7 @@ from gpuorch.aws.clients import AwsClients
 from gpuorch.jobs.store import JobStore
 from gpuorch.settings import Settings
 from lifecycle.decision import ACTIVE_STATES
-from lifecycle.fresh import FreshCache
+from gpuorch.fresh import FreshCache
 from lifecycle.live.check import LifecycleStatus, StatusStore
 from lifecycle.advice import compare_period
 from lifecycle.live.chargeback import seconds_to_next_month

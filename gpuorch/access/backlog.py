@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import threading
 import time
 from typing import Callable
@@ -11,8 +10,7 @@ from typing import Callable
 from gpuorch.aws.sqs import queue_depth
 from gpuorch.access.ratelimit import TooManyAtOnce
 from gpuorch.errors import AdmissionRefused
-
-log = logging.getLogger(__name__)
+from gpuorch.fresh import FreshCache
 
 # What a refused client is told to wait: the backlog drains at the GPU's pace, a job every few seconds at best.
 RETRY_AFTER_S = 30
@@ -49,7 +47,7 @@ class BacklogGauge:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._read: tuple[float, int] | None = None
-        self._refreshing = False
+        self._fresh = FreshCache(monotonic)
 
     def depth(self) -> int:
         with self._lock:
@@ -59,29 +57,9 @@ class BacklogGauge:
         return self._read_now(now)
 
     def recent_depth(self) -> int:
-        """The depth for an estimate, which need not wait on SQS: the last one read, while a thread reads the next
-        once it is older than the ttl; only the first (or each, with a ttl of 0) is read at once."""
-        with self._lock:
-            now = self._monotonic()
-            if self._read is None or self._ttl <= 0:
-                read = None
-            elif now - self._read[0] < self._ttl or self._refreshing:
-                return self._read[1]
-            else:
-                self._refreshing, read = True, self._read[1]
-        if read is None:
-            return self._read_now(now)
-        threading.Thread(target=self._refresh, args=(now,), name="gpuorch-refresh-backlog", daemon=True).start()
-        return read
-
-    def _refresh(self, now: float) -> None:
-        try:
-            self._read_now(now)
-        except Exception:  # noqa: BLE001 - the last depth stands; the next estimate tries again
-            log.warning("could not read the GPU queues' depth; the last one read stands", exc_info=True)
-        finally:
-            with self._lock:
-                self._refreshing = False
+        """The depth for an estimate, which need not wait on SQS: the last one read, kept fresh by a thread while
+        estimates ask for it (gpuorch.fresh); only the first (or each, with a ttl of 0) is read at once."""
+        return self._fresh.get("depth", self._ttl, lambda: self._read_now(self._monotonic()))
 
     def _read_now(self, now: float) -> int:
         depth = sum(queue_depth(self._sqs, url).total for url in self._queue_urls())

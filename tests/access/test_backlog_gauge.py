@@ -7,6 +7,7 @@ import threading
 
 from gpuorch.aws.sqs import IN_FLIGHT, VISIBLE
 from gpuorch.access.backlog import BacklogGauge
+from tests.conftest import wait_for
 
 
 class FakeSqs:
@@ -35,11 +36,10 @@ def test_an_estimate_reads_the_depth_once_then_answers_the_last_one_while_a_thre
     sqs.depth, now[0] = 5, 3.0
     sqs.gate.clear()  # SQS slow: the estimate does not wait for it
     assert depths.recent_depth() == 2
-    assert depths.recent_depth() == 2 and sqs.calls == 2  # one refresh at a time
+    assert depths.recent_depth() == 2 and sqs.calls == 2
     sqs.gate.set()
-    for thread in [t for t in threading.enumerate() if t.name == "gpuorch-refresh-backlog"]:
-        thread.join(5)
-    assert depths.recent_depth() == 10 and sqs.calls == 4
+    wait_for(lambda: depths.recent_depth() == 10, 5, interval=0.01, message="the refreshed depth")
+    assert sqs.calls == 4
 
 
 def test_the_backlog_limit_reads_an_old_depth_before_deciding():

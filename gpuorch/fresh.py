@@ -1,4 +1,4 @@
-"""Values an API process reuses for a while, kept fresh by a thread of their own while they are asked for."""
+"""Values a process reuses for a while, kept fresh by a thread of their own while they are asked for."""
 
 from __future__ import annotations
 

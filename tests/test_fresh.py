@@ -7,7 +7,7 @@ import itertools
 import threading
 import time
 
-from lifecycle.fresh import FreshCache
+from gpuorch.fresh import FreshCache
 from tests.conftest import wait_for
 
 
