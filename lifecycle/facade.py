@@ -174,6 +174,11 @@ class GpuLifecycle:
         """What the last lifecycle check decided (None before the first)."""
         return StatusStore(self._dynamodb, self._table).read()
 
+    def recent_check(self) -> LifecycleStatus | None:
+        """What the last lifecycle check decided, as this process read it within GPU_VIEW_TTL_S: what the answers
+        about jobs say of it (why one waits) moves with their place and eta."""
+        return self._cache.get("check", GPU_VIEW_TTL_S, self.last_check)
+
     def month_spend(self, now: datetime) -> float:
         """This month's GPU spend so far, in dollars."""
         return run_log_for(self._dynamodb, self._table, self.settings.region).month_spend(now)

@@ -88,10 +88,10 @@ class ApiContext:
         return job
 
     def lifecycle_status(self) -> LifecycleStatus | None:
-        """The last lifecycle check's outcome; None when there was none or it cannot be read now (logged), so
-        that a job's record is still answered."""
+        """The last lifecycle check's outcome (as read within the last 2 s); None when there was none or it cannot be
+        read now (logged), so that a job's record is still answered."""
         try:
-            return self.lifecycle.last_check()
+            return self.lifecycle.recent_check()
         except (BotoCoreError, ClientError) as exc:
             log.warning("cannot read the lifecycle status: %s", exc)
             return None
