@@ -36,8 +36,9 @@ REPLY_WAIT_S = 1
 # Sweeping lists queues: once per process per renewal period bounds what dead processes leave.
 SWEEP_INTERVAL_S = leases.RENEW_S
 
-# A worker publishes its events from its event loop, which also acknowledges its jobs: an SNS call that hangs
-# must give up in seconds, not after botocore's default of 60 s per attempt (an event lost is only an event).
+# A worker's events go out from one thread that must not fall behind, a remote-control command from its caller, who
+# waits: an SNS call that hangs must give up in seconds, not after botocore's default of 60 s per attempt (an event
+# lost is only an event).
 SNS_CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 2})
 
 # A closing channel waits this long for its queued events (a worker's last ones: task-succeeded, worker-offline).
