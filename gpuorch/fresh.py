@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from typing import Any, Callable
 
 log = logging.getLogger(__name__)
@@ -14,6 +15,13 @@ log = logging.getLogger(__name__)
 KEEP_FRESH_S = 10.0
 # What the refresher waits at most between two looks (a value asked for the first time is made by its asker).
 IDLE_LOOK_S = 1.0
+
+
+def close_all() -> None:
+    """Stop the refresher of every cache of this process (the tests do, after each: no read of one test's outlives
+    it)."""
+    for cache in list(_caches):
+        cache.close()
 
 
 class FreshCache:
@@ -32,7 +40,18 @@ class FreshCache:
         self._makers: dict[str, tuple[float, Callable[[], Any]]] = {}  # name -> (time to live, how to make it)
         self._asked: dict[str, float] = {}
         self._refresher: threading.Thread | None = None
+        self._closed = False
+        self._wake = threading.Event()
         self.made = 0  # values made, for the tests
+        _caches.add(self)
+
+    def close(self) -> None:
+        """No more refreshes: the refresher stops, and an expired value is read again by its next asker."""
+        with self._lock:
+            self._closed, refresher = True, self._refresher
+        self._wake.set()
+        if refresher is not None and refresher is not threading.current_thread():
+            refresher.join(10)
 
     def get(self, name: str, ttl_s: float, make: Callable[[], Any]) -> Any:
         with self._lock:
@@ -40,8 +59,9 @@ class FreshCache:
             if ttl_s > 0:
                 self._makers[name] = (ttl_s, make)
                 self._asked[name] = self._monotonic()
-                if hit is not None:
-                    if self._refresher is None:
+                # Closed, an expired value has no refresher to make the next: its asker reads it.
+                if hit is not None and (not self._closed or self._monotonic() - hit[0] < ttl_s):
+                    if self._refresher is None and not self._closed:
                         self._refresher = threading.Thread(target=self._refresh, name="gpuorch-refresh", daemon=True)
                         self._refresher.start()
                     return hit[1]
@@ -60,7 +80,7 @@ class FreshCache:
                 now = self._monotonic()
                 wanted = [name for name, at in self._asked.items()
                           if now - at < self._keep_fresh_s and name in self._values]
-                if not wanted:
+                if not wanted or self._closed:
                     self._refresher = None  # asked for again: a new refresher starts
                     return
                 due = [name for name in wanted if now - self._values[name][0] >= self._makers[name][0]]
@@ -76,4 +96,7 @@ class FreshCache:
                 now = self._monotonic()
                 next_due = min((self._values[name][0] + self._makers[name][0] - now for name in wanted),
                                default=IDLE_LOOK_S)
-            time.sleep(min(IDLE_LOOK_S, max(0.01, next_due)))
+            self._wake.wait(min(IDLE_LOOK_S, max(0.01, next_due)))
+
+
+_caches: "weakref.WeakSet[FreshCache]" = weakref.WeakSet()

@@ -68,3 +68,16 @@ def test_a_failed_refresh_keeps_the_last_value_and_is_tried_again_a_ttl_later(ca
     assert 2 <= len(make.threads) <= 6  # tried about once per ttl, not in a loop
     assert "could not refresh gpu; the last one read stands" in caplog.text
     wait_for(lambda: cache._refresher is None, 5, interval=0.01, message="the refresher to stop")
+
+
+def test_a_closed_cache_stops_refreshing_and_its_next_asker_reads_an_expired_value():
+    cache, make = FreshCache(keep_fresh_s=5), Maker()
+    cache.get("gpu", 0.1, make)
+    cache.get("gpu", 0.1, make)
+    refresher = cache._refresher
+    cache.close()
+    assert refresher is not None and not refresher.is_alive()
+    made = cache.made
+    time.sleep(0.25)
+    assert cache.made == made  # closed: no refresh
+    assert cache.get("gpu", 0.1, make) == made + 1 and make.threads[-1] == threading.current_thread().name
