@@ -5,8 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import statistics
-import threading
-import time
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -17,6 +15,7 @@ from gpuorch.aws.clients import AwsClients
 from gpuorch.jobs.store import JobStore
 from gpuorch.settings import Settings
 from lifecycle.decision import ACTIVE_STATES
+from gpuorch.fresh import FreshCache
 from lifecycle.live.check import LifecycleStatus, StatusStore
 from lifecycle.advice import Deployment, compare_period
 from lifecycle.live.chargeback import seconds_to_next_month
@@ -60,43 +59,6 @@ COLD_START_WINDOW = timedelta(days=7)
 QUEUE_READ = 1000
 
 
-class _Cache:
-    """Values reused for a while per process (each name its own time to live). Once a value has been made, an
-    expired one is still answered while a thread makes the next, so no request waits for those reads but the
-    process's first (a time to live of 0 reads every time)."""
-
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic):
-        self._monotonic, self._lock = monotonic, threading.Lock()
-        self._values: dict[str, tuple[float, Any]] = {}
-        self._refreshing: set[str] = set()
-
-    def get(self, name: str, ttl_s: float, make: Callable[[], Any]) -> Any:
-        now = self._monotonic()
-        with self._lock:
-            hit = self._values.get(name)
-            if hit is not None and (now - hit[0] < ttl_s or name in self._refreshing):
-                return hit[1]
-            if hit is not None and ttl_s > 0:
-                self._refreshing.add(name)
-        if hit is None or ttl_s <= 0:  # a time to live of 0: read every time
-            return self._make(name, make)
-        threading.Thread(target=self._make, args=(name, make), name=f"gpuorch-refresh-{name}", daemon=True).start()
-        return hit[1]
-
-    def _make(self, name: str, make: Callable[[], Any]) -> Any:
-        try:
-            value = make()
-            with self._lock:
-                self._values[name] = (self._monotonic(), value)
-            return value
-        except Exception:
-            log.warning("could not refresh %s; the last one read stands", name, exc_info=True)
-            raise
-        finally:
-            with self._lock:
-                self._refreshing.discard(name)
-
-
 class GpuLifecycle:
     """The lifecycle's records in the control table (read with `dynamodb`) and the GPU pool, for one API process."""
 
@@ -105,14 +67,15 @@ class GpuLifecycle:
         self._dynamodb = dynamodb
         self._table = settings.control_table
         self.clock = clock
-        self._cache = _Cache()
+        self._cache = FreshCache()
 
     # Where a job is and what it will cost (lifecycle.eta), from the lifecycle's real state.
 
-    def gpu_view(self, jobs: JobStore, now: datetime) -> GpuView:
+    def gpu_view(self, jobs: JobStore) -> GpuView:
         """The GPU now: ready instances (a fresh ready heartbeat), starting ones (pending, or running without one)
         and when each should be ready, why none may start, the measured cold start and the price."""
-        return self._cache.get("gpu", GPU_VIEW_TTL_S, lambda: self._gpu_view(jobs, now))
+        # Made with the time it is made at: a refresh comes later than the request that asked first.
+        return self._cache.get("gpu", GPU_VIEW_TTL_S, lambda: self._gpu_view(jobs, self.clock()))
 
     def _gpu_view(self, jobs: JobStore, now: datetime) -> GpuView:
         status = self.last_check()
@@ -123,7 +86,7 @@ class GpuLifecycle:
         # A worker told of its spot instance's interruption takes no job: its instance is neither ready nor starting.
         interrupted = {beat.instance_id for beat in beats if beat.interruption_at is not None}
         ready_ids = {beat.instance_id for beat in beats if beat.ready} - interrupted
-        cold_start = self.cold_start_s(jobs, now)
+        cold_start = self.cold_start_s(jobs)
         held = set(status.held) if status else set()
         starting = []
         for instance in instances:
@@ -151,10 +114,11 @@ class GpuLifecycle:
         return max((prices.hourly(i.get("instance_type") or self.settings.gpu_instance_type) for i in instances),
                    default=prices.hourly(self.settings.gpu_instance_type))
 
-    def cold_start_s(self, jobs: JobStore, now: datetime) -> float:
+    def cold_start_s(self, jobs: JobStore) -> float:
         """The median cold start of the last week's runs (from a start to the first job that waited for it), else
         the cost model's."""
         def measure() -> float:
+            now = self.clock()
             start = now - COLD_START_WINDOW
             records = run_log_for(self._dynamodb, self._table, self.settings.region).records(start, now, now=now)
             finished = jobs.finished_between(start, now, created_since=start - timedelta(days=1))
@@ -176,7 +140,7 @@ class GpuLifecycle:
         shared by the process's answers for QUEUE_TTL_S."""
         if not any(job.status in (states.QUEUED, states.RUNNING) for job in wanted):
             return {}
-        gpu, times = self.gpu_view(jobs, now), self.workflow_times(jobs)
+        gpu, times = self.gpu_view(jobs), self.workflow_times(jobs)
         queue, running = self._cache.get("queue", QUEUE_TTL_S, lambda: (jobs.oldest(states.QUEUED, QUEUE_READ),
                                                                          jobs.oldest(states.RUNNING, QUEUE_READ)))
         running_left = [times_of(times, job.workflow).run_s - _elapsed(job, now) for job in running]
@@ -200,7 +164,7 @@ class GpuLifecycle:
     def submission_estimate(self, jobs: JobStore, workflow: str, *, ahead: int, now: datetime) -> dict[str, Any]:
         """What a job about to be queued behind `ahead` others (the GPU queue's depth) should take and cost; no read
         but what the caches hold after the first."""
-        gpu, times = self.gpu_view(jobs, now), self.workflow_times(jobs)
+        gpu, times = self.gpu_view(jobs), self.workflow_times(jobs)
         own = times_of(times, workflow)
         where = whereabouts(states.QUEUED, own, ahead=ahead, work_ahead=ahead * own.run_s, gpu=gpu)
         return estimate(own, where, gpu, now)
@@ -209,6 +173,11 @@ class GpuLifecycle:
     def last_check(self) -> LifecycleStatus | None:
         """What the last lifecycle check decided (None before the first)."""
         return StatusStore(self._dynamodb, self._table).read()
+
+    def recent_check(self) -> LifecycleStatus | None:
+        """What the last lifecycle check decided, as this process read it within GPU_VIEW_TTL_S: what the answers
+        about jobs say of it (why one waits) moves with their place and eta."""
+        return self._cache.get("check", GPU_VIEW_TTL_S, self.last_check)
 
     def month_spend(self, now: datetime) -> float:
         """This month's GPU spend so far, in dollars."""

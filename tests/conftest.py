@@ -11,6 +11,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from gpuorch.aws.clients import AwsClients
+from gpuorch.fresh import close_all
 from gpuorch.services import Services
 from gpuorch.settings import Settings
 from tests.support.resource_pool import ResourcePool, ResourceSet, new_names
@@ -51,6 +52,14 @@ def aws_credentials(tmp_path_factory):
         mp.setenv(var, value)
     yield
     mp.undo()
+
+
+@pytest.fixture(autouse=True)
+def no_refresh_outlives_its_test():
+    """An API made by a test keeps what it reuses fresh from a thread (gpuorch.fresh): stopped when the test ends, so
+    that no read of one test's lands in another's logs."""
+    yield
+    close_all()
 
 
 @pytest.fixture(scope="session")

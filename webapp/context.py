@@ -88,10 +88,10 @@ class ApiContext:
         return job
 
     def lifecycle_status(self) -> LifecycleStatus | None:
-        """The last lifecycle check's outcome; None when there was none or it cannot be read now (logged), so
-        that a job's record is still answered."""
+        """The last lifecycle check's outcome (as read within the last 2 s); None when there was none or it cannot be
+        read now (logged), so that a job's record is still answered."""
         try:
-            return self.lifecycle.last_check()
+            return self.lifecycle.recent_check()
         except (BotoCoreError, ClientError) as exc:
             log.warning("cannot read the lifecycle status: %s", exc)
             return None
@@ -108,8 +108,8 @@ class ApiContext:
     def submission_estimate(self, workflow: Workflow) -> dict[str, Any] | None:
         """What a job of `workflow` about to be queued should take and cost; None when it cannot be known now."""
         try:
-            return self.lifecycle.submission_estimate(self.services.jobs, workflow.name, ahead=self.backlog.depth(),
-                                                      now=self.clock())
+            return self.lifecycle.submission_estimate(self.services.jobs, workflow.name,
+                                                      ahead=self.backlog.recent_depth(), now=self.clock())
         except (BotoCoreError, ClientError) as exc:
             log.warning("no estimate for a %s job: %s", workflow.name, exc)
             return None

@@ -10,6 +10,7 @@ from typing import Callable
 from gpuorch.aws.sqs import queue_depth
 from gpuorch.access.ratelimit import TooManyAtOnce
 from gpuorch.errors import AdmissionRefused
+from gpuorch.fresh import FreshCache
 
 # What a refused client is told to wait: the backlog drains at the GPU's pace, a job every few seconds at best.
 RETRY_AFTER_S = 30
@@ -46,12 +47,21 @@ class BacklogGauge:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._read: tuple[float, int] | None = None
+        self._fresh = FreshCache(monotonic)
 
     def depth(self) -> int:
         with self._lock:
             now = self._monotonic()
             if self._read is not None and now - self._read[0] < self._ttl:
                 return self._read[1]
+        return self._read_now(now)
+
+    def recent_depth(self) -> int:
+        """The depth for an estimate, which need not wait on SQS: the last one read, kept fresh by a thread while
+        estimates ask for it (gpuorch.fresh); only the first (or each, with a ttl of 0) is read at once."""
+        return self._fresh.get("depth", self._ttl, lambda: self._read_now(self._monotonic()))
+
+    def _read_now(self, now: float) -> int:
         depth = sum(queue_depth(self._sqs, url).total for url in self._queue_urls())
         with self._lock:
             self._read = (now, depth)

@@ -40,8 +40,13 @@ def broker_url(settings: Settings) -> str:
     return f"sqs://{endpoint.netloc}"
 
 
+# Celery's DynamoDB backend, each store one conditional put (gpuorch.celery.results says why).
+RESULT_BACKEND = "gpuorch.celery.results:ResultBackend"
+
+
 def result_backend_url(settings: Settings) -> str:
-    return f"dynamodb://@{settings.region}/{settings.result_table}?ttl_seconds={settings.job_ttl_seconds}"
+    return (f"{RESULT_BACKEND}+dynamodb://@{settings.region}/{settings.result_table}"
+            f"?ttl_seconds={settings.job_ttl_seconds}")
 
 
 def task_routes(settings: Settings) -> dict[str, dict[str, str]]:

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
@@ -25,7 +26,7 @@ from gpuorch.errors import (
 from gpuorch.execution.interruption import GIVE_BACK, job_verdict
 from gpuorch.execution.outputs import InlineBudget, as_stored
 from gpuorch.execution.retry import aws_retry, comfy_retry
-from gpuorch.inputs import InputError, InputPolicy, fetch_input, inspect_image
+from gpuorch.inputs import InputError, InputPolicy, decode_image, fetch_input, inspect_image
 from gpuorch.jobs import states
 from gpuorch.jobs.expiry import expire
 from gpuorch.jobs.store import Job, TransitionRefused
@@ -394,9 +395,15 @@ class JobExecution:
         names = []
         for index, uri in enumerate(self.image_uris()):
             data = self.aws_retry(fetch_input)(uri, InputPolicy.from_settings(self.settings), s3_client=self.services.aws.s3)
-            info = inspect_image(data, max_pixels=self.settings.max_input_pixels, max_bytes=self.settings.max_input_bytes)
+            info = inspect_image(data, max_pixels=self.settings.max_input_pixels,
+                                 max_bytes=self.settings.max_input_bytes, decode=False)
             name = input_name(self.job.job_id, index, info.format)
-            names.append(self.retry(self.comfy.upload_image)(name, data, overwrite=True))
+            # Its pixels are decoded while it uploads, not before: a corrupt file still fails the job here, before
+            # any prompt names it (what it left in ComfyUI's input folder is never used).
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpuorch-decode") as decoder:
+                decoded = decoder.submit(decode_image, data)
+                names.append(self.retry(self.comfy.upload_image)(name, data, overwrite=True))
+                decoded.result()
         return names
 
     def bind(self, image_names: list[str]) -> dict[str, Any]:

@@ -116,10 +116,21 @@ class JobWatch:
             return self._latest.get(job_id, since)
 
     def _poll(self) -> None:
+        first = True  # the thread is started by a first follower
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: bool(self._followers))
+                if not self._followers:
+                    first = True
+                    self._cond.wait_for(lambda: bool(self._followers))
+            if first:
+                # A first follower has just read the record (to see that the job is not over): a read at once would
+                # tell nothing new, only weigh on the table while the job is being handed to the GPU.
+                first = False
+                time.sleep(self.interval_s)
+            with self._cond:
                 ids = list(self._followers)
+            if not ids:
+                continue
             started = time.monotonic()
             try:
                 found = self._read(ids)

@@ -7,7 +7,8 @@ URL; SendMessage; GetQueueAttributes for a queue's depth when a publisher declar
 before deleting a rejected message; ReceiveMessage; DeleteMessage on ack; ChangeMessageVisibility to give a
 message back) with its SNS fanout, which gpuorch/celery/monitoring/transport.py uses for Celery's events and remote
 control (topics, subscriptions, per-worker and per-process queues); and Celery's DynamoDB result backend
-(DescribeTable and DescribeTimeToLive when its client starts; GetItem, then PutItem, to store a state).
+(DescribeTable and DescribeTimeToLive when its client starts; one conditional PutItem to store a state,
+gpuorch/celery/results.py).
 kombu calls neither GetQueueUrl nor CreateQueue on the job queues: `gpuorch provision` creates them first, and
 kombu finds their URLs with ListQueues.
 
@@ -77,7 +78,8 @@ def monitored_worker(name: str) -> list[Call]:
         Call("sns", "ListSubscriptionsByTopic", "topic_pidbox", "kombu SNS subscriptions.cleanup"),
         Call("sns", "Unsubscribe", "topic_events", "kombu SNS cleanup of subscriptions whose queue is gone"),
         Call("sns", "Unsubscribe", "topic_pidbox", "kombu SNS cleanup of subscriptions whose queue is gone"),
-        Call("sns", "Publish", "topic_events", "worker events (task-received, heartbeats ...)"),
+        Call("sns", "PublishBatch", "topic_events", "worker events (task-received, heartbeats ...), up to 10 a call "
+             "(gpuorch/celery/monitoring/transport.py)"),
         Call("sns", "Subscribe", "topic_pidbox", "the worker's pidbox queue takes remote-control commands"),
         Call("sqs", "CreateQueue", f"pidbox_{name}", f"{MONITORING}: the worker's pidbox queue"),
         Call("sqs", "TagQueue", f"pidbox_{name}", "CreateQueue with a lease tag"),
@@ -224,8 +226,8 @@ CALLS: dict[str, list[Call]] = {
         Call("dynamodb", "UpdateItem", "job_table", "JobStore.transition and report_progress"),
         Call("dynamodb", "DescribeTable", "result_table", "celery DynamoDB backend client start (_get_or_create_table)"),
         Call("dynamodb", "DescribeTimeToLive", "result_table", "celery DynamoDB backend client start (_set_table_ttl)"),
-        Call("dynamodb", "GetItem", "result_table", "celery backend _store_result reads the current state first"),
-        Call("dynamodb", "PutItem", "result_table", "celery backend: PROGRESS (update_state) and the result"),
+        Call("dynamodb", "PutItem", "result_table", "gpuorch/celery/results.py: PROGRESS (update_state) and the result, "
+             "each one conditional put"),
         Call("dynamodb", "UpdateItem", f"control_table@heartbeat#{OWN}",
              "lifecycle/live/heartbeats.py HeartbeatStore.beat (its own instance's)"),
         Call("sqs", "SendMessage", "control_queue", "gpuorch/webhooks/announce.py: a webhook delivery for the control worker"),
@@ -344,8 +346,8 @@ S3_IAM_ACTION = {
 
 
 def iam_action(service: str, operation: str) -> str:
-    if service == "sqs":  # a batch call needs its single operation's action
-        return f"sqs:{operation.removesuffix('Batch')}"
+    if service in ("sqs", "sns"):  # a batch call needs its single operation's action (SNS PublishBatch: sns:Publish)
+        return f"{service}:{operation.removesuffix('Batch')}"
     if service == "s3":
         return S3_IAM_ACTION.get(operation, f"s3:{operation}")
     return f"{service}:{operation}"

@@ -126,7 +126,7 @@ def _sqs(operation: str, request: Mapping[str, Any], path: str, schema: Schema, 
 
 
 def _sns(operation: str, request: Mapping[str, Any], schema: Schema, origin: str) -> list[Request]:
-    action = f"sns:{operation}"
+    action = f"sns:{operation.removesuffix('Batch')}"  # PublishBatch is authorized as sns:Publish
     if operation in {"ListTopics", "ListSubscriptions"}:
         return [Request(action, "*", {}, origin)]
     if operation == "CreateTopic":

@@ -1,8 +1,12 @@
-"""Pure parts of the job runner: stable names, output keys, advisory progress writes, which failures to retry."""
+"""Pure parts of the job runner: stable names, output keys, advisory progress writes, which failures to retry;
+inputs uploaded while they are decoded."""
 
+import io
+import threading
 from types import SimpleNamespace
 
 import pytest
+from PIL import Image
 from celery.exceptions import Reject
 from botocore.exceptions import (
     ClientError, ConnectionClosedError, EndpointConnectionError, ParamValidationError, ReadTimeoutError,
@@ -15,7 +19,9 @@ from gpuorch.errors import JobDeferred
 from gpuorch.execution.interruption import NoticeBoard
 from gpuorch.inputs import InputRejected, InputUnavailable
 from gpuorch.execution.retry import aws_retry, transient
-from gpuorch.execution.runner import ProgressReporter, input_name, output_key, run_job
+from gpuorch.execution import runner
+from gpuorch.execution.runner import JobExecution, ProgressReporter, input_name, output_key, run_job
+from tests.conftest import wait_for
 
 
 @pytest.mark.parametrize("subfolder,filename,key", [
@@ -120,3 +126,50 @@ def test_a_refused_aws_call_is_not_turned_into_a_redelivery():
     services = SimpleNamespace(settings=SimpleNamespace(aws_write_attempts=2), jobs=jobs)
     with pytest.raises(ClientError):
         run_job(services, "J", "camera-angle", {})
+
+
+def inputs_execution(monkeypatch, data: bytes, uploaded: list) -> JobExecution:
+    """A JobExecution of one input (fetched as `data`) whose uploads to ComfyUI are recorded in `uploaded`."""
+    monkeypatch.setattr(runner, "fetch_input", lambda uri, policy, s3_client: data)
+    execution = object.__new__(JobExecution)
+    execution.settings = SimpleNamespace(max_input_pixels=10**6, max_input_bytes=10**6)
+    execution.services = SimpleNamespace(aws=SimpleNamespace(s3=None))
+    execution.job = SimpleNamespace(job_id="J")
+    execution.image_uris = lambda: ["s3://bucket/in.png"]
+    execution.aws_retry = execution.retry = lambda call: call
+    monkeypatch.setattr(runner.InputPolicy, "from_settings", staticmethod(lambda settings: None))
+
+    def upload_image(name, body, overwrite):
+        uploaded.append(name)
+        return name
+
+    execution.comfy = SimpleNamespace(upload_image=upload_image)
+    return execution
+
+
+def png(size=(8, 8)) -> bytes:
+    out = io.BytesIO()
+    Image.frombytes("RGB", size, bytes((i * 97) % 251 for i in range(size[0] * size[1] * 3))).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_an_input_uploads_while_its_pixels_are_decoded(monkeypatch):
+    uploaded: list = []
+    execution = inputs_execution(monkeypatch, png(), uploaded)
+    decoding = threading.Event()
+
+    def decode(data):
+        decoding.set()
+        assert wait_for(lambda: uploaded, 5, interval=0.01), "the upload did not go on while decoding"
+        runner_decode(data)
+
+    runner_decode = runner.decode_image
+    monkeypatch.setattr(runner, "decode_image", decode)
+    assert execution.upload_inputs() == ["gpuorch-J-0.png"] and decoding.is_set()
+
+
+def test_a_corrupt_input_still_fails_its_job_before_any_prompt(monkeypatch):
+    data = png((32, 32))
+    execution = inputs_execution(monkeypatch, data[: len(data) // 2], [])
+    with pytest.raises(InputRejected, match="could not be decoded"):
+        execution.upload_inputs()

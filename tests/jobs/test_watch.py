@@ -4,6 +4,7 @@ the Python caller's wait() and follow() built on it."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -83,3 +84,19 @@ def test_python_callers_wait_for_and_follow_a_job(jobs, settings):
     finally:
         use_app(None)
         app.close()
+
+
+def test_the_first_follower_is_not_followed_by_a_read_at_once(jobs):
+    """It has just read the record itself: the watch reads it an interval later, not again at once."""
+    reads: list[list[str]] = []
+
+    def read(ids):
+        reads.append(sorted(ids))
+        return jobs.get_many(ids)
+
+    watch = JobWatch(read, interval_s=0.5, capacity=2)
+    with watch.follow("a"):
+        time.sleep(0.3)
+        assert reads == []  # nothing read within the first interval
+        wait_for(lambda: reads, 5, message="a read after the interval")
+    assert reads[0] == ["a"]

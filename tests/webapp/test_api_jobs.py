@@ -8,6 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gpuorch.jobs.store import JobStore
+from tests.webapp.conftest import keyed
+from webapp import create_app
+from webapp.context import EXTENSION
 from lifecycle.decision import hold_reason
 from lifecycle.live.check import StatusStore
 from lifecycle.model import Action, Decision, Refusal
@@ -203,12 +206,30 @@ def test_a_queued_job_has_no_waiting_reason_when_the_last_check_was_not_blocked(
     assert client.get("/api/v1/jobs/job-0").json["waiting_reason"] is None
 
 
-def test_no_check_yet_or_an_unreadable_status_leaves_the_reason_null(client, jobs, provisioned, settings):
+def test_no_check_yet_or_an_unreadable_status_leaves_the_reason_null(client, jobs, provisioned, settings, celery_app,
+                                                                    api_key):
     assert client.get("/api/v1/jobs/job-0").json["waiting_reason"] is None
-    # The job's record is still answered when the control table cannot be read.
+    # The job's record is still answered when the control table cannot be read (by a process that has not read the
+    # status yet: one that has answers what it read, for 2 s).
     provisioned.aws.dynamodb.delete_table(TableName=settings.control_table)
 
-    answer = client.get("/api/v1/jobs/job-0")
+    answer = keyed(create_app(settings, celery_app=celery_app).test_client(), api_key).get("/api/v1/jobs/job-0")
 
     assert answer.status_code == 200
     assert answer.json["waiting_reason"] is None
+
+
+def test_answers_about_queued_jobs_read_the_last_check_once_for_a_while(app, client, jobs, provisioned, settings):
+    """Each stream and each GET of a queued job says why it waits: one read of the status serves a process's answers
+    for 2 s (as their place and eta do), not one read per answer."""
+    last_check(provisioned, settings, Action("blocked", "i-1", BUDGET_REASON))
+    reads = []
+    app.extensions[EXTENSION].lifecycle._dynamodb.meta.events.register(
+        "before-parameter-build.dynamodb.GetItem",
+        lambda params, **_: reads.append(params) if params["Key"].get("pk") == {"S": "status"} else None)
+    answer = client.get("/api/v1/jobs/job-0")
+    assert answer.json["waiting_reason"] == BUDGET_REASON, answer.json
+    first = len(reads)
+    for _ in range(3):
+        assert client.get("/api/v1/jobs/job-0").json["waiting_reason"] == BUDGET_REASON
+    assert first >= 1 and len(reads) == first

@@ -15,6 +15,7 @@ from tests.conftest import wait_for
 from tests.webapp.conftest import keyed
 from webapp import create_app
 from webapp.context import EXTENSION
+from webapp.views import events
 
 
 def image(settings) -> str:
@@ -138,3 +139,18 @@ def test_past_its_waiters_a_process_answers_503_and_other_requests_go_on(moto_en
     assert client.get(f"/api/v1/jobs/{job_id}").status_code == 200  # no wait: answered at once
     assert submit(client, small, Prefer="wait=5").status_code == 202  # accepted, only not waited for
     holder.join()
+
+
+def test_an_ended_jobs_last_status_event_and_its_end_are_made_from_one_answer(app, client, settings, monkeypatch):
+    job_id = submit(client, settings).json["job_id"]
+    jobs = app.extensions[EXTENSION].services.jobs
+    jobs.transition(job_id, states.RUNNING)
+    jobs.transition(job_id, states.SUCCEEDED, outputs=[], gpu_seconds=1.0)
+    made = []
+    answers = events.answers
+    monkeypatch.setattr(events, "answers", lambda found: made.append(len(found)) or answers(found))
+
+    body = client.get(f"/api/v1/jobs/{job_id}/events").get_data(as_text=True)
+
+    assert body.count("event: status") == 1 and body.count("event: end") == 1
+    assert made == [1]  # its answer (with its outputs' signed links) made once, not once per event

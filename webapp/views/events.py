@@ -62,9 +62,15 @@ def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def status_data(job: Job) -> dict[str, Any]:
-    """A `status` event's data: the job's state and, while it waits, where it is (the record's own fields)."""
-    record = JobSchema().dump(answers([job])[0])
+def answer_record(job: Job) -> dict[str, Any]:
+    """The job's record as GET /api/v1/jobs/{job_id} answers it (outputs with their signed links)."""
+    return JobSchema().dump(answers([job])[0])
+
+
+def status_data(job: Job, record: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A `status` event's data: the job's state and, while it waits, where it is (the record's own fields); from
+    `record`, its answer_record, when it is made already."""
+    record = record if record is not None else answer_record(job)
     keep = ("job_id", "status", "progress", "node", "updated_at", "waiting_reason", "phase", "queue_position",
             "eta")
     return {name: record[name] for name in keep if name in record}
@@ -72,12 +78,17 @@ def status_data(job: Job) -> dict[str, Any]:
 
 def job_events(job: Job, follower: Follower | None) -> Iterator[str]:
     """The stream: the job as it is, each change (and each move while it waits), then its final record."""
-    told = status_data(job)
+    record = answer_record(job)
+    # An ended job's last status event and its end are made from one answer: its caller hears the end sooner.
+    final = record if states.is_terminal(job.status) else None
+    told = status_data(job, record)
     yield sse("status", told)
     while follower is not None and not states.is_terminal(job.status):
         latest = follower.changed(job, PLACE_CHECK_S if told.get("phase") else KEEPALIVE_S) or job
         if latest.status != job.status:
-            told = status_data(latest)
+            record = answer_record(latest)
+            final = record if states.is_terminal(latest.status) else None
+            told = status_data(latest, record)
             yield sse("status", told)
         elif (latest.progress, latest.node) != (job.progress, job.node):
             yield sse("progress", {"job_id": latest.job_id, "progress": latest.progress, "node": latest.node})
@@ -87,7 +98,7 @@ def job_events(job: Job, follower: Follower | None) -> Iterator[str]:
         else:
             yield ": keep-alive\n\n"
         job = latest
-    yield sse("end", JobSchema().dump(answers([job])[0]))
+    yield sse("end", final if final is not None else answer_record(job))
 
 
 def _moved(told: dict[str, Any], now: dict[str, Any]) -> bool:

@@ -15,10 +15,12 @@ from botocore.exceptions import ClientError
 from kombu.exceptions import ChannelError
 from kombu.transport import SQS
 from kombu.transport.SQS.exceptions import DoesNotExistQueueException
+from kombu.utils.json import dumps
 from kombu.utils.objects import cached_property
 
 from gpuorch.celery import sqs_transport
 from gpuorch.celery.monitoring import leases
+from gpuorch.celery.monitoring.background import BackgroundPublisher
 from gpuorch.celery.monitoring.names import NAMESPACE_OPTION, BroadcastNames, reply_queue_name
 
 log = logging.getLogger(__name__)
@@ -34,9 +36,13 @@ REPLY_WAIT_S = 1
 # Sweeping lists queues: once per process per renewal period bounds what dead processes leave.
 SWEEP_INTERVAL_S = leases.RENEW_S
 
-# A worker publishes its events from its event loop, which also acknowledges its jobs: an SNS call that hangs
-# must give up in seconds, not after botocore's default of 60 s per attempt (an event lost is only an event).
+# A worker's events go out from one thread that must not fall behind, a remote-control command from its caller, who
+# waits: an SNS call that hangs must give up in seconds, not after botocore's default of 60 s per attempt (an event
+# lost is only an event).
 SNS_CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 2})
+
+# A closing channel waits this long for its queued events (a worker's last ones: task-succeeded, worker-offline).
+EVENTS_FLUSH_S = 5.0
 
 
 class _Owners:
@@ -87,10 +93,13 @@ class Channel(sqs_transport.Channel):
       it polls, and the next process to declare one sweeps those whose lease ran out (their owner died), with their
       SNS subscriptions. A worker's pidbox queue is named after the worker and kept, so a restarted worker takes it
       up again: SQS refuses to re-create a queue deleted less than 60 s before, which would stop the worker.
+    - Events are published from a thread of their own (gpuorch.celery.monitoring.background), a few per SNS call,
+      not from the worker's event loop, which would otherwise hand each job to its pool only after an SNS round trip.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self._events = BackgroundPublisher(self._publish_events, name="gpuorch-events")
         self._owned: dict[str, str] = {}  # broadcast queue declared on this channel -> its URL
         self._renewed_at = time.monotonic()
         self._pid = os.getpid()
@@ -118,6 +127,29 @@ class Channel(sqs_transport.Channel):
         if exchange == self.broadcast.events_exchange:
             return self.exchange_types["fanout"]
         return super().typeof(exchange, default)
+
+    def _put_fanout(self, exchange, message, routing_key, **kwargs):
+        if exchange != self.broadcast.events_exchange:
+            return super()._put_fanout(exchange, message, routing_key, **kwargs)  # remote control: at once
+        self._events.submit(message)
+        return None
+
+    def _publish_events(self, events: list[tuple[tuple, dict]]) -> None:
+        """One SNS call for a batch of events (at most 10), each published as kombu's _put_fanout publishes one."""
+        exchange = self.broadcast.events_exchange
+        entries = []
+        for i, ((message,), _) in enumerate(events):
+            entry = {"Id": str(i), "Message": dumps(message)}
+            attributes = self.fanout.serialise_message_attributes(
+                message.get("properties", {}).get("message_attributes"))
+            if attributes:
+                entry["MessageAttributes"] = attributes
+            entries.append(entry)
+        answer = self.fanout.get_client(exchange).publish_batch(
+            TopicArn=self.fanout._get_or_create_topic(exchange), PublishBatchRequestEntries=entries)
+        if answer.get("Failed"):
+            log.warning("%d of %d event(s) not published: %s", len(answer["Failed"]), len(entries),
+                        answer["Failed"][0].get("Message") or answer["Failed"][0].get("Code"))
 
     # Remote-control replies: routed by the reply queue's name.
 
@@ -212,6 +244,8 @@ class Channel(sqs_transport.Channel):
         self._release(queue)
 
     def close(self):
+        if not self._events.flush(EVENTS_FLUSH_S):
+            log.warning("closing with events not yet published after %.0f s", EVENTS_FLUSH_S)
         self.release_owned_queues()
         super().close()
 

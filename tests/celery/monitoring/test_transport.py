@@ -173,3 +173,22 @@ def test_an_exiting_process_creates_no_more_queues(app, broadcasts, monkeypatch)
         with app.connection_for_read() as late, pytest.raises(ChannelError, match="exiting"):
             consume_events(app, late, [])
     assert broadcasts.queues() == []
+
+
+def test_an_event_is_published_off_the_thread_that_sends_it(app, names):
+    """A worker's event loop queues its events and goes on (to hand the job to its pool); a thread publishes them."""
+    held, published = threading.Event(), []
+
+    def slow_sns(events):
+        held.wait(10)
+        published.extend(message["body"] for (message,), _ in events)
+
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        channel._events = transport.BackgroundPublisher(slow_sns, name="test-events")
+        began = time.monotonic()
+        channel._put_fanout(names.events_exchange, {"body": "{}"}, "worker.heartbeat")
+        assert time.monotonic() - began < 1 and published == []
+        held.set()
+        assert channel._events.flush(5)
+    assert published == ["{}"]
