@@ -57,8 +57,6 @@ from lifecycle.simulation.workload import REFERENCE_TRACES, Job, read_trace, ref
 QUICK_TRACES = ("bursty", "trickle")
 SPOT_PRICES = Path(__file__).resolve().parents[1] / "lifecycle" / "simulation" / "data" / "g6e-2xlarge-spot-us-east-1.csv"
 FIRST_DAYS, QUICK_FIRST_DAYS = 8, 2
-# What `gpuorch deploy` builds by default: the model store, its volume, the pool's size.
-DEPLOYED = StackOptions(domain="api.example.com", certificate_arn="arn:aws:acm:::certificate/any")
 
 
 @dataclass(frozen=True)
@@ -143,10 +141,10 @@ def table(rows: list[Row]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK_TRACES)} (make test runs this)")
-    parser.add_argument("--pool", type=int, default=DEPLOYED.on_demand_instances,
+    parser.add_argument("--pool", type=int, default=StackOptions.on_demand_instances,
                         help="on-demand GPU instances in the pool, each with a spot one beside it (gpuorch deploy "
                              "--on-demand N --spot)")
-    parser.add_argument("--models-store", choices=sorted(VOLUMES), default=DEPLOYED.models_store,
+    parser.add_argument("--models-store", choices=sorted(VOLUMES), default=StackOptions.models_store,
                         help="where the model files live (gpuorch deploy --models-store), with its volume")
     args = parser.parse_args()
 

@@ -24,6 +24,17 @@ def jobs(provisioned):
     return store
 
 
+def recording(jobs):
+    """A batched read of the job table that remembers the ids of each read it made."""
+    reads: list[list[str]] = []
+
+    def read(ids):
+        reads.append(sorted(ids))
+        return jobs.get_many(ids)
+
+    return reads, read
+
+
 def record(status: str, progress: int) -> Job:
     return Job("j", "camera-angle", status, {}, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", progress=progress)
 
@@ -40,12 +51,7 @@ def test_records_are_read_more_often_only_while_an_end_is_imminent(followed, int
 
 
 def test_one_read_serves_every_follower_and_wakes_each_on_its_change(jobs):
-    reads: list[list[str]] = []
-
-    def read(ids):
-        reads.append(sorted(ids))
-        return jobs.get_many(ids)
-
+    reads, read = recording(jobs)
     watch = JobWatch(read, interval_s=0.01, capacity=2)
     with watch.follow("a") as a, watch.follow("b") as b:
         wait_for(lambda: ["a", "b"] in reads, 5, message="one read of both")
@@ -88,12 +94,7 @@ def test_python_callers_wait_for_and_follow_a_job(jobs, settings):
 
 def test_the_first_follower_is_not_followed_by_a_read_at_once(jobs):
     """It has just read the record itself: the watch reads it an interval later, not again at once."""
-    reads: list[list[str]] = []
-
-    def read(ids):
-        reads.append(sorted(ids))
-        return jobs.get_many(ids)
-
+    reads, read = recording(jobs)
     watch = JobWatch(read, interval_s=0.5, capacity=2)
     with watch.follow("a"):
         time.sleep(0.3)
