@@ -6,11 +6,13 @@ Its floor, with boto3 and requests against the same servers, in order: the recor
 receive, the record's read and its move to running, the input's fetch, ComfyUI's upload and prompt.
 
 Notify: from the job's end (its record's finished_at, stamped by the GPU worker just before its final write) to the
-caller hearing it, three ways at once: a `GET ?wait=60` already waiting, the event stream's `end` event, and the
-webhook at a receiver on loopback (verified with the Standard Webhooks library). The floor of a wait and of the
-stream: the final write and a consistent read of it. The webhook's, whose delivery goes off the hot path through the
-control queue: the final write, the control queue's send and receive (a long poll already open), the record's read,
-the delivery's conditional put and the signed POST.
+caller hearing it, three ways: a `GET ?wait=60` opened after the submission's 202, the event stream's `end` event,
+and the webhook at a receiver on loopback (verified with the Standard Webhooks library). Each way is a caller's of its
+own jobs, in turn (a job asks for a webhook only when its caller hears by webhook), as each floor's calls are made
+alone: three callers at once on one job would put their requests on the servers beside the job's and charge them to
+each way. The floor of a wait and of the stream: the final write and a consistent read of it. The webhook's, whose
+delivery goes off the hot path through the control queue: the final write, the control queue's send and receive (a
+long poll already open), the record's read, the delivery's conditional put and the signed POST.
 
 Each floor call is the request gpuorch makes: the record as the API wrote the warm-up job's, its moves to running
 and to succeeded with the conditions that keep a status moving forward only.
@@ -125,13 +127,13 @@ class Rig:
         return self.session.get(f"{self.api_url}/api/v1/jobs/{job_id}", timeout=30).json()
 
 
-def one_job(rig: Rig) -> tuple[str, float, dict[str, float], dict[str, float]]:
-    """Submit one job and hear its end three ways; (its id, dispatch ms, {way: notify ms}, {dispatch part: ms})."""
+def one_job(rig: Rig, way: str) -> tuple[str, float, float, dict[str, float]]:
+    """Submit one job and hear its end one way (WAYS); (its id, dispatch ms, notify ms, {dispatch part: ms})."""
     heard: dict[str, float] = {}
+    hook = {"webhook": rig.receiver.url, "webhook_events": ["job.succeeded"]} if way == "webhook" else {}
     started = time.time()
     answer = rig.session.post(f"{rig.api_url}/api/v1/camera-angle/jobs", timeout=30,
-                              json={"image": rig.image_uri, **PARAMS, "webhook": rig.receiver.url,
-                                    "webhook_events": ["job.succeeded"]})
+                              json={"image": rig.image_uri, **PARAMS, **hook})
     if answer.status_code != 202:
         raise RuntimeError(f"submission refused: {answer.status_code} {answer.text}")
     job_id = answer.json()["job_id"]
@@ -151,22 +153,23 @@ def one_job(rig: Rig) -> tuple[str, float, dict[str, float], dict[str, float]]:
                     heard["stream"] = time.time()
                     return
 
-    listeners = [threading.Thread(target=fn, daemon=True) for fn in (wait, stream)]
-    for listener in listeners:
-        listener.start()
+    listener = {"wait": wait, "stream": stream}.get(way)
+    if listener is not None:
+        follow = threading.Thread(target=listener, daemon=True)
+        follow.start()
     dispatch = (execution_start(rig.comfyui_url, job_id) - started) * 1000
-    for listener in listeners:
-        listener.join(90)
-    deadline = time.monotonic() + 30
-    while job_id not in rig.receiver.arrived and time.monotonic() < deadline:
-        time.sleep(0.01)
-    heard["webhook"] = rig.receiver.arrived.get(job_id, float("nan"))
+    if listener is not None:
+        follow.join(90)
+    else:
+        deadline = time.monotonic() + 30
+        while job_id not in rig.receiver.arrived and time.monotonic() < deadline:
+            time.sleep(0.01)
+        heard["webhook"] = rig.receiver.arrived.get(job_id, float("nan"))
     record = rig.job(job_id)
     finished, running = seconds(record["finished_at"]), seconds(record["started_at"])
     parts = {"answered": answered - started, "taken": running - answered,
              "prompted": started + dispatch / 1000 - running}
-    notified = {way: (heard[way] - finished) * 1000 for way in WAYS}
-    return job_id, dispatch, notified, {part: s * 1000 for part, s in parts.items()}
+    return job_id, dispatch, (heard[way] - finished) * 1000, {part: s * 1000 for part, s in parts.items()}
 
 
 # The record's conditional moves, as gpuorch.jobs.store.JobStore.transition writes them: the status may only move
@@ -345,7 +348,8 @@ def report(name: str, values: list[float]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=40, help="Jobs submitted one after another.")
+    parser.add_argument("--jobs", type=int, default=60,
+                        help="Jobs submitted one after another, each way (wait, stream, webhook) hearing every third.")
     parser.add_argument("--waiters", type=int, default=80, help="Waiting requests opened at once on the API.")
     parser.add_argument("--logs", type=Path, help="Keep the processes' logs in this folder.")
     parser.add_argument("--quick", action="store_true", help="3 jobs, 60 waiters: checks the bench runs (make test)")
@@ -385,19 +389,21 @@ def main() -> int:
 
         # Warm every path (connections, the GPU worker's pool, caches) before measuring; the floor's record is this
         # job's as the API wrote it.
-        warm_id, *_ = one_job(rig)
+        warm_id, *_ = one_job(rig, "webhook")
+        for way in WAYS[:-1]:
+            one_job(rig, way)
         floor = Floor.of(rig, warm_id, SAMPLE_IMAGE.read_bytes())
         floor.dispatch(), floor.notify_wait(), floor.notify_webhook()
         dispatch, floor_d, parts = [], [], {}
         notify: dict[str, list[float]] = {way: [] for way in WAYS}
         floor_n: dict[str, list[float]] = {way: [] for way in WAYS}
-        for _ in range(args.jobs):  # alternating, so that neither inherits the other's state
-            _, sent, heard, split = one_job(rig)
+        for i in range(args.jobs):  # alternating, so that neither inherits the other's state
+            way = WAYS[i % len(WAYS)]
+            _, sent, heard, split = one_job(rig, way)
             dispatch.append(sent)
             for part, ms in split.items():
                 parts.setdefault(part, []).append(ms)
-            for way in WAYS:
-                notify[way].append(heard[way])
+            notify[way].append(heard)
             floor_d.append(floor.dispatch())
             waited = floor.notify_wait()
             floor_n["wait"].append(waited)
