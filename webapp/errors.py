@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 import marshmallow as ma
 from botocore.exceptions import BotoCoreError, ClientError
 from flask import Flask, request
-from flask_smorest import Api
+from flask_smorest import Api, Blueprint
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -48,6 +49,17 @@ class ErrorSchema(ma.Schema):
     """Every error response of the API, whatever its status."""
 
     error = ma.fields.Nested(ErrorDetailSchema, required=True)
+
+
+def error_responses(blp: Blueprint, *statuses: int) -> Callable[[Callable], Callable]:
+    """Documents that an operation may answer each of `statuses` (in that order) with the one error shape."""
+
+    def document(view: Callable) -> Callable:
+        for status in reversed(statuses):
+            view = blp.alt_response(status, response=HTTPStatus(status).name)(view)
+        return view
+
+    return document
 
 
 class ApiError(RequestRefused):

@@ -6,7 +6,6 @@ job of its own. A user key sees only its owner's batches (another owner's answer
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from typing import Any
 
 from flask import request, url_for
@@ -19,12 +18,12 @@ from gpuorch.jobs.idempotency import HEADER, checked_key
 from webapp.auth import caller
 from webapp.batch_body import read_batch
 from webapp.context import current
-from webapp.errors import ApiError
+from webapp.errors import ApiError, error_responses
 from webapp.request_body import FORM_MEDIA_TYPE
 from webapp.request_schemas import batch_schemas
 from webapp.schemas import BatchSchema
 from webapp.views.jobs import answers
-from webapp.views.submissions import IDEMPOTENCY_PARAMETER, REPLAYED_HEADER
+from webapp.views.submissions import IDEMPOTENCY_PARAMETER, REPLAYED_HEADER, SUBMISSION_ERRORS
 
 blp = Blueprint("batches", __name__, url_prefix="/api/v1",
                 description=f"Submit up to {MAX_BATCH_ITEMS} jobs at once; follow and cancel them together.")
@@ -93,13 +92,7 @@ class BatchesView(MethodView):
         REPLAYED_HEADER: {"description": "true when its Idempotency-Key had accepted this same batch.",
                           "schema": {"type": "string"}},
     })
-    @blp.alt_response(400, response=HTTPStatus.BAD_REQUEST.name)
-    @blp.alt_response(402, response=HTTPStatus.PAYMENT_REQUIRED.name)
-    @blp.alt_response(409, response=HTTPStatus.CONFLICT.name)
-    @blp.alt_response(413, response=HTTPStatus.REQUEST_ENTITY_TOO_LARGE.name)
-    @blp.alt_response(422, response=HTTPStatus.UNPROCESSABLE_ENTITY.name)
-    @blp.alt_response(429, response=HTTPStatus.TOO_MANY_REQUESTS.name)
-    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    @error_responses(blp, *SUBMISSION_ERRORS)
     def post(self):
         context, key = current(), caller()
         idempotency_key = checked_key(request.headers.get(HEADER))
@@ -117,8 +110,7 @@ class BatchesView(MethodView):
 @blp.route("/batches/<string:batch_id>")
 class OneBatchView(MethodView):
     @blp.response(200, BatchSchema)
-    @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
-    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    @error_responses(blp, 404, 503)
     def get(self, batch_id: str):
         """One batch: its items' counts by status, and each item's job record"""
         context = current()
@@ -131,8 +123,7 @@ class OneBatchView(MethodView):
 @blp.route("/batches/<string:batch_id>/cancel")
 class BatchCancelView(MethodView):
     @blp.response(200, BatchSchema)
-    @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
-    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    @error_responses(blp, 404, 503)
     def post(self, batch_id: str):
         """Cancel a batch: each item still queued or running is cancelled, as one job's cancel; the finished ones keep
         their outcome"""

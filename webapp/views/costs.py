@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from http import HTTPStatus
 
 import marshmallow as ma
 from flask.views import MethodView
@@ -10,6 +9,7 @@ from flask_smorest import Blueprint
 
 from lifecycle.facade import parse_period
 from webapp.context import current
+from webapp.errors import error_responses
 from webapp.schemas import CostQuerySchema, CostReportSchema
 
 blp = Blueprint("costs", __name__, url_prefix="/api/v1", description="What the GPU cost.")
@@ -20,8 +20,7 @@ class CostView(MethodView):
     # Query parameters a client misspells are refused, not silently ignored.
     @blp.arguments(CostQuerySchema, location="query", unknown=ma.RAISE, as_kwargs=True)
     @blp.response(200, CostReportSchema)
-    @blp.alt_response(422, response=HTTPStatus.UNPROCESSABLE_ENTITY.name)
-    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    @error_responses(blp, 422, 503)
     def get(self, from_: str | None = None, to: str | None = None, by: str | None = None, compare: bool = False):
         """GPU cost of a period (default: this month so far)
 

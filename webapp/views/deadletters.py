@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from typing import Any
 
 import marshmallow as ma
@@ -12,6 +11,7 @@ from flask_smorest import Blueprint
 from gpuorch.jobs.redrive import DeadLetters
 from gpuorch.celery.names import GPU_TASK_WORKFLOWS
 from webapp.context import current
+from webapp.errors import error_responses
 
 blp = Blueprint("dead_letters", __name__, url_prefix="/api/v1",
                 description="The GPU queue's dead letters: why each is there, and redrive of those that can still run.")
@@ -80,7 +80,7 @@ def dead_letters(*, publishing: bool) -> DeadLetters:
 @blp.route("/dead-letters")
 class DeadLetterListView(MethodView):
     @blp.response(200, DeadLetterListSchema)
-    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    @error_responses(blp, 503)
     def get(self):
         """Every message in the GPU dead-letter queue: its job, why it is there, and whether redrive can resubmit it
 
@@ -93,8 +93,7 @@ class DeadLetterListView(MethodView):
 class RedriveView(MethodView):
     @blp.arguments(RedriveRequestSchema, unknown=ma.RAISE)
     @blp.response(200, RedriveAnswerSchema)
-    @blp.alt_response(422, response=HTTPStatus.UNPROCESSABLE_ENTITY.name)
-    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    @error_responses(blp, 422, 503)
     def post(self, body: dict[str, Any]):
         """Resubmit dead-lettered jobs that can still run, each as a new job linked to the old one
 

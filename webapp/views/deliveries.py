@@ -4,7 +4,6 @@ again by its owner (or an operator)."""
 from __future__ import annotations
 
 import dataclasses
-from http import HTTPStatus
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -12,7 +11,7 @@ from flask_smorest import Blueprint
 from gpuorch.webhooks.events import STATUS_EVENTS
 from webapp.auth import caller
 from webapp.context import current
-from webapp.errors import ApiError
+from webapp.errors import ApiError, error_responses
 from webapp.schemas import DeliveryListSchema, ResendAcceptedSchema, ResendSchema
 from webapp.views.jobs import could_exist, job_not_found
 
@@ -30,8 +29,7 @@ def _visible(job_id: str):
 @blp.route("/jobs/<string:job_id>/deliveries")
 class DeliveriesView(MethodView):
     @blp.response(200, DeliveryListSchema)
-    @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
-    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    @error_responses(blp, 404, 503)
     def get(self, job_id: str):
         """The job's webhook deliveries: each event's tries (when, the receiver's status code, why one failed), its
         state and its next try"""
@@ -45,8 +43,7 @@ class ResendView(MethodView):
     @blp.arguments(ResendSchema, required=False)
     @blp.response(202, ResendAcceptedSchema, description="Queued: the control worker tries it at once, then on the "
                                                           "retry schedule until it is answered 2xx.")
-    @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
-    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    @error_responses(blp, 404, 503)
     def post(self, body: dict, job_id: str):
         """Deliver one of the job's status events again (a new round of tries); 404 when the job has no delivery of
         it"""

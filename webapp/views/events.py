@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
-from http import HTTPStatus
 from typing import Any
 
 from flask import Response, stream_with_context
@@ -19,6 +18,7 @@ from gpuorch.jobs.store import Job
 from gpuorch.jobs.watch import Follower
 from webapp.auth import caller
 from webapp.context import current
+from webapp.errors import error_responses
 from webapp.schemas import JobSchema
 from webapp.views.jobs import answers, could_exist, job_not_found
 
@@ -108,8 +108,7 @@ def _moved(told: dict[str, Any], now: dict[str, Any]) -> bool:
 @blp.route("/jobs/<string:job_id>/events")
 class JobEventsView(MethodView):
     @blp.doc(responses={200: {"description": _STREAM_DOC, "content": {EVENT_STREAM: {"schema": EVENT_SCHEMA}}}})
-    @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
-    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    @error_responses(blp, 404, 503)
     def get(self, job_id: str):
         """The job's status changes and progress as they happen (Server-Sent Events), ending with its final record
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from typing import Any
 
 from flask.views import MethodView
@@ -11,7 +10,7 @@ from flask_smorest import Blueprint
 from gpuorch.aws.ec2 import is_instance_id
 from lifecycle.facade import PoolInstance
 from webapp.context import current
-from webapp.errors import ApiError
+from webapp.errors import ApiError, error_responses
 from webapp.schemas import GpuActionSchema, GpuPoolSchema, GpuStartQuerySchema
 
 blp = Blueprint("gpu", __name__, url_prefix="/api/v1", description="The GPU instances of the pool (operator keys).")
@@ -51,7 +50,7 @@ def act(instance_id: str, action: str, *, over_budget: bool = False) -> dict[str
 @blp.route("/gpu")
 class GpuPoolView(MethodView):
     @blp.response(200, GpuPoolSchema)
-    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    @error_responses(blp, 503)
     def get(self):
         """The pool's instances: id, state, type, market and launch time"""
         context = current()
@@ -61,9 +60,7 @@ class GpuPoolView(MethodView):
 @blp.route("/gpu/<string:instance_id>/start")
 class GpuStartView(MethodView):
     @blp.response(200, GpuActionSchema)
-    @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
-    @blp.alt_response(409, response=HTTPStatus.CONFLICT.name)
-    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    @error_responses(blp, 404, 409, 503)
     @blp.arguments(GpuStartQuerySchema, location="query", as_kwargs=True)
     def post(self, instance_id: str, over_budget: bool = False):
         """Start an instance of the pool (nothing happens if it is running or pending); the lifecycle does this itself
@@ -79,8 +76,7 @@ class GpuStartView(MethodView):
 @blp.route("/gpu/<string:instance_id>/stop")
 class GpuStopView(MethodView):
     @blp.response(200, GpuActionSchema)
-    @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
-    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    @error_responses(blp, 404, 503)
     def post(self, instance_id: str):
         """Stop an instance of the pool now, whatever runs on it (the lifecycle stops idle ones by itself)"""
         return act(instance_id, "stop")

@@ -6,7 +6,6 @@ key sees every job.
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from typing import Any
 
 import marshmallow as ma
@@ -19,7 +18,7 @@ from gpuorch.jobs.store import Job, TransitionRefused
 from lifecycle.facade import ACTIVE_STATES, LifecycleStatus
 from webapp.auth import caller
 from webapp.context import current
-from webapp.errors import ApiError
+from webapp.errors import ApiError, error_responses
 from webapp.schemas import JobAnswer, JobListQuerySchema, JobListSchema, JobQuerySchema, JobSchema
 
 blp = Blueprint("jobs", __name__, url_prefix="/api/v1", description="Follow jobs: status, progress, outputs.")
@@ -41,8 +40,7 @@ def could_exist(job_id: str) -> bool:
 class JobView(MethodView):
     @blp.arguments(JobQuerySchema, location="query", unknown=ma.RAISE, as_kwargs=True)
     @blp.response(200, JobSchema)
-    @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
-    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    @error_responses(blp, 404, 503)
     def get(self, job_id: str, wait: float = 0.0):
         """One job: its status, progress, timestamps, parameters, outputs and error; where it is and why it waits,
         if queued
@@ -64,9 +62,7 @@ class JobView(MethodView):
 @blp.route("/jobs/<string:job_id>/cancel")
 class JobCancelView(MethodView):
     @blp.response(200, JobSchema)
-    @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
-    @blp.alt_response(409, response=HTTPStatus.CONFLICT.name)
-    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    @error_responses(blp, 404, 409, 503)
     def post(self, job_id: str):
         """Cancel a job: a queued one never runs, a running one is stopped in ComfyUI; 409 once it has finished"""
         context = current()
@@ -85,7 +81,7 @@ class JobListView(MethodView):
     # Query parameters a client misspells are refused, not silently ignored.
     @blp.arguments(JobListQuerySchema, location="query", unknown=ma.RAISE, as_kwargs=True)
     @blp.response(200, JobListSchema)
-    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    @error_responses(blp, 503)
     def get(self, *, limit: int, status: str | None = None, cursor: str | None = None):
         """Jobs newest first, optionally of one status; follow next_cursor for older pages
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from http import HTTPStatus
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import jsonify, request, url_for
@@ -17,6 +16,7 @@ from gpuorch.webhooks.events import split_request
 from gpuorch.workflows import Workflow
 from webapp.auth import caller
 from webapp.context import current
+from webapp.errors import error_responses
 from webapp.request_body import FORM_MEDIA_TYPE, image_fields, read_params
 from webapp.request_schemas import form_body_schema, form_encoding, json_body_schema
 from webapp.schemas import MAX_WAIT_S, JobAcceptedSchema, JobSchema, job_url
@@ -43,6 +43,8 @@ IDEMPOTENCY_PARAMETER = {
 _ACCEPTED_HEADERS = {"Location": _LOCATION, REPLAYED_HEADER: _REPLAYED}
 _APPLIED = {"description": "wait=N: the wait the answer honoured.", "schema": {"type": "string"}}
 _WAITED = "Asked to wait (Prefer: wait=N) and over within N seconds: the job's finished record."
+# The statuses a submission, of one job or of a batch, may be refused with (the submission's description says when).
+SUBMISSION_ERRORS = (400, 402, 409, 413, 422, 429, 503)
 PREFER = {
     "in": "header", "name": "Prefer", "required": False,
     "schema": {"type": "string", "pattern": "^(.*,\\s*)?wait=[0-9]+(\\s*,.*)?$"},
@@ -152,6 +154,19 @@ _IMAGES_NOTE = (
 )
 
 
+def _submission_answers(blp: Blueprint, *errors: int) -> Callable[[Callable], Callable]:
+    """A submission's documented answers: 202 accepted, 200 when it asked to wait and the job ended, and `errors`."""
+
+    def document(view: Callable) -> Callable:
+        view = error_responses(blp, *errors)(view)
+        view = blp.alt_response(200, schema=JobSchema, description=_WAITED,
+                                headers={**_ACCEPTED_HEADERS, "Preference-Applied": _APPLIED})(view)
+        return blp.response(202, JobAcceptedSchema, description="Accepted and queued.",
+                            headers=_ACCEPTED_HEADERS)(view)
+
+    return document
+
+
 def _submit_view(blp: Blueprint, workflow: Workflow, component: str) -> type[MethodView]:
     name = workflow.name
 
@@ -165,16 +180,7 @@ def _submit_view(blp: Blueprint, workflow: Workflow, component: str) -> type[Met
         ),
         parameters=[IDEMPOTENCY_PARAMETER, PREFER],
     )
-    @blp.response(202, JobAcceptedSchema, description="Accepted and queued.", headers=_ACCEPTED_HEADERS)
-    @blp.alt_response(200, schema=JobSchema, description=_WAITED, headers={**_ACCEPTED_HEADERS,
-                                                                          "Preference-Applied": _APPLIED})
-    @blp.alt_response(400, response=HTTPStatus.BAD_REQUEST.name)
-    @blp.alt_response(409, response=HTTPStatus.CONFLICT.name)
-    @blp.alt_response(413, response=HTTPStatus.REQUEST_ENTITY_TOO_LARGE.name)
-    @blp.alt_response(402, response=HTTPStatus.PAYMENT_REQUIRED.name)
-    @blp.alt_response(422, response=HTTPStatus.UNPROCESSABLE_ENTITY.name)
-    @blp.alt_response(429, response=HTTPStatus.TOO_MANY_REQUESTS.name)
-    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    @_submission_answers(blp, *SUBMISSION_ERRORS)
     def post(self):
         return accept(name)
 
@@ -198,17 +204,7 @@ def _submit_any_view(blp: Blueprint, components: Mapping[str, str], encoding: di
         ),
         parameters=[IDEMPOTENCY_PARAMETER, PREFER],
     )
-    @blp.response(202, JobAcceptedSchema, description="Accepted and queued.", headers=_ACCEPTED_HEADERS)
-    @blp.alt_response(200, schema=JobSchema, description=_WAITED, headers={**_ACCEPTED_HEADERS,
-                                                                          "Preference-Applied": _APPLIED})
-    @blp.alt_response(400, response=HTTPStatus.BAD_REQUEST.name)
-    @blp.alt_response(409, response=HTTPStatus.CONFLICT.name)
-    @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
-    @blp.alt_response(413, response=HTTPStatus.REQUEST_ENTITY_TOO_LARGE.name)
-    @blp.alt_response(402, response=HTTPStatus.PAYMENT_REQUIRED.name)
-    @blp.alt_response(422, response=HTTPStatus.UNPROCESSABLE_ENTITY.name)
-    @blp.alt_response(429, response=HTTPStatus.TOO_MANY_REQUESTS.name)
-    @blp.alt_response(503, response=HTTPStatus.SERVICE_UNAVAILABLE.name)
+    @_submission_answers(blp, 404, *SUBMISSION_ERRORS)  # 404: no workflow of that name
     def post(self, name: str):
         return accept(name)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from typing import Any
 
 from flask.views import MethodView
@@ -10,6 +9,7 @@ from flask_smorest import Blueprint
 
 from gpuorch.workflows import Workflow
 from webapp.context import current
+from webapp.errors import error_responses
 from webapp.request_schemas import request_json_schema
 from webapp.schemas import WorkflowListSchema, WorkflowSchema
 from webapp.views.submissions import submit_url
@@ -39,7 +39,7 @@ class WorkflowListView(MethodView):
 @blp.route("/workflows/<string:name>")
 class WorkflowView(MethodView):
     @blp.response(200, WorkflowSchema)
-    @blp.alt_response(404, response=HTTPStatus.NOT_FOUND.name)
+    @error_responses(blp, 404)
     def get(self, name: str):
         """One workflow: its description, where to submit it, and the JSON Schema of its request"""
         return describe(current().workflow(name))
