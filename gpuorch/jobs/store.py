@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from botocore.exceptions import ClientError
 
@@ -260,15 +261,23 @@ class JobStore:
         next_cursor = encode_cursor(jobs[-1].created_at, jobs[-1].job_id) if jobs and more else None
         return jobs, next_cursor
 
+    def _index_query(self, index: str, attribute: str, value: str, *, created: str = "",
+                     values: dict[str, Any] | None = None, **options: Any) -> dict[str, Any]:
+        """A query of `index` for the records whose `attribute` is `value`: `created` narrows their created_at (a
+        key condition, e.g. "BETWEEN :c0 AND :c1"), `values` are the other expressions' values, and `options` go to
+        the query as they are (FilterExpression, ScanIndexForward, ...)."""
+        condition = f"#k = :k AND created_at {created}" if created else "#k = :k"
+        return {"TableName": self._table, "IndexName": index, "KeyConditionExpression": condition,
+                "ExpressionAttributeNames": {"#k": attribute},
+                "ExpressionAttributeValues": encode_item({":k": value, **(values or {})}), **options}
+
+    def _items(self, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every item a query finds, page after page."""
+        for page in self._db.get_paginator("query").paginate(**query):
+            yield from page.get("Items", [])
+
     def _owner_query(self, owner: str, status: str | None) -> dict[str, Any]:
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": OWNER_INDEX,
-            "KeyConditionExpression": "#o = :o",
-            "ExpressionAttributeNames": {"#o": "owner"},
-            "ExpressionAttributeValues": encode_item({":o": owner}),
-            "ScanIndexForward": False,
-        }
+        query = self._index_query(OWNER_INDEX, "owner", owner, ScanIndexForward=False)
         if status:
             query["FilterExpression"] = "#s = :s"
             query["ExpressionAttributeNames"]["#s"] = "status"
@@ -277,15 +286,8 @@ class JobStore:
 
     def _query_status(self, status: str, limit: int, after: tuple[str, str] | None) -> list[Job]:
         """Up to `limit` records of one status older than `after`, newest first."""
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": STATUS_INDEX,
-            "KeyConditionExpression": "#s = :s",
-            "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": encode_item({":s": status}),
-            "ScanIndexForward": False,
-        }
-        return self._query_index(query, limit, after)
+        return self._query_index(self._index_query(STATUS_INDEX, "status", status, ScanIndexForward=False), limit,
+                                 after)
 
     def _query_index(self, query: dict[str, Any], limit: int, after: tuple[str, str] | None) -> list[Job]:
         """Up to `limit` records of an index query older than `after`, newest first."""
@@ -306,80 +308,34 @@ class JobStore:
 
     def overdue(self, now: datetime) -> list[Job]:
         """Queued jobs whose deadline has passed by `now` (through the status GSI), oldest first."""
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": STATUS_INDEX,
-            "KeyConditionExpression": "#s = :s",
-            "FilterExpression": "deadline <= :now",
-            "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": encode_item({":s": states.QUEUED, ":now": timestamp(now)}),
-        }
-        found: list[Job] = []
-        while True:
-            answer = self._db.query(**query)
-            found.extend(map(Job.from_item, answer.get("Items", [])))
-            if "LastEvaluatedKey" not in answer:
-                return found
-            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        query = self._index_query(STATUS_INDEX, "status", states.QUEUED, values={":now": timestamp(now)},
+                                  FilterExpression="deadline <= :now")
+        return [Job.from_item(item) for item in self._items(query)]
 
     def count_startable(self, now: datetime) -> int:
         """Normal-priority jobs that may still take a GPU: queued ones not past their deadline, and running ones (a
         running job's message comes back to the queue when its worker dies). Counted through the status GSI."""
         count = 0
         for status in (states.QUEUED, states.RUNNING):
-            query: dict[str, Any] = {
-                "TableName": self._table,
-                "IndexName": STATUS_INDEX,
-                "Select": "COUNT",
-                "KeyConditionExpression": "#s = :s",
-                "FilterExpression": "(attribute_not_exists(priority) OR priority <> :low) AND "
-                                    "(attribute_not_exists(deadline) OR deadline > :now)",
-                "ExpressionAttributeNames": {"#s": "status"},
-                "ExpressionAttributeValues": encode_item({":s": status, ":low": LOW, ":now": timestamp(now)}),
-            }
-            while True:
-                answer = self._db.query(**query)
-                count += answer.get("Count", 0)
-                if "LastEvaluatedKey" not in answer:
-                    break
-                query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+            query = self._index_query(
+                STATUS_INDEX, "status", status, values={":low": LOW, ":now": timestamp(now)}, Select="COUNT",
+                FilterExpression="(attribute_not_exists(priority) OR priority <> :low) AND "
+                                 "(attribute_not_exists(deadline) OR deadline > :now)")
+            count += sum(page.get("Count", 0) for page in self._db.get_paginator("query").paginate(**query))
         return count
 
     def oldest(self, status: str, limit: int) -> list[Job]:
         """Up to `limit` records of one status, oldest first (the queue's order, as near as SQS keeps one)."""
-        query: dict[str, Any] = {
-            "TableName": self._table, "IndexName": STATUS_INDEX, "KeyConditionExpression": "#s = :s",
-            "ExpressionAttributeNames": {"#s": "status"}, "ExpressionAttributeValues": encode_item({":s": status}),
-            "ScanIndexForward": True, "Limit": limit,
-        }
-        found: list[Job] = []
-        while len(found) < limit:
-            answer = self._db.query(**query)
-            found.extend(Job.from_item(item) for item in answer.get("Items", []))
-            if "LastEvaluatedKey" not in answer:
-                break
-            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
-        return found[:limit]
+        query = self._index_query(STATUS_INDEX, "status", status, ScanIndexForward=True, Limit=limit)
+        return [Job.from_item(item) for item in itertools.islice(self._items(query), limit)]
 
     def created_between(self, start: datetime, end: datetime) -> list[Job]:
         """Every job submitted in [start, end), whatever its status, oldest first (through the status GSI)."""
         found: list[Job] = []
         for status in states.STATUSES:
-            query: dict[str, Any] = {
-                "TableName": self._table,
-                "IndexName": STATUS_INDEX,
-                "KeyConditionExpression": "#s = :s AND created_at BETWEEN :c0 AND :c1",
-                "ExpressionAttributeNames": {"#s": "status"},
-                "ExpressionAttributeValues": encode_item({":s": status, ":c0": timestamp(start),
-                                                          ":c1": timestamp(end)}),
-            }
-            while True:
-                answer = self._db.query(**query)
-                found.extend(job for job in map(Job.from_item, answer.get("Items", []))
-                             if job.created_at < timestamp(end))
-                if "LastEvaluatedKey" not in answer:
-                    break
-                query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+            query = self._index_query(STATUS_INDEX, "status", status, created="BETWEEN :c0 AND :c1",
+                                      values={":c0": timestamp(start), ":c1": timestamp(end)})
+            found.extend(job for job in map(Job.from_item, self._items(query)) if job.created_at < timestamp(end))
         return sorted(found, key=lambda job: (job.created_at, job.job_id))
 
     def finished_between(self, start: datetime, end: datetime, *, created_since: datetime) -> list[Job]:
@@ -390,26 +346,12 @@ class JobStore:
         """
         found: list[Job] = []
         for status in (states.SUCCEEDED, states.FAILED):
-            query: dict[str, Any] = {
-                "TableName": self._table,
-                "IndexName": STATUS_INDEX,
-                "KeyConditionExpression": "#s = :s AND created_at BETWEEN :c0 AND :c1",
-                "FilterExpression": "finished_at >= :f0 AND finished_at < :f1",
-                "ExpressionAttributeNames": {"#s": "status"},
-                "ExpressionAttributeValues": encode_item({
-                    ":s": status,
-                    ":c0": timestamp(created_since),
-                    ":c1": timestamp(end),
-                    ":f0": timestamp(start),
-                    ":f1": timestamp(end),
-                }),
-            }
-            while True:
-                answer = self._db.query(**query)
-                found.extend(Job.from_item(item) for item in answer.get("Items", []))
-                if "LastEvaluatedKey" not in answer:
-                    break
-                query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+            query = self._index_query(
+                STATUS_INDEX, "status", status, created="BETWEEN :c0 AND :c1",
+                values={":c0": timestamp(created_since), ":c1": timestamp(end), ":f0": timestamp(start),
+                        ":f1": timestamp(end)},
+                FilterExpression="finished_at >= :f0 AND finished_at < :f1")
+            found.extend(map(Job.from_item, self._items(query)))
         return sorted(found, key=lambda job: (job.finished_at, job.job_id))
 
     def transition(self, job_id: str, target: str, **fields: Any) -> Job:
