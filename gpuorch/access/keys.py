@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from gpuorch.aws.dynamodb import decode_item, encode_item
+from gpuorch.aws.dynamodb import all_items, decode_item, encode_item
 from gpuorch.aws.failures import condition_failed
 from gpuorch.clock import timestamp, utc_now
 from gpuorch.errors import RequestRefused
@@ -176,14 +176,8 @@ class KeyStore:
 
     def list(self) -> list[ApiKey]:
         """Every key, oldest first (the table holds a handful: a scan is the plain way)."""
-        found: list[ApiKey] = []
-        query: dict[str, Any] = {"TableName": self._table}
-        while True:
-            answer = self._db.scan(**query)
-            found.extend(ApiKey.from_item(item) for item in answer.get("Items", []))
-            if "LastEvaluatedKey" not in answer:
-                return sorted(found, key=lambda k: (k.created_at, k.key_id))
-            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        found = [ApiKey.from_item(item) for item in all_items(self._db, "scan", TableName=self._table)]
+        return sorted(found, key=lambda k: (k.created_at, k.key_id))
 
     def set_webhook(self, key_id: str, url: str | None, events: tuple[str, ...] | None = None) -> ApiKey:
         """Set (or, with None, remove) the key's default webhook; UnknownKey for an id no key has. API processes

@@ -1,4 +1,4 @@
-"""DynamoDB's attribute-value format for every store, through boto3's own serializers.
+"""DynamoDB's attribute-value format for every store, through boto3's own serializers, and the items of a query or scan.
 
 Python values go in and come out: a float is stored as the number it prints as (boto3 refuses floats, which
 may not survive the trip as written), and a number comes back as an int when it is whole, else a float.
@@ -6,7 +6,7 @@ may not survive the trip as written), and a number comes back as an int when it 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +33,23 @@ def encode_item(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 def decode_item(item: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return {name: decode(attribute) for name, attribute in item.items()}
+
+
+def all_pages(client, operation: str, **request: Any) -> Iterator[dict[str, Any]]:
+    """Every page of a DynamoDB `operation` ("query" or "scan") for `request`, each asked for when needed. Each is
+    the client's own call (not a paginator's), so that what wraps the client sees every one."""
+    while True:
+        page = getattr(client, operation)(**request)
+        yield page
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def all_items(client, operation: str, **request: Any) -> Iterator[dict[str, Any]]:
+    """Every item of every page of a DynamoDB `operation` (all_pages), as stored."""
+    for page in all_pages(client, operation, **request):
+        yield from page.get("Items", [])
 
 
 def _decimals(value: Any) -> Any:

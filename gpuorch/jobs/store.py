@@ -8,11 +8,11 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from gpuorch.aws.dynamodb import decode_item, encode, encode_item
+from gpuorch.aws.dynamodb import all_items, all_pages, decode_item, encode, encode_item
 from gpuorch.aws.failures import condition_failed
 from gpuorch.clock import Clock, timestamp, utc_now
 from gpuorch.errors import Conflict, RequestRefused
@@ -271,11 +271,6 @@ class JobStore:
                 "ExpressionAttributeNames": {"#k": attribute},
                 "ExpressionAttributeValues": encode_item({":k": value, **(values or {})}), **options}
 
-    def _items(self, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Every item a query finds, page after page."""
-        for page in self._db.get_paginator("query").paginate(**query):
-            yield from page.get("Items", [])
-
     def _owner_query(self, owner: str, status: str | None) -> dict[str, Any]:
         query = self._index_query(OWNER_INDEX, "owner", owner, ScanIndexForward=False)
         if status:
@@ -295,22 +290,20 @@ class JobStore:
             query["KeyConditionExpression"] += " AND created_at <= :c"
             query["ExpressionAttributeValues"][":c"] = encode(after[0])
         jobs: list[Job] = []
-        while True:
-            # Ask for one more than needed: records sharing the cursor's timestamp are filtered out after.
-            answer = self._db.query(Limit=limit + 1, **query)
-            for item in answer.get("Items", []):
-                job = Job.from_item(item)
-                if after is None or (job.created_at, job.job_id) < after:
-                    jobs.append(job)
-            if len(jobs) >= limit or "LastEvaluatedKey" not in answer:
-                return jobs[:limit]
-            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        # Pages of one more than needed: records sharing the cursor's timestamp are filtered out after.
+        for item in all_items(self._db, "query", Limit=limit + 1, **query):
+            job = Job.from_item(item)
+            if after is None or (job.created_at, job.job_id) < after:
+                jobs.append(job)
+                if len(jobs) == limit:
+                    break
+        return jobs
 
     def overdue(self, now: datetime) -> list[Job]:
         """Queued jobs whose deadline has passed by `now` (through the status GSI), oldest first."""
         query = self._index_query(STATUS_INDEX, "status", states.QUEUED, values={":now": timestamp(now)},
                                   FilterExpression="deadline <= :now")
-        return [Job.from_item(item) for item in self._items(query)]
+        return [Job.from_item(item) for item in all_items(self._db, "query", **query)]
 
     def count_startable(self, now: datetime) -> int:
         """Normal-priority jobs that may still take a GPU: queued ones not past their deadline, and running ones (a
@@ -321,13 +314,13 @@ class JobStore:
                 STATUS_INDEX, "status", status, values={":low": LOW, ":now": timestamp(now)}, Select="COUNT",
                 FilterExpression="(attribute_not_exists(priority) OR priority <> :low) AND "
                                  "(attribute_not_exists(deadline) OR deadline > :now)")
-            count += sum(page.get("Count", 0) for page in self._db.get_paginator("query").paginate(**query))
+            count += sum(page.get("Count", 0) for page in all_pages(self._db, "query", **query))
         return count
 
     def oldest(self, status: str, limit: int) -> list[Job]:
         """Up to `limit` records of one status, oldest first (the queue's order, as near as SQS keeps one)."""
         query = self._index_query(STATUS_INDEX, "status", status, ScanIndexForward=True, Limit=limit)
-        return [Job.from_item(item) for item in itertools.islice(self._items(query), limit)]
+        return [Job.from_item(item) for item in itertools.islice(all_items(self._db, "query", **query), limit)]
 
     def created_between(self, start: datetime, end: datetime) -> list[Job]:
         """Every job submitted in [start, end), whatever its status, oldest first (through the status GSI)."""
@@ -335,7 +328,7 @@ class JobStore:
         for status in states.STATUSES:
             query = self._index_query(STATUS_INDEX, "status", status, created="BETWEEN :c0 AND :c1",
                                       values={":c0": timestamp(start), ":c1": timestamp(end)})
-            found.extend(job for job in map(Job.from_item, self._items(query)) if job.created_at < timestamp(end))
+            found.extend(job for job in map(Job.from_item, all_items(self._db, "query", **query)) if job.created_at < timestamp(end))
         return sorted(found, key=lambda job: (job.created_at, job.job_id))
 
     def finished_between(self, start: datetime, end: datetime, *, created_since: datetime) -> list[Job]:
@@ -351,7 +344,7 @@ class JobStore:
                 values={":c0": timestamp(created_since), ":c1": timestamp(end), ":f0": timestamp(start),
                         ":f1": timestamp(end)},
                 FilterExpression="finished_at >= :f0 AND finished_at < :f1")
-            found.extend(map(Job.from_item, self._items(query)))
+            found.extend(map(Job.from_item, all_items(self._db, "query", **query)))
         return sorted(found, key=lambda job: (job.finished_at, job.job_id))
 
     def transition(self, job_id: str, target: str, **fields: Any) -> Job:

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from gpuorch.aws.dynamodb import decode_item, encode_item
+from gpuorch.aws.dynamodb import all_items, decode_item, encode_item
 from gpuorch.aws.failures import condition_failed
 from gpuorch.clock import Clock, timestamp, utc_now
 from gpuorch.webhooks.schedule import PENDING
@@ -114,15 +114,9 @@ class DeliveryStore:
 
     def for_job(self, job_id: str) -> list[Delivery]:
         """Every delivery of the job, by topic."""
-        found: list[Delivery] = []
-        query = {"TableName": self._table, "KeyConditionExpression": "pk = :pk", "ConsistentRead": True,
-                 "ExpressionAttributeValues": encode_item({":pk": DELIVERY_PK_PREFIX + job_id})}
-        while True:
-            page = self._db.query(**query)
-            found += [Delivery.from_item(item) for item in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                return found
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [Delivery.from_item(item) for item in all_items(
+            self._db, "query", TableName=self._table, KeyConditionExpression="pk = :pk", ConsistentRead=True,
+            ExpressionAttributeValues=encode_item({":pk": DELIVERY_PK_PREFIX + job_id}))]
 
     def record(self, delivery: Delivery, attempt: Attempt, state: str, next_try: datetime | None) -> None:
         """Add a try to the delivery with its outcome; a later try gets a due marker for the sweep."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Iterator
 
-from gpuorch.aws.dynamodb import encode_item
+from gpuorch.aws.dynamodb import all_items, encode_item
 from gpuorch.aws.ec2 import instance_id_of
 from gpuorch.errors import Unavailable
 
@@ -41,15 +41,10 @@ def item_key(kind: str, instance_arn: str) -> dict[str, str]:
 
 def item_keys(dynamodb, table: str, kind: str) -> Iterator[dict]:
     """The keys of every instance's item of this kind, from the index."""
-    query = {"TableName": table, "IndexName": INSTANCE_ITEMS_INDEX, "KeyConditionExpression": "#item = :kind",
-             "ExpressionAttributeNames": {"#item": INSTANCE_ITEM},
-             "ExpressionAttributeValues": encode_item({":kind": kind})}
-    while True:
-        page = dynamodb.query(**query)
-        yield from ({"pk": item["pk"], "sk": item["sk"]} for item in page["Items"])
-        if "LastEvaluatedKey" not in page:
-            return
-        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for item in all_items(dynamodb, "query", TableName=table, IndexName=INSTANCE_ITEMS_INDEX,
+                          KeyConditionExpression="#item = :kind", ExpressionAttributeNames={"#item": INSTANCE_ITEM},
+                          ExpressionAttributeValues=encode_item({":kind": kind})):
+        yield {"pk": item["pk"], "sk": item["sk"]}
 
 
 def read_items(dynamodb, table: str, kind: str, *, sleep=time.sleep) -> list[dict]:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from gpuorch.aws.dynamodb import decode_item, encode_item
+from gpuorch.aws.dynamodb import all_items, decode_item, encode_item
 from gpuorch.aws.failures import condition_failed
 from gpuorch.clock import timestamp, utc_now
 from lifecycle.live.pool import PoolInstance
@@ -98,15 +98,9 @@ class MarketMemory:
         self._db, self._table = dynamodb_client, table
 
     def read(self) -> MarketRecord:
-        items = []
-        query = {"TableName": self._table, "KeyConditionExpression": "pk = :pk", "ConsistentRead": True,
-                 "ExpressionAttributeValues": encode_item({":pk": MARKET_PK})}
-        while True:
-            page = self._db.query(**query)
-            items.extend(map(decode_item, page["Items"]))
-            if "LastEvaluatedKey" not in page:
-                break
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = list(map(decode_item, all_items(
+            self._db, "query", TableName=self._table, KeyConditionExpression="pk = :pk", ConsistentRead=True,
+            ExpressionAttributeValues=encode_item({":pk": MARKET_PK}))))
         setbacks, last = {}, {}
         for item in items:
             key = item.pop("sk")

@@ -10,7 +10,7 @@ from typing import Iterable, Literal, Mapping
 
 from botocore.exceptions import ClientError
 
-from gpuorch.aws.dynamodb import decode_item, encode_item
+from gpuorch.aws.dynamodb import all_items, decode_item, encode_item
 from gpuorch.aws.failures import condition_failed, error_code
 from gpuorch.clock import Clock, timestamp, utc_now
 from lifecycle import billing
@@ -341,10 +341,4 @@ class RunLog:
 
     def _query(self, query: dict) -> Iterable[dict]:
         """The query's items, every page, decoded."""
-        query = {"TableName": self._table, "ConsistentRead": True, **query}
-        while True:
-            page = self._db.query(**query)
-            yield from map(decode_item, page["Items"])
-            if "LastEvaluatedKey" not in page:
-                return
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return map(decode_item, all_items(self._db, "query", TableName=self._table, ConsistentRead=True, **query))
