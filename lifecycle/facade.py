@@ -101,16 +101,21 @@ class GpuLifecycle:
         running_jobs = frozenset(job for beat in beats for job in beat.running_jobs) if beats else None
         return GpuView(ready=len(ready_ids - held), starting_in_s=tuple(starting), blocked=blocked,
                        cold_start_s=cold_start, billed_boot_s=max(0.0, cold_start - DEFAULT_COLD_START.ec2_pending_s),
-                       hourly_usd=self.hourly_usd(instances),
+                       hourly_usd=self.hourly_usd(status),
                        running_jobs=running_jobs)
 
-    def hourly_usd(self, instances: tuple[dict[str, Any], ...]) -> float:
+    def hourly_usd(self, status: LifecycleStatus | None) -> float:
         """What the GPU costs an hour: the dearest price the open runs pay (a spot run's is the spot price it opened
-        at), else the on-demand price of the pool's dearest type (a spot start costs less: the quote errs high)."""
+        at); with none open, what the last check found the next start would pay (a spot start its spot price); before
+        any check, the on-demand price of the pool's dearest type."""
         open_runs, _ = run_log_for(self._dynamodb, self._table, self.settings.region).heads()
         if open_runs:
             return max(run.hourly_usd for run in open_runs)
+        upcoming = (status.market or {}).get("next_start") if status is not None else None
+        if upcoming:
+            return float(upcoming["hourly_usd"])
         prices = region_prices(self.settings.region)
+        instances = status.instances if status is not None else ()
         return max((prices.hourly(i.get("instance_type") or self.settings.gpu_instance_type) for i in instances),
                    default=prices.hourly(self.settings.gpu_instance_type))
 

@@ -4,7 +4,7 @@ interrupted it, else on-demand; a spot instance passed over says why."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from lifecycle.model import ON_DEMAND, SPOT, Instance, Policy, Snapshot
 
@@ -73,11 +73,10 @@ def start_order(stopped: Iterable[Instance], snapshot: Snapshot, policy: Policy)
         if instance.market == SPOT:
             _share, note = spot_note(instance, snapshot)
             why = passed_over(instance, snapshot, policy)
-            price = snapshot.spot_prices.get(instance.instance_id, on_demand_price(instance, snapshot))
-            rank = (2, 0.0) if why is not None else (0, price)
+            rank = (2, 0.0) if why is not None else (0, start_price(instance, snapshot))
             ranked.append((rank, instance.instance_id, Candidate(instance, why, note)))
         else:
-            price = on_demand_price(instance, snapshot)
+            price = start_price(instance, snapshot)
             note = f"on-demand ${price:.2f}/h"
             ranked.append(((1, price), instance.instance_id, Candidate(instance, None, note)))
     return [candidate for _rank, _id, candidate in sorted(ranked, key=lambda r: (r[0], r[1]))]
@@ -85,3 +84,24 @@ def start_order(stopped: Iterable[Instance], snapshot: Snapshot, policy: Policy)
 
 def is_on_demand(candidate: Candidate) -> bool:
     return candidate.instance.market == ON_DEMAND
+
+
+def start_price(instance: Instance, snapshot: Snapshot) -> float:
+    """What a start of this instance pays an hour: a spot instance its current spot price, when known; else its
+    type's on-demand price."""
+    if instance.market == SPOT and instance.instance_id in snapshot.spot_prices:
+        return snapshot.spot_prices[instance.instance_id]
+    return on_demand_price(instance, snapshot)
+
+
+def next_start(snapshot: Snapshot, policy: Policy, held: Iterable[str] = ()) -> dict[str, Any] | None:
+    """The stopped instance a start would take now (start_order's first, the `held` ones left out) and what it would
+    pay an hour: what a job's quote prices a GPU not yet running at. None when no instance is stopped."""
+    held = set(held)
+    order = start_order((i for i in snapshot.instances if i.state == "stopped" and i.instance_id not in held),
+                        snapshot, policy)
+    if not order:
+        return None
+    instance = order[0].instance
+    return {"instance_id": instance.instance_id, "instance_type": instance.instance_type, "market": instance.market,
+            "hourly_usd": start_price(instance, snapshot)}

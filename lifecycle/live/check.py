@@ -14,6 +14,7 @@ from gpuorch.aws.sqs import queue_depth
 from lifecycle.decision import decide, interruption_at, latest_heartbeats
 from lifecycle.live.heartbeats import HeartbeatStore, WorkerReport
 from lifecycle.live.market import MarketMemory, MarketRecord, SpotPrices
+from lifecycle.market import next_start
 from lifecycle.live.pool import STARTED, STOPPING, CapacityError, InstancePool
 from lifecycle.live.lease import Lease
 from lifecycle.live.planner import Planner
@@ -206,7 +207,9 @@ class LifecycleCheck:
                 self.runs.reconcile(instances, self._prices(instances))
                 record = self._remembered()
             now = self.clock()
-            self.status.write(decision, now, instances, record.view())
+            # What the next start would pay, as this check found the pool: a job's quote prices a cold GPU at it.
+            upcoming = next_start(snapshot, self._current, decision.held)
+            self.status.write(decision, now, instances, {**record.view(), "next_start": upcoming})
             if self.metrics is not None:
                 # The spend as the decision read it: after a start it grows only by the new run's first seconds.
                 self.metrics.observe_check((i.state for i in instances), decision.month_spend_usd, now)

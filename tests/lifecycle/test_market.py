@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from lifecycle.decision import decide, interruption_at
-from lifecycle.market import passed_over, start_order
+from lifecycle.market import next_start, passed_over, start_order
 from lifecycle.model import G6E_2XLARGE_HOURLY_USD, Action, Heartbeat, Instance, Policy, Snapshot, SpotSetback
 
 NOW = datetime(2026, 5, 4, 9, 0, tzinfo=timezone.utc)
@@ -194,3 +194,24 @@ def test_a_stopping_spot_instance_waited_for_says_so():
     decision = decide(snap(spot(state="stopping"), od()), POLICY)
     [waiting] = decision.of_kind("none")
     assert waiting.instance_id == "i-spot" and "waiting for it to stop" in waiting.reason
+
+
+@pytest.mark.parametrize("case, snapshot, held, expected", [
+    ("a cheap spot instance: its spot price", snap(spot(), od()), (), ("i-spot", "spot", 0.82)),
+    ("the cheapest spot instance first", snap(spot(), spot("i-spot2"), od()), (), ("i-spot2", "spot", 0.5)),
+    ("spot dear: the on-demand one at its price", snap(spot(), od(), prices={"i-spot": 2.0}), (),
+     ("i-od", "on-demand", ON_DEMAND_USD)),
+    ("spot lately refused: on-demand", snap(spot(), od(), setbacks=refused(60)), (), ("i-od", "on-demand",
+                                                                                     ON_DEMAND_USD)),
+    ("only a spot instance passed over: it, at its spot price", snap(spot(), prices={"i-spot": 2.0}), (),
+     ("i-spot", "spot", 2.0)),
+    ("a held instance is not started", snap(spot(), od()), ("i-spot",), ("i-od", "on-demand", ON_DEMAND_USD)),
+    ("running ones are not starts", snap(spot(state="running"), od()), (), ("i-od", "on-demand", ON_DEMAND_USD)),
+])
+def test_the_next_start_and_what_it_would_pay(case, snapshot, held, expected):
+    upcoming = next_start(snapshot, POLICY, held)
+    assert (upcoming["instance_id"], upcoming["market"], upcoming["hourly_usd"]) == expected, case
+
+
+def test_no_next_start_when_nothing_is_stopped():
+    assert next_start(snap(spot(state="running"), od(state="stopping")), POLICY) is None

@@ -35,12 +35,13 @@ def image(settings) -> str:
     return f"s3://{settings.bucket}/inputs/cat.png"
 
 
-def check_saw(provisioned, settings, *instances: Instance, blocked: str | None = None) -> None:
+def check_saw(provisioned, settings, *instances: Instance, blocked: str | None = None,
+              market: dict | None = None) -> None:
     """A lifecycle check's outcome, as the control worker writes it."""
     actions = (Action("blocked", None, blocked),) if blocked else (Action("none", None, "nothing to do"),)
     decision = Decision(actions, 0, 0, 0, 0, 0, 0)
     StatusStore(provisioned.aws.dynamodb, settings.control_table).write(decision, datetime.now(timezone.utc),
-                                                                          instances)
+                                                                          instances, market)
 
 
 def submit(client, settings) -> dict:
@@ -109,6 +110,16 @@ def test_the_quote_follows_observed_jobs_and_the_end_shows_the_actual_beside_it(
 
     report = operator.get("/api/v1/costs").json["estimates"]
     assert (report["jobs"], report["gpu_seconds_error_pct"], report["finished_by_estimate"]) == (1, 20.0, 1.0)
+
+
+def test_with_no_gpu_running_the_quote_is_at_what_the_next_start_would_pay(client, settings, provisioned):
+    spot = Instance("i-spot", "stopped", market=SPOT)
+    check_saw(provisioned, settings, spot, Instance("i-od", "stopped"), market={
+        "last_start": None, "last_fallback": None,
+        "next_start": {"instance_id": "i-spot", "instance_type": G6E_2XLARGE, "market": SPOT, "hourly_usd": 0.75}})
+    quote = submit(client, settings)["estimate"]
+    assert (quote["phase"], quote["hourly_usd"]) == ("waiting_for_gpu", 0.75)
+    assert quote["usd_cold"] == pytest.approx((DEFAULT_COLD_START.billed_s + 30) * 0.75 / 3600, abs=1e-6)
 
 
 def test_an_interrupted_spot_instance_serves_no_job_and_the_quote_is_at_the_spot_price(client, settings, provisioned):

@@ -106,6 +106,20 @@ def test_spot_is_preferred_at_its_price_and_said(provisioned, proxy, pool_name, 
     assert (run.instance_id, run.market, run.hourly_usd) == (spot, "spot", 0.00001)
 
 
+def test_the_status_says_what_the_next_start_would_pay(provisioned, proxy, pool_name, pool_pair):
+    spot, on_demand = pool_pair
+    harness = Harness(provisioned, proxy, pool_name)
+    harness.check.run()  # no work: nothing starts, and the status says what a start would take
+
+    upcoming = harness.status().market["next_start"]
+    assert (upcoming["instance_id"], upcoming["market"], upcoming["hourly_usd"]) == (spot, "spot", 0.00001)
+
+    dear = Harness(provisioned, proxy, pool_name, spot_max_share=0.0)
+    dear.check.run()
+    upcoming = dear.status().market["next_start"]
+    assert (upcoming["instance_id"], upcoming["market"], upcoming["hourly_usd"]) == (on_demand, "on-demand", 2.24)
+
+
 def test_a_share_of_0_starts_on_demand_and_says_why(provisioned, proxy, pool_name, pool_pair, caplog):
     spot, on_demand = pool_pair
     harness = Harness(provisioned, proxy, pool_name, spot_max_share=0.0)
