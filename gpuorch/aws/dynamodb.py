@@ -1,4 +1,4 @@
-"""DynamoDB's attribute-value format for every store, through boto3's own serializers, and the items of a query or scan.
+"""DynamoDB's attribute-value format for every store, through boto3's serializers; every item of a query or scan.
 
 Python values go in and come out: a float is stored as the number it prints as (boto3 refuses floats, which
 may not survive the trip as written), and a number comes back as an int when it is whole, else a float.

@@ -328,7 +328,8 @@ class JobStore:
         for status in states.STATUSES:
             query = self._index_query(STATUS_INDEX, "status", status, created="BETWEEN :c0 AND :c1",
                                       values={":c0": timestamp(start), ":c1": timestamp(end)})
-            found.extend(job for job in map(Job.from_item, all_items(self._db, "query", **query)) if job.created_at < timestamp(end))
+            found.extend(job for job in map(Job.from_item, all_items(self._db, "query", **query))
+                         if job.created_at < timestamp(end))
         return sorted(found, key=lambda job: (job.created_at, job.job_id))
 
     def finished_between(self, start: datetime, end: datetime, *, created_since: datetime) -> list[Job]:
