@@ -154,12 +154,12 @@ def one_job(rig: Rig, way: str) -> tuple[str, float, float, dict[str, float]]:
                     return
 
     listener = {"wait": wait, "stream": stream}.get(way)
-    if listener is not None:
-        follow = threading.Thread(target=listener, daemon=True)
-        follow.start()
+    follower = threading.Thread(target=listener, daemon=True) if listener is not None else None
+    if follower is not None:
+        follower.start()
     dispatch = (execution_start(rig.comfyui_url, job_id) - started) * 1000
-    if listener is not None:
-        follow.join(90)
+    if follower is not None:
+        follower.join(90)
     else:
         deadline = time.monotonic() + 30
         while job_id not in rig.receiver.arrived and time.monotonic() < deadline:
@@ -399,11 +399,11 @@ def main() -> int:
         floor_n: dict[str, list[float]] = {way: [] for way in WAYS}
         for i in range(args.jobs):  # alternating, so that neither inherits the other's state
             way = WAYS[i % len(WAYS)]
-            _, sent, heard, split = one_job(rig, way)
+            _, sent, heard_ms, split = one_job(rig, way)
             dispatch.append(sent)
             for part, ms in split.items():
                 parts.setdefault(part, []).append(ms)
-            notify[way].append(heard)
+            notify[way].append(heard_ms)
             floor_d.append(floor.dispatch())
             waited = floor.notify_wait()
             floor_n["wait"].append(waited)
