@@ -95,11 +95,12 @@ def start_price(instance: Instance, snapshot: Snapshot) -> float:
 
 
 def next_start(snapshot: Snapshot, policy: Policy, held: Iterable[str] = ()) -> dict[str, Any] | None:
-    """The stopped instance a start would take now (start_order's first, the `held` ones left out) and what it would
-    pay an hour: what a job's quote prices a GPU not yet running at. None when no instance is stopped."""
+    """The instance a start would take next (start_order's first of the stopped ones and those stopping, which are
+    started once stopped; the `held` ones left out) and what it would pay an hour: what a job's quote prices a GPU
+    not yet running at. None when no instance is stopped or stopping."""
     held = set(held)
-    order = start_order((i for i in snapshot.instances if i.state == "stopped" and i.instance_id not in held),
-                        snapshot, policy)
+    order = start_order((i for i in snapshot.instances if i.state in ("stopped", "stopping")
+                         and i.instance_id not in held), snapshot, policy)
     if not order:
         return None
     instance = order[0].instance

@@ -463,9 +463,9 @@ class HealthComponentsSchema(ma.Schema):
         "null), this month's GPU spend beside the budget (month_spend_usd, monthly_budget_usd), the markets (market: "
         "last_start {instance_id, market, at} and last_fallback {instance_id, instead_of, reason: spot_price, "
         "spot_refused or spot_interrupted, detail, at}, each null until there is one; next_start {instance_id, "
-        "instance_type, market, hourly_usd}, the stopped instance a start would take now and its price, null when none "
-        "is stopped; market itself null before the first check), and, only when that check is older than 3 x "
-        "GPUORCH_LIFECYCLE_CHECK_SECONDS (at least 60 s), why it is stale (stale)."})
+        "instance_type, market, hourly_usd}, the stopped (or stopping) instance a start would take next and its "
+        "price, null when none is; market itself null before the first check), and, only when that check is older "
+        "than 3 x GPUORCH_LIFECYCLE_CHECK_SECONDS (at least 60 s), why it is stale (stale)."})
     gpu_instances = ma.fields.Nested(GpuInstancesComponentSchema, required=True, metadata={
         "description": "Each GPU instance's state and its worker's and ComfyUI's last heartbeat. A stopped GPU is "
         "normal (off); a running one whose worker or ComfyUI stopped reporting is stale; one that cannot serve is "

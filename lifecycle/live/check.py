@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -14,13 +14,13 @@ from gpuorch.aws.sqs import queue_depth
 from lifecycle.decision import decide, interruption_at, latest_heartbeats
 from lifecycle.live.heartbeats import HeartbeatStore, WorkerReport
 from lifecycle.live.market import MarketMemory, MarketRecord, SpotPrices
-from lifecycle.market import next_start
 from lifecycle.live.pool import STARTED, STOPPING, CapacityError, InstancePool
 from lifecycle.live.lease import Lease
 from lifecycle.live.planner import Planner
 from lifecycle.live.refusals import RefusalStore
 from lifecycle.model import ON_DEMAND, SPOT, Action, Decision, Instance, Policy, Refusal, Snapshot, SpotSetback
 from lifecycle.live.runs import RunLog
+from lifecycle.market import next_start
 
 if TYPE_CHECKING:
     from lifecycle.live.metrics import LifecycleMetrics
@@ -207,8 +207,9 @@ class LifecycleCheck:
                 self.runs.reconcile(instances, self._prices(instances))
                 record = self._remembered()
             now = self.clock()
-            # What the next start would pay, as this check found the pool: a job's quote prices a cold GPU at it.
-            upcoming = next_start(snapshot, self._current, decision.held)
+            # The start the pool would take next, as this check leaves it and at its prices: a job's quote made while
+            # no GPU runs prices a cold GPU at it.
+            upcoming = next_start(replace(snapshot, instances=tuple(instances)), self._current, decision.held)
             self.status.write(decision, now, instances, {**record.view(), "next_start": upcoming})
             if self.metrics is not None:
                 # The spend as the decision read it: after a start it grows only by the new run's first seconds.

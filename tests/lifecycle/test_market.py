@@ -207,11 +207,12 @@ def test_a_stopping_spot_instance_waited_for_says_so():
      ("i-spot", "spot", 2.0)),
     ("a held instance is not started", snap(spot(), od()), ("i-spot",), ("i-od", "on-demand", ON_DEMAND_USD)),
     ("running ones are not starts", snap(spot(state="running"), od()), (), ("i-od", "on-demand", ON_DEMAND_USD)),
+    ("one stopping is started once stopped", snap(spot(state="stopping"), od()), (), ("i-spot", "spot", 0.82)),
 ])
 def test_the_next_start_and_what_it_would_pay(case, snapshot, held, expected):
     upcoming = next_start(snapshot, POLICY, held)
     assert (upcoming["instance_id"], upcoming["market"], upcoming["hourly_usd"]) == expected, case
 
 
-def test_no_next_start_when_nothing_is_stopped():
-    assert next_start(snap(spot(state="running"), od(state="stopping")), POLICY) is None
+def test_no_next_start_when_nothing_is_stopped_or_stopping():
+    assert next_start(snap(spot(state="running"), od(state="pending")), POLICY) is None
