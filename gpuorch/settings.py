@@ -442,6 +442,11 @@ class Settings:
         "GPUORCH_GPU_BUSY_WINDOW_SECONDS", 300,
         "Window of the GPU worker's gpuorch_gpu_busy_share: the fraction of it ComfyUI spent executing jobs.",
     )
+    health_timeout_seconds: float = env(
+        "GPUORCH_HEALTH_TIMEOUT_SECONDS", 2.0,
+        "Seconds each /health probe (SQS, DynamoDB, S3, the GPU's records) may wait for an answer, without retries; "
+        "one that does not answer in time is reported in error (503), so a dead endpoint shows within seconds.",
+    )
     health_boot_grace_seconds: int = env(
         "GPUORCH_HEALTH_BOOT_GRACE_SECONDS", 600,
         "Seconds after a GPU instance starts during which /health calls it starting, not stale, while its "
@@ -500,6 +505,8 @@ class Settings:
             raise SettingsError("GPUORCH_MAX_RECEIVE_COUNT must be at least 1")
         if self.task_time_limit < 1:
             raise SettingsError("GPUORCH_TASK_TIME_LIMIT must be positive")
+        if self.health_timeout_seconds <= 0:
+            raise SettingsError("GPUORCH_HEALTH_TIMEOUT_SECONDS must be positive")
         if self.max_request_bytes < 0:
             raise SettingsError("GPUORCH_MAX_REQUEST_BYTES must be 0 (sized from the images) or positive")
         if not 1 <= self.output_url_seconds <= MAX_PRESIGN_SECONDS:

@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None, *, celery_app: GpuorchCelery | 
     lifecycle = GpuLifecycle(settings, services.aws.dynamodb, clock=clock)
     app.extensions[EXTENSION] = ApiContext(
         celery=celery_app,
-        health=HealthChecker(settings, clock=clock),
+        health=HealthChecker(settings, timeout=settings.health_timeout_seconds, clock=clock),
         outputs=OutputLinks.from_settings(settings),
         keys=KeyCache(KeyStore(services.aws.dynamodb, settings.key_table), ttl_s=settings.key_cache_seconds,
                       monotonic=monotonic),

@@ -90,7 +90,7 @@ class HealthChecker:
     """Probes SQS, DynamoDB, S3 and the GPU lifecycle's records with clients of their own: short timeouts and
     no retries, so a dead endpoint is reported within seconds instead of after the job clients' patient back-off."""
 
-    def __init__(self, settings: Settings, *, timeout: float = 2.0, workers: int = 8,
+    def __init__(self, settings: Settings, *, timeout: float, workers: int = 8,
                  clock: Callable[[], datetime] = utc_now):
         self.settings = settings
         self.timeout = timeout

@@ -16,9 +16,11 @@ from webapp import create_app
 
 @pytest.fixture
 def settings(moto_endpoint, resources):
-    """No rate or backlog limit: those are tested on their own (test_api_limits.py), the rest submit freely."""
+    """No rate or backlog limit: those are tested on their own (test_api_limits.py), the rest submit freely. /health's
+    probes wait for a moto server slowed by a busy machine: the tests are about what it says, not how soon (a dead
+    endpoint in them is a closed port, refused at once)."""
     return unique_settings(moto_endpoint, resources.names, allow_insecure_inputs=True, rate_limit_per_minute=0,
-                           max_backlog=0)
+                           max_backlog=0, health_timeout_seconds=30.0)
 
 
 def keyed(client, token: str):
