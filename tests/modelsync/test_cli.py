@@ -47,7 +47,7 @@ def test_sync_then_check_pass_and_a_second_sync_keeps_everything(model_settings,
     assert first.exit_code == 0, first.output
     assert lines_saying(first.output, "fetched") == 5 and "5 of 5 file(s) in place" in first.output
 
-    assert gpuorch(model_settings, "check").output == f"All 5 model file(s) are in {model_settings.models_dir}.\n"
+    assert gpuorch(model_settings, "check").stdout == f"All 5 model file(s) are in {model_settings.models_dir}.\n"
     again = gpuorch(model_settings, "sync")
     assert again.exit_code == 0 and lines_saying(again.output, "kept") == 5 and "; 0 bytes fetched" in again.output
 
