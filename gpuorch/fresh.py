@@ -33,8 +33,10 @@ class FreshCache:
     tables), and what it gets is at most a time to live old.
     """
 
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic, *, keep_fresh_s: float = KEEP_FRESH_S):
-        self._monotonic, self._keep_fresh_s = monotonic, keep_fresh_s
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic, *, keep_fresh_s: float = KEEP_FRESH_S,
+                 background: bool = True):
+        # background=False: no refresher thread; whoever holds the cache calls refresh_due (the tests, on a clock).
+        self._monotonic, self._keep_fresh_s, self._background = monotonic, keep_fresh_s, background
         self._lock = threading.Lock()
         self._values: dict[str, tuple[float, Any]] = {}  # name -> (when made or last tried, value)
         self._makers: dict[str, tuple[float, Callable[[], Any]]] = {}  # name -> (time to live, how to make it)
@@ -61,7 +63,7 @@ class FreshCache:
                 self._asked[name] = self._monotonic()
                 # Closed, an expired value has no refresher to make the next: its asker reads it.
                 if hit is not None and (not self._closed or self._monotonic() - hit[0] < ttl_s):
-                    if self._refresher is None and not self._closed:
+                    if self._refresher is None and not self._closed and self._background:
                         self._refresher = threading.Thread(target=self._refresh, name="gpuorch-refresh", daemon=True)
                         self._refresher.start()
                     return hit[1]
@@ -75,28 +77,34 @@ class FreshCache:
         return value
 
     def _refresh(self) -> None:
-        while True:
-            with self._lock:
-                now = self._monotonic()
-                wanted = [name for name, at in self._asked.items()
-                          if now - at < self._keep_fresh_s and name in self._values]
-                if not wanted or self._closed:
-                    self._refresher = None  # asked for again: a new refresher starts
-                    return
-                due = [name for name in wanted if now - self._values[name][0] >= self._makers[name][0]]
-                makers = {name: self._makers[name][1] for name in due}
-            for name, make in makers.items():
-                try:
-                    self._make(name, make)
-                except Exception:  # noqa: BLE001 - the last value stands; tried again a time to live later
-                    log.warning("could not refresh %s; the last one read stands", name, exc_info=True)
-                    with self._lock:
-                        self._values[name] = (self._monotonic(), self._values[name][1])
-            with self._lock:
-                now = self._monotonic()
-                next_due = min((self._values[name][0] + self._makers[name][0] - now for name in wanted),
-                               default=IDLE_LOOK_S)
-            self._wake.wait(min(IDLE_LOOK_S, max(0.01, next_due)))
+        while (wait_s := self.refresh_due()) is not None:
+            self._wake.wait(wait_s)
+        with self._lock:
+            self._refresher = None  # asked for again: a new refresher starts
+
+    def refresh_due(self) -> float | None:
+        """One pass of the refresher: make again each value asked for lately whose time to live has run out; the
+        seconds until the next pass, or None when nothing is asked for any more (or the cache is closed)."""
+        with self._lock:
+            now = self._monotonic()
+            wanted = [name for name, at in self._asked.items()
+                      if now - at < self._keep_fresh_s and name in self._values]
+            if not wanted or self._closed:
+                return None
+            due = [name for name in wanted if now - self._values[name][0] >= self._makers[name][0]]
+            makers = {name: self._makers[name][1] for name in due}
+        for name, make in makers.items():
+            try:
+                self._make(name, make)
+            except Exception:  # noqa: BLE001 - the last value stands; tried again a time to live later
+                log.warning("could not refresh %s; the last one read stands", name, exc_info=True)
+                with self._lock:
+                    self._values[name] = (self._monotonic(), self._values[name][1])
+        with self._lock:
+            now = self._monotonic()
+            next_due = min((self._values[name][0] + self._makers[name][0] - now for name in wanted),
+                           default=IDLE_LOOK_S)
+        return min(IDLE_LOOK_S, max(0.01, next_due))
 
 
 _caches: "weakref.WeakSet[FreshCache]" = weakref.WeakSet()

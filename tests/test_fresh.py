@@ -41,17 +41,24 @@ def test_while_asked_for_a_value_is_made_again_as_it_expires_without_any_asker_s
     assert cache.get("gpu", 0.1, make) >= 2 and time.monotonic() - began < 0.05  # never waits
 
 
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_value_no_longer_asked_for_is_left_alone_then_made_when_next_asked():
-    cache, make = FreshCache(keep_fresh_s=0.2), Maker()
-    cache.get("queue", 0.05, make)
-    cache.get("queue", 0.05, make)
-    wait_for(lambda: cache._refresher is None, 5, interval=0.01, message="the refresher to stop")
-    made = cache.made
-    time.sleep(0.2)
-    assert cache.made == made  # not asked for: not read
-    stale = cache.get("queue", 0.05, make)  # the last one, at once; the refresher makes the next
-    assert stale == made
-    wait_for(lambda: cache.made > made, 5, interval=0.01, message="a refresh once asked again")
+    clock, make = Clock(), Maker()
+    cache = FreshCache(clock, keep_fresh_s=1.0, background=False)
+    cache.get("queue", 0.25, make)
+    clock.now += 0.25
+    assert cache.refresh_due() == 0.25 and cache.made == 2  # asked lately and expired: made again
+    clock.now += 1.0
+    assert cache.refresh_due() is None and cache.made == 2  # not asked for lately: left alone, the refresher stops
+    assert cache.get("queue", 0.25, make) == 2  # the last one, at once
+    assert cache.refresh_due() is not None and cache.made == 3  # asked again: made again
 
 
 def test_a_ttl_of_0_reads_every_time():
@@ -60,24 +67,29 @@ def test_a_ttl_of_0_reads_every_time():
 
 
 def test_a_failed_refresh_keeps_the_last_value_and_is_tried_again_a_ttl_later(caplog):
-    cache, make = FreshCache(keep_fresh_s=0.5), Maker(fail_after=1)
-    cache.get("gpu", 0.1, make)
-    cache.get("gpu", 0.1, make)
-    time.sleep(0.45)
-    assert cache.get("gpu", 0.1, make) == 1
-    assert 2 <= len(make.threads) <= 6  # tried about once per ttl, not in a loop
+    clock, make = Clock(), Maker(fail_after=1)
+    cache = FreshCache(clock, keep_fresh_s=5, background=False)
+    cache.get("gpu", 0.5, make)
+    clock.now += 0.5
+    assert cache.refresh_due() == 0.5 and len(make.threads) == 2  # tried, failed; next due a ttl later
     assert "could not refresh gpu; the last one read stands" in caplog.text
-    wait_for(lambda: cache._refresher is None, 5, interval=0.01, message="the refresher to stop")
+    assert cache.get("gpu", 0.5, make) == 1
+    clock.now += 0.25
+    assert cache.refresh_due() == 0.25 and len(make.threads) == 2  # not due yet: not tried in a loop
+    clock.now += 0.25
+    cache.refresh_due()
+    assert len(make.threads) == 3  # a ttl after the failure: tried again
 
 
 def test_a_closed_cache_stops_refreshing_and_its_next_asker_reads_an_expired_value():
-    cache, make = FreshCache(keep_fresh_s=5), Maker()
-    cache.get("gpu", 0.1, make)
-    cache.get("gpu", 0.1, make)
+    clock, make = Clock(), Maker()
+    cache = FreshCache(clock, keep_fresh_s=5)
+    cache.get("gpu", 0.5, make)
+    cache.get("gpu", 0.5, make)
     refresher = cache._refresher
     cache.close()
     assert refresher is not None and not refresher.is_alive()
     made = cache.made
-    time.sleep(0.25)
-    assert cache.made == made  # closed: no refresh
-    assert cache.get("gpu", 0.1, make) == made + 1 and make.threads[-1] == threading.current_thread().name
+    clock.now += 0.5
+    assert cache.refresh_due() is None and cache.made == made  # closed: no refresh
+    assert cache.get("gpu", 0.5, make) == made + 1 and make.threads[-1] == threading.current_thread().name

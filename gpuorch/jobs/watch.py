@@ -74,8 +74,9 @@ class Follower:
 class JobWatch:
     """The records of the jobs this process's followers follow, read every `interval_s` while there are any."""
 
-    def __init__(self, read: ReadMany, *, interval_s: float, capacity: int):
-        self._read, self.interval_s, self.capacity = read, interval_s, capacity
+    def __init__(self, read: ReadMany, *, interval_s: float, capacity: int,
+                 sleep: Callable[[float], None] = time.sleep):
+        self._read, self.interval_s, self.capacity, self._sleep = read, interval_s, capacity, sleep
         self._cond = threading.Condition()
         self._followers: dict[str, int] = {}  # job id -> how many follow it
         self._latest: dict[str, Job] = {}
@@ -126,7 +127,7 @@ class JobWatch:
                 # A first follower has just read the record (to see that the job is not over): a read at once would
                 # tell nothing new, only weigh on the table while the job is being handed to the GPU.
                 first = False
-                time.sleep(self.interval_s)
+                self._sleep(self.interval_s)
             with self._cond:
                 ids = list(self._followers)
             if not ids:
@@ -136,7 +137,7 @@ class JobWatch:
                 found = self._read(ids)
             except Exception as exc:  # noqa: BLE001 - AWS out of reach: the followers wait on, the next read may pass
                 log.warning("job watch: could not read %d record(s): %s", len(ids), exc)
-                time.sleep(BACKOFF_S)
+                self._sleep(BACKOFF_S)
                 continue
             with self._cond:
                 self.reads += 1
@@ -148,4 +149,4 @@ class JobWatch:
                 if changed:
                     self._cond.notify_all()
                 interval_s = poll_interval(self._latest.values(), self.interval_s)
-            time.sleep(max(0.0, interval_s - (time.monotonic() - started)))
+            self._sleep(max(0.0, interval_s - (time.monotonic() - started)))

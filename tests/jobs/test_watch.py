@@ -4,7 +4,6 @@ the Python caller's wait() and follow() built on it."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -95,9 +94,17 @@ def test_python_callers_wait_for_and_follow_a_job(jobs, settings):
 def test_the_first_follower_is_not_followed_by_a_read_at_once(jobs):
     """It has just read the record itself: the watch reads it an interval later, not again at once."""
     reads, read = recording(jobs)
-    watch = JobWatch(read, interval_s=0.5, capacity=2)
+    waits: list[tuple[float, int]] = []  # (seconds asked for, reads made before)
+    go_on = threading.Event()
+
+    def sleep(seconds: float) -> None:
+        waits.append((seconds, len(reads)))
+        go_on.wait(5)
+
+    watch = JobWatch(read, interval_s=0.5, capacity=2, sleep=sleep)
     with watch.follow("a"):
-        time.sleep(0.3)
-        assert reads == []  # nothing read within the first interval
+        wait_for(lambda: waits, 5, message="the watch to wait")
+        assert waits[0] == (0.5, 0)  # its first act: an interval's wait, nothing read
+        go_on.set()
         wait_for(lambda: reads, 5, message="a read after the interval")
     assert reads[0] == ["a"]
